@@ -1,0 +1,113 @@
+/**
+ * The records the store keeps. Field names are camelCase inside the system;
+ * the public API speaks the original tool's snake_case (see result-format.ts).
+ */
+import type { JobStatus, TaskState } from './task-states.ts';
+
+/** Per-job settings after defaults and deployment caps are applied. */
+export interface JobConfig {
+  maxWorkers: number;
+  defaultTimeoutSec: number;
+  maxRetries: number;
+  enableRecursion: boolean;
+  maxRecursionDepth: number;
+  model?: string | undefined;
+}
+
+export type TaskKind = 'plan' | 'work';
+
+export interface JobRecord {
+  jobId: string;
+  tenant: string;
+  status: JobStatus;
+  request: string;
+  config: JobConfig;
+  depth: number;
+  rootJobId: string;
+  parentJobId?: string | undefined;
+  parentTaskNo?: number | undefined;
+  /** Number of work tasks (the planner, task 0, is not counted). 0 while planning. */
+  totalTasks: number;
+  /** Work task numbers that reached a final state; a set, so replaying a write is harmless. */
+  finishedTasks: number[];
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string | undefined;
+  idempotencyKey?: string | undefined;
+  /** SHA-256 of the submitted body, to refuse an Idempotency-Key reused for another body. */
+  requestHash: string;
+  /** Why the job failed as a whole (e.g. planning failed), when it did. */
+  error?: string | undefined;
+}
+
+/** One finished attempt of a task, kept for the reports. */
+export interface AttemptRecord {
+  attempt: number;
+  state: TaskState;
+  error?: string | undefined;
+  exitCode?: number | undefined;
+  durationMs?: number | undefined;
+  costUsd?: number | undefined;
+  finishedAt: string;
+}
+
+/** What a worker reported about its last attempt, bounded for the 400 KB item limit. */
+export interface TaskResultSummary {
+  /** Output text, cut to a bound; the full text is in the task's log in S3. */
+  output: string;
+  outputTruncated: boolean;
+  filesCreated: string[];
+  costUsd: number;
+  numTurns: number;
+  durationMs: number;
+  sessionId?: string | undefined;
+  error?: string | undefined;
+  exitCode?: number | undefined;
+}
+
+export interface TaskRecord {
+  jobId: string;
+  taskNo: number;
+  kind: TaskKind;
+  title: string;
+  prompt: string;
+  state: TaskState;
+  /** Counts from 1; a retry increments it. */
+  attempt: number;
+  maxRetries: number;
+  timeoutSec: number;
+  depth: number;
+  rootJobId: string;
+  createdAt: string;
+  updatedAt: string;
+  startedAt?: string | undefined;
+  finishedAt?: string | undefined;
+  launchHandle?: string | undefined;
+  /** SHA-256 of the worker's task token for the current attempt. */
+  tokenHash?: string | undefined;
+  result?: TaskResultSummary | undefined;
+  attempts: AttemptRecord[];
+}
+
+/** A subtask as planned or as given by the caller. */
+export interface SubtaskSpec {
+  title: string;
+  prompt: string;
+}
+
+/** The worker's report of one attempt, as posted to the API. */
+export interface WorkerOutcome {
+  attempt: number;
+  status: 'succeeded' | 'failed' | 'timed_out';
+  output: string;
+  filesCreated: string[];
+  costUsd: number;
+  numTurns: number;
+  durationMs: number;
+  sessionId?: string | undefined;
+  structuredOutput?: unknown;
+  error?: string | undefined;
+  exitCode?: number | undefined;
+  /** False when retrying cannot help (e.g. the CLI is not logged in). */
+  retryable: boolean;
+}
