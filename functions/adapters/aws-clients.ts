@@ -49,6 +49,8 @@ export function createAwsClients(env: NodeJS.ProcessEnv = process.env): AwsClien
   });
   const s3 = new S3Client({
     ...common,
+    // Otherwise presigned PUT URLs carry the CRC32 of an empty body and real S3 refuses any upload.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
     ...(s3Endpoint ? { endpoint: s3Endpoint, forcePathStyle: true } : {}),
   });
   return { ddb, sqs, s3 };

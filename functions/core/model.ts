@@ -80,6 +80,7 @@ export interface TaskRecord {
   rootJobId: string;
   createdAt: string;
   updatedAt: string;
+  launchedAt?: string | undefined;
   startedAt?: string | undefined;
   finishedAt?: string | undefined;
   launchHandle?: string | undefined;

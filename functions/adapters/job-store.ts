@@ -1,0 +1,396 @@
+/**
+ * Jobs, tasks and API keys in the single DynamoDB table. Every state change is
+ * a conditional write that names the state it expects; a write whose condition
+ * fails returns `undefined` (someone else moved first) instead of throwing.
+ */
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { AttemptRecord, JobRecord, TaskRecord, TaskResultSummary } from '../core/model.ts';
+import { assertJobTransition, assertTaskTransition, type JobStatus, type TaskState } from '../core/task-states.ts';
+import {
+  PARTITION_KEY,
+  SORT_KEY,
+  TENANT_INDEX,
+  TENANT_INDEX_PARTITION_KEY,
+  TENANT_INDEX_SORT_KEY,
+} from './table-schema.ts';
+
+const META = 'META';
+const MAX_PAGES = 50;
+
+export const jobKey = (jobId: string) => ({ [PARTITION_KEY]: `JOB#${jobId}`, [SORT_KEY]: META });
+export const taskKey = (jobId: string, taskNo: number) => ({
+  [PARTITION_KEY]: `JOB#${jobId}`,
+  [SORT_KEY]: `TASK#${String(taskNo).padStart(4, '0')}`,
+});
+const apiKeyKey = (sha256: string) => ({ [PARTITION_KEY]: `KEY#${sha256}`, [SORT_KEY]: 'KEY' });
+
+export interface ApiKeyRecord {
+  sha256: string;
+  keyId: string;
+  tenant: string;
+  name: string;
+  createdAt: string;
+  revokedAt?: string | undefined;
+}
+
+export interface JobPage {
+  jobs: JobRecord[];
+  nextCursor?: string | undefined;
+}
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('cursor is not one this API returned');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return (err as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+/** Runs a conditional write; `undefined` when its condition did not hold. */
+async function conditional<T>(write: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await write();
+  } catch (err) {
+    if (isConditionFailure(err)) return undefined;
+    throw err;
+  }
+}
+
+function jobFromItem(item: Record<string, unknown>): JobRecord {
+  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, finishedTasks, ...rest } = item;
+  const finished = finishedTasks instanceof Set ? [...finishedTasks] : [];
+  return { ...(rest as unknown as JobRecord), finishedTasks: (finished as number[]).sort((a, b) => a - b) };
+}
+
+function taskFromItem(item: Record<string, unknown>): TaskRecord {
+  const { PK: _pk, SK: _sk, entity: _e, ...rest } = item;
+  return rest as unknown as TaskRecord;
+}
+
+export class JobStore {
+  constructor(
+    private readonly ddb: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  /** Creates the job unless its id exists; returns false when it already did (an idempotent retry). */
+  async createJob(job: JobRecord): Promise<boolean> {
+    const { finishedTasks: _f, ...rest } = job;
+    const item: Record<string, unknown> = { ...jobKey(job.jobId), entity: 'job', ...rest };
+    if (job.depth === 0) {
+      item[TENANT_INDEX_PARTITION_KEY] = `TENANT#${job.tenant}`;
+      item[TENANT_INDEX_SORT_KEY] = `${job.createdAt}#${job.jobId}`;
+    }
+    const created = await conditional(() =>
+      this.ddb.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(PK)',
+        }),
+      ),
+    );
+    return created !== undefined;
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const out = await this.ddb.send(new GetCommand({ TableName: this.tableName, Key: jobKey(jobId), ConsistentRead: true }));
+    return out.Item ? jobFromItem(out.Item) : undefined;
+  }
+
+  /** A tenant's root jobs, newest first. */
+  async listJobs(tenant: string, limit: number, cursor?: string): Promise<JobPage> {
+    const partition = `TENANT#${tenant}`;
+    let startKey: Record<string, unknown> | undefined;
+    if (cursor) {
+      try {
+        startKey = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
+      } catch {
+        throw new InvalidCursorError();
+      }
+      // A cursor from another tenant's listing must not steer this query.
+      if (!startKey || typeof startKey !== 'object' || startKey[TENANT_INDEX_PARTITION_KEY] !== partition) {
+        throw new InvalidCursorError();
+      }
+    }
+    const out = await this.ddb.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: TENANT_INDEX,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
+        ExpressionAttributeValues: { ':pk': partition },
+        ScanIndexForward: false,
+        Limit: limit,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    return {
+      jobs: (out.Items ?? []).map(jobFromItem),
+      nextCursor: out.LastEvaluatedKey
+        ? Buffer.from(JSON.stringify(out.LastEvaluatedKey), 'utf8').toString('base64url')
+        : undefined,
+    };
+  }
+
+  /** Moves a job between statuses; `undefined` if it was not in `from`. */
+  async transitionJob(
+    jobId: string,
+    from: JobStatus,
+    to: JobStatus,
+    now: string,
+    extra: { totalTasks?: number; error?: string } = {},
+  ): Promise<JobRecord | undefined> {
+    assertJobTransition(from, to);
+    const sets = ['#status = :to', 'updatedAt = :now'];
+    const values: Record<string, unknown> = { ':to': to, ':from': from, ':now': now };
+    if (extra.totalTasks !== undefined) {
+      sets.push('totalTasks = :total');
+      values[':total'] = extra.totalTasks;
+    }
+    if (extra.error !== undefined) {
+      sets.push('#error = :error');
+      values[':error'] = extra.error;
+    }
+    if (['completed', 'partial', 'failed', 'cancelled'].includes(to)) {
+      sets.push('finishedAt = :now');
+    }
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: 'attribute_exists(PK) AND #status = :from',
+          ExpressionAttributeNames: { '#status': 'status', ...(extra.error !== undefined ? { '#error': 'error' } : {}) },
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return out?.Attributes ? jobFromItem(out.Attributes) : undefined;
+  }
+
+  /**
+   * Records that a work task reached its final state. Adding to a set is
+   * idempotent, and the condition makes exactly one caller see `firstTime`:
+   * the one whose write completed the set is the one that enqueues aggregation.
+   */
+  async markTaskFinished(
+    jobId: string,
+    taskNo: number,
+    now: string,
+  ): Promise<{ job: JobRecord; firstTime: boolean }> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'ADD finishedTasks :n SET updatedAt = :now',
+          ConditionExpression: 'attribute_exists(PK) AND NOT contains(finishedTasks, :no)',
+          ExpressionAttributeValues: { ':n': new Set([taskNo]), ':no': taskNo, ':now': now },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    if (out?.Attributes) return { job: jobFromItem(out.Attributes), firstTime: true };
+    const job = await this.getJob(jobId);
+    if (!job) throw new Error(`job ${jobId} vanished while finishing task ${taskNo}`);
+    return { job, firstTime: false };
+  }
+
+  /** Creates tasks that do not exist yet; existing ones (a replayed step) are left alone. */
+  async putTasks(tasks: readonly TaskRecord[]): Promise<void> {
+    await Promise.all(
+      tasks.map((task) =>
+        conditional(() =>
+          this.ddb.send(
+            new PutCommand({
+              TableName: this.tableName,
+              Item: { ...taskKey(task.jobId, task.taskNo), entity: 'task', ...task },
+              ConditionExpression: 'attribute_not_exists(PK)',
+            }),
+          ),
+        ),
+      ),
+    );
+  }
+
+  async getTask(jobId: string, taskNo: number): Promise<TaskRecord | undefined> {
+    const out = await this.ddb.send(
+      new GetCommand({ TableName: this.tableName, Key: taskKey(jobId, taskNo), ConsistentRead: true }),
+    );
+    return out.Item ? taskFromItem(out.Item) : undefined;
+  }
+
+  /** Every task of a job in task order, the planner (task 0) first. */
+  async listTasks(jobId: string): Promise<TaskRecord[]> {
+    const tasks: TaskRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const out = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'PK = :pk AND begins_with(SK, :task)',
+          ExpressionAttributeValues: { ':pk': `JOB#${jobId}`, ':task': 'TASK#' },
+          ConsistentRead: true,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      tasks.push(...(out.Items ?? []).map(taskFromItem));
+      startKey = out.LastEvaluatedKey;
+      if (!startKey) return tasks;
+    }
+    throw new Error(`job ${jobId} has more tasks than ${MAX_PAGES} pages`);
+  }
+
+  /**
+   * Claims a queued task for one attempt (`queued -> launching`) and stores the
+   * hash of the token its worker will present. A duplicate delivery fails here.
+   */
+  async claimTask(jobId: string, taskNo: number, attempt: number, tokenHash: string, now: string): Promise<TaskRecord | undefined> {
+    return this.moveTask(jobId, taskNo, attempt, ['queued'], 'launching', now, {
+      tokenHash,
+      launchedAt: now,
+    });
+  }
+
+  /** Undoes a claim whose launch was refused; nothing started, so the attempt is unchanged. */
+  async releaseClaim(jobId: string, taskNo: number, attempt: number, now: string): Promise<TaskRecord | undefined> {
+    return this.moveTask(jobId, taskNo, attempt, ['launching'], 'queued', now, {}, ['tokenHash', 'launchHandle']);
+  }
+
+  /** Stores the launcher's handle. The worker may already be running, so either state is fine. */
+  async setLaunchHandle(jobId: string, taskNo: number, attempt: number, handle: string): Promise<boolean> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression: 'SET launchHandle = :h',
+          ConditionExpression: 'attempt = :a AND #state IN (:launching, :running)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':h': handle, ':a': attempt, ':launching': 'launching', ':running': 'running' },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /** The worker fetched its assignment: `launching -> running`. */
+  async markRunning(jobId: string, taskNo: number, attempt: number, now: string): Promise<TaskRecord | undefined> {
+    return this.moveTask(jobId, taskNo, attempt, ['launching'], 'running', now, { startedAt: now });
+  }
+
+  /**
+   * Ends an attempt: to a final state, or back to `queued` with attempt+1 for a
+   * retry (written at once, so a crash cannot leave a failed task unretried).
+   */
+  async endAttempt(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    from: readonly TaskState[],
+    next: { state: TaskState; attempt: number },
+    record: AttemptRecord,
+    result: TaskResultSummary | undefined,
+    now: string,
+  ): Promise<TaskRecord | undefined> {
+    const sets = ['#state = :to', 'updatedAt = :now', 'attempt = :next', 'attempts = list_append(if_not_exists(attempts, :empty), :record)'];
+    const values: Record<string, unknown> = {
+      ':to': next.state,
+      ':now': now,
+      ':a': attempt,
+      ':next': next.attempt,
+      ':record': [record],
+      ':empty': [],
+    };
+    if (result) {
+      sets.push('#result = :result');
+      values[':result'] = result;
+    }
+    const removes: string[] = [];
+    if (next.state === 'queued') removes.push('tokenHash', 'launchHandle', 'startedAt');
+    else sets.push('finishedAt = :now');
+    for (const f of from) assertTaskTransition(f, record.state);
+    if (next.state !== record.state) assertTaskTransition(record.state, next.state);
+    const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          ConditionExpression: `attempt = :a AND #state IN (${Object.keys(fromValues).join(', ')})`,
+          ExpressionAttributeNames: { '#state': 'state', ...(result ? { '#result': 'result' } : {}) },
+          ExpressionAttributeValues: { ...values, ...fromValues },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
+  }
+
+  private async moveTask(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    from: readonly TaskState[],
+    to: TaskState,
+    now: string,
+    sets: Record<string, unknown>,
+    removes: readonly string[] = [],
+  ): Promise<TaskRecord | undefined> {
+    for (const f of from) assertTaskTransition(f, to);
+    const setNames = Object.keys(sets);
+    const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression:
+            `SET #state = :to, updatedAt = :now${setNames.map((n) => `, ${n} = :${n}`).join('')}` +
+            (removes.length ? ` REMOVE ${removes.join(', ')}` : ''),
+          ConditionExpression: `attempt = :a AND #state IN (${Object.keys(fromValues).join(', ')})`,
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':to': to,
+            ':now': now,
+            ':a': attempt,
+            ...fromValues,
+            ...Object.fromEntries(setNames.map((n) => [`:${n}`, sets[n]])),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
+  }
+
+  async putApiKey(key: ApiKeyRecord): Promise<void> {
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...apiKeyKey(key.sha256), entity: 'apikey', ...key },
+        ConditionExpression: 'attribute_not_exists(PK)',
+      }),
+    );
+  }
+
+  async getApiKey(sha256: string): Promise<ApiKeyRecord | undefined> {
+    const out = await this.ddb.send(new GetCommand({ TableName: this.tableName, Key: apiKeyKey(sha256) }));
+    if (!out.Item) return undefined;
+    const { PK: _pk, SK: _sk, entity: _e, ...rest } = out.Item;
+    return rest as ApiKeyRecord;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Reading a `claude -p --output-format json` run: the CLI prints one result
+ * object; failure is a non-zero exit, `is_error: true` or a non-success
+ * subtype, and any one of them is enough (see CLAUDE_CLI.md).
+ */
+
+export interface ClaudeProcessOutcome {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+export interface ClaudeRunVerdict {
+  status: 'succeeded' | 'failed' | 'timed_out';
+  output: string;
+  costUsd: number;
+  numTurns: number;
+  durationMs: number;
+  sessionId?: string | undefined;
+  structuredOutput?: unknown;
+  error?: string | undefined;
+  exitCode?: number | undefined;
+  retryable: boolean;
+}
+
+interface ClaudeResultObject {
+  type: 'result';
+  subtype?: string;
+  is_error?: boolean;
+  result?: string;
+  total_cost_usd?: number;
+  num_turns?: number;
+  duration_ms?: number;
+  session_id?: string;
+  structured_output?: unknown;
+}
+
+const NOT_LOGGED_IN = /not logged in|please run \/login|invalid api key/i;
+
+export const NOT_LOGGED_IN_HINT =
+  'the claude CLI is not logged in: run `claude` once and use /login, or set ANTHROPIC_API_KEY ' +
+  '(or CLAUDE_CODE_USE_BEDROCK=1 with AWS credentials) in the environment that starts the orchestrator';
+
+/** Finds the result object: the last stdout line that parses as `{"type":"result"}`. */
+export function findResultObject(stdout: string): ClaudeResultObject | undefined {
+  const lines = stdout.split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]?.trim();
+    if (!line?.startsWith('{')) continue;
+    try {
+      const parsed = JSON.parse(line) as unknown;
+      if (parsed && typeof parsed === 'object' && (parsed as { type?: unknown }).type === 'result') {
+        return parsed as ClaudeResultObject;
+      }
+    } catch {
+      // Not JSON: a partial line from a crash, or stray text. Keep looking upward.
+    }
+  }
+  return undefined;
+}
+
+export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
+  const result = findResultObject(run.stdout);
+  const base = {
+    output: result?.result ?? '',
+    costUsd: numberOr(result?.total_cost_usd, 0),
+    numTurns: numberOr(result?.num_turns, 0),
+    durationMs: run.durationMs,
+    sessionId: result?.session_id,
+    exitCode: run.exitCode ?? undefined,
+  };
+  if (run.timedOut) {
+    return { ...base, status: 'timed_out', retryable: true, error: `timed out after ${Math.round(run.durationMs / 1000)}s; the claude process was stopped` };
+  }
+  if (!result) {
+    const how = run.signal ? `was killed by ${run.signal}` : `exited with code ${run.exitCode}`;
+    return {
+      ...base,
+      status: 'failed',
+      retryable: true,
+      error: `claude ${how} without a result object${tail(run.stderr)}`,
+    };
+  }
+  const failed = run.exitCode !== 0 || result.is_error === true || (result.subtype ?? 'success') !== 'success';
+  if (!failed) {
+    return { ...base, status: 'succeeded', retryable: true, structuredOutput: result.structured_output };
+  }
+  if (NOT_LOGGED_IN.test(result.result ?? '')) {
+    return { ...base, status: 'failed', retryable: false, error: NOT_LOGGED_IN_HINT };
+  }
+  const reason = result.subtype && result.subtype !== 'success' ? result.subtype : 'is_error';
+  return {
+    ...base,
+    status: 'failed',
+    retryable: true,
+    error: `claude failed (${reason}, exit code ${run.exitCode}): ${(result.result ?? '').slice(0, 500)}`,
+  };
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
+}
+
+function tail(stderr: string): string {
+  const trimmed = stderr.trim();
+  return trimmed ? `: ${trimmed.slice(-500)}` : '';
+}

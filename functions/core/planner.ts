@@ -1,0 +1,75 @@
+/**
+ * Planning: the prompt and JSON Schema the planner worker hands to
+ * `claude --json-schema`, and the check of what comes back.
+ */
+import { z } from 'zod';
+import type { SubtaskSpec } from './model.ts';
+
+export function plannerSchema(maxWorkers: number): Record<string, unknown> {
+  return {
+    type: 'object',
+    properties: {
+      subtasks: {
+        type: 'array',
+        minItems: 1,
+        maxItems: maxWorkers,
+        items: {
+          type: 'object',
+          properties: {
+            title: { type: 'string', minLength: 1, maxLength: 200 },
+            prompt: { type: 'string', minLength: 1, maxLength: 20_000 },
+          },
+          required: ['title', 'prompt'],
+          additionalProperties: false,
+        },
+      },
+    },
+    required: ['subtasks'],
+    additionalProperties: false,
+  };
+}
+
+export function plannerPrompt(request: string, maxWorkers: number): string {
+  return [
+    'You are the planner of a team of Claude Code workers that run in parallel, each in its own empty directory.',
+    `Split the request below into between 1 and ${maxWorkers} independent subtasks that can run at the same time.`,
+    'Each subtask prompt must be self-contained: the worker sees only its own prompt, not the request or the other subtasks.',
+    'Prefer fewer, larger subtasks when the work is small. Do not write any files yourself.',
+    '',
+    'Request:',
+    request,
+  ].join('\n');
+}
+
+/** Validates the planner's structured output; returns the subtasks or a reason it was refused. */
+export function parsePlan(
+  structuredOutput: unknown,
+  maxWorkers: number,
+): { ok: true; subtasks: SubtaskSpec[] } | { ok: false; reason: string } {
+  const schema = z.object({
+    subtasks: z
+      .array(z.object({ title: z.string().trim().min(1).max(200), prompt: z.string().trim().min(1).max(20_000) }))
+      .min(1)
+      .max(maxWorkers),
+  });
+  const result = schema.safeParse(structuredOutput);
+  if (!result.success) {
+    const first = result.error.issues[0];
+    return { ok: false, reason: `planner returned an unusable plan: ${first?.path.join('.') ?? ''} ${first?.message ?? ''}`.trim() };
+  }
+  return { ok: true, subtasks: result.data.subtasks };
+}
+
+/** The prompt a worker gives Claude: its subtask, with just enough context to work alone. */
+export function workerPrompt(input: { request: string; title: string; prompt: string; taskNo: number; totalTasks: number }): string {
+  return [
+    `You are worker ${input.taskNo} of ${input.totalTasks}, working on one part of a larger request.`,
+    'Work only in the current directory: every file you create there is collected as your result.',
+    'Finish with a short summary of what you did and which files you created.',
+    '',
+    `Overall request (for context): ${input.request}`,
+    '',
+    `Your subtask: ${input.title}`,
+    input.prompt,
+  ].join('\n');
+}

@@ -1,0 +1,128 @@
+/**
+ * Embedded AWS emulators for local mode and the test suite: `dynalite` for
+ * DynamoDB and `fauxqs` for SQS and S3 (one port serves both). Both bind
+ * 127.0.0.1 on free ports; the returned `env` points child processes (and
+ * `createAwsClients`) at them through the SDK's own endpoint variables.
+ *
+ * Known gaps against AWS (see also ARCHITECTURE.md, "Embedded emulators"):
+ * - `startFauxqs()` always listens on 0.0.0.0, so we build the app with the
+ *   exported `buildApp()` and listen on 127.0.0.1 ourselves.
+ * - fauxqs queue URLs use the host `sqs.<region>.localhost:<port>`, which does
+ *   not resolve here; clients must keep the configured endpoint
+ *   (`useQueueUrlAsEndpoint: false`, as `createAwsClients` does). fauxqs looks
+ *   queues up by the exact URL string, so pass URLs through unchanged.
+ * - fauxqs keeps everything in memory: with `dataDir` only DynamoDB survives a
+ *   restart; queues, messages and objects are gone and must be re-provisioned.
+ * - fauxqs refuses one request body over 11 MiB (use multipart `Upload`) and
+ *   never checks signatures or checksums, so presigned-URL expiry/authorization
+ *   is untested, and it accepts a presigned PutObject URL signed with the CRC32
+ *   of an empty body (the SDK default `requestChecksumCalculation:
+ *   'WHEN_SUPPORTED'` does that), which real S3 rejects for non-empty uploads.
+ * - Endpoints use port 0, so they change on every start: never persist queue
+ *   URLs or endpoints in the (optionally on-disk) DynamoDB data.
+ * - dynalite has no transactions, PartiQL, TTL or Streams.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { buildApp } from 'fauxqs';
+
+export interface EmulatorEndpoints {
+  dynamodb: string;
+  sqs: string;
+  s3: string;
+}
+
+export interface Emulators {
+  endpoints: EmulatorEndpoints;
+  /** `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_S3` and `AWS_REGION`, for child processes and `createAwsClients`. */
+  env: Record<string, string>;
+  /** Closes both servers and their connections; safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+export interface StartEmulatorsOptions {
+  /** Keep DynamoDB data on disk under this directory (in memory when omitted). */
+  dataDir?: string;
+  /** Region advertised to clients; defaults to AWS_REGION, AWS_DEFAULT_REGION, then us-east-1. */
+  region?: string;
+}
+
+interface DynaliteOptions {
+  createTableMs?: number;
+  deleteTableMs?: number;
+  updateTableMs?: number;
+  path?: string;
+}
+type Dynalite = (options: DynaliteOptions) => Server;
+
+const require = createRequire(import.meta.url);
+const HOST = '127.0.0.1';
+
+async function startDynalite(dataDir: string | undefined): Promise<{ server: Server; url: string }> {
+  const dynalite = require('dynalite') as Dynalite;
+  if (dataDir) await mkdir(dataDir, { recursive: true });
+  const server = dynalite({
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+    ...(dataDir ? { path: dataDir } : {}),
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(0, HOST, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://${HOST}:${port}` };
+}
+
+function closeDynalite(server: Server): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    // dynalite's close() also closes its LevelDB store once the HTTP server has stopped.
+    server.close((err?: Error) => (err ? reject(err) : resolve()));
+    // Keep-alive sockets from SDK clients would otherwise hold close() open.
+    server.closeAllConnections();
+  });
+}
+
+export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<Emulators> {
+  const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  const ddb = await startDynalite(opts.dataDir);
+
+  // forceCloseConnections is set by buildApp, so close() does not wait on keep-alive sockets;
+  // its preClose hook releases long-polling ReceiveMessage waiters.
+  const fauxqs = buildApp({ logger: false, defaultRegion: region });
+  let fauxqsUrl: string;
+  try {
+    const address = await fauxqs.listen({ port: 0, host: HOST });
+    fauxqsUrl = `http://${HOST}:${new URL(address).port}`;
+  } catch (err) {
+    await Promise.allSettled([fauxqs.close(), closeDynalite(ddb.server)]);
+    throw err;
+  }
+
+  const endpoints: EmulatorEndpoints = { dynamodb: ddb.url, sqs: fauxqsUrl, s3: fauxqsUrl };
+  let stopping: Promise<void> | undefined;
+  return {
+    endpoints,
+    env: {
+      AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+      AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+      AWS_ENDPOINT_URL_S3: endpoints.s3,
+      AWS_REGION: region,
+    },
+    stop() {
+      stopping ??= (async () => {
+        const results = await Promise.allSettled([fauxqs.close(), closeDynalite(ddb.server)]);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,747 @@
+#!/usr/bin/env node
+// Test double of the `claude` CLI (Claude Code) in headless/print mode.
+//
+// It accepts the flags the real CLI accepts (see /work/shared/CLAUDE_CLI.md), rejects unknown ones,
+// reads the prompt from its first positional argument or stdin, writes files into its working
+// directory and prints a result object shaped like the real one. Tests script it with directives,
+// markers written anywhere in the prompt or in env CLAUDE_DOUBLE_DIRECTIVES:
+//
+//   [[sleep:MS]]      wait MS milliseconds before finishing
+//   [[fail]]          fail: is_error, subtype error_during_execution, exit 1
+//   [[fail_times:K]]  fail the first K invocations of this prompt, then succeed
+//                     (state in $CLAUDE_DOUBLE_STATE_DIR, default <tmpdir>/claude-double-state)
+//   [[crash]]         partial stdout line, "panic: simulated crash" on stderr, exit 134
+//   [[hang]]          never finish; exit 143 on SIGTERM
+//   [[hang_hard]]     never finish; ignore SIGTERM (only SIGKILL ends it)
+//   [[logged_out]]    "Not logged in · Please run /login", is_error with subtype success, exit 1
+//   [[cost:X]]        total_cost_usd is X (fails with error_max_budget_usd when above --max-budget-usd)
+//   [[turns:N]]       the run takes N turns (fails with error_max_turns when above --max-turns)
+//   [[files:N]]       write file_1.txt .. file_N.txt (+ notes/summary.md when N >= 2)
+//   [[plan:N]]        outermost arrays in structured_output get N items (clamped by minItems/maxItems)
+//   [[choose:VALUE]]  pick VALUE for an enum that contains it (may be repeated)
+//   [[garbage]]       print non-JSON text on stdout and exit 0
+//
+// Env CLAUDE_DOUBLE_LOG: append one JSON line per invocation ({pid, cwd, argv, prompt, start, end,
+// exitCode, phase}); hang modes also log a line at start with end:null.
+// Only node builtins: this script must start fast.
+
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const VERSION = '2.1.197';
+// process start, so that duration_ms covers the whole run like the real CLI's wall clock
+const START = Math.min(Date.now(), Math.round(performance.timeOrigin));
+const DEFAULT_MODEL = 'claude-sonnet-4-5-20250929';
+const DEFAULT_COST = 0.0125;
+const DEFAULT_TURNS = 3;
+const DEFAULT_ARRAY_ITEMS = 3;
+const PERMISSION_MODES = ['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'];
+const OUTPUT_FORMATS = ['text', 'json', 'stream-json'];
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+// name -> { key, kind: 'bool' | 'value' | 'variadic' | 'optional', arg }
+// 'variadic' options behave like commander's `<values...>`: they swallow every following argument
+// up to the next one starting with '-', exactly like the real CLI (so a prompt placed after
+// `--allowedTools X` is taken as a tool name there too).
+const OPTIONS = new Map();
+function def(names, key, kind, arg = '') {
+  for (const n of names) OPTIONS.set(n, { key, kind, arg, display: names[names.length - 1] });
+}
+def(['-p', '--print'], 'print', 'bool');
+def(['--output-format'], 'outputFormat', 'value', '<format>');
+def(['--verbose'], 'verbose', 'bool');
+def(['--json-schema'], 'jsonSchema', 'value', '<schema>');
+def(['--max-turns'], 'maxTurns', 'value', '<turns>');
+def(['--max-budget-usd'], 'maxBudgetUsd', 'value', '<amount>');
+def(['--model'], 'model', 'value', '<model>');
+def(['--fallback-model'], 'fallbackModel', 'value', '<model>');
+def(['--permission-mode'], 'permissionMode', 'value', '<mode>');
+def(['--dangerously-skip-permissions'], 'dangerouslySkipPermissions', 'bool');
+def(['--allowedTools', '--allowed-tools'], 'allowedTools', 'variadic', '<tools...>');
+def(['--disallowedTools', '--disallowed-tools'], 'disallowedTools', 'variadic', '<tools...>');
+def(['--tools'], 'tools', 'variadic', '<tools...>');
+def(['--append-system-prompt'], 'appendSystemPrompt', 'value', '<prompt>');
+def(['--system-prompt'], 'systemPrompt', 'value', '<prompt>');
+def(['--add-dir'], 'addDir', 'variadic', '<directories...>');
+def(['--mcp-config'], 'mcpConfig', 'variadic', '<configs...>');
+def(['--strict-mcp-config'], 'strictMcpConfig', 'bool');
+def(['--no-session-persistence'], 'noSessionPersistence', 'bool');
+def(['--session-id'], 'sessionId', 'value', '<uuid>');
+def(['-r', '--resume'], 'resume', 'optional', '[value]');
+def(['--bare'], 'bare', 'bool');
+def(['-v', '--version'], 'version', 'bool');
+def(['-h', '--help'], 'help', 'bool');
+
+const HELP = `Usage: claude [options] [command] [prompt]
+
+Claude Code (test double) - starts an interactive session by default, use -p/--print for
+non-interactive output
+
+Arguments:
+  prompt                                Your prompt
+
+Options:
+  -p, --print                           Print response and exit (useful for pipes)
+  --output-format <format>              Output format (only works with --print): "text" (default),
+                                        "json" (single result), or "stream-json" (realtime streaming)
+                                        (choices: "text", "json", "stream-json")
+  --verbose                             Override verbose mode setting from config
+  --json-schema <schema>                JSON Schema for structured output validation
+  --max-budget-usd <amount>             Maximum dollar amount to spend on API calls (only works with --print)
+  --model <model>                       Model for the current session
+  --fallback-model <model>              Enable automatic fallback to specified model (only works with --print)
+  --permission-mode <mode>              Permission mode to use for the session (choices: "acceptEdits",
+                                        "auto", "bypassPermissions", "default", "dontAsk", "plan")
+  --dangerously-skip-permissions        Bypass all permission checks
+  --allowedTools, --allowed-tools <tools...>
+                                        Comma or space-separated list of tool names to allow
+  --disallowedTools, --disallowed-tools <tools...>
+                                        Comma or space-separated list of tool names to deny
+  --tools <tools...>                    Specify the list of available tools from the built-in set
+  --append-system-prompt <prompt>       Append a system prompt to the default system prompt
+  --system-prompt <prompt>              System prompt to use for the session
+  --add-dir <directories...>            Additional directories to allow tool access to
+  --mcp-config <configs...>             Load MCP servers from JSON files or strings (space-separated)
+  --strict-mcp-config                   Only use MCP servers from --mcp-config
+  --no-session-persistence              Disable session persistence (only works with --print)
+  --session-id <uuid>                   Use a specific session ID for the conversation (must be a valid UUID)
+  -r, --resume [value]                  Resume a conversation by session ID
+  --bare                                Minimal mode: skip hooks, plugins and CLAUDE.md discovery
+  -v, --version                         Output the version number
+  -h, --help                            Display help for command
+`;
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+// Invocation log and exit handling
+
+const argv = process.argv.slice(2);
+let loggedPrompt = null;
+
+function logLine(phase, exitCode) {
+  const file = process.env.CLAUDE_DOUBLE_LOG;
+  if (!file) return;
+  const end = phase === 'start' ? null : Date.now();
+  const entry = { pid: process.pid, cwd: process.cwd(), argv, prompt: loggedPrompt, start: START, end, exitCode, phase };
+  try {
+    fs.appendFileSync(file, `${JSON.stringify(entry)}\n`);
+  } catch {
+    // the log is a test aid; never let it change the outcome
+  }
+}
+
+let finished = false;
+function finish(code) {
+  if (finished) return;
+  finished = true;
+  logLine('end', code);
+  process.exitCode = code;
+}
+
+function onSigterm() {
+  if (!finished) {
+    finished = true;
+    logLine('end', 143);
+  }
+  process.exit(143);
+}
+process.on('SIGTERM', onSigterm);
+process.on('SIGINT', () => {
+  if (!finished) {
+    finished = true;
+    logLine('end', 130);
+  }
+  process.exit(130);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Argument parsing (commander-like)
+
+function parseArgs(args) {
+  const opts = {};
+  const positionals = [];
+  let variadic = null;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      variadic = null;
+      let name = a;
+      let inline;
+      const eq = a.indexOf('=');
+      if (a.startsWith('--') && eq > 0) {
+        name = a.slice(0, eq);
+        inline = a.slice(eq + 1);
+      }
+      const spec = OPTIONS.get(name);
+      if (!spec) throw new UsageError(`error: unknown option '${name}'`);
+      if (spec.kind === 'bool') {
+        if (inline !== undefined) throw new UsageError(`error: unknown option '${a}'`);
+        opts[spec.key] = true;
+      } else if (spec.kind === 'optional') {
+        if (inline !== undefined) opts[spec.key] = inline;
+        else if (i + 1 < args.length && !args[i + 1].startsWith('-')) opts[spec.key] = args[++i];
+        else opts[spec.key] = true;
+      } else {
+        let value = inline;
+        if (value === undefined) {
+          // like commander, a required option-argument is taken even when it starts with '-'
+          if (i + 1 >= args.length) {
+            throw new UsageError(`error: option '${spec.display} ${spec.arg}' argument missing`);
+          }
+          value = args[++i];
+        }
+        if (spec.kind === 'variadic') {
+          opts[spec.key] = [...(opts[spec.key] ?? []), value];
+          variadic = spec;
+        } else {
+          opts[spec.key] = value;
+        }
+      }
+      continue;
+    }
+    if (variadic) {
+      opts[variadic.key].push(a);
+      continue;
+    }
+    positionals.push(a);
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `error: too many arguments. Expected 1 argument but got ${positionals.length}.`,
+    );
+  }
+  return { opts, prompt: positionals[0] };
+}
+
+function validate(opts) {
+  if (opts.outputFormat !== undefined && !OUTPUT_FORMATS.includes(opts.outputFormat)) {
+    throw new UsageError(
+      `error: option '--output-format <format>' argument '${opts.outputFormat}' is invalid. Allowed choices are ${OUTPUT_FORMATS.join(', ')}.`,
+    );
+  }
+  if (opts.permissionMode !== undefined && !PERMISSION_MODES.includes(opts.permissionMode)) {
+    throw new UsageError(
+      `error: option '--permission-mode <mode>' argument '${opts.permissionMode}' is invalid. Allowed choices are ${PERMISSION_MODES.join(', ')}.`,
+    );
+  }
+  if (opts.maxTurns !== undefined) {
+    const n = Number(opts.maxTurns);
+    if (!/^\s*\d+\s*$/.test(opts.maxTurns) || !Number.isInteger(n) || n < 1) {
+      throw new UsageError(`Error: --max-turns must be a positive integer, got '${opts.maxTurns}'`);
+    }
+    opts.maxTurns = n;
+  }
+  if (opts.maxBudgetUsd !== undefined) {
+    const x = Number(opts.maxBudgetUsd);
+    if (opts.maxBudgetUsd.trim() === '' || !Number.isFinite(x) || x <= 0) {
+      throw new UsageError('Error: --max-budget-usd must be a positive number greater than 0');
+    }
+    opts.maxBudgetUsd = x;
+  }
+  if (opts.sessionId !== undefined && !UUID_RE.test(opts.sessionId)) {
+    throw new UsageError('Error: Invalid session ID. Must be a valid UUID.');
+  }
+  if (opts.jsonSchema !== undefined) {
+    try {
+      opts.schema = JSON.parse(opts.jsonSchema);
+    } catch (e) {
+      throw new UsageError(`Error: Invalid JSON provided to --json-schema: ${e.message}`);
+    }
+    if (opts.schema === null || typeof opts.schema !== 'object' || Array.isArray(opts.schema)) {
+      throw new UsageError('Error: --json-schema must be a JSON Schema object');
+    }
+  }
+  for (const cfg of opts.mcpConfig ?? []) {
+    const text = cfg.trim();
+    try {
+      JSON.parse(text.startsWith('{') ? text : fs.readFileSync(path.resolve(text), 'utf8'));
+    } catch (e) {
+      throw new UsageError(`Error: Invalid MCP configuration: ${cfg}: ${e.message}`);
+    }
+  }
+  if (opts.outputFormat === 'stream-json' && opts.print && !opts.verbose) {
+    throw new UsageError('Error: When using --print, --output-format=stream-json requires --verbose');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directives
+
+const DIRECTIVE_RE =
+  /\[\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage)(?::([^\]]*))?\]\]/gi;
+
+function parseDirectives(text, into) {
+  for (const m of text.matchAll(DIRECTIVE_RE)) {
+    const name = m[1].toLowerCase();
+    const value = m[2];
+    switch (name) {
+      case 'choose':
+        if (value !== undefined) into.choose.push(value);
+        break;
+      case 'sleep':
+      case 'fail_times':
+      case 'turns':
+      case 'files':
+      case 'plan': {
+        const n = Number.parseInt(value ?? '', 10);
+        if (Number.isFinite(n) && n >= 0) into[name] = n;
+        break;
+      }
+      case 'cost': {
+        const x = Number.parseFloat(value ?? '');
+        if (Number.isFinite(x) && x >= 0) into.cost = x;
+        break;
+      }
+      default:
+        into[name] = true;
+    }
+  }
+  return into;
+}
+
+// Remove the markers and the blanks around them, keeping one space between words they separated.
+function stripDirectives(text) {
+  return text
+    .replace(DIRECTIVE_RE, '\u0000')
+    .replace(/[ \t]*\u0000[\u0000 \t]*/g, (m, offset, str) => {
+      const before = str[offset - 1];
+      const after = str[offset + m.length];
+      return before === undefined || before === '\n' || after === undefined || after === '\n' ? '' : ' ';
+    })
+    .trim();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structured output from a JSON Schema
+
+function resolveRef(root, ref) {
+  if (typeof ref !== 'string' || !ref.startsWith('#')) return {};
+  let node = root;
+  for (const part of ref.slice(1).split('/').filter(Boolean)) {
+    const key = decodeURIComponent(part).replace(/~1/g, '/').replace(/~0/g, '~');
+    node = node?.[key];
+  }
+  return node && typeof node === 'object' ? node : {};
+}
+
+function schemaType(schema) {
+  let t = schema.type;
+  if (Array.isArray(t)) t = t.find((x) => x !== 'null') ?? t[0];
+  if (t) return t;
+  if (schema.properties || schema.required) return 'object';
+  if (schema.items) return 'array';
+  return 'string';
+}
+
+function fitLength(s, schema) {
+  let out = s;
+  const min = schema.minLength;
+  const max = schema.maxLength;
+  if (Number.isInteger(min) && out.length < min) out = out.padEnd(min, '.');
+  if (Number.isInteger(max) && out.length > max) out = out.slice(0, max);
+  return out;
+}
+
+function titleCase(s) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function stringFor(name, schema, ctx) {
+  const i = ctx.index;
+  switch (schema.format) {
+    case 'date-time':
+      return new Date(START).toISOString();
+    case 'date':
+      return new Date(START).toISOString().slice(0, 10);
+    case 'email':
+      return `part${i}@example.com`;
+    case 'uri':
+    case 'url':
+      return `https://example.com/part/${i}`;
+    case 'uuid':
+      return randomUUID();
+    default:
+  }
+  const key = (name ?? '').toLowerCase();
+  if (key === 'title' || key === 'name') return `Part ${i}`;
+  if (key === 'prompt' || key === 'task' || key === 'instructions') return `Part ${i} of: ${ctx.cleanPrompt}`;
+  if (key === 'description' || key === 'summary') return `Part ${i} of the work for: ${ctx.firstLine}`;
+  if (key === 'id') return `part-${i}`;
+  if (name) return `${titleCase(name.replace(/[_-]+/g, ' '))} ${i}`;
+  return `Item ${i}`;
+}
+
+function numberFor(schema, integer, ctx) {
+  const step = integer ? 1 : 0.5;
+  let v = ctx.index;
+  if (typeof schema.minimum === 'number' && v < schema.minimum) v = schema.minimum;
+  if (typeof schema.exclusiveMinimum === 'number' && v <= schema.exclusiveMinimum) {
+    v = schema.exclusiveMinimum + step;
+  }
+  if (typeof schema.maximum === 'number' && v > schema.maximum) v = schema.maximum;
+  if (typeof schema.exclusiveMaximum === 'number' && v >= schema.exclusiveMaximum) {
+    const lo = typeof schema.exclusiveMinimum === 'number' ? schema.exclusiveMinimum : undefined;
+    v = lo !== undefined && !integer ? (lo + schema.exclusiveMaximum) / 2 : schema.exclusiveMaximum - step;
+  }
+  if (integer) {
+    v = Math.ceil(v);
+    if (typeof schema.multipleOf === 'number' && schema.multipleOf > 0) {
+      v = Math.ceil(v / schema.multipleOf) * schema.multipleOf;
+    }
+  }
+  return v;
+}
+
+function pickEnum(values, ctx) {
+  for (const want of ctx.choose) {
+    const hit = values.find((v) => v === want || String(v) === want);
+    if (hit !== undefined) return hit;
+  }
+  return values[0];
+}
+
+function generate(schema, name, ctx, depth = 0) {
+  if (depth > 20 || schema === true || schema == null || typeof schema !== 'object') {
+    return stringFor(name, {}, ctx);
+  }
+  let s = schema;
+  if (s.$ref) s = { ...resolveRef(ctx.root, s.$ref), ...s, $ref: undefined };
+  if (Array.isArray(s.allOf) && s.allOf.length) {
+    const merged = { ...s, allOf: undefined };
+    for (const part of s.allOf) {
+      const p = part?.$ref ? resolveRef(ctx.root, part.$ref) : part;
+      Object.assign(merged, p, {
+        properties: { ...merged.properties, ...p?.properties },
+        required: [...(merged.required ?? []), ...(p?.required ?? [])],
+      });
+    }
+    s = merged;
+  }
+  if ('const' in s) return s.const;
+  if (Array.isArray(s.enum) && s.enum.length) return pickEnum(s.enum, ctx);
+  const alt = s.anyOf ?? s.oneOf;
+  if (Array.isArray(alt) && alt.length) {
+    const choice = alt.find((a) => a && a.type !== 'null') ?? alt[0];
+    return generate({ ...s, anyOf: undefined, oneOf: undefined, ...choice }, name, ctx, depth + 1);
+  }
+  switch (schemaType(s)) {
+    case 'object': {
+      const out = {};
+      const props = s.properties ?? {};
+      for (const [key, sub] of Object.entries(props)) out[key] = generate(sub, key, ctx, depth + 1);
+      for (const key of s.required ?? []) {
+        if (!(key in out)) out[key] = stringFor(key, {}, ctx);
+      }
+      return out;
+    }
+    case 'array': {
+      const outermost = !ctx.inArray;
+      let count = outermost && ctx.plan !== undefined ? ctx.plan : DEFAULT_ARRAY_ITEMS;
+      if (Number.isInteger(s.minItems)) count = Math.max(count, s.minItems);
+      if (Number.isInteger(s.maxItems)) count = Math.min(count, s.maxItems);
+      const items = [];
+      const tuple = Array.isArray(s.prefixItems) ? s.prefixItems : Array.isArray(s.items) ? s.items : null;
+      const itemSchema = tuple ? (s.additionalItems ?? {}) : (s.items ?? {});
+      for (let k = 0; k < count; k++) {
+        const sub = tuple && k < tuple.length ? tuple[k] : itemSchema;
+        const childName = name && /s$/i.test(name) ? name.replace(/s$/i, '') : name;
+        items.push(generate(sub, childName, { ...ctx, index: k + 1, inArray: true }, depth + 1));
+      }
+      return items;
+    }
+    case 'integer':
+      return numberFor(s, true, ctx);
+    case 'number':
+      return numberFor(s, false, ctx);
+    case 'boolean':
+      // true only when the test asked for a plan with at least one item, so that a schema such as
+      // {decompose: boolean, subtasks: [...]} does not decompose forever by default
+      return ctx.plan !== undefined && ctx.plan > 0;
+    case 'null':
+      return null;
+    default:
+      return fitLength(stringFor(name, s, ctx), s);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function shortHash(text, n = 8) {
+  return createHash('sha256').update(text).digest('hex').slice(0, n);
+}
+
+async function readStdin() {
+  if (process.stdin.isTTY) return '';
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// Which invocation of this prompt is this? Exclusive creation of attempt_<k> files makes the answer
+// unique even when several processes run at once.
+function nextAttempt(prompt) {
+  const base = process.env.CLAUDE_DOUBLE_STATE_DIR || path.join(os.tmpdir(), 'claude-double-state');
+  const dir = path.join(base, shortHash(prompt, 24));
+  fs.mkdirSync(dir, { recursive: true });
+  for (let k = 1; k < 100_000; k++) {
+    try {
+      fs.writeFileSync(path.join(dir, `attempt_${k}`), `${process.pid} ${Date.now()}\n`, { flag: 'wx' });
+      return k;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+function writeWorkFiles(d, ctx) {
+  const cwd = process.cwd();
+  if (d.files !== undefined) {
+    for (let k = 1; k <= d.files; k++) {
+      fs.writeFileSync(path.join(cwd, `file_${k}.txt`), `File ${k} of ${d.files} for: ${ctx.firstLine}\n`);
+    }
+    if (d.files >= 2) {
+      fs.mkdirSync(path.join(cwd, 'notes'), { recursive: true });
+      fs.writeFileSync(
+        path.join(cwd, 'notes', 'summary.md'),
+        `# Summary\n\nWrote ${d.files} files for:\n\n> ${ctx.cleanPrompt.replace(/\n/g, '\n> ')}\n`,
+      );
+    }
+    return;
+  }
+  fs.writeFileSync(
+    path.join(cwd, `output_${shortHash(ctx.cleanPrompt)}.md`),
+    `# Note\n\nThis note was written for the prompt:\n\n> ${ctx.cleanPrompt.replace(/\n/g, '\n> ')}\n`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  let parsed;
+  try {
+    parsed = parseArgs(argv);
+    if (parsed.opts.help) {
+      process.stdout.write(HELP);
+      return finish(0);
+    }
+    if (parsed.opts.version) {
+      process.stdout.write(`${VERSION} (Claude Code)\n`);
+      return finish(0);
+    }
+    validate(parsed.opts);
+    if (!parsed.opts.print) {
+      throw new UsageError('Error: the claude test double only supports print mode (-p/--print)');
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    return finish(1);
+  }
+  const { opts } = parsed;
+
+  let prompt = parsed.prompt;
+  if (prompt === undefined) prompt = await readStdin();
+  loggedPrompt = prompt;
+  if (prompt.trim() === '') {
+    process.stderr.write(
+      'Error: Input must be provided either through stdin or as a prompt argument when using --print\n',
+    );
+    return finish(1);
+  }
+
+  const d = parseDirectives(process.env.CLAUDE_DOUBLE_DIRECTIVES ?? '', { choose: [] });
+  parseDirectives(prompt, d);
+  const cleanPrompt = stripDirectives(prompt);
+  const firstLine = (cleanPrompt.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 200);
+  const format = opts.outputFormat ?? 'text';
+  const model = opts.model ?? DEFAULT_MODEL;
+  const sessionId = opts.sessionId ?? (typeof opts.resume === 'string' ? opts.resume : randomUUID());
+
+  const initEvent = () => ({
+    type: 'system',
+    subtype: 'init',
+    cwd: process.cwd(),
+    session_id: sessionId,
+    tools: ['Task', 'Bash', 'Glob', 'Grep', 'Read', 'Edit', 'Write', 'TodoWrite', 'WebFetch', 'WebSearch'],
+    mcp_servers: [],
+    model,
+    permissionMode: opts.dangerouslySkipPermissions ? 'bypassPermissions' : (opts.permissionMode ?? 'default'),
+    slash_commands: [],
+    apiKeySource: 'none',
+    claude_code_version: VERSION,
+    output_style: 'default',
+    agents: [],
+    skills: [],
+    plugins: [],
+    uuid: randomUUID(),
+  });
+
+  if (d.hang || d.hang_hard) {
+    if (d.hang_hard) {
+      process.removeListener('SIGTERM', onSigterm);
+      process.on('SIGTERM', () => {});
+    }
+    logLine('start', null);
+    if (format === 'stream-json') process.stdout.write(`${JSON.stringify(initEvent())}\n`);
+    setInterval(() => {}, 1 << 30);
+    return;
+  }
+
+  if (d.sleep) await sleep(d.sleep);
+
+  if (d.crash) {
+    if (format === 'stream-json') process.stdout.write(`${JSON.stringify(initEvent())}\n`);
+    process.stdout.write('{"type":"res');
+    process.stderr.write('panic: simulated crash\n');
+    return finish(134);
+  }
+
+  if (d.garbage) {
+    process.stdout.write('Sure! Here is what I did:\n<<< this is not JSON >>>\n');
+    return finish(0);
+  }
+
+  // Decide the outcome.
+  let turns = d.turns ?? DEFAULT_TURNS;
+  let cost = d.cost ?? DEFAULT_COST;
+  let subtype = 'success';
+  let isError = false;
+  let resultText = `Completed: ${firstLine}`;
+  let errors;
+  let stopReason = 'end_turn';
+  let terminalReason = 'completed';
+  let loggedOut = false;
+
+  if (d.logged_out) {
+    loggedOut = true;
+    isError = true;
+    turns = 1;
+    cost = 0;
+    resultText = 'Not logged in · Please run /login';
+    stopReason = 'stop_sequence';
+  } else if (d.fail || (d.fail_times !== undefined && nextAttempt(prompt) <= d.fail_times)) {
+    subtype = 'error_during_execution';
+    isError = true;
+    turns = Math.min(turns, 1);
+    resultText = 'Simulated failure';
+    errors = ['Simulated failure'];
+    stopReason = null;
+    terminalReason = 'error';
+  } else if (opts.maxTurns !== undefined && turns > opts.maxTurns) {
+    subtype = 'error_max_turns';
+    isError = true;
+    cost = Math.round(((cost * opts.maxTurns) / turns) * 1e6) / 1e6;
+    turns = opts.maxTurns + 1;
+    resultText = `Reached maximum number of turns (${opts.maxTurns})`;
+    errors = [resultText];
+    stopReason = null;
+    terminalReason = 'max_turns';
+  } else if (opts.maxBudgetUsd !== undefined && cost > opts.maxBudgetUsd) {
+    subtype = 'error_max_budget_usd';
+    isError = true;
+    resultText = `Reached maximum budget ($${opts.maxBudgetUsd})`;
+    errors = [resultText];
+    stopReason = null;
+    terminalReason = 'max_budget_usd';
+  }
+
+  const ctx = { cleanPrompt, firstLine, index: 1, plan: d.plan, choose: d.choose, root: opts.schema };
+  let structured;
+  if (!isError) {
+    writeWorkFiles(d, ctx);
+    if (opts.schema) structured = generate(opts.schema, undefined, ctx);
+  }
+
+  const elapsed = Date.now() - START;
+  const inputTokens = loggedOut ? 0 : 40 + Math.ceil(prompt.length / 4);
+  const outputTokens = loggedOut ? 0 : 20 + Math.ceil(resultText.length / 4) + turns * 50;
+  const usage = {
+    input_tokens: inputTokens,
+    cache_creation_input_tokens: loggedOut ? 0 : 1200,
+    cache_read_input_tokens: loggedOut ? 0 : 3400 * Math.max(0, turns - 1),
+    output_tokens: outputTokens,
+    server_tool_use: { web_search_requests: 0, web_fetch_requests: 0 },
+    service_tier: 'standard',
+  };
+  const modelUsage = loggedOut
+    ? {}
+    : {
+        [model]: {
+          inputTokens,
+          outputTokens,
+          cacheReadInputTokens: usage.cache_read_input_tokens,
+          cacheCreationInputTokens: usage.cache_creation_input_tokens,
+          webSearchRequests: 0,
+          costUSD: cost,
+          contextWindow: 200000,
+          maxOutputTokens: 64000,
+        },
+      };
+
+  const result = {
+    type: 'result',
+    subtype,
+    is_error: isError,
+    api_error_status: null,
+    duration_ms: elapsed,
+    duration_api_ms: loggedOut ? 0 : Math.max(0, elapsed - 5),
+    num_turns: turns,
+    result: resultText,
+    stop_reason: stopReason,
+    session_id: sessionId,
+    total_cost_usd: cost,
+    usage,
+    modelUsage,
+    permission_denials: [],
+    terminal_reason: terminalReason,
+    uuid: randomUUID(),
+  };
+  if (errors) result.errors = errors;
+  if (structured !== undefined) result.structured_output = structured;
+
+  if (format === 'text') {
+    process.stdout.write(`${resultText}\n`);
+  } else if (format === 'json') {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else {
+    const assistant = {
+      type: 'assistant',
+      message: {
+        id: `msg_${shortHash(sessionId + resultText, 24)}`,
+        type: 'message',
+        role: 'assistant',
+        model,
+        content: [{ type: 'text', text: resultText }],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: inputTokens, output_tokens: outputTokens },
+      },
+      parent_tool_use_id: null,
+      session_id: sessionId,
+      uuid: randomUUID(),
+    };
+    process.stdout.write(`${JSON.stringify(initEvent())}\n`);
+    process.stdout.write(`${JSON.stringify(assistant)}\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  }
+  return finish(isError ? 1 : 0);
+}
+
+main().catch((e) => {
+  process.stderr.write(`Error: ${e?.stack ?? e}\n`);
+  finish(1);
+});
