@@ -36,6 +36,8 @@ interface ClaudeResultObject {
   duration_ms?: number;
   session_id?: string;
   structured_output?: unknown;
+  /** Error results may carry their messages here instead of in `result`. */
+  errors?: unknown;
 }
 
 const NOT_LOGGED_IN = /not logged in|please run \/login|invalid api key/i;
@@ -92,11 +94,13 @@ export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
     return { ...base, status: 'failed', retryable: false, error: NOT_LOGGED_IN_HINT };
   }
   const reason = result.subtype && result.subtype !== 'success' ? result.subtype : 'is_error';
+  const errors = Array.isArray(result.errors) ? result.errors.map(String).join('; ') : '';
+  const detail = (result.result || errors).slice(0, 500);
   return {
     ...base,
     status: 'failed',
     retryable: true,
-    error: `claude failed (${reason}, exit code ${run.exitCode}): ${(result.result ?? '').slice(0, 500)}`,
+    error: `claude failed (${reason}, exit code ${run.exitCode})${detail ? `: ${detail}` : ''}`,
   };
 }
 

@@ -25,7 +25,10 @@ export function renderLevelReport(job: JobRecord, tasks: TaskRecord[], ctx: Resu
     `**Status:** ${result.status} · **Workers:** ${workerCounts(result)} · **Cost:** ${formatCost(summary.total_cost_usd)} · **Turns:** ${summary.total_turns}`,
   ];
   if (result.parent_job_id !== undefined) {
-    lines.push('', `Child of job ${inlineCode(result.parent_job_id)} (root ${inlineCode(result.root_job_id)}).`);
+    lines.push(
+      '',
+      `Child of job ${inlineCode(result.parent_job_id)} (root ${inlineCode(result.root_job_id)}).`,
+    );
   }
   lines.push('', '## Request', '', blockquote(result.request));
   if (result.error !== undefined) lines.push('', '## Job error', '', blockquote(result.error));
@@ -215,7 +218,8 @@ function workerSection(t: TaskResultView, ctx: ResultContext): string[] {
   } else if (t.output.length > 0) {
     const cut = excerpt(t.output, OUTPUT_EXCERPT_CHARS);
     let note = '';
-    if (cut.cut) note = ` (first ${OUTPUT_EXCERPT_CHARS.toLocaleString('en-US')} characters; full output in ${log})`;
+    if (cut.cut)
+      note = ` (first ${OUTPUT_EXCERPT_CHARS.toLocaleString('en-US')} characters; full output in ${log})`;
     else if (t.output_truncated) note = ` (truncated; full output in ${log})`;
     lines.push(`**Output**${note}`, '', fenced(cut.text));
   } else if (t.status === 'succeeded' || t.status === 'recursive_success') {

@@ -125,7 +125,16 @@ function logLine(phase, exitCode) {
   const file = process.env.CLAUDE_DOUBLE_LOG;
   if (!file) return;
   const end = phase === 'start' ? null : Date.now();
-  const entry = { pid: process.pid, cwd: process.cwd(), argv, prompt: loggedPrompt, start: START, end, exitCode, phase };
+  const entry = {
+    pid: process.pid,
+    cwd: process.cwd(),
+    argv,
+    prompt: loggedPrompt,
+    start: START,
+    end,
+    exitCode,
+    phase,
+  };
   try {
     fs.appendFileSync(file, `${JSON.stringify(entry)}\n`);
   } catch {
@@ -213,9 +222,7 @@ function parseArgs(args) {
     positionals.push(a);
   }
   if (positionals.length > 1) {
-    throw new UsageError(
-      `error: too many arguments. Expected 1 argument but got ${positionals.length}.`,
-    );
+    throw new UsageError(`error: too many arguments. Expected 1 argument but got ${positionals.length}.`);
   }
   return { opts, prompt: positionals[0] };
 }
@@ -274,8 +281,11 @@ function validate(opts) {
 // ---------------------------------------------------------------------------------------------
 // Directives
 
-const DIRECTIVE_RE =
-  /\[\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage)(?::([^\]]*))?\]\]/gi;
+const DIRECTIVE_SRC =
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage)(?::([^\\]]*))?\\]\\]';
+const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
+// a run of markers with the blanks around them
+const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
 
 function parseDirectives(text, into) {
   for (const m of text.matchAll(DIRECTIVE_RE)) {
@@ -309,8 +319,10 @@ function parseDirectives(text, into) {
 // Remove the markers and the blanks around them, keeping one space between words they separated.
 function stripDirectives(text) {
   return text
-    .replace(DIRECTIVE_RE, '\u0000')
-    .replace(/[ \t]*\u0000[\u0000 \t]*/g, (m, offset, str) => {
+    .replace(DIRECTIVE_RUN_RE, (...args) => {
+      const m = args[0];
+      const offset = args[args.length - 2];
+      const str = args[args.length - 1];
       const before = str[offset - 1];
       const after = str[offset + m.length];
       return before === undefined || before === '\n' || after === undefined || after === '\n' ? '' : ' ';
@@ -579,7 +591,9 @@ async function main() {
     tools: ['Task', 'Bash', 'Glob', 'Grep', 'Read', 'Edit', 'Write', 'TodoWrite', 'WebFetch', 'WebSearch'],
     mcp_servers: [],
     model,
-    permissionMode: opts.dangerouslySkipPermissions ? 'bypassPermissions' : (opts.permissionMode ?? 'default'),
+    permissionMode: opts.dangerouslySkipPermissions
+      ? 'bypassPermissions'
+      : (opts.permissionMode ?? 'default'),
     slash_commands: [],
     apiKeySource: 'none',
     claude_code_version: VERSION,
@@ -590,13 +604,15 @@ async function main() {
     uuid: randomUUID(),
   });
 
+  if (d.hang_hard) {
+    process.removeListener('SIGTERM', onSigterm);
+    process.on('SIGTERM', () => {});
+  }
+  // like the real CLI, stream-json announces the session at once, before any work
+  if (format === 'stream-json') process.stdout.write(`${JSON.stringify(initEvent())}\n`);
+
   if (d.hang || d.hang_hard) {
-    if (d.hang_hard) {
-      process.removeListener('SIGTERM', onSigterm);
-      process.on('SIGTERM', () => {});
-    }
     logLine('start', null);
-    if (format === 'stream-json') process.stdout.write(`${JSON.stringify(initEvent())}\n`);
     setInterval(() => {}, 1 << 30);
     return;
   }
@@ -604,7 +620,6 @@ async function main() {
   if (d.sleep) await sleep(d.sleep);
 
   if (d.crash) {
-    if (format === 'stream-json') process.stdout.write(`${JSON.stringify(initEvent())}\n`);
     process.stdout.write('{"type":"res');
     process.stderr.write('panic: simulated crash\n');
     return finish(134);
@@ -734,7 +749,6 @@ async function main() {
       session_id: sessionId,
       uuid: randomUUID(),
     };
-    process.stdout.write(`${JSON.stringify(initEvent())}\n`);
     process.stdout.write(`${JSON.stringify(assistant)}\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   }

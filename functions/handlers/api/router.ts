@@ -1,0 +1,35 @@
+/** The API Lambda: one middy handler that routes on API Gateway's `resource` and method. */
+import middy from '@middy/core';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { HttpError } from '../../core/errors.ts';
+import type { Deps } from '../../services/deps.ts';
+import { errorResponses } from '../http.ts';
+import { ROUTES } from '../routes.ts';
+import * as caller from './caller-routes.ts';
+import * as worker from './worker-routes.ts';
+
+type RouteFn = (deps: Deps, event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
+
+const IMPLEMENTATIONS: Readonly<Record<string, RouteFn>> = {
+  submit: caller.submit,
+  listJobs: caller.listJobs,
+  getJob: caller.getJob,
+  getStatus: caller.getStatus,
+  getReport: caller.getReport,
+  assignment: worker.assignment,
+  uploads: worker.uploads,
+  result: worker.result,
+};
+
+export function createApiHandler(deps: Deps) {
+  const table = new Map(ROUTES.map((r) => [`${r.method} ${r.resource}`, IMPLEMENTATIONS[r.name] as RouteFn]));
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(httpHeaderNormalizer())
+    .use(errorResponses(deps.log))
+    .handler(async (event) => {
+      const route = table.get(`${event.httpMethod} ${event.resource}`);
+      if (!route) throw new HttpError(404, `no route for ${event.httpMethod} ${event.resource}`, undefined, 'not_found');
+      return route(deps, event);
+    });
+}

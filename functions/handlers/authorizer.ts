@@ -1,0 +1,46 @@
+/**
+ * The Lambda REQUEST authorizer: an API key for caller routes, a task token
+ * for worker routes. It answers with an Allow policy for the whole API (so a
+ * cached answer serves every route) and the principal as context; anything
+ * else is API Gateway's 401.
+ */
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import type { JobStore } from '../adapters/job-store.ts';
+import { authorizeApiKey, authorizeTaskToken, type Principal } from '../services/auth.ts';
+import type { Log } from '../services/deps.ts';
+import { principalContext } from './http.ts';
+import { CREDENTIAL_HEADER, type RouteAuth } from './routes.ts';
+
+/** API Gateway turns exactly this error message into a 401. */
+export const UNAUTHORIZED = 'Unauthorized';
+
+export function createAuthorizer(store: JobStore, kind: RouteAuth, log: Log) {
+  return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
+    const credential = headerValue(event.headers, CREDENTIAL_HEADER[kind]);
+    const principal: Principal | undefined =
+      kind === 'caller' ? await authorizeApiKey(store, credential) : await authorizeTaskToken(store, credential);
+    if (!principal) {
+      log.warn('request refused by authorizer', { kind, presented: credential !== undefined, path: event.path });
+      throw new Error(UNAUTHORIZED);
+    }
+    return {
+      principalId: principal.kind === 'caller' ? `${principal.tenant}/${principal.keyId}` : `task/${principal.jobId}/${principal.taskNo}`,
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: apiWideArn(event.methodArn) }],
+      },
+      context: principalContext(principal),
+    };
+  };
+}
+
+/** `arn:...:api-id/stage/METHOD/path` -> `arn:...:api-id/stage/*`. */
+function apiWideArn(methodArn: string): string {
+  const [prefix, apiId, stage] = methodArn.split('/');
+  return apiId && stage ? `${prefix}/${apiId}/${stage}/*` : methodArn;
+}
+
+function headerValue(headers: Record<string, string | undefined> | null, name: string): string | undefined {
+  for (const [k, v] of Object.entries(headers ?? {})) if (k.toLowerCase() === name && v) return v;
+  return undefined;
+}

@@ -1,0 +1,57 @@
+/**
+ * Every route of the HTTP API, in one table that the API handler, the local
+ * server and the CDK app all read, so the three cannot drift apart.
+ */
+export type RouteAuth = 'caller' | 'worker';
+
+export interface RouteSpec {
+  method: 'GET' | 'POST';
+  /** API Gateway resource path with `{param}` segments. */
+  resource: string;
+  /** Which credential the route takes: `X-API-Key` (caller) or `X-Task-Token` (worker). */
+  auth: RouteAuth;
+  name: string;
+}
+
+export const ROUTES: readonly RouteSpec[] = [
+  { method: 'POST', resource: '/api/v1/orchestrate', auth: 'caller', name: 'submit' },
+  { method: 'GET', resource: '/api/v1/jobs', auth: 'caller', name: 'listJobs' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}', auth: 'caller', name: 'getJob' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/status', auth: 'caller', name: 'getStatus' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/report', auth: 'caller', name: 'getReport' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/assignment', auth: 'worker', name: 'assignment' },
+  { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/uploads', auth: 'worker', name: 'uploads' },
+  { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/result', auth: 'worker', name: 'result' },
+] as const;
+
+export const CREDENTIAL_HEADER: Readonly<Record<RouteAuth, string>> = {
+  caller: 'x-api-key',
+  worker: 'x-task-token',
+};
+
+/** Matches a concrete path to a route, API Gateway style: literal segments, `{param}` matches one segment. */
+export function matchRoute(
+  method: string,
+  path: string,
+): { route: RouteSpec; pathParameters: Record<string, string> } | { route?: undefined; methodAllowed: boolean } {
+  const segments = path.replace(/\/+$/, '').split('/');
+  let pathMatched = false;
+  for (const route of ROUTES) {
+    const pattern = route.resource.split('/');
+    if (pattern.length !== segments.length) continue;
+    const params: Record<string, string> = {};
+    const ok = pattern.every((p, i) => {
+      const s = segments[i] as string;
+      if (p.startsWith('{') && p.endsWith('}')) {
+        if (s === '') return false;
+        params[p.slice(1, -1)] = decodeURIComponent(s);
+        return true;
+      }
+      return p === s;
+    });
+    if (!ok) continue;
+    pathMatched = true;
+    if (route.method === method) return { route, pathParameters: params };
+  }
+  return { methodAllowed: !pathMatched };
+}

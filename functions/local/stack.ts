@@ -1,0 +1,141 @@
+/**
+ * Local mode: the whole orchestrator in one process on the AWS code path.
+ * Embedded emulators (or LocalStack, when AWS_ENDPOINT_URL is set), the same
+ * handlers behind a local API Gateway stand-in, the queue consumer behind a
+ * local SQS poller, and workers as child processes.
+ */
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { Artifacts } from '../adapters/artifacts.ts';
+import { createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
+import { JobStore } from '../adapters/job-store.ts';
+import { ensureResources } from '../adapters/provision.ts';
+import { WorkQueue } from '../adapters/work-queue.ts';
+import type { OrchestratorConfig } from '../core/config.ts';
+import { formatApiKey, sha256Hex } from '../core/tokens.ts';
+import { createApiHandler } from '../handlers/api/router.ts';
+import { createAuthorizer } from '../handlers/authorizer.ts';
+import { createQueueConsumer } from '../handlers/queue-consumer.ts';
+import type { Deps, DispatchDeps, Log } from '../services/deps.ts';
+import { recordLostWorker } from '../services/record-result.ts';
+import { settingsFromConfig } from '../services/settings.ts';
+import { type Emulators, startEmulators } from './emulators.ts';
+import { startLocalApi } from './http-server.ts';
+import { LocalLauncher } from './local-launcher.ts';
+import { startQueuePoller } from './queue-poller.ts';
+
+export interface LocalStackOptions {
+  config: OrchestratorConfig;
+  log: Log;
+  /** Port for the API; 0 picks a free one. */
+  port?: number;
+  /** Extra environment for worker processes. */
+  workerEnv?: NodeJS.ProcessEnv;
+  /** Use these endpoints instead of starting emulators (LocalStack); defaults to the SDK's variables. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface LocalStack {
+  apiUrl: string;
+  deps: DispatchDeps;
+  launcher: LocalLauncher;
+  /** Where the endpoints came from. */
+  backend: 'embedded' | 'external';
+  /** Creates an API key for a tenant and returns it (shown once; only its hash is stored). */
+  createApiKey(tenant: string, name?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const { config, log } = options;
+  const outerEnv = options.env ?? process.env;
+  const external = Boolean(endpointFor('DYNAMODB', outerEnv) && endpointFor('SQS', outerEnv) && endpointFor('S3', outerEnv));
+  let emulators: Emulators | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    let clientEnv: NodeJS.ProcessEnv = { ...outerEnv, AWS_REGION: outerEnv.AWS_REGION ?? config.aws.region };
+    if (!external) {
+      emulators = await startEmulators({ region: config.aws.region });
+      const started = emulators;
+      cleanups.push(() => started.stop());
+      clientEnv = { ...clientEnv, ...emulators.env };
+    }
+    const clients = createAwsClients(clientEnv);
+    const resources = await ensureResources(clients, {
+      tableName: config.aws.table_name,
+      queueName: config.aws.queue_name,
+      deadLetterQueueName: `${config.aws.queue_name}-dlq`,
+      bucketName: config.aws.bucket_name,
+      maxReceiveCount: config.aws.max_receive_count,
+      visibilityTimeoutSec: 60,
+    });
+    const store = new JobStore(clients.ddb, resources.tableName);
+    const queue = new WorkQueue(clients.sqs, resources.queueUrl);
+    const artifacts = new Artifacts(clients.s3, resources.bucketName);
+
+    // The API URL is known only once the server listens; the launcher is built after it.
+    const settings = settingsFromConfig(config, '');
+    const deps: Deps = { store, queue, artifacts, settings, log, now: () => new Date(), randomBytes: (n) => randomBytes(n) };
+    const api = await startLocalApi({
+      host: config.api.host,
+      port: options.port ?? config.api.port,
+      api: createApiHandler(deps),
+      authorizers: { caller: createAuthorizer(store, 'caller', log), worker: createAuthorizer(store, 'worker', log) },
+    });
+    cleanups.unshift(() => api.close());
+    settings.apiUrl = api.url;
+
+    const launcher = new LocalLauncher({
+      apiUrl: api.url,
+      maxConcurrent: config.workers.max_workers,
+      claudeCommand: config.orchestrator.claude_command,
+      workspaceDir: resolve(config.orchestrator.workspace_root, '.scratch'),
+      env: options.workerEnv ?? {},
+      // What ECS task-state events do in AWS: a worker gone without a result is a failed attempt.
+      onLost: (req, reason, code) => {
+        recordLostWorker(deps, req, reason, code).catch((err) =>
+          log.error('could not record a lost worker', { jobId: req.jobId, taskNo: req.taskNo, error: (err as Error).message }),
+        );
+      },
+    });
+    const dispatchDeps: DispatchDeps = { ...deps, launcher };
+
+    for (const key of config.api.keys) {
+      await store.putApiKey({ sha256: key.sha256, keyId: key.name, tenant: key.tenant, name: key.name, createdAt: new Date().toISOString() }).catch(() => {
+        // Already seeded by an earlier start against the same (external) table.
+      });
+    }
+
+    const poller = startQueuePoller({ sqs: clients.sqs, queueUrl: resources.queueUrl, handler: createQueueConsumer(dispatchDeps), log });
+    // Order matters: stop taking work, stop workers, then the API they report to, then the emulators.
+    cleanups.unshift(() => launcher.shutdown());
+    cleanups.unshift(() => poller.stop());
+
+    return {
+      apiUrl: api.url,
+      deps: dispatchDeps,
+      launcher,
+      backend: external ? 'external' : 'embedded',
+      createApiKey: async (tenant, name = 'local') => {
+        const key = formatApiKey(randomBytes(24));
+        const sha256 = sha256Hex(key);
+        await store.putApiKey({ sha256, keyId: sha256.slice(0, 12), tenant, name, createdAt: new Date().toISOString() });
+        return key;
+      },
+      stop: () => runCleanups(cleanups),
+    };
+  } catch (err) {
+    await runCleanups(cleanups);
+    throw err;
+  }
+}
+
+async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
+  for (const cleanup of cleanups.splice(0)) {
+    try {
+      await cleanup();
+    } catch {
+      // Keep tearing down the rest.
+    }
+  }
+}

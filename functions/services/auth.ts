@@ -1,0 +1,43 @@
+/**
+ * Who is calling: a caller with an API key (scoped to a tenant) or a worker
+ * with a task token (scoped to one attempt of one task). Both are checked
+ * against hashes in the table; the authorizer Lambda and the local server
+ * call these same functions.
+ */
+import type { JobStore } from '../adapters/job-store.ts';
+import type { TaskRecord } from '../core/model.ts';
+import { parseTaskToken, sameDigest, sha256Hex, type TaskTokenScope } from '../core/tokens.ts';
+
+export type Principal =
+  | { kind: 'caller'; tenant: string; keyId: string }
+  | { kind: 'worker'; jobId: string; taskNo: number; attempt: number };
+
+export async function authorizeApiKey(store: JobStore, apiKey: string | undefined): Promise<Principal | undefined> {
+  if (!apiKey || apiKey.length > 256) return undefined;
+  const record = await store.getApiKey(sha256Hex(apiKey));
+  if (!record || record.revokedAt) return undefined;
+  return { kind: 'caller', tenant: record.tenant, keyId: record.keyId };
+}
+
+/**
+ * A token is genuine when its hash matches the one stored for its task. It
+ * stays genuine after the attempt ends, so a worker can replay its result
+ * POST; each route then checks the task is still in a state that allows it.
+ */
+export async function authorizeTaskToken(store: JobStore, token: string | undefined): Promise<Principal | undefined> {
+  if (!token || token.length > 512) return undefined;
+  const scope = parseTaskToken(token);
+  if (!scope) return undefined;
+  const task = await store.getTask(scope.jobId, scope.taskNo);
+  if (!task?.tokenHash || !sameDigest(task.tokenHash, sha256Hex(token))) return undefined;
+  return { kind: 'worker', ...scope };
+}
+
+/** The task a worker principal may act on, if the route's ids are its own. */
+export function ownsTask(principal: TaskTokenScope, jobId: string, taskNo: number): boolean {
+  return principal.jobId === jobId && principal.taskNo === taskNo;
+}
+
+export function isActiveAttempt(task: TaskRecord, attempt: number): boolean {
+  return task.attempt === attempt && (task.state === 'launching' || task.state === 'running');
+}

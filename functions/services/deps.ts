@@ -1,0 +1,42 @@
+/** What the use cases need from the outside world; handlers and local mode build it. */
+import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
+import type { Artifacts } from '../adapters/artifacts.ts';
+import type { JobStore } from '../adapters/job-store.ts';
+import type { Launcher } from '../adapters/launcher.ts';
+import type { WorkQueue } from '../adapters/work-queue.ts';
+
+export interface WorkerSettings {
+  permissionMode: string;
+  maxTurns?: number | undefined;
+}
+
+export interface Settings {
+  defaults: JobDefaults;
+  limits: ApiLimits;
+  /** Base URL workers call back on. */
+  apiUrl: string;
+  /** Lifetime of presigned upload and download links. */
+  presignExpirySec: number;
+  worker: WorkerSettings;
+}
+
+export interface Log {
+  debug(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface Deps {
+  store: JobStore;
+  queue: WorkQueue;
+  artifacts: Artifacts;
+  settings: Settings;
+  log: Log;
+  now(): Date;
+  randomBytes(size: number): Buffer;
+}
+
+export interface DispatchDeps extends Deps {
+  launcher: Launcher;
+}

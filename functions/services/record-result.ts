@@ -1,0 +1,165 @@
+/**
+ * A worker's attempt ended: record it, then take the steps that follow (retry,
+ * count the task as finished, create the planned tasks, enqueue aggregation).
+ * Every step is idempotent, so a worker that retries its POST after a crash
+ * on our side completes whatever the first call left undone.
+ */
+import { conflict } from '../core/errors.ts';
+import type { AttemptRecord, TaskRecord, TaskResultSummary, WorkerOutcome } from '../core/model.ts';
+import { parsePlan } from '../core/planner.ts';
+import { canTransitionTask, isTerminalTaskState, nextAfterFailure, type TaskState } from '../core/task-states.ts';
+import type { Deps } from './deps.ts';
+import { runMessage, workTasks } from './submit-job.ts';
+
+export type RecordOutcome = 'recorded' | 'replayed';
+
+export async function recordWorkerResult(
+  deps: Deps,
+  task: TaskRecord,
+  outcome: WorkerOutcome,
+): Promise<{ outcome: RecordOutcome; task: TaskRecord }> {
+  const now = deps.now().toISOString();
+  const alreadyRecorded = task.attempts.some((a) => a.attempt === outcome.attempt);
+  if (alreadyRecorded) {
+    await followUp(deps, task, now);
+    return { outcome: 'replayed', task };
+  }
+  if (task.attempt !== outcome.attempt || !['launching', 'running'].includes(task.state)) {
+    throw conflict(`attempt ${outcome.attempt} of task ${task.taskNo} is not running (task is ${task.state}, attempt ${task.attempt})`);
+  }
+
+  let verdict = outcome;
+  if (task.kind === 'plan' && outcome.status === 'succeeded') {
+    const job = await deps.store.getJob(task.jobId);
+    const plan = parsePlan(outcome.structuredOutput, job?.config.maxWorkers ?? 1);
+    if (!plan.ok) verdict = { ...outcome, status: 'failed', error: plan.reason, retryable: true };
+  }
+
+  const ended = await endAttempt(deps, task, verdict, now);
+  if (!ended) {
+    // Someone else moved the task between our read and write (e.g. a duplicate POST).
+    const fresh = await deps.store.getTask(task.jobId, task.taskNo);
+    if (fresh?.attempts.some((a) => a.attempt === outcome.attempt)) {
+      await followUp(deps, fresh, now);
+      return { outcome: 'replayed', task: fresh };
+    }
+    throw conflict(`task ${task.taskNo} changed while its result was being recorded`);
+  }
+  if (task.kind === 'plan' && verdict.status === 'succeeded') {
+    await createPlannedTasks(deps, ended, outcome.structuredOutput, now);
+  }
+  await followUp(deps, ended, now);
+  return { outcome: 'recorded', task: ended };
+}
+
+/** A worker that stopped without reporting (crash, kill): its attempt failed with `reason`. */
+export async function recordLostWorker(
+  deps: Deps,
+  lost: { jobId: string; taskNo: number; attempt: number },
+  reason: string,
+  exitCode?: number,
+): Promise<TaskRecord | undefined> {
+  // Copy the ids only: the launch request also carries the task token, which must never be logged.
+  const scope = { jobId: lost.jobId, taskNo: lost.taskNo, attempt: lost.attempt };
+  const task = await deps.store.getTask(scope.jobId, scope.taskNo);
+  if (!task || task.attempt !== scope.attempt || !['launching', 'running'].includes(task.state)) return undefined;
+  const ended = await endAttempt(
+    deps,
+    task,
+    {
+      attempt: scope.attempt,
+      status: 'failed',
+      output: '',
+      filesCreated: [],
+      costUsd: 0,
+      numTurns: 0,
+      durationMs: task.startedAt ? Math.max(0, deps.now().getTime() - Date.parse(task.startedAt)) : 0,
+      error: reason,
+      exitCode,
+      retryable: true,
+    },
+    deps.now().toISOString(),
+  );
+  if (ended) {
+    deps.log.warn('worker stopped without a result', { ...scope, reason, next: ended.state });
+    await followUp(deps, ended, deps.now().toISOString());
+  }
+  return ended;
+}
+
+async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, now: string) {
+  const ok = outcome.status === 'succeeded';
+  const next = ok
+    ? { state: 'succeeded' as TaskState, attempt: task.attempt }
+    : outcome.retryable
+      ? nextAfterFailure({ state: outcome.status as 'failed' | 'timed_out', attempt: task.attempt, maxRetries: task.maxRetries })
+      : { state: outcome.status as TaskState, attempt: task.attempt };
+  const record: AttemptRecord = {
+    attempt: task.attempt,
+    state: outcome.status,
+    error: outcome.error,
+    exitCode: outcome.exitCode,
+    durationMs: outcome.durationMs,
+    costUsd: outcome.costUsd,
+    finishedAt: now,
+  };
+  const maxChars = deps.settings.limits.maxOutputChars;
+  const result: TaskResultSummary = {
+    output: outcome.output.slice(0, maxChars),
+    outputTruncated: outcome.output.length > maxChars,
+    filesCreated: outcome.filesCreated,
+    costUsd: outcome.costUsd,
+    numTurns: outcome.numTurns,
+    durationMs: outcome.durationMs,
+    sessionId: outcome.sessionId,
+    error: outcome.error,
+    exitCode: outcome.exitCode,
+  };
+  // A worker reports from `running`; a worker lost before fetching its assignment is still `launching`.
+  const from = (['launching', 'running'] as const).filter((s) => canTransitionTask(s, record.state));
+  const ended = await deps.store.endAttempt(task.jobId, task.taskNo, task.attempt, from, next, record, result, now);
+  if (ended && !ok) {
+    deps.log.info('attempt failed', { jobId: task.jobId, taskNo: task.taskNo, attempt: task.attempt, next: next.state, reason: outcome.error });
+  }
+  return ended;
+}
+
+/** Planner succeeded: its subtasks become work tasks and the job starts running. */
+async function createPlannedTasks(deps: Deps, planner: TaskRecord, structuredOutput: unknown, now: string) {
+  const job = await deps.store.getJob(planner.jobId);
+  if (!job) return;
+  const plan = parsePlan(structuredOutput, job.config.maxWorkers);
+  if (!plan.ok) return;
+  const tasks = workTasks(job, plan.subtasks, now);
+  await deps.store.putTasks(tasks);
+  await deps.store.transitionJob(job.jobId, 'planning', 'running', now, { totalTasks: tasks.length });
+}
+
+/**
+ * The steps after an attempt is recorded, each safe to repeat:
+ * retry -> send the next attempt; planner done -> send the planned tasks;
+ * work task final -> add it to the finished set, and the write that completes
+ * the set sends the one aggregate message.
+ */
+async function followUp(deps: Deps, task: TaskRecord, now: string): Promise<void> {
+  if (task.state === 'queued') {
+    await deps.queue.send(runMessage(task));
+    return;
+  }
+  if (!isTerminalTaskState(task.state)) return;
+  if (task.kind === 'plan') {
+    if (task.state === 'succeeded') {
+      const waiting = (await deps.store.listTasks(task.jobId)).filter((t) => t.kind === 'work' && t.state === 'queued');
+      await deps.queue.sendAll(waiting.map(runMessage));
+    } else {
+      await deps.queue.send({ type: 'aggregate', jobId: task.jobId });
+    }
+    return;
+  }
+  const { job, firstTime } = await deps.store.markTaskFinished(task.jobId, task.taskNo, now);
+  const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
+  // On a replay we cannot know whether the first call sent it; the aggregator is idempotent.
+  if (complete && (firstTime || job.status === 'running')) {
+    await deps.queue.send({ type: 'aggregate', jobId: task.jobId });
+  }
+}
