@@ -1,0 +1,217 @@
+/**
+ * `orchestrator`: local mode's command line. `run` takes one request through
+ * the whole stack and exits with the job's outcome; `serve` keeps the stack up
+ * for other clients.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
+import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
+import type { JobResult } from '../core/result-format.ts';
+import { createLocalLog } from './local-log.ts';
+import { mirrorJob } from './mirror.ts';
+import { checkClaudeCommand, PreflightError } from './preflight.ts';
+import { type LocalStack, startLocalStack } from './stack.ts';
+
+const EXIT = { completed: 0, partial: 2, failed: 1, cancelled: 1 } as const;
+
+interface CommonOptions {
+  config?: string;
+  workspace?: string;
+  claudeCommand?: string;
+  verbose?: boolean;
+}
+
+interface RunOptions extends CommonOptions {
+  workers?: number;
+  timeout?: number;
+  retries?: number;
+  json?: boolean;
+}
+
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);
+  return n;
+};
+
+/** The config file (or defaults), environment overrides, then flags: later wins. */
+function loadConfig(options: CommonOptions, overrides: (c: OrchestratorConfig) => void): OrchestratorConfig {
+  const file = options.config ?? (existsSync('config.yaml') ? 'config.yaml' : undefined);
+  if (options.config && !existsSync(options.config)) throw new ConfigError(options.config, [{ path: '(file)', message: 'file not found' }]);
+  const config = parseConfig(file ? readFileSync(file, 'utf8') : undefined, process.env, file ?? 'defaults');
+  if (options.workspace) config.orchestrator.workspace_root = options.workspace;
+  if (options.claudeCommand) config.orchestrator.claude_command = options.claudeCommand;
+  overrides(config);
+  // Re-validate so flags obey the same bounds as the file.
+  return parseConfig(JSON.stringify(config), {}, file ?? 'command line');
+}
+
+async function startStack(config: OrchestratorConfig, verbose: boolean, port?: number): Promise<LocalStack> {
+  const claude = await checkClaudeCommand(config.orchestrator.claude_command);
+  config.orchestrator.claude_command = claude.path;
+  const workspace = resolve(config.orchestrator.workspace_root);
+  const logFile = verbose ? undefined : join(config.logging.log_dir ? resolve(config.logging.log_dir) : workspace, 'orchestrator.log');
+  const log = createLocalLog({ level: config.logging.level, structured: config.logging.enable_structured, file: logFile });
+  return startLocalStack({ config, log, ...(port !== undefined ? { port } : {}) });
+}
+
+async function runCommand(request: string, options: RunOptions): Promise<number> {
+  const config = loadConfig(options, (c) => {
+    if (options.workers !== undefined) c.workers.max_workers = options.workers;
+    if (options.timeout !== undefined) c.workers.default_timeout = options.timeout;
+    if (options.retries !== undefined) c.workers.max_retries = options.retries;
+  });
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const stack = await startStack(config, Boolean(options.verbose), 0);
+  const stopOnSignal = () => {
+    say('interrupted; stopping workers');
+    void stack.stop().then(() => process.exit(130));
+  };
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  try {
+    const key = await stack.createApiKey('local', 'run');
+    const api = apiClient(stack.apiUrl, key);
+    const submitted = await api<{ job_id: string; status: JobStatus }>('POST', '/api/v1/orchestrate', {
+      request,
+      config: { max_workers: config.workers.max_workers, default_timeout: config.workers.default_timeout, max_retries: config.workers.max_retries },
+    });
+    const jobId = submitted.job_id;
+    say(`job ${jobId} submitted (${stack.backend === 'embedded' ? 'embedded emulators' : 'external endpoints'}, API ${stack.apiUrl})`);
+
+    // Bounded by what the job itself may take: every attempt of planning and of the workers, plus slack.
+    const attempts = config.workers.max_retries + 1;
+    const deadline = Date.now() + (2 * attempts * config.workers.default_timeout + 300) * 1000;
+    let status: JobStatus = submitted.status;
+    let lastLine = '';
+    while (!isTerminalJobStatus(status)) {
+      if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish before the deadline`);
+      await new Promise((r) => setTimeout(r, 500));
+      const s = await api<{ status: JobStatus; total_tasks: number; finished_tasks: number; tasks: Record<string, number> }>(
+        'GET',
+        `/api/v1/jobs/${jobId}/status`,
+      );
+      status = s.status;
+      const line =
+        status === 'planning'
+          ? 'planning…'
+          : `${status}: ${s.finished_tasks}/${s.total_tasks} finished, ${(s.tasks.running ?? 0) + (s.tasks.launching ?? 0)} running, ${s.tasks.queued ?? 0} queued`;
+      if (line !== lastLine) say(line);
+      lastLine = line;
+    }
+    const result = await api<JobResult>('GET', `/api/v1/jobs/${jobId}`);
+    const mirror = await mirrorJob(stack.deps.artifacts, jobId, resolve(config.orchestrator.workspace_root));
+    const finalReport = join(mirror.dir, 'FINAL_RESULT.md');
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport }, null, 2)}\n`);
+    } else {
+      printSummary(result, mirror.dir, finalReport);
+    }
+    return EXIT[status as keyof typeof EXIT] ?? 1;
+  } finally {
+    process.off('SIGINT', stopOnSignal);
+    process.off('SIGTERM', stopOnSignal);
+    await stack.stop();
+  }
+}
+
+function printSummary(result: JobResult, dir: string, finalReport: string): void {
+  const s = result.results.summary;
+  const out = [
+    '',
+    `Job ${result.job_id}: ${result.status.toUpperCase()}`,
+    `  workers: ${s.total} (${s.succeeded} succeeded, ${s.failed} failed, ${s.timed_out} timed out)`,
+    `  cost: $${s.total_cost_usd.toFixed(4)}   wall time: ${((result.wall_time_ms ?? 0) / 1000).toFixed(1)}s`,
+  ];
+  for (const t of result.results.tasks) {
+    out.push(`  - ${t.worker_id} ${t.status}${t.error ? `: ${t.error.slice(0, 160)}` : ''} (${t.files_created.length} files)`);
+  }
+  if (result.error) out.push(`  error: ${result.error}`);
+  out.push(`  files: ${dir}`, `  report: ${finalReport}`, '');
+  process.stdout.write(out.join('\n'));
+}
+
+async function serveCommand(options: CommonOptions & { port?: number }): Promise<void> {
+  const config = loadConfig(options, () => {});
+  const stack = await startStack(config, Boolean(options.verbose), options.port ?? config.api.port);
+  const key = process.env.ORCHESTRATOR_API_KEY ? undefined : await stack.createApiKey('local', 'serve');
+  process.stdout.write(`API_URL=${stack.apiUrl}\n`);
+  if (key) process.stdout.write(`API_KEY=${key}\n`);
+  await new Promise<void>((resolveStop) => {
+    const stop = () => resolveStop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await stack.stop();
+}
+
+function apiClient(baseUrl: string, apiKey: string) {
+  return async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { 'x-api-key': apiKey, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${path} failed with ${response.status}: ${text.slice(0, 500)}`);
+    return JSON.parse(text) as T;
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('orchestrator')
+    .description('Run many Claude Code workers in parallel: locally on embedded AWS emulators, or on AWS')
+    .showHelpAfterError();
+  const common = (cmd: Command) =>
+    cmd
+      .option('--config <file>', 'config file (default: ./config.yaml when present)')
+      .option('--workspace <dir>', 'where job folders and the log go (orchestrator.workspace_root)')
+      .option('--claude-command <path>', 'claude executable (orchestrator.claude_command)')
+      .option('--verbose', 'log to stderr instead of <workspace>/orchestrator.log');
+  common(
+    program
+      .command('run')
+      .description('run one request to the end and mirror its results to <workspace>/job_<id>/')
+      .argument('<request>', 'what you want done, in natural language')
+      .option('--workers <n>', 'max parallel workers', positiveInt('--workers'))
+      .option('--timeout <seconds>', 'per-worker timeout', positiveInt('--timeout'))
+      .option('--retries <n>', 'retries per failed worker', (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--retries must be a whole number of at least 0');
+        return n;
+      })
+      .option('--json', 'print the result as JSON on stdout'),
+  ).action(async (request: string, options: RunOptions) => {
+    process.exitCode = await runCommand(request, options);
+  });
+  common(
+    program
+      .command('serve')
+      .description('serve the API until SIGINT/SIGTERM; prints API_URL= and API_KEY= when ready')
+      .option('--port <port>', 'port (0 picks a free one)', (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('--port must be 0-65535');
+        return n;
+      }),
+  ).action(async (options: CommonOptions & { port?: number }) => {
+    await serveCommand(options);
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof PreflightError) {
+      process.stderr.write(`orchestrator: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stderr.write(`orchestrator: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
