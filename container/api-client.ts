@@ -49,7 +49,10 @@ export class WorkerApiClient {
         });
         const text = await response.text();
         if (response.ok) return (text ? JSON.parse(text) : {}) as T;
-        const error = new ApiError(response.status, `${method} ${path} -> ${response.status}: ${text.slice(0, 500)}`);
+        const error = new ApiError(
+          response.status,
+          `${method} ${path} -> ${response.status}: ${text.slice(0, 500)}`,
+        );
         if (response.status !== 429 && response.status < 500) throw error;
         lastError = error;
       } catch (err) {
@@ -63,13 +66,20 @@ export class WorkerApiClient {
 }
 
 /** PUT a body to a presigned URL, with the same deadline and retry policy. */
-export async function putPresigned(url: string, body: Uint8Array | string, attempts = 4, timeoutMs = 60_000): Promise<void> {
+export async function putPresigned(
+  url: string,
+  body: Uint8Array | string,
+  attempts = 4,
+  timeoutMs = 60_000,
+): Promise<void> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       const response = await fetch(url, { method: 'PUT', body, signal: AbortSignal.timeout(timeoutMs) });
       if (response.ok) return;
-      lastError = new Error(`upload refused with ${response.status}: ${(await response.text()).slice(0, 300)}`);
+      lastError = new Error(
+        `upload refused with ${response.status}: ${(await response.text()).slice(0, 300)}`,
+      );
       if (response.status < 500 && response.status !== 429) break;
     } catch (err) {
       lastError = err;

@@ -29,7 +29,11 @@ export function runClaude(inv: ClaudeInvocation): Promise<ClaudeProcessOutcome> 
     let stderr = '';
     let timedOut = false;
     let settled = false;
-    const child = spawn(inv.command, inv.args, { cwd: inv.cwd, env: inv.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(inv.command, inv.args, {
+      cwd: inv.cwd,
+      env: inv.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
 
     const stop = () => {
       if (child.exitCode !== null || child.signalCode !== null) return;

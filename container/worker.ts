@@ -49,14 +49,18 @@ export async function runWorker(env: WorkerEnv & NodeJS.ProcessEnv, signal?: Abo
     process.stderr.write(`worker: cannot fetch assignment: ${(err as Error).message}\n`);
     return 1;
   }
-  note(`task ${scope.jobId}/${scope.taskNo} attempt ${scope.attempt} (${assignment.kind}): ${assignment.title}`);
+  note(
+    `task ${scope.jobId}/${scope.taskNo} attempt ${scope.attempt} (${assignment.kind}): ${assignment.title}`,
+  );
 
   const root = env.WORKSPACE_DIR || tmpdir();
   await mkdir(root, { recursive: true });
   const workdir = await mkdtemp(join(root, `task-${scope.jobId}-${scope.taskNo}-a${scope.attempt}-`));
   const command = env.CLAUDE_COMMAND || 'claude';
   const args = claudeArgs(assignment);
-  note(`running: ${command} ${args.map((a) => (a.length > 80 ? `${a.slice(0, 77)}...` : a)).join(' ')} (prompt on stdin) in ${workdir}`);
+  note(
+    `running: ${command} ${args.map((a) => (a.length > 80 ? `${a.slice(0, 77)}...` : a)).join(' ')} (prompt on stdin) in ${workdir}`,
+  );
 
   const run = await runClaude({
     command,
@@ -72,7 +76,9 @@ export async function runWorker(env: WorkerEnv & NodeJS.ProcessEnv, signal?: Abo
     verdict.status = 'failed';
     verdict.error = `worker interrupted (SIGTERM) after ${Math.round(run.durationMs / 1000)}s`;
   }
-  note(`claude exited code=${run.exitCode} signal=${run.signal} timedOut=${run.timedOut} -> ${verdict.status}${verdict.error ? `: ${verdict.error}` : ''}`);
+  note(
+    `claude exited code=${run.exitCode} signal=${run.signal} timedOut=${run.timedOut} -> ${verdict.status}${verdict.error ? `: ${verdict.error}` : ''}`,
+  );
   log.push('--- stdout ---', run.stdout, '--- stderr ---', run.stderr);
 
   let filesCreated: string[] = [];
@@ -165,4 +171,3 @@ async function main(): Promise<void> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   void main();
 }
-

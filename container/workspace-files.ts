@@ -5,7 +5,10 @@ import { join, relative, sep } from 'node:path';
 const SKIP_DIRS = new Set(['.git', '.claude']);
 
 /** Relative paths with forward slashes, sorted; stops after `limit` files. */
-export async function listWorkspaceFiles(root: string, limit: number): Promise<{ files: string[]; truncated: boolean }> {
+export async function listWorkspaceFiles(
+  root: string,
+  limit: number,
+): Promise<{ files: string[]; truncated: boolean }> {
   const files: string[] = [];
   const pending = [root];
   while (pending.length > 0) {

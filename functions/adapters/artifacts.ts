@@ -20,7 +20,9 @@ export class Artifacts {
   }
 
   async putText(key: string, body: string, contentType: string): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    );
   }
 
   async getBytes(key: string): Promise<Uint8Array | undefined> {
@@ -44,7 +46,11 @@ export class Artifacts {
     let token: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const out = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          ...(token ? { ContinuationToken: token } : {}),
+        }),
       );
       for (const o of out.Contents ?? []) if (o.Key) objects.push({ key: o.Key, size: o.Size ?? 0 });
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
@@ -54,10 +60,14 @@ export class Artifacts {
   }
 
   presignPut(key: string, expiresInSec: number): Promise<string> {
-    return getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSec });
+    return getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+      expiresIn: expiresInSec,
+    });
   }
 
   presignGet(key: string, expiresInSec: number): Promise<string> {
-    return getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSec });
+    return getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+      expiresIn: expiresInSec,
+    });
   }
 }

@@ -32,7 +32,12 @@ export function createAwsClients(env: NodeJS.ProcessEnv = process.env): AwsClien
     anyEndpoint && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE
       ? { accessKeyId: 'local', secretAccessKey: 'local' }
       : undefined;
-  const common = { region, requestHandler: REQUEST_HANDLER, maxAttempts: 3, ...(credentials ? { credentials } : {}) };
+  const common = {
+    region,
+    requestHandler: REQUEST_HANDLER,
+    maxAttempts: 3,
+    ...(credentials ? { credentials } : {}),
+  };
 
   const ddbEndpoint = endpointFor('DYNAMODB', env);
   const sqsEndpoint = endpointFor('SQS', env);

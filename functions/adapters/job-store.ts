@@ -11,7 +11,12 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { AttemptRecord, JobRecord, TaskRecord, TaskResultSummary } from '../core/model.ts';
-import { assertJobTransition, assertTaskTransition, type JobStatus, type TaskState } from '../core/task-states.ts';
+import {
+  assertJobTransition,
+  assertTaskTransition,
+  type JobStatus,
+  type TaskState,
+} from '../core/task-states.ts';
 import {
   PARTITION_KEY,
   SORT_KEY,
@@ -103,7 +108,9 @@ export class JobStore {
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {
-    const out = await this.ddb.send(new GetCommand({ TableName: this.tableName, Key: jobKey(jobId), ConsistentRead: true }));
+    const out = await this.ddb.send(
+      new GetCommand({ TableName: this.tableName, Key: jobKey(jobId), ConsistentRead: true }),
+    );
     return out.Item ? jobFromItem(out.Item) : undefined;
   }
 
@@ -171,7 +178,10 @@ export class JobStore {
           Key: jobKey(jobId),
           UpdateExpression: `SET ${sets.join(', ')}`,
           ConditionExpression: 'attribute_exists(PK) AND #status = :from',
-          ExpressionAttributeNames: { '#status': 'status', ...(extra.error !== undefined ? { '#error': 'error' } : {}) },
+          ExpressionAttributeNames: {
+            '#status': 'status',
+            ...(extra.error !== undefined ? { '#error': 'error' } : {}),
+          },
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
         }),
@@ -257,7 +267,13 @@ export class JobStore {
    * Claims a queued task for one attempt (`queued -> launching`) and stores the
    * hash of the token its worker will present. A duplicate delivery fails here.
    */
-  async claimTask(jobId: string, taskNo: number, attempt: number, tokenHash: string, now: string): Promise<TaskRecord | undefined> {
+  async claimTask(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    tokenHash: string,
+    now: string,
+  ): Promise<TaskRecord | undefined> {
     return this.moveTask(jobId, taskNo, attempt, ['queued'], 'launching', now, {
       tokenHash,
       launchedAt: now,
@@ -265,8 +281,16 @@ export class JobStore {
   }
 
   /** Undoes a claim whose launch was refused; nothing started, so the attempt is unchanged. */
-  async releaseClaim(jobId: string, taskNo: number, attempt: number, now: string): Promise<TaskRecord | undefined> {
-    return this.moveTask(jobId, taskNo, attempt, ['launching'], 'queued', now, {}, ['tokenHash', 'launchHandle']);
+  async releaseClaim(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    now: string,
+  ): Promise<TaskRecord | undefined> {
+    return this.moveTask(jobId, taskNo, attempt, ['launching'], 'queued', now, {}, [
+      'tokenHash',
+      'launchHandle',
+    ]);
   }
 
   /** Stores the launcher's handle. The worker may already be running, so either state is fine. */
@@ -279,7 +303,12 @@ export class JobStore {
           UpdateExpression: 'SET launchHandle = :h',
           ConditionExpression: 'attempt = :a AND #state IN (:launching, :running)',
           ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':h': handle, ':a': attempt, ':launching': 'launching', ':running': 'running' },
+          ExpressionAttributeValues: {
+            ':h': handle,
+            ':a': attempt,
+            ':launching': 'launching',
+            ':running': 'running',
+          },
         }),
       ),
     );
@@ -287,7 +316,12 @@ export class JobStore {
   }
 
   /** The worker fetched its assignment: `launching -> running`. */
-  async markRunning(jobId: string, taskNo: number, attempt: number, now: string): Promise<TaskRecord | undefined> {
+  async markRunning(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    now: string,
+  ): Promise<TaskRecord | undefined> {
     return this.moveTask(jobId, taskNo, attempt, ['launching'], 'running', now, { startedAt: now });
   }
 
@@ -305,7 +339,12 @@ export class JobStore {
     result: TaskResultSummary | undefined,
     now: string,
   ): Promise<TaskRecord | undefined> {
-    const sets = ['#state = :to', 'updatedAt = :now', 'attempt = :next', 'attempts = list_append(if_not_exists(attempts, :empty), :record)'];
+    const sets = [
+      '#state = :to',
+      'updatedAt = :now',
+      'attempt = :next',
+      'attempts = list_append(if_not_exists(attempts, :empty), :record)',
+    ];
     const values: Record<string, unknown> = {
       ':to': next.state,
       ':now': now,

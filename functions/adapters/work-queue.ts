@@ -13,7 +13,11 @@ export class WorkQueue {
 
   async send(message: WorkMessage, delaySeconds = 0): Promise<void> {
     await this.sqs.send(
-      new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message), DelaySeconds: delaySeconds }),
+      new SendMessageCommand({
+        QueueUrl: this.queueUrl,
+        MessageBody: JSON.stringify(message),
+        DelaySeconds: delaySeconds,
+      }),
     );
   }
 
@@ -28,7 +32,9 @@ export class WorkQueue {
         }),
       );
       if (out.Failed && out.Failed.length > 0) {
-        throw new Error(`SQS refused ${out.Failed.length} of ${chunk.length} messages: ${out.Failed[0]?.Message ?? ''}`);
+        throw new Error(
+          `SQS refused ${out.Failed.length} of ${chunk.length} messages: ${out.Failed[0]?.Message ?? ''}`,
+        );
       }
     }
   }

@@ -28,7 +28,8 @@ export interface JobDefaults {
   model?: string | undefined;
 }
 
-const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `at most ${max} characters`);
+const text = (max: number) =>
+  z.string().trim().min(1, 'must not be empty').max(max, `at most ${max} characters`);
 
 export function submitBodySchema(limits: ApiLimits) {
   const task = z.strictObject({

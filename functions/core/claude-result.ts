@@ -75,7 +75,12 @@ export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
     exitCode: run.exitCode ?? undefined,
   };
   if (run.timedOut) {
-    return { ...base, status: 'timed_out', retryable: true, error: `timed out after ${Math.round(run.durationMs / 1000)}s; the claude process was stopped` };
+    return {
+      ...base,
+      status: 'timed_out',
+      retryable: true,
+      error: `timed out after ${Math.round(run.durationMs / 1000)}s; the claude process was stopped`,
+    };
   }
   if (!result) {
     const how = run.signal ? `was killed by ${run.signal}` : `exited with code ${run.exitCode}`;
@@ -86,7 +91,8 @@ export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
       error: `claude ${how} without a result object${tail(run.stderr)}`,
     };
   }
-  const failed = run.exitCode !== 0 || result.is_error === true || (result.subtype ?? 'success') !== 'success';
+  const failed =
+    run.exitCode !== 0 || result.is_error === true || (result.subtype ?? 'success') !== 'success';
   if (!failed) {
     return { ...base, status: 'succeeded', retryable: true, structuredOutput: result.structured_output };
   }

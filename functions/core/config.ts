@@ -92,7 +92,9 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly issues: FieldIssue[],
   ) {
-    super(`invalid configuration in ${source}:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`);
+    super(
+      `invalid configuration in ${source}:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -118,7 +120,11 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly [string, string]>> 
  * Parses YAML text plus environment overrides into a validated config.
  * Throws ConfigError naming each bad option's path and the reason.
  */
-export function parseConfig(yamlText: string | undefined, env: Record<string, string | undefined> = {}, source = 'config'): OrchestratorConfig {
+export function parseConfig(
+  yamlText: string | undefined,
+  env: Record<string, string | undefined> = {},
+  source = 'config',
+): OrchestratorConfig {
   let raw: unknown;
   try {
     raw = yamlText === undefined || yamlText.trim() === '' ? {} : parseYaml(yamlText);

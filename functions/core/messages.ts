@@ -3,7 +3,12 @@ import { z } from 'zod';
 
 export const WorkMessageSchema = z.discriminatedUnion('type', [
   /** Start attempt `attempt` of a task (task 0 is the planner). */
-  z.object({ type: z.literal('run'), jobId: z.string().min(1), taskNo: z.number().int().min(0), attempt: z.number().int().min(1) }),
+  z.object({
+    type: z.literal('run'),
+    jobId: z.string().min(1),
+    taskNo: z.number().int().min(0),
+    attempt: z.number().int().min(1),
+  }),
   /** Every task of the job is final: write the reports and the job's status. */
   z.object({ type: z.literal('aggregate'), jobId: z.string().min(1) }),
 ]);

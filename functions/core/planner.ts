@@ -48,20 +48,32 @@ export function parsePlan(
 ): { ok: true; subtasks: SubtaskSpec[] } | { ok: false; reason: string } {
   const schema = z.object({
     subtasks: z
-      .array(z.object({ title: z.string().trim().min(1).max(200), prompt: z.string().trim().min(1).max(20_000) }))
+      .array(
+        z.object({ title: z.string().trim().min(1).max(200), prompt: z.string().trim().min(1).max(20_000) }),
+      )
       .min(1)
       .max(maxWorkers),
   });
   const result = schema.safeParse(structuredOutput);
   if (!result.success) {
     const first = result.error.issues[0];
-    return { ok: false, reason: `planner returned an unusable plan: ${first?.path.join('.') ?? ''} ${first?.message ?? ''}`.trim() };
+    return {
+      ok: false,
+      reason:
+        `planner returned an unusable plan: ${first?.path.join('.') ?? ''} ${first?.message ?? ''}`.trim(),
+    };
   }
   return { ok: true, subtasks: result.data.subtasks };
 }
 
 /** The prompt a worker gives Claude: its subtask, with just enough context to work alone. */
-export function workerPrompt(input: { request: string; title: string; prompt: string; taskNo: number; totalTasks: number }): string {
+export function workerPrompt(input: {
+  request: string;
+  title: string;
+  prompt: string;
+  taskNo: number;
+  totalTasks: number;
+}): string {
   return [
     `You are worker ${input.taskNo} of ${input.totalTasks}, working on one part of a larger request.`,
     'Work only in the current directory: every file you create there is collected as your result.',

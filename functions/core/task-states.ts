@@ -77,7 +77,11 @@ export interface AttemptOutcome {
  * while retries remain, else the failure is final. `attempt` counts from 1, so
  * a task with max_retries R runs at most R+1 times.
  */
-export function nextAfterFailure(outcome: AttemptOutcome): { state: TaskState; attempt: number; retry: boolean } {
+export function nextAfterFailure(outcome: AttemptOutcome): {
+  state: TaskState;
+  attempt: number;
+  retry: boolean;
+} {
   assertTaskTransition('running', outcome.state);
   if (outcome.attempt <= outcome.maxRetries) {
     assertTaskTransition(outcome.state, 'queued');

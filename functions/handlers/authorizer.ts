@@ -18,13 +18,22 @@ export function createAuthorizer(store: JobStore, kind: RouteAuth, log: Log) {
   return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
     const credential = headerValue(event.headers, CREDENTIAL_HEADER[kind]);
     const principal: Principal | undefined =
-      kind === 'caller' ? await authorizeApiKey(store, credential) : await authorizeTaskToken(store, credential);
+      kind === 'caller'
+        ? await authorizeApiKey(store, credential)
+        : await authorizeTaskToken(store, credential);
     if (!principal) {
-      log.warn('request refused by authorizer', { kind, presented: credential !== undefined, path: event.path });
+      log.warn('request refused by authorizer', {
+        kind,
+        presented: credential !== undefined,
+        path: event.path,
+      });
       throw new Error(UNAUTHORIZED);
     }
     return {
-      principalId: principal.kind === 'caller' ? `${principal.tenant}/${principal.keyId}` : `task/${principal.jobId}/${principal.taskNo}`,
+      principalId:
+        principal.kind === 'caller'
+          ? `${principal.tenant}/${principal.keyId}`
+          : `task/${principal.jobId}/${principal.taskNo}`,
       policyDocument: {
         Version: '2012-10-17',
         Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: apiWideArn(event.methodArn) }],

@@ -6,12 +6,16 @@ import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { z } from 'zod';
 import { badRequest, HttpError, unauthorized, unsupportedMediaType, zodIssues } from '../core/errors.ts';
-import type { Log } from '../services/deps.ts';
 import type { Principal } from '../services/auth.ts';
+import type { Log } from '../services/deps.ts';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
-export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
+export function json(
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult {
   return {
     statusCode,
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
@@ -37,7 +41,8 @@ export function errorResponses(log: Log): MiddlewareObj<APIGatewayProxyEvent, AP
       }
       log.error('unhandled error', {
         path: request.event?.path,
-        error: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+        error:
+          err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
       });
       request.response = json(500, { error: 'internal error', code: 'internal' });
     },
@@ -48,7 +53,9 @@ export function errorResponses(log: Log): MiddlewareObj<APIGatewayProxyEvent, AP
 export function parseJsonBody<S extends z.ZodType>(event: APIGatewayProxyEvent, schema: S): z.infer<S> {
   const contentType = header(event, 'content-type') ?? '';
   if (!/^application\/(.+\+)?json\s*(;.*)?$/i.test(contentType)) {
-    throw unsupportedMediaType(`content-type must be application/json, got ${contentType ? `"${contentType.slice(0, 100)}"` : 'none'}`);
+    throw unsupportedMediaType(
+      `content-type must be application/json, got ${contentType ? `"${contentType.slice(0, 100)}"` : 'none'}`,
+    );
   }
   const raw = event.body ?? '';
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
@@ -98,5 +105,10 @@ export function principalOf(event: APIGatewayProxyEvent): Principal {
 export function principalContext(principal: Principal): Record<string, string> {
   return principal.kind === 'caller'
     ? { kind: 'caller', tenant: principal.tenant, keyId: principal.keyId }
-    : { kind: 'worker', jobId: principal.jobId, taskNo: String(principal.taskNo), attempt: String(principal.attempt) };
+    : {
+        kind: 'worker',
+        jobId: principal.jobId,
+        taskNo: String(principal.taskNo),
+        attempt: String(principal.attempt),
+      };
 }

@@ -22,12 +22,18 @@ export function createQueueConsumer(deps: DispatchDeps) {
     const message = WorkMessageSchema.safeParse(body);
     if (!message.success) {
       // Redelivering cannot fix a malformed message; log it and let it go.
-      deps.log.error('dropping malformed work message', { messageId: record.messageId, body: record.body.slice(0, 500) });
+      deps.log.error('dropping malformed work message', {
+        messageId: record.messageId,
+        body: record.body.slice(0, 500),
+      });
       return;
     }
     if (message.data.type === 'run') await dispatchRun(deps, message.data);
     else await aggregateJob(deps, message.data.jobId);
   };
   return async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, handleRecord, processor, { ...(context ? { context } : {}), processInParallel: true });
+    processPartialResponse(event, handleRecord, processor, {
+      ...(context ? { context } : {}),
+      processInParallel: true,
+    });
 }

@@ -19,7 +19,12 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', resource: '/api/v1/jobs/{id}', auth: 'caller', name: 'getJob' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/status', auth: 'caller', name: 'getStatus' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/report', auth: 'caller', name: 'getReport' },
-  { method: 'GET', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/assignment', auth: 'worker', name: 'assignment' },
+  {
+    method: 'GET',
+    resource: '/api/v1/jobs/{id}/tasks/{taskNo}/assignment',
+    auth: 'worker',
+    name: 'assignment',
+  },
   { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/uploads', auth: 'worker', name: 'uploads' },
   { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/result', auth: 'worker', name: 'result' },
 ] as const;
@@ -33,7 +38,9 @@ export const CREDENTIAL_HEADER: Readonly<Record<RouteAuth, string>> = {
 export function matchRoute(
   method: string,
   path: string,
-): { route: RouteSpec; pathParameters: Record<string, string> } | { route?: undefined; methodAllowed: boolean } {
+):
+  | { route: RouteSpec; pathParameters: Record<string, string> }
+  | { route?: undefined; methodAllowed: boolean } {
   const segments = path.replace(/\/+$/, '').split('/');
   let pathMatched = false;
   for (const route of ROUTES) {

@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
-import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
 import type { JobResult } from '../core/result-format.ts';
+import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
 import { createLocalLog } from './local-log.ts';
 import { mirrorJob } from './mirror.ts';
 import { checkClaudeCommand, PreflightError } from './preflight.ts';
@@ -32,14 +32,16 @@ interface RunOptions extends CommonOptions {
 
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);
   return n;
 };
 
 /** The config file (or defaults), environment overrides, then flags: later wins. */
 function loadConfig(options: CommonOptions, overrides: (c: OrchestratorConfig) => void): OrchestratorConfig {
   const file = options.config ?? (existsSync('config.yaml') ? 'config.yaml' : undefined);
-  if (options.config && !existsSync(options.config)) throw new ConfigError(options.config, [{ path: '(file)', message: 'file not found' }]);
+  if (options.config && !existsSync(options.config))
+    throw new ConfigError(options.config, [{ path: '(file)', message: 'file not found' }]);
   const config = parseConfig(file ? readFileSync(file, 'utf8') : undefined, process.env, file ?? 'defaults');
   if (options.workspace) config.orchestrator.workspace_root = options.workspace;
   if (options.claudeCommand) config.orchestrator.claude_command = options.claudeCommand;
@@ -52,8 +54,14 @@ async function startStack(config: OrchestratorConfig, verbose: boolean, port?: n
   const claude = await checkClaudeCommand(config.orchestrator.claude_command);
   config.orchestrator.claude_command = claude.path;
   const workspace = resolve(config.orchestrator.workspace_root);
-  const logFile = verbose ? undefined : join(config.logging.log_dir ? resolve(config.logging.log_dir) : workspace, 'orchestrator.log');
-  const log = createLocalLog({ level: config.logging.level, structured: config.logging.enable_structured, file: logFile });
+  const logFile = verbose
+    ? undefined
+    : join(config.logging.log_dir ? resolve(config.logging.log_dir) : workspace, 'orchestrator.log');
+  const log = createLocalLog({
+    level: config.logging.level,
+    structured: config.logging.enable_structured,
+    file: logFile,
+  });
   return startLocalStack({ config, log, ...(port !== undefined ? { port } : {}) });
 }
 
@@ -76,10 +84,16 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     const api = apiClient(stack.apiUrl, key);
     const submitted = await api<{ job_id: string; status: JobStatus }>('POST', '/api/v1/orchestrate', {
       request,
-      config: { max_workers: config.workers.max_workers, default_timeout: config.workers.default_timeout, max_retries: config.workers.max_retries },
+      config: {
+        max_workers: config.workers.max_workers,
+        default_timeout: config.workers.default_timeout,
+        max_retries: config.workers.max_retries,
+      },
     });
     const jobId = submitted.job_id;
-    say(`job ${jobId} submitted (${stack.backend === 'embedded' ? 'embedded emulators' : 'external endpoints'}, API ${stack.apiUrl})`);
+    say(
+      `job ${jobId} submitted (${stack.backend === 'embedded' ? 'embedded emulators' : 'external endpoints'}, API ${stack.apiUrl})`,
+    );
 
     // Bounded by what the job itself may take: every attempt of planning and of the workers, plus slack.
     const attempts = config.workers.max_retries + 1;
@@ -89,10 +103,12 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     while (!isTerminalJobStatus(status)) {
       if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish before the deadline`);
       await new Promise((r) => setTimeout(r, 500));
-      const s = await api<{ status: JobStatus; total_tasks: number; finished_tasks: number; tasks: Record<string, number> }>(
-        'GET',
-        `/api/v1/jobs/${jobId}/status`,
-      );
+      const s = await api<{
+        status: JobStatus;
+        total_tasks: number;
+        finished_tasks: number;
+        tasks: Record<string, number>;
+      }>('GET', `/api/v1/jobs/${jobId}/status`);
       status = s.status;
       const line =
         status === 'planning'
@@ -105,7 +121,9 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     const mirror = await mirrorJob(stack.deps.artifacts, jobId, resolve(config.orchestrator.workspace_root));
     const finalReport = join(mirror.dir, 'FINAL_RESULT.md');
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport }, null, 2)}\n`,
+      );
     } else {
       printSummary(result, mirror.dir, finalReport);
     }
@@ -126,7 +144,9 @@ function printSummary(result: JobResult, dir: string, finalReport: string): void
     `  cost: $${s.total_cost_usd.toFixed(4)}   wall time: ${((result.wall_time_ms ?? 0) / 1000).toFixed(1)}s`,
   ];
   for (const t of result.results.tasks) {
-    out.push(`  - ${t.worker_id} ${t.status}${t.error ? `: ${t.error.slice(0, 160)}` : ''} (${t.files_created.length} files)`);
+    out.push(
+      `  - ${t.worker_id} ${t.status}${t.error ? `: ${t.error.slice(0, 160)}` : ''} (${t.files_created.length} files)`,
+    );
   }
   if (result.error) out.push(`  error: ${result.error}`);
   out.push(`  files: ${dir}`, `  report: ${finalReport}`, '');
@@ -156,7 +176,8 @@ function apiClient(baseUrl: string, apiKey: string) {
       signal: AbortSignal.timeout(30_000),
     });
     const text = await response.text();
-    if (!response.ok) throw new Error(`${method} ${path} failed with ${response.status}: ${text.slice(0, 500)}`);
+    if (!response.ok)
+      throw new Error(`${method} ${path} failed with ${response.status}: ${text.slice(0, 500)}`);
     return JSON.parse(text) as T;
   };
 }
@@ -180,7 +201,8 @@ export function buildProgram(): Command {
       .option('--timeout <seconds>', 'per-worker timeout', positiveInt('--timeout'))
       .option('--retries <n>', 'retries per failed worker', (v) => {
         const n = Number(v);
-        if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--retries must be a whole number of at least 0');
+        if (!Number.isInteger(n) || n < 0)
+          throw new InvalidArgumentError('--retries must be a whole number of at least 0');
         return n;
       })
       .option('--json', 'print the result as JSON on stdout'),
@@ -193,7 +215,8 @@ export function buildProgram(): Command {
       .description('serve the API until SIGINT/SIGTERM; prints API_URL= and API_KEY= when ready')
       .option('--port <port>', 'port (0 picks a free one)', (v) => {
         const n = Number(v);
-        if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('--port must be 0-65535');
+        if (!Number.isInteger(n) || n < 0 || n > 65535)
+          throw new InvalidArgumentError('--port must be 0-65535');
         return n;
       }),
   ).action(async (options: CommonOptions & { port?: number }) => {

@@ -21,7 +21,10 @@ export interface LocalApiOptions {
   host: string;
   port: number;
   api: (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
-  authorizers: Record<RouteAuth, (event: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>>;
+  authorizers: Record<
+    RouteAuth,
+    (event: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>
+  >;
 }
 
 export interface LocalApi {
@@ -69,7 +72,8 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
       : reply(405, { error: `method ${method} not allowed on ${url.pathname}`, code: 'method_not_allowed' });
   }
   const body = await readBody(req);
-  if (body === undefined) return reply(413, { error: `request body is larger than ${MAX_BODY} bytes`, code: 'too_large' });
+  if (body === undefined)
+    return reply(413, { error: `request body is larger than ${MAX_BODY} bytes`, code: 'too_large' });
 
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
@@ -136,7 +140,9 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
       resourceId: 'local',
       resourcePath: match.route.resource,
       stage: 'v1',
-      identity: { sourceIp: req.socket.remoteAddress ?? '127.0.0.1' } as APIGatewayProxyEvent['requestContext']['identity'],
+      identity: {
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+      } as APIGatewayProxyEvent['requestContext']['identity'],
     },
   };
   return options.api(event, { awsRequestId: requestId, functionName: 'api-local' } as Context);

@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { LaunchHandle, LaunchRequest, Launcher } from '../adapters/launcher.ts';
+import type { Launcher, LaunchHandle, LaunchRequest } from '../adapters/launcher.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../../container/worker.ts', import.meta.url));
 // Resolved from here, not from the caller's directory, so `orchestrator` works from anywhere.
@@ -108,16 +108,20 @@ export class LocalLauncher implements Launcher {
       stderr = (stderr + c).slice(-4000);
     });
     const grace = (this.options.killGraceSec ?? 60) * 1000;
-    const deadline = setTimeout(() => {
-      slot.stopped = `worker exceeded its timeout of ${request.timeoutSec}s by more than ${grace / 1000}s`;
-      child.kill('SIGKILL');
-    }, request.timeoutSec * 1000 + grace);
+    const deadline = setTimeout(
+      () => {
+        slot.stopped = `worker exceeded its timeout of ${request.timeoutSec}s by more than ${grace / 1000}s`;
+        child.kill('SIGKILL');
+      },
+      request.timeoutSec * 1000 + grace,
+    );
     deadline.unref();
     child.on('close', (code, signal) => {
       clearTimeout(deadline);
       this.running.delete(slot.handle);
       if (code !== 0 && slot.stopped !== 'shutdown') {
-        const why = slot.stopped ?? (signal ? `worker killed by ${signal}` : `worker exited with code ${code}`);
+        const why =
+          slot.stopped ?? (signal ? `worker killed by ${signal}` : `worker exited with code ${code}`);
         const detail = stderr.trim().split('\n').slice(-3).join(' | ');
         this.options.onLost?.(request, detail ? `${why}: ${detail}` : why, code ?? undefined);
       }

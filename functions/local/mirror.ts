@@ -4,7 +4,11 @@ import { dirname, join } from 'node:path';
 import type { Artifacts } from '../adapters/artifacts.ts';
 import { jobPrefix, safeRelativePath } from '../core/layout.ts';
 
-export async function mirrorJob(artifacts: Artifacts, rootJobId: string, workspaceRoot: string): Promise<{ dir: string; files: number }> {
+export async function mirrorJob(
+  artifacts: Artifacts,
+  rootJobId: string,
+  workspaceRoot: string,
+): Promise<{ dir: string; files: number }> {
   const prefix = jobPrefix(rootJobId);
   const dir = join(workspaceRoot, `job_${rootJobId}`);
   const objects = await artifacts.list(prefix);

@@ -16,12 +16,20 @@ const INSTALL_HINT =
   'or set ANTHROPIC_API_KEY), or point --claude-command / CLAUDE_COMMAND / orchestrator.claude_command at the executable.';
 
 /** Returns the absolute path of the command, after checking that `--version` answers. */
-export async function checkClaudeCommand(command: string, env: NodeJS.ProcessEnv = process.env): Promise<{ path: string; version: string }> {
+export async function checkClaudeCommand(
+  command: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ path: string; version: string }> {
   const path = await locate(command, env);
   if (!path) throw new PreflightError(`cannot find the claude executable "${command}". ${INSTALL_HINT}`);
   const version = await new Promise<string>((resolveVersion, reject) => {
     execFile(path, ['--version'], { timeout: 15_000, env }, (err, stdout, stderr) => {
-      if (err) reject(new PreflightError(`"${path} --version" failed: ${(stderr || err.message).trim().slice(0, 300)}. ${INSTALL_HINT}`));
+      if (err)
+        reject(
+          new PreflightError(
+            `"${path} --version" failed: ${(stderr || err.message).trim().slice(0, 300)}. ${INSTALL_HINT}`,
+          ),
+        );
       else resolveVersion(stdout.trim());
     });
   });
@@ -32,7 +40,10 @@ async function locate(command: string, env: NodeJS.ProcessEnv): Promise<string |
   const candidates =
     command.includes('/') || isAbsolute(command)
       ? [resolve(command)]
-      : (env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
+      : (env.PATH ?? '')
+          .split(delimiter)
+          .filter(Boolean)
+          .map((dir) => join(dir, command));
   for (const candidate of candidates) {
     try {
       await access(candidate, constants.X_OK);

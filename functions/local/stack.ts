@@ -49,7 +49,9 @@ export interface LocalStack {
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const { config, log } = options;
   const outerEnv = options.env ?? process.env;
-  const external = Boolean(endpointFor('DYNAMODB', outerEnv) && endpointFor('SQS', outerEnv) && endpointFor('S3', outerEnv));
+  const external = Boolean(
+    endpointFor('DYNAMODB', outerEnv) && endpointFor('SQS', outerEnv) && endpointFor('S3', outerEnv),
+  );
   let emulators: Emulators | undefined;
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -75,12 +77,23 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // The API URL is known only once the server listens; the launcher is built after it.
     const settings = settingsFromConfig(config, '');
-    const deps: Deps = { store, queue, artifacts, settings, log, now: () => new Date(), randomBytes: (n) => randomBytes(n) };
+    const deps: Deps = {
+      store,
+      queue,
+      artifacts,
+      settings,
+      log,
+      now: () => new Date(),
+      randomBytes: (n) => randomBytes(n),
+    };
     const api = await startLocalApi({
       host: config.api.host,
       port: options.port ?? config.api.port,
       api: createApiHandler(deps),
-      authorizers: { caller: createAuthorizer(store, 'caller', log), worker: createAuthorizer(store, 'worker', log) },
+      authorizers: {
+        caller: createAuthorizer(store, 'caller', log),
+        worker: createAuthorizer(store, 'worker', log),
+      },
     });
     cleanups.unshift(() => api.close());
     settings.apiUrl = api.url;
@@ -94,19 +107,36 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       // What ECS task-state events do in AWS: a worker gone without a result is a failed attempt.
       onLost: (req, reason, code) => {
         recordLostWorker(deps, req, reason, code).catch((err) =>
-          log.error('could not record a lost worker', { jobId: req.jobId, taskNo: req.taskNo, error: (err as Error).message }),
+          log.error('could not record a lost worker', {
+            jobId: req.jobId,
+            taskNo: req.taskNo,
+            error: (err as Error).message,
+          }),
         );
       },
     });
     const dispatchDeps: DispatchDeps = { ...deps, launcher };
 
     for (const key of config.api.keys) {
-      await store.putApiKey({ sha256: key.sha256, keyId: key.name, tenant: key.tenant, name: key.name, createdAt: new Date().toISOString() }).catch(() => {
-        // Already seeded by an earlier start against the same (external) table.
-      });
+      await store
+        .putApiKey({
+          sha256: key.sha256,
+          keyId: key.name,
+          tenant: key.tenant,
+          name: key.name,
+          createdAt: new Date().toISOString(),
+        })
+        .catch(() => {
+          // Already seeded by an earlier start against the same (external) table.
+        });
     }
 
-    const poller = startQueuePoller({ sqs: clients.sqs, queueUrl: resources.queueUrl, handler: createQueueConsumer(dispatchDeps), log });
+    const poller = startQueuePoller({
+      sqs: clients.sqs,
+      queueUrl: resources.queueUrl,
+      handler: createQueueConsumer(dispatchDeps),
+      log,
+    });
     // Order matters: stop taking work, stop workers, then the API they report to, then the emulators.
     cleanups.unshift(() => launcher.shutdown());
     cleanups.unshift(() => poller.stop());
@@ -119,7 +149,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       createApiKey: async (tenant, name = 'local') => {
         const key = formatApiKey(randomBytes(24));
         const sha256 = sha256Hex(key);
-        await store.putApiKey({ sha256, keyId: sha256.slice(0, 12), tenant, name, createdAt: new Date().toISOString() });
+        await store.putApiKey({
+          sha256,
+          keyId: sha256.slice(0, 12),
+          tenant,
+          name,
+          createdAt: new Date().toISOString(),
+        });
         return key;
       },
       stop: () => runCleanups(cleanups),

@@ -4,11 +4,17 @@
  * before the status so a crash in between is repaired by the redelivery; the
  * status write is conditional, so running twice changes nothing.
  */
+
+import { finalReportKey, levelReportKey, resultJsonKey } from '../core/layout.ts';
 import type { JobRecord } from '../core/model.ts';
-import { levelReportKey, finalReportKey, resultJsonKey } from '../core/layout.ts';
 import { renderFinalReport, renderLevelReport, renderResultJson } from '../core/reports.ts';
 import type { ResultContext } from '../core/result-format.ts';
-import { finalJobStatus, isTerminalJobStatus, isTerminalTaskState, type JobStatus } from '../core/task-states.ts';
+import {
+  finalJobStatus,
+  isTerminalJobStatus,
+  isTerminalTaskState,
+  type JobStatus,
+} from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
 
 export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
@@ -42,9 +48,21 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
     now,
     workspace: deps.artifacts.uri(`jobs/${job.rootJobId}/`),
   };
-  await deps.artifacts.putText(levelReportKey(job.rootJobId, job.depth), renderLevelReport(finished, tasks, ctx), 'text/markdown; charset=utf-8');
-  await deps.artifacts.putText(resultJsonKey(job.rootJobId), renderResultJson(finished, tasks, ctx), 'application/json');
-  await deps.artifacts.putText(finalReportKey(job.rootJobId), renderFinalReport(finished, tasks, ctx), 'text/markdown; charset=utf-8');
+  await deps.artifacts.putText(
+    levelReportKey(job.rootJobId, job.depth),
+    renderLevelReport(finished, tasks, ctx),
+    'text/markdown; charset=utf-8',
+  );
+  await deps.artifacts.putText(
+    resultJsonKey(job.rootJobId),
+    renderResultJson(finished, tasks, ctx),
+    'application/json',
+  );
+  await deps.artifacts.putText(
+    finalReportKey(job.rootJobId),
+    renderFinalReport(finished, tasks, ctx),
+    'text/markdown; charset=utf-8',
+  );
   const moved = await deps.store.transitionJob(jobId, job.status, status, now, error ? { error } : {});
   deps.log.info('job finished', { jobId, status, moved: Boolean(moved) });
   return 'aggregated';

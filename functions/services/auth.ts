@@ -12,7 +12,10 @@ export type Principal =
   | { kind: 'caller'; tenant: string; keyId: string }
   | { kind: 'worker'; jobId: string; taskNo: number; attempt: number };
 
-export async function authorizeApiKey(store: JobStore, apiKey: string | undefined): Promise<Principal | undefined> {
+export async function authorizeApiKey(
+  store: JobStore,
+  apiKey: string | undefined,
+): Promise<Principal | undefined> {
   if (!apiKey || apiKey.length > 256) return undefined;
   const record = await store.getApiKey(sha256Hex(apiKey));
   if (!record || record.revokedAt) return undefined;
@@ -24,7 +27,10 @@ export async function authorizeApiKey(store: JobStore, apiKey: string | undefine
  * stays genuine after the attempt ends, so a worker can replay its result
  * POST; each route then checks the task is still in a state that allows it.
  */
-export async function authorizeTaskToken(store: JobStore, token: string | undefined): Promise<Principal | undefined> {
+export async function authorizeTaskToken(
+  store: JobStore,
+  token: string | undefined,
+): Promise<Principal | undefined> {
   if (!token || token.length > 512) return undefined;
   const scope = parseTaskToken(token);
   if (!scope) return undefined;

@@ -1,9 +1,10 @@
 /** What the use cases need from the outside world; handlers and local mode build it. */
-import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
+
 import type { Artifacts } from '../adapters/artifacts.ts';
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Launcher } from '../adapters/launcher.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
+import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
 
 export interface WorkerSettings {
   permissionMode: string;

@@ -20,14 +20,21 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     return 'duplicate';
   }
   try {
-    const { handle } = await deps.launcher.launch({ jobId, taskNo, attempt, taskToken: token, timeoutSec: claimed.timeoutSec });
+    const { handle } = await deps.launcher.launch({
+      jobId,
+      taskNo,
+      attempt,
+      taskToken: token,
+      timeoutSec: claimed.timeoutSec,
+    });
     await deps.store.setLaunchHandle(jobId, taskNo, attempt, handle);
     deps.log.info('worker launched', { jobId, taskNo, attempt, handle });
     return 'launched';
   } catch (err) {
     // Nothing started: give the task back so the redelivered message can claim it again.
     await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
-    if (err instanceof LaunchRefusedError) deps.log.warn('launch refused, will retry', { jobId, taskNo, attempt, reason: err.message });
+    if (err instanceof LaunchRefusedError)
+      deps.log.warn('launch refused, will retry', { jobId, taskNo, attempt, reason: err.message });
     throw err;
   }
 }

@@ -7,7 +7,12 @@
 import { conflict } from '../core/errors.ts';
 import type { AttemptRecord, TaskRecord, TaskResultSummary, WorkerOutcome } from '../core/model.ts';
 import { parsePlan } from '../core/planner.ts';
-import { canTransitionTask, isTerminalTaskState, nextAfterFailure, type TaskState } from '../core/task-states.ts';
+import {
+  canTransitionTask,
+  isTerminalTaskState,
+  nextAfterFailure,
+  type TaskState,
+} from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
 import { runMessage, workTasks } from './submit-job.ts';
 
@@ -25,7 +30,9 @@ export async function recordWorkerResult(
     return { outcome: 'replayed', task };
   }
   if (task.attempt !== outcome.attempt || !['launching', 'running'].includes(task.state)) {
-    throw conflict(`attempt ${outcome.attempt} of task ${task.taskNo} is not running (task is ${task.state}, attempt ${task.attempt})`);
+    throw conflict(
+      `attempt ${outcome.attempt} of task ${task.taskNo} is not running (task is ${task.state}, attempt ${task.attempt})`,
+    );
   }
 
   let verdict = outcome;
@@ -62,7 +69,8 @@ export async function recordLostWorker(
   // Copy the ids only: the launch request also carries the task token, which must never be logged.
   const scope = { jobId: lost.jobId, taskNo: lost.taskNo, attempt: lost.attempt };
   const task = await deps.store.getTask(scope.jobId, scope.taskNo);
-  if (!task || task.attempt !== scope.attempt || !['launching', 'running'].includes(task.state)) return undefined;
+  if (!task || task.attempt !== scope.attempt || !['launching', 'running'].includes(task.state))
+    return undefined;
   const ended = await endAttempt(
     deps,
     task,
@@ -92,7 +100,11 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
   const next = ok
     ? { state: 'succeeded' as TaskState, attempt: task.attempt }
     : outcome.retryable
-      ? nextAfterFailure({ state: outcome.status as 'failed' | 'timed_out', attempt: task.attempt, maxRetries: task.maxRetries })
+      ? nextAfterFailure({
+          state: outcome.status as 'failed' | 'timed_out',
+          attempt: task.attempt,
+          maxRetries: task.maxRetries,
+        })
       : { state: outcome.status as TaskState, attempt: task.attempt };
   const record: AttemptRecord = {
     attempt: task.attempt,
@@ -117,9 +129,24 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
   };
   // A worker reports from `running`; a worker lost before fetching its assignment is still `launching`.
   const from = (['launching', 'running'] as const).filter((s) => canTransitionTask(s, record.state));
-  const ended = await deps.store.endAttempt(task.jobId, task.taskNo, task.attempt, from, next, record, result, now);
+  const ended = await deps.store.endAttempt(
+    task.jobId,
+    task.taskNo,
+    task.attempt,
+    from,
+    next,
+    record,
+    result,
+    now,
+  );
   if (ended && !ok) {
-    deps.log.info('attempt failed', { jobId: task.jobId, taskNo: task.taskNo, attempt: task.attempt, next: next.state, reason: outcome.error });
+    deps.log.info('attempt failed', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: task.attempt,
+      next: next.state,
+      reason: outcome.error,
+    });
   }
   return ended;
 }
@@ -149,7 +176,9 @@ async function followUp(deps: Deps, task: TaskRecord, now: string): Promise<void
   if (!isTerminalTaskState(task.state)) return;
   if (task.kind === 'plan') {
     if (task.state === 'succeeded') {
-      const waiting = (await deps.store.listTasks(task.jobId)).filter((t) => t.kind === 'work' && t.state === 'queued');
+      const waiting = (await deps.store.listTasks(task.jobId)).filter(
+        (t) => t.kind === 'work' && t.state === 'queued',
+      );
       await deps.queue.sendAll(waiting.map(runMessage));
     } else {
       await deps.queue.send({ type: 'aggregate', jobId: task.jobId });

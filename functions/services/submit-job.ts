@@ -17,7 +17,10 @@ export interface SubmitInput {
   idempotencyKey?: string | undefined;
 }
 
-export async function submitJob(deps: Deps, input: SubmitInput): Promise<{ job: JobRecord; created: boolean }> {
+export async function submitJob(
+  deps: Deps,
+  input: SubmitInput,
+): Promise<{ job: JobRecord; created: boolean }> {
   const now = deps.now().toISOString();
   const config = resolveJobConfig(input.body, deps.settings.defaults);
   const jobId = jobIdFor(input.tenant, input.idempotencyKey, deps.randomBytes(16));
@@ -63,7 +66,9 @@ export async function submitJob(deps: Deps, input: SubmitInput): Promise<{ job: 
  * the dispatcher's conditional claim lets only one delivery start a worker.
  */
 async function resendFirstAttempts(deps: Deps, job: JobRecord): Promise<void> {
-  const waiting = (await deps.store.listTasks(job.jobId)).filter((t) => t.state === 'queued' && t.attempt === 1);
+  const waiting = (await deps.store.listTasks(job.jobId)).filter(
+    (t) => t.state === 'queued' && t.attempt === 1,
+  );
   if (waiting.length > 0) await deps.queue.sendAll(waiting.map(runMessage));
 }
 
@@ -97,5 +102,11 @@ export function plannerTask(job: JobRecord, now: string): TaskRecord {
 }
 
 export function workTasks(job: JobRecord, subtasks: readonly SubtaskSpec[], now: string): TaskRecord[] {
-  return subtasks.map((s, i) => ({ ...baseTask(job, now), taskNo: i + 1, kind: 'work', title: s.title, prompt: s.prompt }));
+  return subtasks.map((s, i) => ({
+    ...baseTask(job, now),
+    taskNo: i + 1,
+    kind: 'work',
+    title: s.title,
+    prompt: s.prompt,
+  }));
 }

@@ -24,7 +24,9 @@ export interface Assignment {
 /** Returns the attempt's assignment and marks the task running (repeat calls are harmless). */
 export async function getAssignment(deps: Deps, task: TaskRecord, attempt: number): Promise<Assignment> {
   if (!isActiveAttempt(task, attempt)) {
-    throw conflict(`task ${task.taskNo} attempt ${attempt} is no longer active (${task.state}, attempt ${task.attempt})`);
+    throw conflict(
+      `task ${task.taskNo} attempt ${attempt} is no longer active (${task.state}, attempt ${task.attempt})`,
+    );
   }
   if (task.state === 'launching') {
     await deps.store.markRunning(task.jobId, task.taskNo, attempt, deps.now().toISOString());
@@ -40,7 +42,13 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
     title: task.title,
     prompt: isPlan
       ? task.prompt
-      : workerPrompt({ request: job.request, title: task.title, prompt: task.prompt, taskNo: task.taskNo, totalTasks: job.totalTasks }),
+      : workerPrompt({
+          request: job.request,
+          title: task.title,
+          prompt: task.prompt,
+          taskNo: task.taskNo,
+          totalTasks: job.totalTasks,
+        }),
     json_schema: isPlan ? plannerSchema(job.config.maxWorkers) : undefined,
     timeout_sec: task.timeoutSec,
     model: job.config.model,
@@ -66,7 +74,10 @@ export async function uploadLinks(
   }
   const bad = request.files.filter((f) => safeRelativePath(f) === undefined);
   if (bad.length > 0) {
-    throw badRequest('file paths must be relative and stay inside the worker directory', bad.slice(0, 20).map((f) => ({ path: 'files', message: `refused path: ${f}` })));
+    throw badRequest(
+      'file paths must be relative and stay inside the worker directory',
+      bad.slice(0, 20).map((f) => ({ path: 'files', message: `refused path: ${f}` })),
+    );
   }
   const expires = deps.settings.presignExpirySec;
   const prefix = workerFilesPrefix(task.rootJobId, task.depth, task.taskNo);

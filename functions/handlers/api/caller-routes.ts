@@ -1,12 +1,12 @@
 /** Routes for callers (API key): submit, status, result, list, report. */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { InvalidCursorError } from '../../adapters/job-store.ts';
 import { ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
 import { badRequest, notFound, unauthorized, zodIssues } from '../../core/errors.ts';
 import { finalReportKey, jobPrefix } from '../../core/layout.ts';
 import type { JobRecord } from '../../core/model.ts';
 import { renderFinalReport } from '../../core/reports.ts';
 import { buildJobResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
-import { InvalidCursorError } from '../../adapters/job-store.ts';
 import type { Deps } from '../../services/deps.ts';
 import { submitJob } from '../../services/submit-job.ts';
 import { header, json, parseJsonBody, pathParam, principalOf } from '../http.ts';
@@ -34,18 +34,28 @@ function links(jobId: string) {
 }
 
 function resultContext(deps: Deps, job: JobRecord): ResultContext {
-  return { bucket: deps.artifacts.bucket, now: deps.now().toISOString(), workspace: deps.artifacts.uri(jobPrefix(job.rootJobId)) };
+  return {
+    bucket: deps.artifacts.bucket,
+    now: deps.now().toISOString(),
+    workspace: deps.artifacts.uri(jobPrefix(job.rootJobId)),
+  };
 }
 
 export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   const tenant = tenantOf(event);
   const idempotencyKey = header(event, 'idempotency-key');
   if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-    throw badRequest('Idempotency-Key must be 1-128 visible ASCII characters', [{ path: 'Idempotency-Key', message: 'invalid' }]);
+    throw badRequest('Idempotency-Key must be 1-128 visible ASCII characters', [
+      { path: 'Idempotency-Key', message: 'invalid' },
+    ]);
   }
   const body = parseJsonBody(event, submitBodySchema(deps.settings.limits));
   const { job, created } = await submitJob(deps, { tenant, body, idempotencyKey });
-  return json(202, { job_id: job.jobId, status: job.status, created, links: links(job.jobId) }, { location: links(job.jobId).self });
+  return json(
+    202,
+    { job_id: job.jobId, status: job.status, created, links: links(job.jobId) },
+    { location: links(job.jobId).self },
+  );
 }
 
 export async function getJob(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
@@ -89,7 +99,8 @@ export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise
       next_cursor: page.nextCursor,
     });
   } catch (err) {
-    if (err instanceof InvalidCursorError) throw badRequest(err.message, [{ path: 'cursor', message: err.message }]);
+    if (err instanceof InvalidCursorError)
+      throw badRequest(err.message, [{ path: 'cursor', message: err.message }]);
     throw err;
   }
 }
@@ -109,8 +120,15 @@ export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promis
   const objects = await deps.artifacts.list(prefix);
   const expires = deps.settings.presignExpirySec;
   const lines = await Promise.all(
-    objects.map(async (o) => `- [${o.key.slice(prefix.length)}](${await deps.artifacts.presignGet(o.key, expires)}) (${o.size} bytes)`),
+    objects.map(
+      async (o) =>
+        `- [${o.key.slice(prefix.length)}](${await deps.artifacts.presignGet(o.key, expires)}) (${o.size} bytes)`,
+    ),
   );
   const body = `${report.trimEnd()}\n\n## Artifact links (valid ${Math.round(expires / 60)} min)\n\n${lines.join('\n') || '_none yet_'}\n`;
-  return { statusCode: 200, headers: { 'content-type': 'text/markdown; charset=utf-8', 'cache-control': 'no-store' }, body };
+  return {
+    statusCode: 200,
+    headers: { 'content-type': 'text/markdown; charset=utf-8', 'cache-control': 'no-store' },
+    body,
+  };
 }

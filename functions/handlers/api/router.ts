@@ -29,7 +29,13 @@ export function createApiHandler(deps: Deps) {
     .use(errorResponses(deps.log))
     .handler(async (event) => {
       const route = table.get(`${event.httpMethod} ${event.resource}`);
-      if (!route) throw new HttpError(404, `no route for ${event.httpMethod} ${event.resource}`, undefined, 'not_found');
+      if (!route)
+        throw new HttpError(
+          404,
+          `no route for ${event.httpMethod} ${event.resource}`,
+          undefined,
+          'not_found',
+        );
       return route(deps, event);
     });
 }

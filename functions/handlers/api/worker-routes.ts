@@ -10,7 +10,10 @@ import { getAssignment, uploadLinks } from '../../services/worker-access.ts';
 import { json, parseJsonBody, pathParam, principalOf } from '../http.ts';
 
 /** The task named by the path, provided the token belongs to it. */
-async function ownTask(deps: Deps, event: APIGatewayProxyEvent): Promise<{ task: TaskRecord; attempt: number }> {
+async function ownTask(
+  deps: Deps,
+  event: APIGatewayProxyEvent,
+): Promise<{ task: TaskRecord; attempt: number }> {
   const principal = principalOf(event);
   const jobId = pathParam(event, 'id');
   const taskNo = Number(pathParam(event, 'taskNo'));

@@ -1,0 +1,130 @@
+/**
+ * Starts the whole local stack for a test: embedded emulators, the API on a
+ * free loopback port, the queue poller and the local launcher with the
+ * `claude` test double. Every test awaits `stop()` in its own clean-up.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../../functions/core/config.ts';
+import { isTerminalJobStatus, type JobStatus } from '../../functions/core/task-states.ts';
+import { type LocalStack, startLocalStack } from '../../functions/local/stack.ts';
+import type { Log } from '../../functions/services/deps.ts';
+
+export const CLAUDE_DOUBLE = fileURLToPath(new URL('./claude-double.mjs', import.meta.url));
+
+export interface TestStack extends LocalStack {
+  apiKey: string;
+  workspace: string;
+  /** File the test double appends one JSON line per invocation to. */
+  invocationLog: string;
+  logs: { level: string; message: string; extra?: Record<string, unknown> }[];
+  api(
+    method: string,
+    path: string,
+    init?: { body?: unknown; headers?: Record<string, string>; rawBody?: string },
+  ): Promise<{ status: number; json: any; text: string; headers: Headers }>;
+  waitForJob(jobId: string, timeoutMs?: number): Promise<JobStatus>;
+  invocations(): Promise<DoubleInvocation[]>;
+}
+
+export interface DoubleInvocation {
+  pid: number;
+  cwd: string;
+  prompt: string | null;
+  start: number;
+  end: number | null;
+  exitCode: number | null;
+  phase?: string;
+}
+
+/** `configYaml` is merged into defaults that suit tests (fast retries, short timeouts). */
+export async function startTestStack(configYaml = '', workerEnv: NodeJS.ProcessEnv = {}): Promise<TestStack> {
+  const workspace = await mkdtemp(join(tmpdir(), 'orch-test-'));
+  const invocationLog = join(workspace, 'claude-invocations.jsonl');
+  const base = parseConfig(configYaml, {});
+  const config = parseConfig(
+    JSON.stringify({
+      ...base,
+      orchestrator: { ...base.orchestrator, claude_command: CLAUDE_DOUBLE, workspace_root: workspace },
+      api: { ...base.api, port: 0 },
+    }),
+  );
+  const logs: TestStack['logs'] = [];
+  const record =
+    (level: string): Log['info'] =>
+    (message, extra) => {
+      logs.push({ level, message, ...(extra ? { extra } : {}) });
+    };
+  const log: Log = { debug: () => {}, info: record('INFO'), warn: record('WARN'), error: record('ERROR') };
+  const stack = await startLocalStack({
+    config,
+    log,
+    port: 0,
+    env: {},
+    workerEnv: {
+      CLAUDE_DOUBLE_LOG: invocationLog,
+      CLAUDE_DOUBLE_STATE_DIR: join(workspace, 'double-state'),
+      ...workerEnv,
+    },
+  });
+  const apiKey = await stack.createApiKey('tenant-a');
+
+  const api: TestStack['api'] = async (method, path, init = {}) => {
+    const headers: Record<string, string> = { 'x-api-key': apiKey, ...init.headers };
+    let body: string | undefined = init.rawBody;
+    if (init.body !== undefined) {
+      body = JSON.stringify(init.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
+    const response = await fetch(`${stack.apiUrl}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      signal: AbortSignal.timeout(15_000),
+    });
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, json, text, headers: response.headers };
+  };
+
+  const waitForJob = async (jobId: string, timeoutMs = 45_000): Promise<JobStatus> => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const job = await stack.deps.store.getJob(jobId);
+      if (job && isTerminalJobStatus(job.status)) return job.status;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`job ${jobId} did not finish within ${timeoutMs} ms`);
+  };
+
+  const invocations = async (): Promise<DoubleInvocation[]> => {
+    const text = await readFile(invocationLog, 'utf8').catch(() => '');
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as DoubleInvocation);
+  };
+
+  return {
+    ...stack,
+    apiKey,
+    workspace,
+    invocationLog,
+    logs,
+    api,
+    waitForJob,
+    invocations,
+    stop: async () => {
+      await stack.stop();
+      await rm(workspace, { recursive: true, force: true });
+    },
+  };
+}
