@@ -1,0 +1,121 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLAUDE_DOUBLE } from '../support/harness.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/orchestrator.mjs', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real bin from an empty directory, as a user on a fresh clone would. */
+function orchestrator(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the orchestrator command', () => {
+  const dirs: string[] = [];
+  const children: ChildProcess[] = [];
+  async function freshDir(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'orch-cli-'));
+    dirs.push(dir);
+    return dir;
+  }
+  afterEach(async () => {
+    for (const c of children.splice(0)) c.kill('SIGKILL');
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+
+  it('run: takes a request to FINAL_RESULT.md in workspace/job_<id>/ and exits 0', async () => {
+    const cwd = await freshDir();
+    const run = await orchestrator(['run', 'Write two notes [[plan:2]]', '--claude-command', CLAUDE_DOUBLE], cwd);
+    expect(run.code, run.stderr).toBe(0);
+    const reportPath = /report: (.+FINAL_RESULT\.md)/.exec(run.stdout)?.[1] as string;
+    expect(reportPath).toMatch(new RegExp(`^${cwd}/workspace/job_[0-9a-f]{20}/FINAL_RESULT\\.md$`));
+    expect(await readFile(reportPath, 'utf8')).toMatch(/completed/);
+    const jobDir = reportPath.replace(/FINAL_RESULT\.md$/, '');
+    for (const f of ['result.json', 'depth_0/LEVEL_0_REPORT.md', 'logs/depth_0_worker_1.log', 'logs/depth_0_worker_2.log']) {
+      expect(existsSync(join(jobDir, f)), f).toBe(true);
+    }
+  });
+
+  it('run --json prints the result object; a failed job exits 1', async () => {
+    const cwd = await freshDir();
+    const run = await orchestrator(
+      ['run', 'This cannot work [[fail]]', '--claude-command', CLAUDE_DOUBLE, '--retries', '0', '--json', '--workspace', join(cwd, 'ws')],
+      cwd,
+    );
+    expect(run.code).toBe(1);
+    const result = JSON.parse(run.stdout);
+    expect(result.status).toBe('failed');
+    expect(result.error).toMatch(/planning failed/);
+    expect(existsSync(result.local_final_report)).toBe(true);
+  });
+
+  it('fails fast with the fix when the claude executable cannot be found', async () => {
+    const cwd = await freshDir();
+    const run = await orchestrator(['run', 'hello', '--claude-command', 'definitely-not-claude-xyz'], cwd);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/cannot find the claude executable "definitely-not-claude-xyz"/);
+    expect(run.stderr).toMatch(/npm install -g @anthropic-ai\/claude-code/);
+  });
+
+  it('stops at start-up on a bad config value, naming the option and the reason', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'bad.yaml'), 'workers:\n  max_workers: 0\n');
+    const run = await orchestrator(['run', 'hello', '--config', 'bad.yaml', '--claude-command', CLAUDE_DOUBLE], cwd);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/workers\.max_workers/);
+    expect(run.stderr).toMatch(/>=\s*1|at least|too small/i);
+  });
+
+  it('serve: prints API_URL and API_KEY when ready, answers, and stops cleanly on SIGTERM', async () => {
+    const cwd = await freshDir();
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--claude-command', CLAUDE_DOUBLE], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stdout = '';
+    const ready = new Promise<{ url: string; key: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve not ready: ${stdout}`)), 20_000);
+      child.stdout.on('data', (c) => {
+        stdout += c;
+        const url = /^API_URL=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(stdout)?.[1];
+        const key = /^API_KEY=(\S+)$/m.exec(stdout)?.[1];
+        if (url && key) {
+          clearTimeout(timer);
+          resolve({ url, key });
+        }
+      });
+    });
+    const { url, key } = await ready;
+    const list = await fetch(`${url}/api/v1/jobs`, { headers: { 'x-api-key': key } });
+    expect(list.status).toBe(200);
+    expect((await fetch(`${url}/api/v1/jobs`)).status).toBe(401);
+
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const stoppedAt = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+  });
+});
