@@ -156,9 +156,8 @@ function printSummary(result: JobResult, dir: string, finalReport: string): void
 async function serveCommand(options: CommonOptions & { port?: number }): Promise<void> {
   const config = loadConfig(options, () => {});
   const stack = await startStack(config, Boolean(options.verbose), options.port ?? config.api.port);
-  const key = process.env.ORCHESTRATOR_API_KEY ? undefined : await stack.createApiKey('local', 'serve');
-  process.stdout.write(`API_URL=${stack.apiUrl}\n`);
-  if (key) process.stdout.write(`API_KEY=${key}\n`);
+  const key = await stack.createApiKey('local', 'serve', process.env.ORCHESTRATOR_API_KEY || undefined);
+  process.stdout.write(`API_URL=${stack.apiUrl}\nAPI_KEY=${key}\n`);
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once('SIGINT', stop);

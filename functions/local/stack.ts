@@ -42,7 +42,7 @@ export interface LocalStack {
   /** Where the endpoints came from. */
   backend: 'embedded' | 'external';
   /** Creates an API key for a tenant and returns it (shown once; only its hash is stored). */
-  createApiKey(tenant: string, name?: string): Promise<string>;
+  createApiKey(tenant: string, name?: string, key?: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -146,16 +146,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       deps: dispatchDeps,
       launcher,
       backend: external ? 'external' : 'embedded',
-      createApiKey: async (tenant, name = 'local') => {
-        const key = formatApiKey(randomBytes(24));
+      createApiKey: async (tenant, name = 'local', given) => {
+        const key = given ?? formatApiKey(randomBytes(24));
         const sha256 = sha256Hex(key);
-        await store.putApiKey({
-          sha256,
-          keyId: sha256.slice(0, 12),
-          tenant,
-          name,
-          createdAt: new Date().toISOString(),
-        });
+        const existing = given ? await store.getApiKey(sha256) : undefined;
+        if (!existing) {
+          await store.putApiKey({
+            sha256,
+            keyId: sha256.slice(0, 12),
+            tenant,
+            name,
+            createdAt: new Date().toISOString(),
+          });
+        }
         return key;
       },
       stop: () => runCleanups(cleanups),

@@ -18,7 +18,11 @@ interface Run {
 /** Runs the real bin from an empty directory, as a user on a fresh clone would. */
 function orchestrator(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => {
@@ -46,13 +50,21 @@ describe('the orchestrator command', () => {
 
   it('run: takes a request to FINAL_RESULT.md in workspace/job_<id>/ and exits 0', async () => {
     const cwd = await freshDir();
-    const run = await orchestrator(['run', 'Write two notes [[plan:2]]', '--claude-command', CLAUDE_DOUBLE], cwd);
+    const run = await orchestrator(
+      ['run', 'Write two notes [[plan:2]]', '--claude-command', CLAUDE_DOUBLE],
+      cwd,
+    );
     expect(run.code, run.stderr).toBe(0);
     const reportPath = /report: (.+FINAL_RESULT\.md)/.exec(run.stdout)?.[1] as string;
     expect(reportPath).toMatch(new RegExp(`^${cwd}/workspace/job_[0-9a-f]{20}/FINAL_RESULT\\.md$`));
     expect(await readFile(reportPath, 'utf8')).toMatch(/completed/);
     const jobDir = reportPath.replace(/FINAL_RESULT\.md$/, '');
-    for (const f of ['result.json', 'depth_0/LEVEL_0_REPORT.md', 'logs/depth_0_worker_1.log', 'logs/depth_0_worker_2.log']) {
+    for (const f of [
+      'result.json',
+      'depth_0/LEVEL_0_REPORT.md',
+      'logs/depth_0_worker_1.log',
+      'logs/depth_0_worker_2.log',
+    ]) {
       expect(existsSync(join(jobDir, f)), f).toBe(true);
     }
   });
@@ -60,7 +72,17 @@ describe('the orchestrator command', () => {
   it('run --json prints the result object; a failed job exits 1', async () => {
     const cwd = await freshDir();
     const run = await orchestrator(
-      ['run', 'This cannot work [[fail]]', '--claude-command', CLAUDE_DOUBLE, '--retries', '0', '--json', '--workspace', join(cwd, 'ws')],
+      [
+        'run',
+        'This cannot work [[fail]]',
+        '--claude-command',
+        CLAUDE_DOUBLE,
+        '--retries',
+        '0',
+        '--json',
+        '--workspace',
+        join(cwd, 'ws'),
+      ],
       cwd,
     );
     expect(run.code).toBe(1);
@@ -81,7 +103,10 @@ describe('the orchestrator command', () => {
   it('stops at start-up on a bad config value, naming the option and the reason', async () => {
     const cwd = await freshDir();
     await writeFile(join(cwd, 'bad.yaml'), 'workers:\n  max_workers: 0\n');
-    const run = await orchestrator(['run', 'hello', '--config', 'bad.yaml', '--claude-command', CLAUDE_DOUBLE], cwd);
+    const run = await orchestrator(
+      ['run', 'hello', '--config', 'bad.yaml', '--claude-command', CLAUDE_DOUBLE],
+      cwd,
+    );
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/workers\.max_workers/);
     expect(run.stderr).toMatch(/>=\s*1|at least|too small/i);

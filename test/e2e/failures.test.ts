@@ -31,7 +31,9 @@ describe('failures, retries and timeouts, end to end', () => {
     expect(broken.attempts).toBe(3);
     expect(broken.attempt_history.map((a: { attempt: number }) => a.attempt)).toEqual([1, 2, 3]);
     expect(broken.error).toMatch(/error_during_execution/);
-    const runsOfBroken = (await stack.invocations()).filter((r) => r.end !== null && (r.prompt ?? '').includes('part two'));
+    const runsOfBroken = (await stack.invocations()).filter(
+      (r) => r.end !== null && (r.prompt ?? '').includes('part two'),
+    );
     expect(runsOfBroken).toHaveLength(3);
 
     const finalReport = await stack.deps.artifacts.getText(finalReportKey(jobId));
@@ -89,13 +91,21 @@ describe('failures, retries and timeouts, end to end', () => {
   });
 
   it('the same run message delivered twice starts one worker', async () => {
-    const jobId = await submit({ request: 'duplicate delivery', tasks: [{ prompt: 'only once please [[sleep:1500]]' }] });
+    const jobId = await submit({
+      request: 'duplicate delivery',
+      tasks: [{ prompt: 'only once please [[sleep:1500]]' }],
+    });
     // A second copy of the message SQS may deliver (at-least-once), sent while the first is being handled.
     await stack.deps.queue.send({ type: 'run', jobId, taskNo: 1, attempt: 1 });
     await stack.deps.queue.send({ type: 'run', jobId, taskNo: 1, attempt: 1 });
     expect(await stack.waitForJob(jobId)).toBe('completed');
-    const runs = (await stack.invocations()).filter((r) => (r.prompt ?? '').includes('only once please') && r.end !== null);
+    const runs = (await stack.invocations()).filter(
+      (r) => (r.prompt ?? '').includes('only once please') && r.end !== null,
+    );
     expect(runs).toHaveLength(1);
-    expect(stack.logs.filter((l) => l.message.startsWith('run message dropped') && l.extra?.jobId === jobId).length).toBe(2);
+    expect(
+      stack.logs.filter((l) => l.message.startsWith('run message dropped') && l.extra?.jobId === jobId)
+        .length,
+    ).toBe(2);
   });
 });

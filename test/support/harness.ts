@@ -24,6 +24,7 @@ export interface TestStack extends LocalStack {
     method: string,
     path: string,
     init?: { body?: unknown; headers?: Record<string, string>; rawBody?: string },
+    // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies loosely, field by field
   ): Promise<{ status: number; json: any; text: string; headers: Headers }>;
   waitForJob(jobId: string, timeoutMs?: number): Promise<JobStatus>;
   invocations(): Promise<DoubleInvocation[]>;
