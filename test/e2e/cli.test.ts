@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createAwsClients } from '../../functions/adapters/aws-clients.ts';
+import { JobStore } from '../../functions/adapters/job-store.ts';
+import { startEmulators } from '../../functions/local/emulators.ts';
 import { CLAUDE_DOUBLE } from '../support/harness.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/orchestrator.mjs', import.meta.url));
@@ -90,6 +93,26 @@ describe('the orchestrator command', () => {
     expect(result.status).toBe('failed');
     expect(result.error).toMatch(/planning failed/);
     expect(existsSync(result.local_final_report)).toBe(true);
+  });
+
+  it('run: with AWS_ENDPOINT_URL_* set (e.g. LocalStack) it uses those endpoints instead of starting emulators', async () => {
+    const cwd = await freshDir();
+    const emulators = await startEmulators();
+    try {
+      const run = await orchestrator(
+        ['run', 'External [[plan:1]]', '--claude-command', CLAUDE_DOUBLE, '--json'],
+        cwd,
+        emulators.env,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/external endpoints/);
+      const jobId = JSON.parse(run.stdout).job_id as string;
+      // The job lives in the emulator we started, which outlives the command.
+      const store = new JobStore(createAwsClients(emulators.env).ddb, 'claude-orchestrator');
+      expect((await store.getJob(jobId))?.status).toBe('completed');
+    } finally {
+      await emulators.stop();
+    }
   });
 
   it('fails fast with the fix when the claude executable cannot be found', async () => {

@@ -1,15 +1,29 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkMessage } from '../../functions/core/messages.ts';
 import { mirrorJob } from '../../functions/local/mirror.ts';
 import { startTestStack, type TestStack } from '../support/harness.ts';
 
 describe('a planned request, end to end through the HTTP API', () => {
   let stack: TestStack;
   let jobId: string;
+  const sent: WorkMessage[] = [];
 
   beforeAll(async () => {
     stack = await startTestStack('workers: {max_workers: 5}');
+    // Watch what goes on the queue (the stack's handlers share this one WorkQueue).
+    const queue = stack.deps.queue;
+    const send = queue.send.bind(queue);
+    const sendAll = queue.sendAll.bind(queue);
+    queue.send = async (m, delay) => {
+      sent.push(m);
+      return send(m, delay);
+    };
+    queue.sendAll = async (ms) => {
+      sent.push(...ms);
+      return sendAll(ms);
+    };
     // Each worker sleeps long enough that parallel runs must overlap.
     const submitted = await stack.api('POST', '/api/v1/orchestrate', {
       body: { request: 'Write a short guide in three parts [[plan:3]] [[sleep:700]]' },
@@ -35,6 +49,13 @@ describe('a planned request, end to end through the HTTP API', () => {
       ['worker_3', 'succeeded'],
     ]);
     for (const task of json.results.tasks) expect(task.files_created.length).toBeGreaterThan(0);
+  });
+
+  it('enqueues exactly one aggregate message, from the write that finished the last task', () => {
+    expect(sent.filter((m) => m.type === 'aggregate' && m.jobId === jobId)).toHaveLength(1);
+    expect(sent.filter((m) => m.type === 'run').map((m) => (m.type === 'run' ? m.taskNo : -1))).toEqual([
+      0, 1, 2, 3,
+    ]);
   });
 
   it('runs the workers in parallel: their claude sessions overlap in time', async () => {
