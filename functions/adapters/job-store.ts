@@ -70,6 +70,20 @@ async function conditional<T>(write: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
+function isListingKey(key: unknown, partition: string): boolean {
+  if (!key || typeof key !== 'object' || Array.isArray(key)) return false;
+  const k = key as Record<string, unknown>;
+  const names = Object.keys(k).sort();
+  const expected = [PARTITION_KEY, SORT_KEY, TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY].sort();
+  return (
+    names.length === expected.length &&
+    names.every((n, i) => n === expected[i] && typeof k[n] === 'string') &&
+    k[TENANT_INDEX_PARTITION_KEY] === partition &&
+    (k[PARTITION_KEY] as string).startsWith('JOB#') &&
+    k[SORT_KEY] === META
+  );
+}
+
 function jobFromItem(item: Record<string, unknown>): JobRecord {
   const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, finishedTasks, ...rest } = item;
   const finished = finishedTasks instanceof Set ? [...finishedTasks] : [];
@@ -124,10 +138,8 @@ export class JobStore {
       } catch {
         throw new InvalidCursorError();
       }
-      // A cursor from another tenant's listing must not steer this query.
-      if (!startKey || typeof startKey !== 'object' || startKey[TENANT_INDEX_PARTITION_KEY] !== partition) {
-        throw new InvalidCursorError();
-      }
+      // Only a key this query could have returned may steer it: another tenant's, or a forged one, is refused.
+      if (!isListingKey(startKey, partition)) throw new InvalidCursorError();
     }
     const out = await this.ddb.send(
       new QueryCommand({

@@ -99,7 +99,12 @@ export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
   if (NOT_LOGGED_IN.test(result.result ?? '')) {
     return { ...base, status: 'failed', retryable: false, error: NOT_LOGGED_IN_HINT };
   }
-  const reason = result.subtype && result.subtype !== 'success' ? result.subtype : 'is_error';
+  const reason =
+    result.subtype && result.subtype !== 'success'
+      ? result.subtype
+      : result.is_error === true
+        ? 'is_error'
+        : 'non-zero exit';
   const errors = Array.isArray(result.errors) ? result.errors.map(String).join('; ') : '';
   const detail = (result.result || errors).slice(0, 500);
   return {

@@ -100,20 +100,23 @@ export class ConfigError extends Error {
 }
 
 /**
- * Environment variables that override the file, by config path. Values are
- * parsed as YAML scalars so `MAX_WORKERS=8` is a number and `RECURSION=true` a boolean.
+ * Environment variables that override the file, by config path. Text options
+ * are taken verbatim; numbers and booleans are converted, and a value that does
+ * not convert is left as text so the schema reports it with its path.
  */
-export const ENV_OVERRIDES: Readonly<Record<string, readonly [string, string]>> = {
-  CLAUDE_COMMAND: ['orchestrator', 'claude_command'],
-  CLAUDE_MODEL: ['orchestrator', 'model'],
-  ORCHESTRATOR_WORKSPACE: ['orchestrator', 'workspace_root'],
-  ORCHESTRATOR_LAUNCHER: ['orchestrator', 'launcher'],
-  MAX_WORKERS: ['workers', 'max_workers'],
-  DEFAULT_TIMEOUT: ['workers', 'default_timeout'],
-  MAX_RETRIES: ['workers', 'max_retries'],
-  ENABLE_RECURSION: ['recursion', 'enable'],
-  MAX_RECURSION_DEPTH: ['recursion', 'max_depth'],
-  LOG_LEVEL: ['logging', 'level'],
+export const ENV_OVERRIDES: Readonly<
+  Record<string, readonly [string, string, 'text' | 'number' | 'boolean']>
+> = {
+  CLAUDE_COMMAND: ['orchestrator', 'claude_command', 'text'],
+  CLAUDE_MODEL: ['orchestrator', 'model', 'text'],
+  ORCHESTRATOR_WORKSPACE: ['orchestrator', 'workspace_root', 'text'],
+  ORCHESTRATOR_LAUNCHER: ['orchestrator', 'launcher', 'text'],
+  MAX_WORKERS: ['workers', 'max_workers', 'number'],
+  DEFAULT_TIMEOUT: ['workers', 'default_timeout', 'number'],
+  MAX_RETRIES: ['workers', 'max_retries', 'number'],
+  ENABLE_RECURSION: ['recursion', 'enable', 'boolean'],
+  MAX_RECURSION_DEPTH: ['recursion', 'max_depth', 'number'],
+  LOG_LEVEL: ['logging', 'level', 'text'],
 };
 
 /**
@@ -136,23 +139,30 @@ export function parseConfig(
     throw new ConfigError(source, [{ path: '(root)', message: 'expected a mapping of sections' }]);
   }
   const merged = structuredClone(raw) as Record<string, Record<string, unknown>>;
-  for (const [variable, [section, key]] of Object.entries(ENV_OVERRIDES)) {
+  // `workers:` with every key commented out parses as null; it means "all defaults".
+  for (const [section, value] of Object.entries(merged)) if (value === null) merged[section] = {};
+  for (const [variable, [section, key, kind]] of Object.entries(ENV_OVERRIDES)) {
     const value = env[variable];
     if (value === undefined || value === '') continue;
     const current = merged[section];
-    const target = current && typeof current === 'object' ? current : {};
-    target[key] = parseScalar(value);
-    merged[section] = target;
+    // A section that is not a mapping stays as it is, so the schema still reports it.
+    if (current !== undefined && (current === null || typeof current !== 'object' || Array.isArray(current)))
+      continue;
+    merged[section] = { ...(current ?? {}), [key]: convert(value, kind) };
   }
   const result = ConfigSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(source, zodIssues(result.error));
   return result.data;
 }
 
-function parseScalar(value: string): unknown {
-  try {
-    return parseYaml(value);
-  } catch {
-    return value;
+function convert(value: string, kind: 'text' | 'number' | 'boolean'): unknown {
+  if (kind === 'number') {
+    const n = Number(value.trim());
+    return value.trim() !== '' && Number.isFinite(n) ? n : value;
   }
+  if (kind === 'boolean') {
+    const v = value.trim().toLowerCase();
+    return v === 'true' ? true : v === 'false' ? false : value;
+  }
+  return value;
 }

@@ -8,8 +8,12 @@ export function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
 }
 
+const HEX = /^(?:[0-9a-f]{2})+$/;
+
 /** Compares two hex digests in constant time. */
 export function sameDigest(a: string, b: string): boolean {
+  // Buffer.from(hex) silently drops a trailing odd digit or anything after a non-hex char.
+  if (!HEX.test(a) || !HEX.test(b)) return false;
   const x = Buffer.from(a, 'hex');
   const y = Buffer.from(b, 'hex');
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);

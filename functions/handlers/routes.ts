@@ -38,11 +38,9 @@ export const CREDENTIAL_HEADER: Readonly<Record<RouteAuth, string>> = {
 export function matchRoute(
   method: string,
   path: string,
-):
-  | { route: RouteSpec; pathParameters: Record<string, string> }
-  | { route?: undefined; methodAllowed: boolean } {
+): { route: RouteSpec; pathParameters: Record<string, string> } | { route?: undefined; allowed: string[] } {
   const segments = path.replace(/\/+$/, '').split('/');
-  let pathMatched = false;
+  const allowed: string[] = [];
   for (const route of ROUTES) {
     const pattern = route.resource.split('/');
     if (pattern.length !== segments.length) continue;
@@ -51,14 +49,19 @@ export function matchRoute(
       const s = segments[i] as string;
       if (p.startsWith('{') && p.endsWith('}')) {
         if (s === '') return false;
-        params[p.slice(1, -1)] = decodeURIComponent(s);
-        return true;
+        try {
+          params[p.slice(1, -1)] = decodeURIComponent(s);
+          return true;
+        } catch {
+          // Broken percent-encoding names no resource.
+          return false;
+        }
       }
       return p === s;
     });
     if (!ok) continue;
-    pathMatched = true;
     if (route.method === method) return { route, pathParameters: params };
+    allowed.push(route.method);
   }
-  return { methodAllowed: !pathMatched };
+  return { allowed };
 }

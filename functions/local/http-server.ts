@@ -67,9 +67,13 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
   const method = req.method ?? 'GET';
   const match = matchRoute(method, url.pathname);
   if (!match.route) {
-    return match.methodAllowed
-      ? reply(404, { error: `no route for ${method} ${url.pathname}`, code: 'not_found' })
-      : reply(405, { error: `method ${method} not allowed on ${url.pathname}`, code: 'method_not_allowed' });
+    if (match.allowed.length === 0)
+      return reply(404, { error: `no route for ${method} ${url.pathname}`, code: 'not_found' });
+    const result = reply(405, {
+      error: `method ${method} not allowed on ${url.pathname}`,
+      code: 'method_not_allowed',
+    });
+    return { ...result, headers: { ...result.headers, allow: match.allowed.join(', ') } };
   }
   const body = await readBody(req);
   if (body === undefined)

@@ -279,17 +279,20 @@ describe('API access: lookups, tenants, idempotency, paging, worker routes', () 
       const assignment = await stack.api('GET', `/api/v1/jobs/${jobId}/tasks/1/assignment`, { headers });
       expect(assignment.status).toBe(401);
       expect(assignment.json.code).toBe('unauthorized');
-      for (const route of ['uploads', 'result']) {
-        const res = await stack.api('POST', `/api/v1/jobs/${jobId}/tasks/1/${route}`, {
-          headers,
-          body: { attempt: 1, status: 'succeeded', output: 'forged', files: [] },
-        });
-        expect(res.status).toBe(401);
-      }
+      const uploads = await stack.api('POST', `/api/v1/jobs/${jobId}/tasks/1/uploads`, {
+        headers,
+        body: { attempt: 1, files: ['evil.txt'] },
+      });
+      expect(uploads.status).toBe(401);
+      const result = await stack.api('POST', `/api/v1/jobs/${jobId}/tasks/1/result`, {
+        headers,
+        body: { attempt: 1, status: 'succeeded', output: 'forged' },
+      });
+      expect(result.status).toBe(401);
     });
 
     it('the forged calls did not touch the task', async () => {
-      await stack.waitForJob(jobId);
+      expect(await stack.waitForJob(jobId)).toBe('completed');
       const job = await stack.api('GET', `/api/v1/jobs/${jobId}`);
       expect(job.text).not.toContain('forged');
     });

@@ -356,4 +356,14 @@ describe('POST /api/v1/orchestrate refuses malformed input without writing anyth
     expect(await queuedMessages()).toBe(0);
     expect(stack.logs.filter((l) => l.level === 'ERROR')).toEqual([]);
   });
+
+  it('control: a valid submission is seen by the same probes (job + task item, listed)', async () => {
+    const itemsBefore = await countItems();
+    const res = await stack.api('POST', ORCHESTRATE, { body: { request: 'r', tasks: [{ prompt: 'p' }] } });
+    expect(res.status, res.text).toBe(202);
+    expect(await countItems()).toBe(itemsBefore + 2);
+    const list = await stack.api('GET', '/api/v1/jobs');
+    expect(list.json.jobs.map((j: { job_id: string }) => j.job_id)).toEqual([res.json.job_id]);
+    expect(await stack.waitForJob(res.json.job_id)).toBe('completed');
+  });
 });
