@@ -26,6 +26,8 @@ import {
 } from './table-schema.ts';
 
 const META = 'META';
+/** GSI1 partition that holds every API key item, so keys can be listed without a scan. */
+const API_KEYS_PARTITION = 'APIKEYS';
 const MAX_PAGES = 50;
 
 export const jobKey = (jobId: string) => ({ [PARTITION_KEY]: `JOB#${jobId}`, [SORT_KEY]: META });
@@ -82,6 +84,11 @@ function isListingKey(key: unknown, partition: string): boolean {
     (k[PARTITION_KEY] as string).startsWith('JOB#') &&
     k[SORT_KEY] === META
   );
+}
+
+function apiKeyFromItem(item: Record<string, unknown>): ApiKeyRecord {
+  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
+  return rest as unknown as ApiKeyRecord;
 }
 
 function jobFromItem(item: Record<string, unknown>): JobRecord {
@@ -428,11 +435,18 @@ export class JobStore {
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
   }
 
+  /** Stores a key's hash; keys are also indexed under one GSI1 partition so they can be listed. */
   async putApiKey(key: ApiKeyRecord): Promise<void> {
     await this.ddb.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: { ...apiKeyKey(key.sha256), entity: 'apikey', ...key },
+        Item: {
+          ...apiKeyKey(key.sha256),
+          entity: 'apikey',
+          [TENANT_INDEX_PARTITION_KEY]: API_KEYS_PARTITION,
+          [TENANT_INDEX_SORT_KEY]: `${key.createdAt}#${key.keyId}`,
+          ...key,
+        },
         ConditionExpression: 'attribute_not_exists(PK)',
       }),
     );
@@ -440,8 +454,44 @@ export class JobStore {
 
   async getApiKey(sha256: string): Promise<ApiKeyRecord | undefined> {
     const out = await this.ddb.send(new GetCommand({ TableName: this.tableName, Key: apiKeyKey(sha256) }));
-    if (!out.Item) return undefined;
-    const { PK: _pk, SK: _sk, entity: _e, ...rest } = out.Item;
-    return rest as ApiKeyRecord;
+    return out.Item ? apiKeyFromItem(out.Item) : undefined;
+  }
+
+  /** Every API key (hashes and metadata only), oldest first. */
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    const keys: ApiKeyRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const out = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: TENANT_INDEX,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
+          ExpressionAttributeValues: { ':pk': API_KEYS_PARTITION },
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      keys.push(...(out.Items ?? []).map(apiKeyFromItem));
+      startKey = out.LastEvaluatedKey;
+      if (!startKey) return keys;
+    }
+    throw new Error(`more API keys than ${MAX_PAGES} pages`);
+  }
+
+  /** Marks a key revoked; false when it does not exist or was already revoked. */
+  async revokeApiKey(sha256: string, now: string): Promise<boolean> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: apiKeyKey(sha256),
+          UpdateExpression: 'SET revokedAt = :now',
+          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(revokedAt)',
+          ExpressionAttributeValues: { ':now': now },
+        }),
+      ),
+    );
+    return out !== undefined;
   }
 }

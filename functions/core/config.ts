@@ -83,6 +83,111 @@ export const ConfigSchema = z.strictObject({
       max_receive_count: positiveInt(100).default(5),
     })
     .prefault({}),
+  /** The AWS deployment (`cdk deploy`); local mode ignores it. */
+  deploy: z
+    .strictObject({
+      stack_name: z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a CloudFormation stack name')
+        .default('ClaudeOrchestrator'),
+      /** `retain` keeps the table and bucket when the stack is deleted; `destroy` removes them (and the bucket's objects). */
+      removal_policy: z.enum(['retain', 'destroy']).default('retain'),
+      /** Days before a job's artifacts expire from S3; 0 keeps them forever. */
+      artifact_retention_days: z.number().int().min(0).max(3650).default(90),
+      /** CloudWatch Logs retention for every log group (must be a value CloudWatch accepts). */
+      log_retention_days: z
+        .union(
+          [
+            1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+            3653,
+          ].map((n) => z.literal(n)),
+        )
+        .default(30),
+      worker: z
+        .strictObject({
+          /** Fargate CPU units and memory (MiB); the pair must be a valid Fargate size. */
+          cpu: z.union([256, 512, 1024, 2048, 4096, 8192, 16384].map((n) => z.literal(n))).default(1024),
+          memory_mib: z.number().int().min(512).max(122_880).default(4096),
+          architecture: z.enum(['arm64', 'x86_64']).default('arm64'),
+          /** Fargate Spot is about 70% cheaper; an interrupted worker is retried. */
+          spot: z.boolean().default(true),
+          /** Seconds ECS waits after SIGTERM before SIGKILL (Fargate allows up to 120). */
+          stop_timeout_sec: z.number().int().min(2).max(120).default(60),
+        })
+        .prefault({}),
+      anthropic: z
+        .strictObject({
+          /** `api_key`: ANTHROPIC_API_KEY from a Secrets Manager secret; `bedrock`: Amazon Bedrock through the task role. */
+          mode: z.enum(['api_key', 'bedrock']).default('api_key'),
+          /** Name of an existing secret holding the key; created empty (to fill in) when null. */
+          secret_name: z.string().min(1).max(512).nullable().default(null),
+          bedrock_region: z.string().min(1).nullable().default(null),
+        })
+        .prefault({}),
+      vpc: z
+        .strictObject({
+          /** Import an existing VPC instead of creating one. */
+          vpc_id: z
+            .string()
+            .regex(/^vpc-[0-9a-f]+$/, 'a VPC id like vpc-0abc…')
+            .nullable()
+            .default(null),
+          /** Subnets for the workers when importing; they need a route to the internet (NAT) or the endpoints they call. */
+          subnet_ids: z
+            .array(z.string().regex(/^subnet-[0-9a-f]+$/, 'a subnet id like subnet-0abc…'))
+            .default([]),
+          max_azs: z.number().int().min(1).max(6).default(2),
+          /** NAT gateways of a created VPC; 0 puts workers in public subnets with public IPs (cheapest idle). */
+          nat_gateways: z.number().int().min(0).max(6).default(0),
+        })
+        .prefault({}),
+      dispatcher: z
+        .strictObject({
+          timeout_sec: z.number().int().min(10).max(900).default(60),
+          /** Most dispatcher Lambdas running at once (SQS event source maximum concurrency, 2-1000). */
+          max_concurrency: z.number().int().min(2).max(1000).default(5),
+          batch_size: z.number().int().min(1).max(10).default(10),
+        })
+        .prefault({}),
+      api: z
+        .strictObject({
+          throttle_rate_per_sec: z.number().min(1).max(10_000).default(20),
+          throttle_burst: z.number().int().min(1).max(5_000).default(40),
+          /** Seconds API Gateway caches an authorizer answer per key; a revoked key keeps working this long. 0 disables. */
+          authorizer_cache_sec: z.number().int().min(0).max(3600).default(60),
+        })
+        .prefault({}),
+      /** Email address for alarm notifications; null creates the alarms without a subscription. */
+      alarm_email: z.email().nullable().default(null),
+    })
+    .prefault({})
+    .superRefine((d, ctx) => {
+      if (d.vpc.vpc_id && d.vpc.subnet_ids.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vpc', 'subnet_ids'],
+          message: 'required when vpc.vpc_id is set',
+        });
+      }
+      const { cpu, memory_mib: mem } = d.worker;
+      const ranges: Record<number, [number, number, number]> = {
+        256: [512, 2048, 512],
+        512: [1024, 4096, 1024],
+        1024: [2048, 8192, 1024],
+        2048: [4096, 16384, 1024],
+        4096: [8192, 30720, 1024],
+        8192: [16384, 61440, 4096],
+        16384: [32768, 122880, 8192],
+      };
+      const [min, max, step] = ranges[cpu] as [number, number, number];
+      if (mem < min || mem > max || (mem - min) % step !== 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['worker', 'memory_mib'],
+          message: `not a Fargate size for cpu ${cpu}: use ${min}-${max} MiB in steps of ${step}`,
+        });
+      }
+    }),
 });
 
 export type OrchestratorConfig = z.infer<typeof ConfigSchema>;
