@@ -14,6 +14,7 @@ import type { AttemptRecord, JobRecord, TaskRecord, TaskResultSummary } from '..
 import {
   assertJobTransition,
   assertTaskTransition,
+  isTerminalTaskState,
   type JobStatus,
   type TaskState,
 } from '../core/task-states.ts';
@@ -28,6 +29,14 @@ import {
 const META = 'META';
 /** GSI1 partition that holds every API key item, so keys can be listed without a scan. */
 const API_KEYS_PARTITION = 'APIKEYS';
+/**
+ * Tasks that are not final sit in GSI1 under `ACTIVE#<shard>` (sparse: the
+ * attributes are removed when the task ends), so the reconciler's sweep finds
+ * them with a few queries instead of a scan. Shards spread the writes.
+ */
+export const ACTIVE_SHARDS = 4;
+const activePartition = (jobId: string) =>
+  `ACTIVE#${Number.parseInt(jobId.slice(-4), 16) % ACTIVE_SHARDS || 0}`;
 const MAX_PAGES = 50;
 
 export const jobKey = (jobId: string) => ({ [PARTITION_KEY]: `JOB#${jobId}`, [SORT_KEY]: META });
@@ -98,7 +107,7 @@ function jobFromItem(item: Record<string, unknown>): JobRecord {
 }
 
 function taskFromItem(item: Record<string, unknown>): TaskRecord {
-  const { PK: _pk, SK: _sk, entity: _e, ...rest } = item;
+  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
   return rest as unknown as TaskRecord;
 }
 
@@ -245,7 +254,13 @@ export class JobStore {
           this.ddb.send(
             new PutCommand({
               TableName: this.tableName,
-              Item: { ...taskKey(task.jobId, task.taskNo), entity: 'task', ...task },
+              Item: {
+                ...taskKey(task.jobId, task.taskNo),
+                entity: 'task',
+                [TENANT_INDEX_PARTITION_KEY]: activePartition(task.jobId),
+                [TENANT_INDEX_SORT_KEY]: `${task.createdAt}#${task.jobId}#${task.taskNo}`,
+                ...task,
+              },
               ConditionExpression: 'attribute_not_exists(PK)',
             }),
           ),
@@ -280,6 +295,31 @@ export class JobStore {
       if (!startKey) return tasks;
     }
     throw new Error(`job ${jobId} has more tasks than ${MAX_PAGES} pages`);
+  }
+
+  /** Tasks not yet final, across every job (for the reconciler's sweep), at most `limit`. */
+  async listActiveTasks(limit: number): Promise<TaskRecord[]> {
+    const tasks: TaskRecord[] = [];
+    for (let shard = 0; shard < ACTIVE_SHARDS && tasks.length < limit; shard++) {
+      let startKey: Record<string, unknown> | undefined;
+      for (let page = 0; page < MAX_PAGES && tasks.length < limit; page++) {
+        const out = await this.ddb.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: TENANT_INDEX,
+            KeyConditionExpression: '#pk = :pk',
+            ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
+            ExpressionAttributeValues: { ':pk': `ACTIVE#${shard}` },
+            Limit: Math.min(100, limit - tasks.length),
+            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          }),
+        );
+        tasks.push(...(out.Items ?? []).map(taskFromItem));
+        startKey = out.LastEvaluatedKey;
+        if (!startKey) break;
+      }
+    }
+    return tasks;
   }
 
   /**
@@ -379,6 +419,7 @@ export class JobStore {
     const removes: string[] = [];
     if (next.state === 'queued') removes.push('tokenHash', 'launchHandle', 'startedAt');
     else sets.push('finishedAt = :now');
+    if (isTerminalTaskState(next.state)) removes.push(TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY);
     for (const f of from) assertTaskTransition(f, record.state);
     if (next.state !== record.state) assertTaskTransition(record.state, next.state);
     const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));

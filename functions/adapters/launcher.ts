@@ -17,9 +17,17 @@ export interface LaunchHandle {
   handle: string;
 }
 
+/** What a launcher knows about a worker it started, for the reconciler's sweep. */
+export type WorkerStatus =
+  | { state: 'running' }
+  | { state: 'stopped'; reason: string; exitCode?: number | undefined }
+  | { state: 'missing' };
+
 export interface Launcher {
   launch(request: LaunchRequest): Promise<LaunchHandle>;
   stop(handle: string, reason: string): Promise<void>;
+  /** Status of the given handles; a handle the launcher never heard of is `missing`. */
+  status(handles: readonly string[]): Promise<Map<string, WorkerStatus>>;
 }
 
 /** The launcher could not start the worker now (capacity, throttling); the claim is undone and retried. */

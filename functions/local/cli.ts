@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
 import type { JobResult } from '../core/result-format.ts';
 import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
+import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
 import { mirrorJob } from './mirror.ts';
 import { checkClaudeCommand, PreflightError } from './preflight.ts';
@@ -221,6 +222,7 @@ export function buildProgram(): Command {
   ).action(async (options: CommonOptions & { port?: number }) => {
     await serveCommand(options);
   });
+  program.addCommand(keysCommand());
   return program;
 }
 

@@ -7,7 +7,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Launcher, LaunchHandle, LaunchRequest } from '../adapters/launcher.ts';
+import { taskIdEnv } from '../adapters/ecs-launcher.ts';
+import type { Launcher, LaunchHandle, LaunchRequest, WorkerStatus } from '../adapters/launcher.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../../container/worker.ts', import.meta.url));
 // Resolved from here, not from the caller's directory, so `orchestrator` works from anywhere.
@@ -62,6 +63,17 @@ export class LocalLauncher implements Launcher {
       slot.stopped = reason;
       slot.child.kill('SIGTERM');
     }
+  }
+
+  /** Running or waiting for a slot; anything else this process never started or already saw exit. */
+  async status(handles: readonly string[]): Promise<Map<string, WorkerStatus>> {
+    const waiting = new Set(this.waiting.map((s) => s.handle));
+    return new Map(
+      handles.map(
+        (h) =>
+          [h, this.running.has(h) || waiting.has(h) ? { state: 'running' } : { state: 'missing' }] as const,
+      ),
+    );
   }
 
   /** Number of worker processes alive now. */
@@ -139,7 +151,7 @@ function workerEnv(options: LocalLauncherOptions, request: LaunchRequest): NodeJ
   return {
     ...env,
     API_URL: options.apiUrl,
-    TASK_ID: `${request.jobId}/${request.taskNo}`,
+    TASK_ID: taskIdEnv(request),
     TASK_TOKEN: request.taskToken,
     CLAUDE_COMMAND: options.claudeCommand,
     WORKSPACE_DIR: options.workspaceDir,

@@ -65,6 +65,7 @@ export async function recordLostWorker(
   lost: { jobId: string; taskNo: number; attempt: number },
   reason: string,
   exitCode?: number,
+  status: 'failed' | 'timed_out' = 'failed',
 ): Promise<TaskRecord | undefined> {
   // Copy the ids only: the launch request also carries the task token, which must never be logged.
   const scope = { jobId: lost.jobId, taskNo: lost.taskNo, attempt: lost.attempt };
@@ -76,7 +77,7 @@ export async function recordLostWorker(
     task,
     {
       attempt: scope.attempt,
-      status: 'failed',
+      status,
       output: '',
       filesCreated: [],
       costUsd: 0,

@@ -1,0 +1,34 @@
+/** Lambda entry point: the work-queue consumer (dispatcher and aggregator), launching Fargate workers. */
+import { ECSClient } from '@aws-sdk/client-ecs';
+import { z } from 'zod';
+import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
+import { createQueueConsumer } from '../queue-consumer.ts';
+import { depsFromEnv, readEnv } from './runtime.ts';
+
+const EcsEnv = z.object({
+  CLUSTER_ARN: z.string().min(1),
+  TASK_DEFINITION_ARN: z.string().min(1),
+  CONTAINER_NAME: z.string().min(1),
+  SUBNET_IDS: z.string().min(1),
+  SECURITY_GROUP_IDS: z.string().min(1),
+  ASSIGN_PUBLIC_IP: z.enum(['true', 'false']),
+  CAPACITY_PROVIDER: z.enum(['FARGATE', 'FARGATE_SPOT']),
+});
+
+const env = readEnv(EcsEnv);
+// The launcher retries RunTask itself with one client token; SDK retries on top would multiply the calls.
+const ecs = new ECSClient({
+  maxAttempts: 1,
+  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+});
+const launcher = new EcsLauncher(ecs, {
+  cluster: env.CLUSTER_ARN,
+  taskDefinition: env.TASK_DEFINITION_ARN,
+  containerName: env.CONTAINER_NAME,
+  subnets: env.SUBNET_IDS.split(','),
+  securityGroups: env.SECURITY_GROUP_IDS.split(','),
+  assignPublicIp: env.ASSIGN_PUBLIC_IP === 'true',
+  capacityProvider: env.CAPACITY_PROVIDER,
+});
+
+export const handler = createQueueConsumer({ ...depsFromEnv(), launcher });

@@ -1,0 +1,54 @@
+/**
+ * What every Lambda entry point shares: settings from the environment (read
+ * once, at cold start, failing loudly when one is missing), SDK clients at
+ * module scope, and the Powertools logger.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { z } from 'zod';
+import { Artifacts } from '../../adapters/artifacts.ts';
+import { awsClients } from '../../adapters/aws-clients.ts';
+import { JobStore } from '../../adapters/job-store.ts';
+import { WorkQueue } from '../../adapters/work-queue.ts';
+import type { Deps, Log, Settings } from '../../services/deps.ts';
+
+const EnvSchema = z.object({
+  TABLE_NAME: z.string().min(1),
+  QUEUE_URL: z.string().url(),
+  BUCKET_NAME: z.string().min(1),
+  /** JSON of `Settings`, written at synth from the same config as local mode. */
+  JOB_SETTINGS: z.string().min(2),
+});
+
+export function readEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const missing = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid Lambda environment: ${missing}`);
+  }
+  return parsed.data;
+}
+
+export const logger = new Logger({ serviceName: 'claude-orchestrator' });
+
+export const log: Log = {
+  debug: (message, extra) => logger.debug(message, extra ?? {}),
+  info: (message, extra) => logger.info(message, extra ?? {}),
+  warn: (message, extra) => logger.warn(message, extra ?? {}),
+  error: (message, extra) => logger.error(message, extra ?? {}),
+};
+
+/** Builds the dependencies of the use cases from the Lambda environment. */
+export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
+  const e = readEnv(EnvSchema, env);
+  const clients = awsClients();
+  return {
+    store: new JobStore(clients.ddb, e.TABLE_NAME),
+    queue: new WorkQueue(clients.sqs, e.QUEUE_URL),
+    artifacts: new Artifacts(clients.s3, e.BUCKET_NAME),
+    settings: JSON.parse(e.JOB_SETTINGS) as Settings,
+    log,
+    now: () => new Date(),
+    randomBytes: (n) => randomBytes(n),
+  };
+}

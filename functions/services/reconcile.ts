@@ -1,0 +1,100 @@
+/**
+ * The reconciler: finds attempts whose worker is gone without a result and
+ * records them as failed (retried while retries remain), so no task stays
+ * `launching` or `running` forever. Fed by worker-stopped events (ECS task
+ * state changes, local process exits) and by a periodic sweep.
+ */
+import type { Launcher } from '../adapters/launcher.ts';
+import type { TaskRecord } from '../core/model.ts';
+import type { Deps } from './deps.ts';
+import { recordLostWorker } from './record-result.ts';
+import { runMessage } from './submit-job.ts';
+
+export interface SweepOptions {
+  /** Most tasks one sweep looks at. */
+  limit: number;
+  /** A claimed task whose launch never stored a handle after this long is lost (the dispatcher died). */
+  launchGraceMs: number;
+  /** A running worker this long past its timeout is stopped and counted as failed. */
+  overrunGraceMs: number;
+  /** A queued task untouched this long gets its run message again (the first may have been lost). */
+  requeueAfterMs: number;
+}
+
+export const DEFAULT_SWEEP: SweepOptions = {
+  limit: 500,
+  launchGraceMs: 5 * 60_000,
+  overrunGraceMs: 5 * 60_000,
+  requeueAfterMs: 15 * 60_000,
+};
+
+export interface SweepReport {
+  examined: number;
+  lost: number;
+  overdue: number;
+  requeued: number;
+}
+
+export async function sweepActiveTasks(
+  deps: Deps,
+  launcher: Pick<Launcher, 'status' | 'stop'>,
+  options: SweepOptions = DEFAULT_SWEEP,
+): Promise<SweepReport> {
+  const now = deps.now().getTime();
+  const tasks = await deps.store.listActiveTasks(options.limit);
+  const report: SweepReport = { examined: tasks.length, lost: 0, overdue: 0, requeued: 0 };
+  const age = (iso: string | undefined) => (iso ? now - Date.parse(iso) : 0);
+
+  const withHandle = tasks.filter(
+    (t) => (t.state === 'launching' || t.state === 'running') && t.launchHandle,
+  );
+  const statuses =
+    withHandle.length > 0
+      ? await launcher.status(withHandle.map((t) => t.launchHandle as string))
+      : new Map();
+
+  for (const task of tasks) {
+    const scope = { jobId: task.jobId, taskNo: task.taskNo, attempt: task.attempt };
+    if (task.state === 'queued') {
+      if (age(task.updatedAt) > options.requeueAfterMs) {
+        await deps.queue.send(runMessage(task));
+        report.requeued += 1;
+      }
+      continue;
+    }
+    if (task.state !== 'launching' && task.state !== 'running') continue;
+    if (!task.launchHandle) {
+      if (age(task.launchedAt ?? task.updatedAt) > options.launchGraceMs) {
+        if (
+          await recordLostWorker(
+            deps,
+            scope,
+            'the worker was claimed but never launched (dispatcher stopped?)',
+          )
+        )
+          report.lost += 1;
+      }
+      continue;
+    }
+    const status = statuses.get(task.launchHandle);
+    if (status?.state === 'stopped' || status?.state === 'missing') {
+      const reason = status.state === 'stopped' ? status.reason : 'the launcher no longer knows this worker';
+      const exitCode = status.state === 'stopped' ? status.exitCode : undefined;
+      if (await recordLostWorker(deps, scope, reason, exitCode)) report.lost += 1;
+      continue;
+    }
+    if (isOverdue(task, now, options.overrunGraceMs)) {
+      await launcher.stop(task.launchHandle, `overran its timeout of ${task.timeoutSec}s`);
+      const reason = `the worker overran its timeout of ${task.timeoutSec}s and was stopped`;
+      if (await recordLostWorker(deps, scope, reason, undefined, 'timed_out')) report.overdue += 1;
+    }
+  }
+  if (report.lost + report.overdue + report.requeued > 0)
+    deps.log.info('sweep repaired tasks', { ...report });
+  return report;
+}
+
+function isOverdue(task: TaskRecord, now: number, graceMs: number): boolean {
+  const started = Date.parse(task.startedAt ?? task.launchedAt ?? task.updatedAt);
+  return now > started + task.timeoutSec * 1000 + graceMs;
+}

@@ -1,0 +1,229 @@
+/**
+ * The HTTP API: API Gateway (REST) with every route of the local API, two
+ * Lambda REQUEST authorizers (API keys for callers, task tokens for workers),
+ * stage throttling, access and execution logs, body validation, and the one
+ * API Lambda behind every route.
+ */
+import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import {
+  AccessLogFormat,
+  EndpointType,
+  IdentitySource,
+  JsonSchemaVersion,
+  LambdaIntegration,
+  LogGroupLogDestination,
+  MethodLoggingLevel,
+  type Model,
+  RequestAuthorizer,
+  type Resource,
+  ResponseType,
+  RestApi,
+} from 'aws-cdk-lib/aws-apigateway';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { z } from 'zod';
+import type { ApiLimits } from '../../functions/core/api-schemas.ts';
+import {
+  submitBodySchema,
+  uploadRequestSchema,
+  workerResultSchema,
+} from '../../functions/core/api-schemas.ts';
+import { CREDENTIAL_HEADER, ROUTES, type RouteAuth } from '../../functions/handlers/routes.ts';
+import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { allowArtifacts, allowTable } from '../permissions.ts';
+
+export interface ApiProps {
+  readonly table: ITableV2;
+  readonly queue: IQueue;
+  readonly bucket: IBucket;
+  /** JSON of the runtime settings (job defaults and limits), from the config. */
+  readonly jobSettings: string;
+  readonly limits: ApiLimits;
+  readonly throttleRatePerSec: number;
+  readonly throttleBurst: number;
+  /** How long API Gateway caches a caller's authorizer answer; a revoked key works this long. */
+  readonly authorizerCacheSec: number;
+  readonly logRetention: RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/** Bodies validated at the gateway too, from the same zod schemas the handlers use. */
+const BODY_SCHEMAS: Readonly<Record<string, (limits: ApiLimits) => z.ZodType>> = {
+  submit: submitBodySchema,
+  uploads: uploadRequestSchema,
+  result: workerResultSchema,
+};
+
+export class Api extends Construct {
+  readonly restApi: RestApi;
+  readonly handler: OrchestratorFunction;
+  readonly authorizerFunctions: Record<RouteAuth, OrchestratorFunction>;
+  readonly accessLogs: LogGroup;
+
+  constructor(scope: Construct, id: string, props: ApiProps) {
+    super(scope, id);
+    const env = {
+      TABLE_NAME: props.table.tableName,
+      QUEUE_URL: props.queue.queueUrl,
+      BUCKET_NAME: props.bucket.bucketName,
+      JOB_SETTINGS: props.jobSettings,
+    };
+    this.handler = new OrchestratorFunction(this, 'Handler', {
+      entry: 'api',
+      description: 'claude-orchestrator HTTP API',
+      environment: env,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    allowTable(this.handler, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query']);
+    props.queue.grantSendMessages(this.handler);
+    // Get for reports and download links; put so the upload URLs it signs for workers are honoured.
+    allowArtifacts(this.handler, props.bucket, ['GetObject', 'PutObject'], true);
+
+    this.accessLogs = new LogGroup(this, 'AccessLogs', {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    this.restApi = new RestApi(this, 'RestApi', {
+      description: 'claude-orchestrator: submit jobs, read results; workers report here',
+      endpointTypes: [EndpointType.REGIONAL],
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: props.removalPolicy,
+      deployOptions: {
+        stageName: 'v1',
+        throttlingRateLimit: props.throttleRatePerSec,
+        throttlingBurstLimit: props.throttleBurst,
+        loggingLevel: MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        accessLogDestination: new LogGroupLogDestination(this.accessLogs),
+        accessLogFormat: AccessLogFormat.jsonWithStandardFields({
+          caller: false,
+          httpMethod: true,
+          ip: true,
+          protocol: true,
+          requestTime: true,
+          resourcePath: true,
+          responseLength: true,
+          status: true,
+          user: true,
+        }),
+      },
+    });
+    Validations.of(this.restApi).acknowledge({
+      id: 'AwsSolutions-APIG3',
+      reason:
+        'No WAF by default to stay cheap when idle: every route needs an API key or task token, and the stage is throttled. Attach a web ACL to the stage where policy requires one.',
+    });
+    Validations.of(this.restApi).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+      reason:
+        'API Gateway execution logging needs its account-level CloudWatch role, and AWS defines that role with this managed policy.',
+    });
+    Validations.of(this.restApi).acknowledge({
+      id: 'AwsSolutions-COG4',
+      reason:
+        'Callers are services and CI jobs with hashed API keys, and workers use per-task tokens; both are checked by Lambda authorizers, not Cognito.',
+    });
+    for (const type of [ResponseType.UNAUTHORIZED, ResponseType.ACCESS_DENIED]) {
+      const unauthorized = type === ResponseType.UNAUTHORIZED;
+      this.restApi.addGatewayResponse(`${unauthorized ? 'Unauthorized' : 'AccessDenied'}Response`, {
+        type,
+        statusCode: unauthorized ? '401' : '403',
+        templates: {
+          'application/json': unauthorized
+            ? '{"error":"missing or unknown credentials (X-API-Key or X-Task-Token)","code":"unauthorized"}'
+            : '{"error":"forbidden","code":"forbidden"}',
+        },
+      });
+    }
+    this.restApi.addGatewayResponse('BadBodyResponse', {
+      type: ResponseType.BAD_REQUEST_BODY,
+      statusCode: '400',
+      templates: {
+        'application/json':
+          '{"error":"request body is invalid","code":"bad_request","issues":[{"path":"(body)","message":"$util.escapeJavaScript($context.error.validationErrorString)"}]}',
+      },
+    });
+    this.restApi.addGatewayResponse('Default4xx', {
+      type: ResponseType.DEFAULT_4XX,
+      templates: { 'application/json': '{"error":"$context.error.messageString","code":"client_error"}' },
+    });
+    this.restApi.addGatewayResponse('Default5xx', {
+      type: ResponseType.DEFAULT_5XX,
+      templates: { 'application/json': '{"error":"internal error","code":"internal"}' },
+    });
+
+    this.authorizerFunctions = {
+      caller: this.authorizerFunction('CallerAuthorizerFn', 'caller', props),
+      worker: this.authorizerFunction('WorkerAuthorizerFn', 'worker', props),
+    };
+    const authorizers: Record<RouteAuth, RequestAuthorizer> = {
+      caller: new RequestAuthorizer(this, 'CallerAuthorizer', {
+        handler: this.authorizerFunctions.caller,
+        identitySources: [IdentitySource.header(CREDENTIAL_HEADER.caller)],
+        resultsCacheTtl: Duration.seconds(props.authorizerCacheSec),
+      }),
+      // Never cached: a task token must stop working as soon as its attempt ends.
+      worker: new RequestAuthorizer(this, 'WorkerAuthorizer', {
+        handler: this.authorizerFunctions.worker,
+        identitySources: [IdentitySource.header(CREDENTIAL_HEADER.worker)],
+        resultsCacheTtl: Duration.seconds(0),
+      }),
+    };
+
+    const validator = this.restApi.addRequestValidator('BodyValidator', {
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+    const integration = new LambdaIntegration(this.handler, { proxy: true });
+    for (const route of ROUTES) {
+      const resource = this.resourceFor(route.resource);
+      const schema = BODY_SCHEMAS[route.name];
+      const model: Model | undefined = schema ? this.modelFor(route.name, schema(props.limits)) : undefined;
+      resource.addMethod(route.method, integration, {
+        authorizer: authorizers[route.auth],
+        ...(model ? { requestValidator: validator, requestModels: { 'application/json': model } } : {}),
+      });
+    }
+  }
+
+  private authorizerFunction(id: string, kind: RouteAuth, props: ApiProps): OrchestratorFunction {
+    const fn = new OrchestratorFunction(this, id, {
+      entry: 'authorizer',
+      description: `claude-orchestrator ${kind} authorizer`,
+      environment: { TABLE_NAME: props.table.tableName, AUTH_KIND: kind },
+      timeout: Duration.seconds(10),
+      memorySize: 256,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    allowTable(fn, props.table, ['GetItem']);
+    return fn;
+  }
+
+  private resourceFor(path: string): Resource {
+    let resource = this.restApi.root as unknown as Resource;
+    for (const part of path.split('/').filter(Boolean)) {
+      resource = (resource.getResource(part) as Resource | undefined) ?? resource.addResource(part);
+    }
+    return resource;
+  }
+
+  private modelFor(name: string, schema: z.ZodType): Model {
+    const json = z.toJSONSchema(schema, {
+      target: 'draft-04',
+      io: 'input',
+      unrepresentable: 'any',
+    }) as Record<string, unknown>;
+    const { $schema: _ignored, ...rest } = json;
+    return this.restApi.addModel(`${name}Body`, {
+      contentType: 'application/json',
+      modelName: `${name}Body`,
+      schema: { schema: JsonSchemaVersion.DRAFT4, ...(rest as object) },
+    });
+  }
+}

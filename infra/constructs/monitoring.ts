@@ -1,0 +1,136 @@
+/**
+ * Monitoring: alarms on the dead-letter queue, dispatcher errors and failed
+ * jobs, sent to an encrypted SNS topic, and one dashboard.
+ */
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { Alias } from 'aws-cdk-lib/aws-kms';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export const METRIC_NAMESPACE = 'ClaudeOrchestrator';
+
+export interface MonitoringProps {
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  readonly dispatcher: LambdaFunction;
+  /** The dispatcher's log group: the aggregator logs "job finished" with the status there. */
+  readonly dispatcherLogGroup: ILogGroup;
+  readonly api: RestApi;
+  readonly alarmEmail: string | null;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+export class Monitoring extends Construct {
+  readonly topic: Topic;
+  readonly dashboard: Dashboard;
+  readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    this.topic = new Topic(this, 'Alarms', {
+      masterKey: Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      enforceSSL: true,
+    });
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+
+    // Finished jobs by status, from the aggregator's structured "job finished" log line.
+    const jobsMetric = (status: string) =>
+      new Metric({
+        namespace: METRIC_NAMESPACE,
+        metricName: `Jobs${status[0]?.toUpperCase()}${status.slice(1)}`,
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      });
+    for (const status of ['completed', 'partial', 'failed']) {
+      new MetricFilter(this, `Jobs${status}Filter`, {
+        logGroup: props.dispatcherLogGroup,
+        filterPattern: FilterPattern.all(
+          FilterPattern.stringValue('$.message', '=', 'job finished'),
+          FilterPattern.stringValue('$.status', '=', status),
+        ),
+        metricNamespace: METRIC_NAMESPACE,
+        metricName: jobsMetric(status).metricName,
+        metricValue: '1',
+        defaultValue: 0,
+      });
+    }
+
+    const alarm = (id: string, metric: Metric, description: string) => {
+      const a = new Alarm(this, id, {
+        metric,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      a.addAlarmAction(new SnsAction(this.topic));
+      this.alarms.push(a);
+      return a;
+    };
+    alarm(
+      'DeadLetters',
+      props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: 'Maximum',
+      }),
+      'Work messages reached the dead-letter queue: some task or aggregation could not be processed.',
+    );
+    alarm(
+      'DispatcherErrors',
+      props.dispatcher.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+      'The dispatcher Lambda failed (whole invocations, not single records).',
+    );
+    alarm('FailedJobs', jobsMetric('failed'), 'A job ended failed.');
+
+    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: undefined });
+    this.dashboard.addWidgets(
+      new TextWidget({ markdown: '# claude-orchestrator', width: 24, height: 1 }),
+      new GraphWidget({
+        title: 'Jobs finished',
+        left: ['completed', 'partial', 'failed'].map(jobsMetric),
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Work queue',
+        left: [
+          props.queue.metricApproximateNumberOfMessagesVisible(),
+          props.queue.metricApproximateAgeOfOldestMessage(),
+        ],
+        right: [props.deadLetterQueue.metricApproximateNumberOfMessagesVisible()],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Dispatcher',
+        left: [
+          props.dispatcher.metricInvocations(),
+          props.dispatcher.metricErrors(),
+          props.dispatcher.metricThrottles(),
+        ],
+        right: [props.dispatcher.metricDuration()],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'API',
+        left: [props.api.metricCount(), props.api.metricClientError(), props.api.metricServerError()],
+        right: [props.api.metricLatency()],
+        width: 12,
+      }),
+    );
+  }
+}

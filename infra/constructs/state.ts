@@ -1,0 +1,85 @@
+/**
+ * State: the single DynamoDB table (jobs, tasks, key hashes) and the
+ * artifacts bucket (files, logs, reports), with its access-log bucket.
+ */
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import {
+  PARTITION_KEY,
+  SORT_KEY,
+  TENANT_INDEX,
+  TENANT_INDEX_PARTITION_KEY,
+  TENANT_INDEX_SORT_KEY,
+} from '../../functions/adapters/table-schema.ts';
+import { JOBS_PREFIX } from '../../functions/core/layout.ts';
+
+export interface StateProps {
+  /** `RETAIN` keeps data when the stack is deleted. */
+  readonly removalPolicy: RemovalPolicy;
+  /** Days before a job's artifacts expire; 0 keeps them. */
+  readonly artifactRetentionDays: number;
+}
+
+export class State extends Construct {
+  readonly table: TableV2;
+  readonly bucket: Bucket;
+  readonly accessLogsBucket: Bucket;
+
+  constructor(scope: Construct, id: string, props: StateProps) {
+    super(scope, id);
+    const destroy = props.removalPolicy === RemovalPolicy.DESTROY;
+
+    this.table = new TableV2(this, 'Table', {
+      partitionKey: { name: PARTITION_KEY, type: AttributeType.STRING },
+      sortKey: { name: SORT_KEY, type: AttributeType.STRING },
+      billing: Billing.onDemand(),
+      encryption: TableEncryptionV2.awsManagedKey(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: !destroy,
+      removalPolicy: props.removalPolicy,
+      // Set for AWS's own clean-up of old items; the code never relies on it (see ARCHITECTURE.md).
+      timeToLiveAttribute: 'expiresAt',
+      globalSecondaryIndexes: [
+        {
+          indexName: TENANT_INDEX,
+          partitionKey: { name: TENANT_INDEX_PARTITION_KEY, type: AttributeType.STRING },
+          sortKey: { name: TENANT_INDEX_SORT_KEY, type: AttributeType.STRING },
+        },
+      ],
+    });
+
+    this.accessLogsBucket = new Bucket(this, 'AccessLogs', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      removalPolicy: props.removalPolicy,
+      autoDeleteObjects: destroy,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
+    });
+    Validations.of(this.accessLogsBucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'This is the access-log bucket itself; logging it to itself would loop.',
+    });
+
+    this.bucket = new Bucket(this, 'Artifacts', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      versioned: true,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: 'artifacts/',
+      removalPolicy: props.removalPolicy,
+      autoDeleteObjects: destroy,
+      lifecycleRules: [
+        { abortIncompleteMultipartUploadAfter: Duration.days(2) },
+        { noncurrentVersionExpiration: Duration.days(30) },
+        ...(props.artifactRetentionDays > 0
+          ? [{ prefix: JOBS_PREFIX, expiration: Duration.days(props.artifactRetentionDays) }]
+          : []),
+      ],
+    });
+  }
+}

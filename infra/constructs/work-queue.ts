@@ -1,0 +1,131 @@
+/**
+ * The work queue and its consumer: an encrypted, TLS-only SQS queue with a
+ * dead-letter queue, and the dispatcher Lambda that claims tasks and starts
+ * Fargate workers (and runs aggregation), reporting partial batch failures.
+ */
+import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { FargateTaskDefinition, ICluster } from 'aws-cdk-lib/aws-ecs';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { allowArtifacts, allowTable, clusterTasksArn, nagClusterTasksArn } from '../permissions.ts';
+
+/** SQS redelivers a message only after its visibility timeout; AWS advises at least 6x the consumer's timeout. */
+export const VISIBILITY_TIMEOUT_FACTOR = 6;
+
+export interface WorkQueueProps {
+  readonly maxReceiveCount: number;
+  readonly dispatcherTimeoutSec: number;
+  readonly maxConcurrency: number;
+  readonly batchSize: number;
+  readonly logRetention: RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+export interface DispatcherTargets {
+  readonly table: ITableV2;
+  readonly bucket: IBucket;
+  readonly jobSettings: string;
+  readonly cluster: ICluster;
+  readonly taskDefinition: FargateTaskDefinition;
+  readonly containerName: string;
+  readonly subnetIds: string[];
+  readonly securityGroupIds: string[];
+  readonly assignPublicIp: boolean;
+  readonly spot: boolean;
+}
+
+export class WorkQueue extends Construct {
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  private readonly props: WorkQueueProps;
+  dispatcher?: OrchestratorFunction;
+
+  constructor(scope: Construct, id: string, props: WorkQueueProps) {
+    super(scope, id);
+    this.props = props;
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      removalPolicy: props.removalPolicy,
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This is the dead-letter queue; it has no dead-letter queue of its own.',
+    });
+    this.queue = new Queue(this, 'Queue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(props.dispatcherTimeoutSec * VISIBILITY_TIMEOUT_FACTOR),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+      removalPolicy: props.removalPolicy,
+    });
+  }
+
+  /** Creates the dispatcher once the workers it launches exist. */
+  addDispatcher(targets: DispatcherTargets): OrchestratorFunction {
+    const props = this.props;
+    const fn = new OrchestratorFunction(this, 'Dispatcher', {
+      entry: 'queue-consumer',
+      description: 'claude-orchestrator dispatcher: claims tasks, starts Fargate workers, aggregates jobs',
+      timeout: Duration.seconds(props.dispatcherTimeoutSec),
+      environment: {
+        TABLE_NAME: targets.table.tableName,
+        QUEUE_URL: this.queue.queueUrl,
+        BUCKET_NAME: targets.bucket.bucketName,
+        JOB_SETTINGS: targets.jobSettings,
+        CLUSTER_ARN: targets.cluster.clusterArn,
+        TASK_DEFINITION_ARN: targets.taskDefinition.taskDefinitionArn,
+        CONTAINER_NAME: targets.containerName,
+        SUBNET_IDS: targets.subnetIds.join(','),
+        SECURITY_GROUP_IDS: targets.securityGroupIds.join(','),
+        ASSIGN_PUBLIC_IP: String(targets.assignPublicIp),
+        CAPACITY_PROVIDER: targets.spot ? 'FARGATE_SPOT' : 'FARGATE',
+      },
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    fn.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize: props.batchSize,
+        reportBatchItemFailures: true,
+        maxConcurrency: props.maxConcurrency,
+      }),
+    );
+    allowTable(fn, targets.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query']);
+    this.queue.grantSendMessages(fn);
+    // The aggregator writes the reports.
+    allowArtifacts(fn, targets.bucket, ['PutObject']);
+    // RunTask on this task definition, and iam:PassRole for exactly its task and execution roles.
+    targets.taskDefinition.grantRun(fn);
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
+        resources: [clusterTasksArn(this, targets.cluster.clusterName)],
+      }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['ecs:TagResource'],
+        resources: [clusterTasksArn(this, targets.cluster.clusterName)],
+        conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
+      }),
+    );
+    Validations.of(fn.role ?? fn).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagClusterTasksArn(this, targets.cluster)}]`,
+      reason:
+        'Worker task ARNs exist only after RunTask; StopTask, DescribeTasks and tagging are limited to tasks of this one cluster.',
+    });
+    this.dispatcher = fn;
+    return fn;
+  }
+}

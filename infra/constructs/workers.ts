@@ -1,0 +1,201 @@
+/**
+ * Workers: the ECS cluster and the Fargate task definition whose container
+ * runs `container/worker.ts`. The task role has no data-plane permissions:
+ * a worker reaches DynamoDB, SQS and S3 only through the API with its task
+ * token. The Anthropic key comes from Secrets Manager as an ECS secret, or
+ * the task role may call Amazon Bedrock.
+ */
+import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import {
+  FlowLogDestination,
+  type IVpc,
+  Peer,
+  Port,
+  SecurityGroup,
+  SubnetType,
+  Vpc,
+} from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import {
+  Cluster,
+  ContainerImage,
+  ContainerInsights,
+  CpuArchitecture,
+  Secret as EcsSecret,
+  FargateTaskDefinition,
+  LogDrivers,
+  OperatingSystemFamily,
+} from 'aws-cdk-lib/aws-ecs';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { REPO_ROOT } from '../lambda-defaults.ts';
+
+export const WORKER_CONTAINER_NAME = 'worker';
+
+export interface WorkersProps {
+  /** Base URL of the API the workers call back. */
+  readonly apiUrl: string;
+  readonly cpu: number;
+  readonly memoryMiB: number;
+  readonly architecture: 'arm64' | 'x86_64';
+  /** Seconds between SIGTERM and SIGKILL when a task is stopped. */
+  readonly stopTimeoutSec: number;
+  readonly anthropic: {
+    mode: 'api_key' | 'bedrock';
+    secretName: string | null;
+    bedrockRegion: string | null;
+  };
+  /** Import these instead of creating a VPC. */
+  readonly vpcId: string | null;
+  readonly subnetIds: string[];
+  readonly maxAzs: number;
+  readonly natGateways: number;
+  readonly logRetention: RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+export class Workers extends Construct {
+  readonly cluster: Cluster;
+  readonly taskDefinition: FargateTaskDefinition;
+  readonly securityGroup: SecurityGroup;
+  /** Subnets workers start in. */
+  readonly subnetIds: string[];
+  /** Fargate tasks need a public IP to reach the internet from a public subnet (no NAT). */
+  readonly assignPublicIp: boolean;
+  readonly logGroup: LogGroup;
+  readonly anthropicSecret?: ISecret;
+
+  constructor(scope: Construct, id: string, props: WorkersProps) {
+    super(scope, id);
+
+    let vpc: IVpc;
+    if (props.vpcId) {
+      vpc = Vpc.fromVpcAttributes(this, 'Vpc', { vpcId: props.vpcId, availabilityZones: [] });
+      this.subnetIds = props.subnetIds;
+      this.assignPublicIp = false;
+    } else {
+      const created = new Vpc(this, 'Vpc', {
+        maxAzs: props.maxAzs,
+        natGateways: props.natGateways,
+        subnetConfiguration:
+          props.natGateways > 0
+            ? [
+                { name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 },
+                { name: 'workers', subnetType: SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
+              ]
+            : [{ name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 20 }],
+      });
+      created.addFlowLog('FlowLogs', {
+        destination: FlowLogDestination.toCloudWatchLogs(
+          new LogGroup(this, 'FlowLogGroup', {
+            retention: props.logRetention,
+            removalPolicy: props.removalPolicy,
+          }),
+        ),
+      });
+      vpc = created;
+      const subnets = created.selectSubnets({
+        subnetType: props.natGateways > 0 ? SubnetType.PRIVATE_WITH_EGRESS : SubnetType.PUBLIC,
+      });
+      this.subnetIds = subnets.subnetIds;
+      this.assignPublicIp = props.natGateways === 0;
+    }
+
+    // No inbound at all; outbound HTTPS only (the API, Anthropic or Bedrock, S3 presigned URLs, ECR, git over https).
+    this.securityGroup = new SecurityGroup(this, 'WorkerSecurityGroup', {
+      vpc,
+      description: 'Claude workers: no inbound, HTTPS out only',
+      allowAllOutbound: false,
+    });
+    this.securityGroup.addEgressRule(
+      Peer.anyIpv4(),
+      Port.tcp(443),
+      'HTTPS to the API, the model provider and S3',
+    );
+
+    this.cluster = new Cluster(this, 'Cluster', {
+      ...(props.vpcId ? {} : { vpc }),
+      containerInsightsV2: ContainerInsights.ENABLED,
+      enableFargateCapacityProviders: true,
+    });
+
+    const arm = props.architecture === 'arm64';
+    this.taskDefinition = new FargateTaskDefinition(this, 'TaskDefinition', {
+      cpu: props.cpu,
+      memoryLimitMiB: props.memoryMiB,
+      runtimePlatform: {
+        cpuArchitecture: arm ? CpuArchitecture.ARM64 : CpuArchitecture.X86_64,
+        operatingSystemFamily: OperatingSystemFamily.LINUX,
+      },
+    });
+
+    this.logGroup = new LogGroup(this, 'WorkerLogs', {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    const environment: Record<string, string> = { API_URL: props.apiUrl };
+    const secrets: Record<string, EcsSecret> = {};
+    if (props.anthropic.mode === 'api_key') {
+      const secret = props.anthropic.secretName
+        ? Secret.fromSecretNameV2(this, 'AnthropicApiKey', props.anthropic.secretName)
+        : new Secret(this, 'AnthropicApiKey', {
+            description:
+              'Anthropic API key for the Claude workers: put the key in as the plain secret string',
+            removalPolicy: props.removalPolicy,
+          });
+      this.anthropicSecret = secret;
+      secrets.ANTHROPIC_API_KEY = EcsSecret.fromSecretsManager(secret);
+      if (!props.anthropic.secretName) {
+        Validations.of(secret).acknowledge({
+          id: 'AwsSolutions-SMG4',
+          reason:
+            'A third-party (Anthropic) API key cannot be rotated by a Secrets Manager rotation Lambda; rotate it in the Anthropic console.',
+        });
+      }
+    } else {
+      const region = props.anthropic.bedrockRegion ?? Stack.of(this).region;
+      environment.CLAUDE_CODE_USE_BEDROCK = '1';
+      environment.AWS_REGION = region;
+      this.taskDefinition.taskRole.addToPrincipalPolicy(
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
+          resources: [
+            'arn:aws:bedrock:*::foundation-model/*',
+            `arn:aws:bedrock:*:${Stack.of(this).account}:inference-profile/*`,
+          ],
+        }),
+      );
+      Validations.of(this.taskDefinition.taskRole).acknowledge({
+        id: 'AwsSolutions-IAM5',
+        reason:
+          'Claude Code picks the Anthropic model at run time; the role may invoke foundation models and this account inference profiles, nothing else.',
+      });
+    }
+
+    this.taskDefinition.addContainer(WORKER_CONTAINER_NAME, {
+      containerName: WORKER_CONTAINER_NAME,
+      image: ContainerImage.fromAsset(REPO_ROOT, {
+        file: 'container/Dockerfile',
+        platform: arm ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
+      }),
+      logging: LogDrivers.awsLogs({ streamPrefix: 'worker', logGroup: this.logGroup }),
+      environment,
+      secrets,
+      stopTimeout: Duration.seconds(props.stopTimeoutSec),
+      essential: true,
+    });
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'The execution role needs ecr:GetAuthorizationToken, which AWS only grants on "*"; it pulls this image and writes this log group only.',
+    });
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason:
+        'The environment holds only non-secret settings (API_URL, Bedrock switch and region); the API key is an ECS secret.',
+    });
+  }
+}
