@@ -21,6 +21,7 @@ const TABLE_OUTPUT_KEY = 'TableName';
 /** Same deadlines as `createAwsClients`: no call may hang the command. */
 const REQUEST_HANDLER = { connectionTimeout: 3_000, requestTimeout: 30_000 };
 const MAX_MESSAGE_CHARS = 400;
+const UNREACHABLE_HINT = '(is the endpoint running? check AWS_ENDPOINT_URL)';
 
 /** A failure the user can act on: printed as one line, exit code 1. */
 class KeysError extends Error {
@@ -39,6 +40,7 @@ interface TargetOptions {
 interface Target {
   store: JobStore;
   tableName: string;
+  region: string;
   close(): void;
 }
 
@@ -49,10 +51,12 @@ function oneLine(err: unknown): string {
   const name = e?.name && e.name !== 'Error' && e.name !== 'KeysError' ? e.name : undefined;
   if (!message) message = name ?? 'unknown error';
   else if (name && !message.includes(name)) message = `${name}: ${message}`;
-  if (e?.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(message))
-    message += ' (is the endpoint running? check AWS_ENDPOINT_URL)';
+  if (/ECONNREFUSED/.test(`${e?.code ?? ''} ${message}`) && !message.includes(UNREACHABLE_HINT))
+    message += ` ${UNREACHABLE_HINT}`;
   return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message;
 }
+
+const regionOf = (env: NodeJS.ProcessEnv) => env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
 
 /** The standard SDK environment, with `--region` on top. */
 function clientEnv(options: TargetOptions): NodeJS.ProcessEnv {
@@ -60,8 +64,16 @@ function clientEnv(options: TargetOptions): NodeJS.ProcessEnv {
 }
 
 async function tableFromStack(stackName: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
+  const region = regionOf(env);
   const endpoint = env.AWS_ENDPOINT_URL_CLOUDFORMATION || env.AWS_ENDPOINT_URL || undefined;
+  // Local DynamoDB with AWS's own CloudFormation is never what was meant (and would reach out to AWS).
+  const localDynamo = env.AWS_ENDPOINT_URL_DYNAMODB;
+  if (!endpoint && localDynamo)
+    throw new KeysError(
+      `--stack needs CloudFormation, but only AWS_ENDPOINT_URL_DYNAMODB (${localDynamo}) is set: ` +
+        'the embedded emulators have no CloudFormation; pass --table <name>, or set AWS_ENDPOINT_URL ' +
+        '(or AWS_ENDPOINT_URL_CLOUDFORMATION) to a LocalStack endpoint',
+    );
   // As in createAwsClients: a local endpoint accepts any signature, AWS itself never sees these.
   const credentials =
     endpoint && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE
@@ -115,6 +127,7 @@ async function openTarget(options: TargetOptions): Promise<Target> {
   return {
     store: new JobStore(clients.ddb, tableName),
     tableName,
+    region: regionOf(env),
     close: () => {
       clients.ddb.destroy();
       clients.sqs.destroy();
@@ -130,9 +143,14 @@ async function withTarget(options: TargetOptions, body: (target: Target) => Prom
     target = await openTarget(options);
     await body(target);
   } catch (err) {
-    const message = oneLine(err);
-    const where = target && !(err instanceof KeysError) ? `table ${target.tableName}: ` : '';
-    process.stderr.write(`orchestrator keys: ${where}${message}\n`);
+    let message = oneLine(err);
+    if (target && !(err instanceof KeysError)) {
+      message =
+        (err as { name?: string }).name === 'ResourceNotFoundException'
+          ? `table ${target.tableName} not found in ${target.region} (check --table/--stack, --region and AWS_ENDPOINT_URL)`
+          : `table ${target.tableName}: ${message}`;
+    }
+    process.stderr.write(`orchestrator keys: ${message}\n`);
     process.exitCode = 1;
   } finally {
     target?.close();

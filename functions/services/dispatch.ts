@@ -7,8 +7,9 @@ import { LaunchRefusedError } from '../adapters/launcher.ts';
 import type { RunMessage } from '../core/messages.ts';
 import { formatTaskToken, sha256Hex } from '../core/tokens.ts';
 import type { DispatchDeps } from './deps.ts';
+import { recordLostWorker } from './record-result.ts';
 
-export type DispatchOutcome = 'launched' | 'duplicate';
+export type DispatchOutcome = 'launched' | 'duplicate' | 'refused';
 
 export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Promise<DispatchOutcome> {
   const { jobId, taskNo, attempt } = message;
@@ -31,10 +32,15 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     deps.log.info('worker launched', { jobId, taskNo, attempt, handle });
     return 'launched';
   } catch (err) {
+    if (err instanceof LaunchRefusedError && !err.retryable) {
+      // Redelivering cannot help (bad task definition, permissions): the attempt fails, and retries follow the task's policy.
+      deps.log.error('launch refused for good', { jobId, taskNo, attempt, reason: err.message });
+      await recordLostWorker(deps, { jobId, taskNo, attempt }, `the worker could not be launched: ${err.message}`);
+      return 'refused';
+    }
     // Nothing started: give the task back so the redelivered message can claim it again.
     await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
-    if (err instanceof LaunchRefusedError)
-      deps.log.warn('launch refused, will retry', { jobId, taskNo, attempt, reason: err.message });
+    deps.log.warn('launch failed, will retry', { jobId, taskNo, attempt, reason: (err as Error).message });
     throw err;
   }
 }

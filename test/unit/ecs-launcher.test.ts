@@ -23,6 +23,7 @@ import {
   type EcsLike,
   LaunchConflictError,
   parseTaskIdEnv,
+  stopReason,
   taskIdEnv,
 } from '../../functions/adapters/ecs-launcher.ts';
 import { LaunchRefusedError, type LaunchRequest } from '../../functions/adapters/launcher.ts';
@@ -574,5 +575,51 @@ describe('EcsLike', () => {
   it('is satisfied by the SDK client', () => {
     const client: EcsLike = new ECSClient({ region: 'eu-west-1' });
     expect(typeof client.send).toBe('function');
+  });
+});
+
+describe('status and stopReason (what the reconciler reads)', () => {
+  const arn = (id: string) => `arn:aws:ecs:us-east-1:123456789012:task/cluster/${id}`;
+
+  it('maps described tasks to running, stopped (with why) and missing', async () => {
+    const ecs = new FakeEcs([
+      {
+        tasks: [
+          { taskArn: arn('a'), lastStatus: 'RUNNING', containers: [{ name: 'worker' }] },
+          {
+            taskArn: arn('b'),
+            lastStatus: 'STOPPED',
+            stopCode: 'EssentialContainerExited',
+            stoppedReason: 'Essential container in task exited',
+            containers: [
+              {
+                name: 'worker',
+                exitCode: 137,
+                reason: 'OutOfMemoryError: Container killed due to memory usage',
+              },
+            ],
+          },
+        ],
+        failures: [{ arn: arn('c'), reason: 'MISSING' }],
+      },
+    ]);
+    const statuses = await launcher(ecs).status([arn('a'), arn('b'), arn('c')]);
+    expect(statuses.get(arn('a'))).toEqual({ state: 'running' });
+    expect(statuses.get(arn('b'))).toMatchObject({ state: 'stopped', exitCode: 137 });
+    expect((statuses.get(arn('b')) as { reason: string }).reason).toMatch(/ran out of memory/);
+    expect(statuses.get(arn('c'))).toEqual({ state: 'missing' });
+  });
+
+  it('names Spot interruptions, memory, exit codes and ECS reasons in words', () => {
+    expect(stopReason({ lastStatus: 'STOPPED', stopCode: 'SpotInterruption' })).toMatch(/Spot interrupted/);
+    expect(stopReason({ lastStatus: 'STOPPED', containerReason: 'OutOfMemoryError: killed' })).toMatch(
+      /out of memory/,
+    );
+    expect(
+      stopReason({ lastStatus: 'STOPPED', exitCode: 2, stoppedReason: 'Essential container in task exited' }),
+    ).toBe('the worker exited with code 2: Essential container in task exited');
+    expect(stopReason({ lastStatus: 'STOPPED', stoppedReason: 'Task failed to start' })).toBe(
+      'the worker stopped: Task failed to start',
+    );
   });
 });

@@ -1,0 +1,246 @@
+import { randomBytes } from 'node:crypto';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Artifacts } from '../../functions/adapters/artifacts.ts';
+import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
+import { JobStore } from '../../functions/adapters/job-store.ts';
+import { type LaunchRequest, LaunchRefusedError, type WorkerStatus } from '../../functions/adapters/launcher.ts';
+import { ensureResources } from '../../functions/adapters/provision.ts';
+import { WorkQueue } from '../../functions/adapters/work-queue.ts';
+import { parseConfig } from '../../functions/core/config.ts';
+import type { WorkMessage } from '../../functions/core/messages.ts';
+import type { JobRecord } from '../../functions/core/model.ts';
+import { createReconciler, type ReconcilerEvent } from '../../functions/handlers/reconciler.ts';
+import { type Emulators, startEmulators } from '../../functions/local/emulators.ts';
+import type { Deps } from '../../functions/services/deps.ts';
+import { dispatchRun } from '../../functions/services/dispatch.ts';
+import { sweepActiveTasks } from '../../functions/services/reconcile.ts';
+import { settingsFromConfig } from '../../functions/services/settings.ts';
+import { workTasks } from '../../functions/services/submit-job.ts';
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A launcher whose answers the test sets, recording what it was asked. */
+class FakeLauncher {
+  launched: LaunchRequest[] = [];
+  stopped: string[] = [];
+  statuses = new Map<string, WorkerStatus>();
+  refuse?: LaunchRefusedError;
+  async launch(request: LaunchRequest) {
+    if (this.refuse) throw this.refuse;
+    this.launched.push(request);
+    return { handle: `arn:aws:ecs:us-east-1:123456789012:task/cluster/${request.jobId}-${request.taskNo}-${request.attempt}` };
+  }
+  async stop(handle: string) {
+    this.stopped.push(handle);
+  }
+  async status(handles: readonly string[]) {
+    return new Map(handles.map((h) => [h, this.statuses.get(h) ?? ({ state: 'running' } as WorkerStatus)]));
+  }
+}
+
+describe('reconciler, sweep and launch refusals (against the emulators)', () => {
+  let emulators: Emulators;
+  let clients: AwsClients;
+  let queueUrl: string;
+  let deps: Deps;
+  let launcher: FakeLauncher;
+  let clock: number;
+
+  beforeAll(async () => {
+    emulators = await startEmulators();
+    clients = createAwsClients(emulators.env);
+    const resources = await ensureResources(clients, {
+      tableName: 'reconcile-test',
+      queueName: 'reconcile-work',
+      deadLetterQueueName: 'reconcile-dlq',
+      bucketName: 'reconcile-artifacts',
+      maxReceiveCount: 5,
+      visibilityTimeoutSec: 30,
+    });
+    queueUrl = resources.queueUrl;
+    deps = {
+      store: new JobStore(clients.ddb, resources.tableName),
+      queue: new WorkQueue(clients.sqs, resources.queueUrl),
+      artifacts: new Artifacts(clients.s3, resources.bucketName),
+      settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
+      log: silent,
+      now: () => new Date(clock),
+      randomBytes: (n) => randomBytes(n),
+    };
+  });
+  afterAll(async () => {
+    await emulators?.stop();
+  });
+  beforeEach(async () => {
+    clock = Date.now();
+    launcher = new FakeLauncher();
+    await drainQueue();
+  });
+
+  async function drainQueue(): Promise<WorkMessage[]> {
+    const got: WorkMessage[] = [];
+    for (let i = 0; i < 5; i++) {
+      const out = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+      if (!out.Messages?.length) break;
+      got.push(...out.Messages.map((m) => JSON.parse(m.Body ?? '{}') as WorkMessage));
+    }
+    return got;
+  }
+
+  /** A running job with `n` queued tasks (max_retries 2). */
+  async function newJob(n: number): Promise<JobRecord> {
+    const jobId = randomBytes(10).toString('hex');
+    const now = new Date(clock).toISOString();
+    const job: JobRecord = {
+      jobId,
+      tenant: 't',
+      status: 'running',
+      request: 'r',
+      config: { maxWorkers: 5, defaultTimeoutSec: 60, maxRetries: 2, enableRecursion: false, maxRecursionDepth: 2 },
+      depth: 0,
+      rootJobId: jobId,
+      totalTasks: n,
+      finishedTasks: [],
+      createdAt: now,
+      updatedAt: now,
+      requestHash: 'h',
+    };
+    await deps.store.createJob(job);
+    await deps.store.putTasks(workTasks(job, Array.from({ length: n }, (_, i) => ({ title: `t${i + 1}`, prompt: 'p' })), now));
+    return job;
+  }
+
+  async function launchAndRun(jobId: string, taskNo: number): Promise<string> {
+    expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId, taskNo, attempt: 1 })).toBe('launched');
+    await deps.store.markRunning(jobId, taskNo, 1, new Date(clock).toISOString());
+    return (await deps.store.getTask(jobId, taskNo))?.launchHandle as string;
+  }
+
+  it('a retryable launch refusal gives the claim back and lets SQS redeliver; nothing is recorded as started', async () => {
+    const job = await newJob(1);
+    launcher.refuse = new LaunchRefusedError('RESOURCE:MEMORY', true);
+    await expect(dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 })).rejects.toThrow('RESOURCE');
+    const task = await deps.store.getTask(job.jobId, 1);
+    expect(task).toMatchObject({ state: 'queued', attempt: 1, attempts: [] });
+    expect(task?.launchHandle).toBeUndefined();
+    launcher.refuse = undefined;
+    expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 })).toBe('launched');
+  });
+
+  it('a launch refused for good fails the attempt with the reason and queues the retry', async () => {
+    const job = await newJob(1);
+    launcher.refuse = new LaunchRefusedError('task definition is INACTIVE', false);
+    expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 })).toBe('refused');
+    const task = await deps.store.getTask(job.jobId, 1);
+    expect(task).toMatchObject({ state: 'queued', attempt: 2 });
+    expect(task?.attempts[0]?.error).toMatch(/could not be launched: task definition is INACTIVE/);
+    expect(await drainQueue()).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 1, attempt: 2 });
+  });
+
+  it('an ECS "task stopped" event for a worker that never reported fails its attempt with why, once', async () => {
+    const job = await newJob(1);
+    const handle = await launchAndRun(job.jobId, 1);
+    const reconcile = createReconciler(deps, launcher, 'worker');
+    const event = stoppedEvent(handle, `${job.jobId}/1/1`, { stopCode: 'SpotInterruption', exitCode: 143 });
+    expect(await reconcile(event)).toEqual({ recorded: true });
+    const task = await deps.store.getTask(job.jobId, 1);
+    expect(task).toMatchObject({ state: 'queued', attempt: 2 });
+    expect(task?.attempts[0]).toMatchObject({ attempt: 1, state: 'failed', exitCode: 143 });
+    expect(task?.attempts[0]?.error).toMatch(/Spot interrupted/);
+    // The same event again (EventBridge is at-least-once) changes nothing.
+    expect(await reconcile(event)).toEqual({ recorded: false });
+    expect((await deps.store.getTask(job.jobId, 1))?.attempts).toHaveLength(1);
+  });
+
+  it('a stopped event for a worker that already reported never moves a final task back', async () => {
+    const job = await newJob(1);
+    const handle = await launchAndRun(job.jobId, 1);
+    const now = new Date(clock).toISOString();
+    await deps.store.endAttempt(job.jobId, 1, 1, ['running'], { state: 'succeeded', attempt: 1 }, { attempt: 1, state: 'succeeded', finishedAt: now }, undefined, now);
+    const reconcile = createReconciler(deps, launcher, 'worker');
+    expect(await reconcile(stoppedEvent(handle, `${job.jobId}/1/1`, { exitCode: 0 }))).toEqual({ recorded: false });
+    expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('succeeded');
+  });
+
+  it('the sweep repairs lost, overdue, never-launched and forgotten tasks and leaves healthy ones alone', async () => {
+    // A table of its own, so tasks other tests left active do not count here.
+    const swept = await ensureResources(clients, {
+      tableName: 'reconcile-sweep',
+      queueName: 'reconcile-work',
+      deadLetterQueueName: 'reconcile-dlq',
+      bucketName: 'reconcile-artifacts',
+      maxReceiveCount: 5,
+      visibilityTimeoutSec: 30,
+    });
+    const shared = deps;
+    deps = { ...shared, store: new JobStore(clients.ddb, swept.tableName) };
+    try {
+      await sweepScenario();
+    } finally {
+      deps = shared;
+    }
+  });
+
+  async function sweepScenario(): Promise<void> {
+    const job = await newJob(5);
+    const lostHandle = await launchAndRun(job.jobId, 1); // the launcher no longer knows it
+    const overdueHandle = await launchAndRun(job.jobId, 2); // still running, far past its 60 s timeout
+    // Task 3: claimed, but the dispatcher died before launching (no handle).
+    await deps.store.claimTask(job.jobId, 3, 1, 'f'.repeat(64), new Date(clock).toISOString());
+    // Task 4: queued, its run message lost. Task 5: healthy, running, recently started.
+    launcher.statuses.set(lostHandle, { state: 'missing' });
+    await drainQueue();
+
+    clock += 60 * 60_000; // an hour later
+    const healthyHandle = await launchAndRun(job.jobId, 5);
+    const report = await sweepActiveTasks(deps, launcher);
+
+    expect(report).toMatchObject({ lost: 2, overdue: 1, requeued: 1 });
+    expect(launcher.stopped).toEqual([overdueHandle]);
+    const [t1, t2, t3, t4, t5] = await Promise.all([1, 2, 3, 4, 5].map((n) => deps.store.getTask(job.jobId, n)));
+    expect(t1?.attempts[0]?.error).toMatch(/no longer knows/);
+    expect(t2?.attempts[0]).toMatchObject({ state: 'timed_out' });
+    expect(t3?.attempts[0]?.error).toMatch(/never launched/);
+    expect(t4).toMatchObject({ state: 'queued', attempt: 1 });
+    expect(t5).toMatchObject({ state: 'running', attempt: 1, launchHandle: healthyHandle });
+    const sent = await drainQueue();
+    expect(sent).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 4, attempt: 1 });
+    expect(sent).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 1, attempt: 2 });
+    expect(report.examined).toBe(5);
+  }
+
+  it('final tasks leave the sweep index', async () => {
+    const job = await newJob(1);
+    await launchAndRun(job.jobId, 1);
+    const now = new Date(clock).toISOString();
+    await deps.store.endAttempt(job.jobId, 1, 1, ['running'], { state: 'succeeded', attempt: 1 }, { attempt: 1, state: 'succeeded', finishedAt: now }, undefined, now);
+    const active = await deps.store.listActiveTasks(1000);
+    expect(active.some((t) => t.jobId === job.jobId)).toBe(false);
+  });
+});
+
+function stoppedEvent(taskArn: string, taskId: string, extra: { stopCode?: string; exitCode?: number }): ReconcilerEvent {
+  return {
+    version: '0',
+    id: 'e',
+    'detail-type': 'ECS Task State Change',
+    source: 'aws.ecs',
+    account: '123456789012',
+    time: new Date().toISOString(),
+    region: 'us-east-1',
+    resources: [taskArn],
+    detail: {
+      taskArn,
+      lastStatus: 'STOPPED',
+      stoppedReason: 'Task stopped',
+      ...(extra.stopCode ? { stopCode: extra.stopCode } : {}),
+      containers: [{ name: 'worker', ...(extra.exitCode !== undefined ? { exitCode: extra.exitCode } : {}) }],
+      overrides: {
+        containerOverrides: [
+          { name: 'worker', environment: [{ name: 'TASK_ID', value: taskId }, { name: 'TASK_TOKEN', value: 'tt1.secret' }] },
+        ],
+      },
+    },
+  };
+}
