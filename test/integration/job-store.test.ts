@@ -11,14 +11,14 @@ import { ensureResources } from '../../functions/adapters/provision.ts';
 import type { AttemptRecord, JobRecord, TaskRecord } from '../../functions/core/model.ts';
 import { IllegalTransitionError } from '../../functions/core/task-states.ts';
 import { sha256Hex } from '../../functions/core/tokens.ts';
-import { type Emulators, startEmulators } from '../../functions/local/emulators.ts';
 import { plannerTask, workTasks } from '../../functions/services/submit-job.ts';
+import { type Backend, resourceName, startBackend } from '../support/backend.ts';
 
 const NAMES = {
-  tableName: 'job-store-test',
-  queueName: 'job-store-work',
-  deadLetterQueueName: 'job-store-work-dlq',
-  bucketName: 'job-store-artifacts',
+  tableName: resourceName('job-store-test'),
+  queueName: resourceName('job-store-work'),
+  deadLetterQueueName: resourceName('job-store-work-dlq'),
+  bucketName: resourceName('job-store-artifacts'),
   maxReceiveCount: 3,
   visibilityTimeoutSec: 30,
 };
@@ -63,13 +63,13 @@ function failedAttempt(attempt: number): AttemptRecord {
 }
 
 describe('JobStore on the embedded emulator', () => {
-  let emulators: Emulators;
+  let backend: Backend;
   let clients: AwsClients;
   let store: JobStore;
 
   beforeAll(async () => {
-    emulators = await startEmulators();
-    clients = createAwsClients({ ...emulators.env });
+    backend = await startBackend();
+    clients = createAwsClients({ ...backend.env });
     await ensureResources(clients, NAMES);
     store = new JobStore(clients.ddb, NAMES.tableName);
   });
@@ -78,7 +78,7 @@ describe('JobStore on the embedded emulator', () => {
     clients?.ddb.destroy();
     clients?.sqs.destroy();
     clients?.s3.destroy();
-    await emulators?.stop();
+    await backend?.stop();
   });
 
   /** A running job with `n` queued work tasks. */

@@ -4,19 +4,23 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Artifacts } from '../../functions/adapters/artifacts.ts';
 import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
 import { JobStore } from '../../functions/adapters/job-store.ts';
-import { type LaunchRequest, LaunchRefusedError, type WorkerStatus } from '../../functions/adapters/launcher.ts';
+import {
+  LaunchRefusedError,
+  type LaunchRequest,
+  type WorkerStatus,
+} from '../../functions/adapters/launcher.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
 import type { JobRecord } from '../../functions/core/model.ts';
 import { createReconciler, type ReconcilerEvent } from '../../functions/handlers/reconciler.ts';
-import { type Emulators, startEmulators } from '../../functions/local/emulators.ts';
 import type { Deps } from '../../functions/services/deps.ts';
 import { dispatchRun } from '../../functions/services/dispatch.ts';
 import { sweepActiveTasks } from '../../functions/services/reconcile.ts';
 import { settingsFromConfig } from '../../functions/services/settings.ts';
 import { workTasks } from '../../functions/services/submit-job.ts';
+import { type Backend, resourceName, startBackend } from '../support/backend.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -29,7 +33,9 @@ class FakeLauncher {
   async launch(request: LaunchRequest) {
     if (this.refuse) throw this.refuse;
     this.launched.push(request);
-    return { handle: `arn:aws:ecs:us-east-1:123456789012:task/cluster/${request.jobId}-${request.taskNo}-${request.attempt}` };
+    return {
+      handle: `arn:aws:ecs:us-east-1:123456789012:task/cluster/${request.jobId}-${request.taskNo}-${request.attempt}`,
+    };
   }
   async stop(handle: string) {
     this.stopped.push(handle);
@@ -40,7 +46,7 @@ class FakeLauncher {
 }
 
 describe('reconciler, sweep and launch refusals (against the emulators)', () => {
-  let emulators: Emulators;
+  let backend: Backend;
   let clients: AwsClients;
   let queueUrl: string;
   let deps: Deps;
@@ -48,13 +54,13 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   let clock: number;
 
   beforeAll(async () => {
-    emulators = await startEmulators();
-    clients = createAwsClients(emulators.env);
+    backend = await startBackend();
+    clients = createAwsClients(backend.env);
     const resources = await ensureResources(clients, {
-      tableName: 'reconcile-test',
-      queueName: 'reconcile-work',
-      deadLetterQueueName: 'reconcile-dlq',
-      bucketName: 'reconcile-artifacts',
+      tableName: resourceName('reconcile-test'),
+      queueName: resourceName('reconcile-work'),
+      deadLetterQueueName: resourceName('reconcile-dlq'),
+      bucketName: resourceName('reconcile-artifacts'),
       maxReceiveCount: 5,
       visibilityTimeoutSec: 30,
     });
@@ -70,7 +76,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     };
   });
   afterAll(async () => {
-    await emulators?.stop();
+    await backend?.stop();
   });
   beforeEach(async () => {
     clock = Date.now();
@@ -81,7 +87,9 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   async function drainQueue(): Promise<WorkMessage[]> {
     const got: WorkMessage[] = [];
     for (let i = 0; i < 5; i++) {
-      const out = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+      const out = await clients.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
       if (!out.Messages?.length) break;
       got.push(...out.Messages.map((m) => JSON.parse(m.Body ?? '{}') as WorkMessage));
     }
@@ -97,7 +105,13 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       tenant: 't',
       status: 'running',
       request: 'r',
-      config: { maxWorkers: 5, defaultTimeoutSec: 60, maxRetries: 2, enableRecursion: false, maxRecursionDepth: 2 },
+      config: {
+        maxWorkers: 5,
+        defaultTimeoutSec: 60,
+        maxRetries: 2,
+        enableRecursion: false,
+        maxRecursionDepth: 2,
+      },
       depth: 0,
       rootJobId: jobId,
       totalTasks: n,
@@ -107,12 +121,20 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       requestHash: 'h',
     };
     await deps.store.createJob(job);
-    await deps.store.putTasks(workTasks(job, Array.from({ length: n }, (_, i) => ({ title: `t${i + 1}`, prompt: 'p' })), now));
+    await deps.store.putTasks(
+      workTasks(
+        job,
+        Array.from({ length: n }, (_, i) => ({ title: `t${i + 1}`, prompt: 'p' })),
+        now,
+      ),
+    );
     return job;
   }
 
   async function launchAndRun(jobId: string, taskNo: number): Promise<string> {
-    expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId, taskNo, attempt: 1 })).toBe('launched');
+    expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId, taskNo, attempt: 1 })).toBe(
+      'launched',
+    );
     await deps.store.markRunning(jobId, taskNo, 1, new Date(clock).toISOString());
     return (await deps.store.getTask(jobId, taskNo))?.launchHandle as string;
   }
@@ -120,18 +142,24 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   it('a retryable launch refusal gives the claim back and lets SQS redeliver; nothing is recorded as started', async () => {
     const job = await newJob(1);
     launcher.refuse = new LaunchRefusedError('RESOURCE:MEMORY', true);
-    await expect(dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 })).rejects.toThrow('RESOURCE');
+    await expect(
+      dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }),
+    ).rejects.toThrow('RESOURCE');
     const task = await deps.store.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 1, attempts: [] });
     expect(task?.launchHandle).toBeUndefined();
     launcher.refuse = undefined;
-    expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 })).toBe('launched');
+    expect(
+      await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }),
+    ).toBe('launched');
   });
 
   it('a launch refused for good fails the attempt with the reason and queues the retry', async () => {
     const job = await newJob(1);
     launcher.refuse = new LaunchRefusedError('task definition is INACTIVE', false);
-    expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 })).toBe('refused');
+    expect(
+      await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }),
+    ).toBe('refused');
     const task = await deps.store.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 2 });
     expect(task?.attempts[0]?.error).toMatch(/could not be launched: task definition is INACTIVE/);
@@ -157,19 +185,30 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const job = await newJob(1);
     const handle = await launchAndRun(job.jobId, 1);
     const now = new Date(clock).toISOString();
-    await deps.store.endAttempt(job.jobId, 1, 1, ['running'], { state: 'succeeded', attempt: 1 }, { attempt: 1, state: 'succeeded', finishedAt: now }, undefined, now);
+    await deps.store.endAttempt(
+      job.jobId,
+      1,
+      1,
+      ['running'],
+      { state: 'succeeded', attempt: 1 },
+      { attempt: 1, state: 'succeeded', finishedAt: now },
+      undefined,
+      now,
+    );
     const reconcile = createReconciler(deps, launcher, 'worker');
-    expect(await reconcile(stoppedEvent(handle, `${job.jobId}/1/1`, { exitCode: 0 }))).toEqual({ recorded: false });
+    expect(await reconcile(stoppedEvent(handle, `${job.jobId}/1/1`, { exitCode: 0 }))).toEqual({
+      recorded: false,
+    });
     expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('succeeded');
   });
 
   it('the sweep repairs lost, overdue, never-launched and forgotten tasks and leaves healthy ones alone', async () => {
     // A table of its own, so tasks other tests left active do not count here.
     const swept = await ensureResources(clients, {
-      tableName: 'reconcile-sweep',
-      queueName: 'reconcile-work',
-      deadLetterQueueName: 'reconcile-dlq',
-      bucketName: 'reconcile-artifacts',
+      tableName: resourceName('reconcile-sweep'),
+      queueName: resourceName('reconcile-work'),
+      deadLetterQueueName: resourceName('reconcile-dlq'),
+      bucketName: resourceName('reconcile-artifacts'),
       maxReceiveCount: 5,
       visibilityTimeoutSec: 30,
     });
@@ -198,7 +237,9 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
 
     expect(report).toMatchObject({ lost: 2, overdue: 1, requeued: 1 });
     expect(launcher.stopped).toEqual([overdueHandle]);
-    const [t1, t2, t3, t4, t5] = await Promise.all([1, 2, 3, 4, 5].map((n) => deps.store.getTask(job.jobId, n)));
+    const [t1, t2, t3, t4, t5] = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => deps.store.getTask(job.jobId, n)),
+    );
     expect(t1?.attempts[0]?.error).toMatch(/no longer knows/);
     expect(t2?.attempts[0]).toMatchObject({ state: 'timed_out' });
     expect(t3?.attempts[0]?.error).toMatch(/never launched/);
@@ -214,13 +255,26 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const job = await newJob(1);
     await launchAndRun(job.jobId, 1);
     const now = new Date(clock).toISOString();
-    await deps.store.endAttempt(job.jobId, 1, 1, ['running'], { state: 'succeeded', attempt: 1 }, { attempt: 1, state: 'succeeded', finishedAt: now }, undefined, now);
+    await deps.store.endAttempt(
+      job.jobId,
+      1,
+      1,
+      ['running'],
+      { state: 'succeeded', attempt: 1 },
+      { attempt: 1, state: 'succeeded', finishedAt: now },
+      undefined,
+      now,
+    );
     const active = await deps.store.listActiveTasks(1000);
     expect(active.some((t) => t.jobId === job.jobId)).toBe(false);
   });
 });
 
-function stoppedEvent(taskArn: string, taskId: string, extra: { stopCode?: string; exitCode?: number }): ReconcilerEvent {
+function stoppedEvent(
+  taskArn: string,
+  taskId: string,
+  extra: { stopCode?: string; exitCode?: number },
+): ReconcilerEvent {
   return {
     version: '0',
     id: 'e',
@@ -238,7 +292,13 @@ function stoppedEvent(taskArn: string, taskId: string, extra: { stopCode?: strin
       containers: [{ name: 'worker', ...(extra.exitCode !== undefined ? { exitCode: extra.exitCode } : {}) }],
       overrides: {
         containerOverrides: [
-          { name: 'worker', environment: [{ name: 'TASK_ID', value: taskId }, { name: 'TASK_TOKEN', value: 'tt1.secret' }] },
+          {
+            name: 'worker',
+            environment: [
+              { name: 'TASK_ID', value: taskId },
+              { name: 'TASK_TOKEN', value: 'tt1.secret' },
+            ],
+          },
         ],
       },
     },

@@ -3,6 +3,7 @@
  * free loopback port, the queue poller and the local launcher with the
  * `claude` test double. Every test awaits `stop()` in its own clean-up.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { parseConfig } from '../../functions/core/config.ts';
 import { isTerminalJobStatus, type JobStatus } from '../../functions/core/task-states.ts';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack.ts';
 import type { Log } from '../../functions/services/deps.ts';
+import { EXTERNAL } from './backend.ts';
 
 export const CLAUDE_DOUBLE = fileURLToPath(new URL('./claude-double.mjs', import.meta.url));
 
@@ -45,11 +47,19 @@ export async function startTestStack(configYaml = '', workerEnv: NodeJS.ProcessE
   const workspace = await mkdtemp(join(tmpdir(), 'orch-test-'));
   const invocationLog = join(workspace, 'claude-invocations.jsonl');
   const base = parseConfig(configYaml, {});
+  // Against LocalStack every stack gets its own table, queue and bucket: test files run in parallel and state persists.
+  const suffix = EXTERNAL ? `-${randomBytes(4).toString('hex')}` : '';
   const config = parseConfig(
     JSON.stringify({
       ...base,
       orchestrator: { ...base.orchestrator, claude_command: CLAUDE_DOUBLE, workspace_root: workspace },
       api: { ...base.api, port: 0 },
+      aws: {
+        ...base.aws,
+        table_name: `${base.aws.table_name}${suffix}`,
+        queue_name: `${base.aws.queue_name}${suffix}`,
+        bucket_name: `${base.aws.bucket_name}${suffix}`,
+      },
     }),
   );
   const logs: TestStack['logs'] = [];
@@ -63,7 +73,7 @@ export async function startTestStack(configYaml = '', workerEnv: NodeJS.ProcessE
     config,
     log,
     port: 0,
-    env: {},
+    env: EXTERNAL ? process.env : {},
     workerEnv: {
       CLAUDE_DOUBLE_LOG: invocationLog,
       CLAUDE_DOUBLE_STATE_DIR: join(workspace, 'double-state'),

@@ -1,0 +1,806 @@
+/**
+ * The orchestrator stack's security and operational properties, each asserted
+ * on its own against the synthesized template: the default configuration,
+ * a variant that changes every deploy option the template depends on, the
+ * Bedrock mode and an imported VPC.
+ */
+import { Match } from 'aws-cdk-lib/assertions';
+import { Runtime, RuntimeFamily } from 'aws-cdk-lib/aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  PARTITION_KEY,
+  SORT_KEY,
+  TENANT_INDEX,
+  TENANT_INDEX_PARTITION_KEY,
+  TENANT_INDEX_SORT_KEY,
+} from '../../functions/adapters/table-schema.ts';
+import { JOBS_PREFIX } from '../../functions/core/layout.ts';
+import { ROUTES } from '../../functions/handlers/routes.ts';
+import { METRIC_NAMESPACE } from '../../infra/constructs/monitoring.ts';
+import { OrchestratorFunction } from '../../infra/lambda-defaults.ts';
+import {
+  actionsOf,
+  type CfnResource,
+  logicalId,
+  type PolicyStatementJson,
+  removeSyntheses,
+  resourcesOfType,
+  roleIdOfArn,
+  type SynthesizedStack,
+  statementsOfRole,
+  synthesize,
+} from './synthesized-stack.ts';
+
+/** Every deploy option the template depends on, set away from its default. */
+const VARIANT_YAML = `
+aws:
+  max_receive_count: 3
+deploy:
+  removal_policy: destroy
+  artifact_retention_days: 0
+  log_retention_days: 14
+  worker: { architecture: x86_64, cpu: 2048, memory_mib: 8192, spot: false, stop_timeout_sec: 90 }
+  dispatcher: { timeout_sec: 120, max_concurrency: 7, batch_size: 4 }
+  api: { throttle_rate_per_sec: 7, throttle_burst: 9, authorizer_cache_sec: 30 }
+`;
+const BEDROCK_YAML = 'deploy: { anthropic: { mode: bedrock } }';
+const IMPORTED_VPC_YAML =
+  'deploy: { vpc: { vpc_id: vpc-0abc1234, subnet_ids: [subnet-0abc1234, subnet-0def5678] } }';
+
+const SECRET_LIKE_NAME = /KEY|SECRET|TOKEN|PASSWORD/i;
+
+let defaults: SynthesizedStack;
+let variant: SynthesizedStack;
+let bedrock: SynthesizedStack;
+
+beforeAll(() => {
+  defaults = synthesize('');
+  variant = synthesize(VARIANT_YAML);
+  bedrock = synthesize(BEDROCK_YAML);
+});
+afterAll(removeSyntheses);
+
+/** Named builds for `it.each`, resolved once `beforeAll` has run. */
+const build = {
+  default: () => defaults,
+  variant: () => variant,
+  bedrock: () => bedrock,
+};
+type BuildName = keyof typeof build;
+
+// --- reading the template -------------------------------------------------
+
+function resource(built: SynthesizedStack, id: string): CfnResource {
+  const found = built.json.Resources[id];
+  if (!found) throw new Error(`no resource ${id} in the template`);
+  return found;
+}
+
+function dispatcher(built: SynthesizedStack): OrchestratorFunction {
+  const fn = built.stack.workQueue.dispatcher;
+  if (!fn) throw new Error('the stack has no dispatcher');
+  return fn;
+}
+
+function dispatcherId(built: SynthesizedStack): string {
+  return logicalId(dispatcher(built));
+}
+
+/** Logical ids of the Lambdas the orchestrator defines (not CDK's custom-resource handlers). */
+function orchestratorFunctionIds(built: SynthesizedStack): string[] {
+  const ids = built.stack.node
+    .findAll()
+    .filter((c): c is OrchestratorFunction => c instanceof OrchestratorFunction)
+    .map((fn) => logicalId(fn));
+  expect(ids.length).toBeGreaterThan(0);
+  return ids;
+}
+
+function lambdaIds(built: SynthesizedStack): string[] {
+  const ids = resourcesOfType(built.json, 'AWS::Lambda::Function').map(([id]) => id);
+  expect(ids.length).toBeGreaterThan(0);
+  return ids;
+}
+
+function taskDefinition(built: SynthesizedStack): CfnResource {
+  return resource(built, logicalId(built.stack.workers.taskDefinition));
+}
+
+function workerContainer(built: SynthesizedStack) {
+  const containers = taskDefinition(built).Properties.ContainerDefinitions;
+  expect(containers).toHaveLength(1);
+  return containers[0];
+}
+
+function taskRoleId(built: SynthesizedStack): string {
+  return roleIdOfArn(taskDefinition(built).Properties.TaskRoleArn);
+}
+
+/** Every policy statement in the template, with the resource it lives in. */
+function allStatements(built: SynthesizedStack): { source: string; statement: PolicyStatementJson }[] {
+  return resourcesOfType(built.json, 'AWS::IAM::Role').flatMap(([roleId]) =>
+    statementsOfRole(built.json, roleId),
+  );
+}
+
+function isTlsOnlyDeny(statement: PolicyStatementJson): boolean {
+  return (
+    statement.Effect === 'Deny' &&
+    JSON.stringify((statement.Condition as { Bool?: unknown } | undefined)?.Bool) ===
+      JSON.stringify({ 'aws:SecureTransport': 'false' })
+  );
+}
+
+/** The logical id a `Ref` or `Fn::GetAtt` points at. */
+function referencedId(ref: unknown): string | undefined {
+  const r = (ref ?? {}) as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
+  return r.Ref ?? r['Fn::GetAtt']?.[0];
+}
+
+function isStackLogGroup(built: SynthesizedStack, ref: unknown): boolean {
+  const id = referencedId(ref);
+  return id !== undefined && built.json.Resources[id]?.Type === 'AWS::Logs::LogGroup';
+}
+
+/** `/api/v1/jobs/{id}` for an `AWS::ApiGateway::Resource`, walking `ParentId` up to the root. */
+function resourcePath(built: SynthesizedStack, ref: unknown): string {
+  const id = (ref as { Ref?: string }).Ref;
+  if (id === undefined) return ''; // Fn::GetAtt [RestApi, RootResourceId]
+  const res = resource(built, id);
+  return `${resourcePath(built, res.Properties.ParentId)}/${res.Properties.PathPart}`;
+}
+
+function apiMethods(built: SynthesizedStack) {
+  const methods = resourcesOfType(built.json, 'AWS::ApiGateway::Method').map(([id, m]) => ({
+    id,
+    httpMethod: m.Properties.HttpMethod as string,
+    path: resourcePath(built, m.Properties.ResourceId) || '/',
+    props: m.Properties,
+  }));
+  expect(methods.length).toBeGreaterThan(0);
+  return methods;
+}
+
+function authorizerByHeader(built: SynthesizedStack, header: string): [string, CfnResource] {
+  const found = resourcesOfType(built.json, 'AWS::ApiGateway::Authorizer').filter(
+    ([, a]) => a.Properties.IdentitySource === `method.request.header.${header}`,
+  );
+  expect(found, `one authorizer on ${header}`).toHaveLength(1);
+  return found[0] as [string, CfnResource];
+}
+
+// --- S3 -------------------------------------------------------------------
+
+describe('artifacts bucket', () => {
+  const artifacts = () => resource(defaults, logicalId(defaults.stack.state.bucket)).Properties;
+  const buckets = () => {
+    const all = resourcesOfType(defaults.json, 'AWS::S3::Bucket');
+    expect(all.length).toBeGreaterThan(0);
+    return all;
+  };
+
+  it('every bucket blocks all public access', () => {
+    for (const [id, bucket] of buckets()) {
+      expect(bucket.Properties.PublicAccessBlockConfiguration, id).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+    }
+  });
+
+  it('every bucket policy denies requests without TLS', () => {
+    for (const [id] of buckets()) {
+      const policies = resourcesOfType(defaults.json, 'AWS::S3::BucketPolicy').filter(
+        ([, p]) => p.Properties.Bucket.Ref === id,
+      );
+      const statements: PolicyStatementJson[] = policies.flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+      expect(
+        statements.some((s) => isTlsOnlyDeny(s) && actionsOf(s).includes('s3:*')),
+        `TLS-only statement on ${id}`,
+      ).toBe(true);
+    }
+  });
+
+  it('every bucket is encrypted at rest', () => {
+    for (const [id, bucket] of buckets()) {
+      const rules = bucket.Properties.BucketEncryption?.ServerSideEncryptionConfiguration ?? [];
+      expect(rules.map((r: { ServerSideEncryptionByDefault: { SSEAlgorithm: string } }) =>
+        r.ServerSideEncryptionByDefault.SSEAlgorithm), id).toEqual([expect.stringMatching(/^(AES256|aws:kms|aws:kms:dsse)$/)]);
+    }
+  });
+
+  it('the artifacts bucket is versioned', () => {
+    expect(artifacts().VersioningConfiguration).toEqual({ Status: 'Enabled' });
+  });
+
+  it('the artifacts bucket writes server access logs to the access-log bucket', () => {
+    expect(artifacts().LoggingConfiguration).toMatchObject({
+      DestinationBucketName: { Ref: logicalId(defaults.stack.state.accessLogsBucket) },
+    });
+  });
+
+  it('job artifacts expire after artifact_retention_days (90 by default)', () => {
+    expect(artifacts().LifecycleConfiguration.Rules).toContainEqual({
+      Prefix: JOBS_PREFIX,
+      ExpirationInDays: 90,
+      Status: 'Enabled',
+    });
+  });
+
+  it('job artifacts never expire with artifact_retention_days: 0', () => {
+    const rules = resource(variant, logicalId(variant.stack.state.bucket)).Properties.LifecycleConfiguration.Rules;
+    expect(rules.filter((r: { ExpirationInDays?: number }) => r.ExpirationInDays !== undefined)).toEqual([]);
+  });
+
+  it.each([
+    ['default', 'Retain'],
+    ['variant', 'Delete'],
+  ] as const)('the artifacts bucket removal policy follows deploy.removal_policy (%s: %s)', (name, policy) => {
+    const built = build[name]();
+    expect(resource(built, logicalId(built.stack.state.bucket))).toMatchObject({
+      DeletionPolicy: policy,
+      UpdateReplacePolicy: policy,
+    });
+  });
+});
+
+// --- DynamoDB -------------------------------------------------------------
+
+describe('table', () => {
+  it('bills on demand', () => {
+    defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', { BillingMode: 'PAY_PER_REQUEST' });
+  });
+
+  it('has point-in-time recovery on every replica', () => {
+    const replicas = resource(defaults, logicalId(defaults.stack.state.table)).Properties.Replicas;
+    expect(replicas.length).toBeGreaterThan(0);
+    for (const replica of replicas) {
+      expect(replica.PointInTimeRecoverySpecification, replica.Region).toEqual({ PointInTimeRecoveryEnabled: true });
+    }
+  });
+
+  it('is encrypted with server-side encryption', () => {
+    defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      SSESpecification: Match.objectLike({ SSEEnabled: true }),
+    });
+  });
+
+  it('has the keys and the tenant index the code queries', () => {
+    defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [
+        { AttributeName: PARTITION_KEY, KeyType: 'HASH' },
+        { AttributeName: SORT_KEY, KeyType: 'RANGE' },
+      ],
+      GlobalSecondaryIndexes: [
+        Match.objectLike({
+          IndexName: TENANT_INDEX,
+          KeySchema: [
+            { AttributeName: TENANT_INDEX_PARTITION_KEY, KeyType: 'HASH' },
+            { AttributeName: TENANT_INDEX_SORT_KEY, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        }),
+      ],
+    });
+  });
+
+  it('is retained when the stack is deleted, by default', () => {
+    defaults.template.hasResource('AWS::DynamoDB::GlobalTable', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  it('has deletion protection when retained', () => {
+    defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      Replicas: [Match.objectLike({ DeletionProtectionEnabled: true })],
+    });
+  });
+
+  it('is deleted with the stack with deploy.removal_policy: destroy', () => {
+    variant.template.hasResource('AWS::DynamoDB::GlobalTable', {
+      DeletionPolicy: 'Delete',
+      UpdateReplacePolicy: 'Delete',
+    });
+  });
+});
+
+// --- SQS ------------------------------------------------------------------
+
+describe('work queue', () => {
+  const queueIds = (built: SynthesizedStack) => ({
+    queue: logicalId(built.stack.workQueue.queue),
+    dlq: logicalId(built.stack.workQueue.deadLetterQueue),
+  });
+
+  it.each(['queue', 'dlq'] as const)('the %s is encrypted at rest', (which) => {
+    const props = resource(defaults, queueIds(defaults)[which]).Properties;
+    expect(props.SqsManagedSseEnabled === true || props.KmsMasterKeyId !== undefined).toBe(true);
+  });
+
+  it.each(['queue', 'dlq'] as const)('the %s policy denies requests without TLS', (which) => {
+    const id = queueIds(defaults)[which];
+    const statements: PolicyStatementJson[] = resourcesOfType(defaults.json, 'AWS::SQS::QueuePolicy')
+      .filter(([, p]) => p.Properties.Queues.some((q: { Ref?: string }) => q.Ref === id))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+    expect(statements.some((s) => isTlsOnlyDeny(s) && actionsOf(s).includes('sqs:*'))).toBe(true);
+  });
+
+  it.each([
+    ['default', 5],
+    ['variant', 3],
+  ] as const)('redrives to the dead-letter queue after aws.max_receive_count deliveries (%s: %d)', (name, count) => {
+    const built = build[name]();
+    const { queue, dlq } = queueIds(built);
+    expect(resource(built, queue).Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] },
+      maxReceiveCount: count,
+    });
+  });
+
+  it.each(['default', 'variant'] as const)(
+    'hides a message for at least 6x the dispatcher timeout (%s)',
+    (name) => {
+      const built = build[name]();
+      const visibility = Number(resource(built, queueIds(built).queue).Properties.VisibilityTimeout);
+      const timeout = Number(resource(built, dispatcherId(built)).Properties.Timeout);
+      expect(timeout).toBeGreaterThan(0);
+      expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
+    },
+  );
+});
+
+describe('dispatcher event source mapping', () => {
+  const mapping = (built: SynthesizedStack) => {
+    const found = resourcesOfType(built.json, 'AWS::Lambda::EventSourceMapping').filter(
+      ([, m]) => m.Properties.FunctionName.Ref === dispatcherId(built),
+    );
+    expect(found).toHaveLength(1);
+    return (found[0] as [string, CfnResource])[1].Properties;
+  };
+
+  it('reads the work queue', () => {
+    expect(mapping(defaults).EventSourceArn).toEqual({
+      'Fn::GetAtt': [logicalId(defaults.stack.workQueue.queue), 'Arn'],
+    });
+  });
+
+  it('reports partial batch failures', () => {
+    expect(mapping(defaults).FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+  });
+
+  it.each([
+    ['default', 5],
+    ['variant', 7],
+  ] as const)('caps concurrency at deploy.dispatcher.max_concurrency (%s: %d)', (name, max) => {
+    expect(mapping(build[name]()).ScalingConfig).toEqual({ MaximumConcurrency: max });
+  });
+
+  it.each([
+    ['default', 10],
+    ['variant', 4],
+  ] as const)('takes deploy.dispatcher.batch_size messages at a time (%s: %d)', (name, size) => {
+    expect(mapping(build[name]()).BatchSize).toBe(size);
+  });
+});
+
+// --- secrets --------------------------------------------------------------
+
+describe('secrets', () => {
+  it.each(['default', 'variant', 'bedrock'] as const)(
+    'no Lambda environment variable is named like a secret (%s)',
+    (name) => {
+      const built = build[name]();
+      const offending = resourcesOfType(built.json, 'AWS::Lambda::Function').flatMap(([id, fn]) =>
+        Object.keys(fn.Properties.Environment?.Variables ?? {})
+          .filter((key) => SECRET_LIKE_NAME.test(key))
+          .map((key) => `${id}.${key}`),
+      );
+      expect(offending).toEqual([]);
+    },
+  );
+
+  it.each(['default', 'variant', 'bedrock'] as const)(
+    'no task definition environment variable is named like a secret (%s)',
+    (name) => {
+      const built = build[name]();
+      const definitions = resourcesOfType(built.json, 'AWS::ECS::TaskDefinition');
+      expect(definitions.length).toBeGreaterThan(0);
+      const offending = definitions.flatMap(([id, td]) =>
+        td.Properties.ContainerDefinitions.flatMap((c: { Name: string; Environment?: { Name: string }[] }) =>
+          (c.Environment ?? []).filter((e) => SECRET_LIKE_NAME.test(e.Name)).map((e) => `${id}.${c.Name}.${e.Name}`),
+        ),
+      );
+      expect(offending).toEqual([]);
+    },
+  );
+
+  it('the Anthropic API key reaches the worker only as an ECS secret from Secrets Manager', () => {
+    const secrets: { Name: string; ValueFrom: unknown }[] = workerContainer(defaults).Secrets ?? [];
+    const key = secrets.find((s) => s.Name === 'ANTHROPIC_API_KEY');
+    expect(key, 'ANTHROPIC_API_KEY under Secrets').toBeDefined();
+    const ref = (key?.ValueFrom as { Ref?: string }).Ref;
+    const fromStackSecret = ref !== undefined && defaults.json.Resources[ref]?.Type === 'AWS::SecretsManager::Secret';
+    const fromSecretArn = JSON.stringify(key?.ValueFrom).includes(':secretsmanager:');
+    expect(fromStackSecret || fromSecretArn, JSON.stringify(key?.ValueFrom)).toBe(true);
+  });
+
+  it('with Bedrock, the worker gets no secrets', () => {
+    expect(workerContainer(bedrock).Secrets ?? []).toEqual([]);
+  });
+
+  it('with Bedrock, the worker is told to use Bedrock (CLAUDE_CODE_USE_BEDROCK=1)', () => {
+    expect(workerContainer(bedrock).Environment).toContainEqual({ Name: 'CLAUDE_CODE_USE_BEDROCK', Value: '1' });
+  });
+
+  it('with Bedrock, the task role may only invoke models', () => {
+    const actions = statementsOfRole(bedrock.json, taskRoleId(bedrock)).flatMap(({ statement }) =>
+      statement.Effect === 'Allow' ? actionsOf(statement) : [],
+    );
+    expect(actions.length).toBeGreaterThan(0);
+    for (const action of actions) expect(action).toMatch(/^bedrock:InvokeModel/);
+  });
+});
+
+// --- IAM ------------------------------------------------------------------
+
+describe('IAM', () => {
+  it.each(['default', 'bedrock'] as const)(
+    'the worker task role has no DynamoDB, SQS or S3 actions and no "*" (%s)',
+    (name) => {
+      const built = build[name]();
+      const actions = statementsOfRole(built.json, taskRoleId(built)).flatMap(({ statement }) => actionsOf(statement));
+      expect(actions.filter((a) => /^(dynamodb|sqs|s3):/i.test(a) || a === '*')).toEqual([]);
+    },
+  );
+
+  it('iam:PassRole is only in the dispatcher policy, for exactly the task and execution roles', () => {
+    const passRole = allStatements(defaults).filter(({ statement }) =>
+      actionsOf(statement).some((a) => a === 'iam:PassRole' || a === 'iam:*' || a === '*'),
+    );
+    const dispatcherRole = roleIdOfArn(resource(defaults, dispatcherId(defaults)).Properties.Role);
+    const td = taskDefinition(defaults).Properties;
+    expect(passRole.length).toBeGreaterThan(0);
+    for (const { source, statement } of passRole) {
+      expect(statementsOfRole(defaults.json, dispatcherRole).map((s) => s.source)).toContain(source);
+      expect(([] as unknown[]).concat(statement.Resource)).toEqual(
+        expect.arrayContaining([td.TaskRoleArn, td.ExecutionRoleArn]),
+      );
+      expect(([] as unknown[]).concat(statement.Resource)).toHaveLength(2);
+    }
+  });
+
+  it("the orchestrator's Lambda roles do not use the AWSLambdaBasicExecutionRole managed policy", () => {
+    for (const id of orchestratorFunctionIds(defaults)) {
+      const role = resource(defaults, roleIdOfArn(resource(defaults, id).Properties.Role));
+      expect(JSON.stringify(role.Properties.ManagedPolicyArns ?? []), id).not.toContain('AWSLambdaBasicExecutionRole');
+    }
+  });
+
+  it('no Lambda role has a wildcard DynamoDB or S3 action', () => {
+    for (const id of lambdaIds(defaults)) {
+      const roleId = roleIdOfArn(resource(defaults, id).Properties.Role);
+      const actions = statementsOfRole(defaults.json, roleId).flatMap(({ statement }) => actionsOf(statement));
+      expect(actions.filter((a) => a === '*' || (/^(dynamodb|s3):/i.test(a) && a.includes('*'))), id).toEqual([]);
+    }
+  });
+
+  it.each(['caller', 'worker'] as const)('the %s authorizer may only read items (dynamodb:GetItem)', (kind) => {
+    const fn = defaults.stack.api.authorizerFunctions[kind];
+    const roleId = roleIdOfArn(resource(defaults, logicalId(fn)).Properties.Role);
+    const dataActions = statementsOfRole(defaults.json, roleId)
+      .flatMap(({ statement }) => actionsOf(statement))
+      .filter((a) => !/^logs:(CreateLogStream|PutLogEvents)$/.test(a));
+    expect(dataActions).toEqual(['dynamodb:GetItem']);
+  });
+});
+
+// --- logs -----------------------------------------------------------------
+
+describe('log retention', () => {
+  it.each([
+    ['default', 30],
+    ['variant', 14],
+  ] as const)('every log group keeps logs for deploy.log_retention_days (%s: %d)', (name, days) => {
+    const groups = resourcesOfType(build[name]().json, 'AWS::Logs::LogGroup');
+    expect(groups.length).toBeGreaterThan(0);
+    for (const [id, group] of groups) expect(group.Properties?.RetentionInDays, id).toBe(days);
+  });
+
+  it("every orchestrator Lambda logs to its own log group of the stack", () => {
+    for (const id of orchestratorFunctionIds(defaults)) {
+      const group = resource(defaults, id).Properties.LoggingConfig?.LogGroup;
+      expect(isStackLogGroup(defaults, group), `${id} LoggingConfig.LogGroup`).toBe(true);
+    }
+  });
+
+  // Infra gap: CDK's custom-resource handlers (e.g. Custom::VpcRestrictDefaultSG) log to an
+  // implicit /aws/lambda/<name> group that never expires.
+  it('every Lambda, including CDK custom-resource handlers, logs to a log group with retention', () => {
+    const withoutRetention = lambdaIds(defaults).filter((id) => {
+      if (isStackLogGroup(defaults, resource(defaults, id).Properties.LoggingConfig?.LogGroup)) return false;
+      // Or a group named /aws/lambda/<this function>, created by the stack.
+      return !resourcesOfType(defaults.json, 'AWS::Logs::LogGroup').some(([, g]) =>
+        JSON.stringify(g.Properties?.LogGroupName ?? '').includes(JSON.stringify({ Ref: id })),
+      );
+    });
+    expect(withoutRetention).toEqual([]);
+  });
+
+  it('the worker container logs with the awslogs driver to a log group of the stack', () => {
+    const logging = workerContainer(defaults).LogConfiguration;
+    expect(logging.LogDriver).toBe('awslogs');
+    expect(isStackLogGroup(defaults, logging.Options['awslogs-group'])).toBe(true);
+  });
+
+  it('the API stage writes access logs to a log group of the stack', () => {
+    const stages = resourcesOfType(defaults.json, 'AWS::ApiGateway::Stage');
+    expect(stages.length).toBeGreaterThan(0);
+    for (const [id, stage] of stages) {
+      expect(isStackLogGroup(defaults, stage.Properties.AccessLogSetting?.DestinationArn), id).toBe(true);
+    }
+  });
+});
+
+// --- API Gateway ----------------------------------------------------------
+
+describe('API', () => {
+  it('every method needs the custom authorizer', () => {
+    for (const method of apiMethods(defaults)) {
+      expect(method.props, `${method.httpMethod} ${method.path}`).toMatchObject({
+        AuthorizationType: 'CUSTOM',
+        AuthorizerId: { Ref: expect.any(String) },
+      });
+    }
+  });
+
+  it('has exactly the routes of ROUTES', () => {
+    const actual = apiMethods(defaults).map((m) => `${m.httpMethod} ${m.path}`).sort();
+    expect(actual).toEqual(ROUTES.map((r) => `${r.method} ${r.resource}`).sort());
+  });
+
+  it.each(ROUTES.map((r) => [r.auth, r.method, r.resource] as const))(
+    'the %s authorizer guards %s %s',
+    (auth, httpMethod, path) => {
+      const header = auth === 'caller' ? 'x-api-key' : 'x-task-token';
+      const [authorizerId] = authorizerByHeader(defaults, header);
+      const method = apiMethods(defaults).find((m) => m.httpMethod === httpMethod && m.path === path);
+      expect(method?.props.AuthorizerId).toEqual({ Ref: authorizerId });
+    },
+  );
+
+  it('the worker authorizer never caches (a task token dies with its attempt)', () => {
+    const [, worker] = authorizerByHeader(defaults, 'x-task-token');
+    expect(worker.Properties.AuthorizerResultTtlInSeconds).toBe(0);
+  });
+
+  it.each([
+    ['default', 60],
+    ['variant', 30],
+  ] as const)('the caller authorizer caches for deploy.api.authorizer_cache_sec (%s: %d)', (name, ttl) => {
+    const [, caller] = authorizerByHeader(build[name](), 'x-api-key');
+    expect(caller.Properties.AuthorizerResultTtlInSeconds).toBe(ttl);
+  });
+
+  it.each([
+    ['default', 20, 40],
+    ['variant', 7, 9],
+  ] as const)('the stage is throttled from deploy.api (%s: %d/s, burst %d)', (name, rate, burst) => {
+    build[name]().template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: rate, ThrottlingBurstLimit: burst }),
+      ]),
+    });
+  });
+
+  it('every POST method validates its JSON body against a model', () => {
+    const posts = apiMethods(defaults).filter((m) => m.httpMethod === 'POST');
+    expect(posts.length).toBeGreaterThan(0);
+    for (const post of posts) {
+      const validatorId = post.props.RequestValidatorId?.Ref;
+      expect(validatorId, post.path).toBeDefined();
+      expect(resource(defaults, validatorId).Properties.ValidateRequestBody, post.path).toBe(true);
+      const model = post.props.RequestModels?.['application/json']?.Ref;
+      expect(resource(defaults, model ?? 'missing').Type, post.path).toBe('AWS::ApiGateway::Model');
+    }
+  });
+});
+
+// --- ECS ------------------------------------------------------------------
+
+describe('workers', () => {
+  it('the cluster has Container Insights', () => {
+    expect(resource(defaults, logicalId(defaults.stack.workers.cluster)).Properties.ClusterSettings).toContainEqual({
+      Name: 'containerInsights',
+      Value: expect.stringMatching(/^(enabled|enhanced)$/),
+    });
+  });
+
+  it.each([
+    ['default', '1024', '4096', 'ARM64'],
+    ['variant', '2048', '8192', 'X86_64'],
+  ] as const)('the task size and architecture come from deploy.worker (%s: %s CPU, %s MiB, %s)', (name, cpu, memory, arch) => {
+    expect(taskDefinition(build[name]()).Properties).toMatchObject({
+      Cpu: cpu,
+      Memory: memory,
+      RuntimePlatform: { CpuArchitecture: arch, OperatingSystemFamily: 'LINUX' },
+    });
+  });
+
+  it.each([
+    ['default', 60],
+    ['variant', 90],
+  ] as const)('the container stop timeout is deploy.worker.stop_timeout_sec (%s: %d)', (name, seconds) => {
+    expect(workerContainer(build[name]()).StopTimeout).toBe(seconds);
+  });
+
+  it('the worker security group allows no inbound traffic', () => {
+    const sgId = logicalId(defaults.stack.workers.securityGroup);
+    expect(resource(defaults, sgId).Properties.SecurityGroupIngress ?? []).toEqual([]);
+    const ingress = resourcesOfType(defaults.json, 'AWS::EC2::SecurityGroupIngress').filter(
+      ([, r]) => JSON.stringify(r.Properties.GroupId).includes(`"${sgId}"`),
+    );
+    expect(ingress).toEqual([]);
+  });
+
+  it('the worker security group allows only HTTPS (TCP 443) out', () => {
+    const sgId = logicalId(defaults.stack.workers.securityGroup);
+    const egress = [
+      ...(resource(defaults, sgId).Properties.SecurityGroupEgress ?? []),
+      ...resourcesOfType(defaults.json, 'AWS::EC2::SecurityGroupEgress')
+        .filter(([, r]) => JSON.stringify(r.Properties.GroupId).includes(`"${sgId}"`))
+        .map(([, r]) => r.Properties),
+    ];
+    expect(egress.length).toBeGreaterThan(0);
+    for (const rule of egress) expect(rule).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
+  });
+
+  it.each([
+    ['default', 'FARGATE_SPOT'],
+    ['variant', 'FARGATE'],
+  ] as const)('the dispatcher launches on deploy.worker.spot capacity (%s: %s)', (name, provider) => {
+    const built = build[name]();
+    expect(resource(built, dispatcherId(built)).Properties.Environment.Variables.CAPACITY_PROVIDER).toBe(provider);
+  });
+});
+
+// --- EventBridge ----------------------------------------------------------
+
+describe('events', () => {
+  const reconcilerArn = () => ({ 'Fn::GetAtt': [logicalId(defaults.stack.events.reconciler), 'Arn'] });
+
+  it("stopped tasks of this cluster go to the reconciler", () => {
+    defaults.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.ecs'],
+        'detail-type': ['ECS Task State Change'],
+        detail: {
+          clusterArn: [{ 'Fn::GetAtt': [logicalId(defaults.stack.workers.cluster), 'Arn'] }],
+          lastStatus: ['STOPPED'],
+        },
+      },
+      Targets: Match.arrayWith([Match.objectLike({ Arn: reconcilerArn() })]),
+    });
+  });
+
+  it('a schedule runs the reconciler sweep', () => {
+    defaults.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: Match.stringLikeRegexp('^rate\\('),
+      Targets: Match.arrayWith([Match.objectLike({ Arn: reconcilerArn() })]),
+    });
+  });
+});
+
+// --- monitoring -----------------------------------------------------------
+
+describe('monitoring', () => {
+  const topicAction = () => Match.arrayWith([{ Ref: logicalId(defaults.stack.monitoring.topic) }]);
+
+  it('alarms on messages in the dead-letter queue, to the SNS topic', () => {
+    defaults.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalId(defaults.stack.workQueue.deadLetterQueue), 'QueueName'] },
+        },
+      ],
+      AlarmActions: topicAction(),
+    });
+  });
+
+  it('alarms on dispatcher errors, to the SNS topic', () => {
+    defaults.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: dispatcherId(defaults) } }],
+      AlarmActions: topicAction(),
+    });
+  });
+
+  it('alarms on failed jobs, counted from the dispatcher log, to the SNS topic', () => {
+    defaults.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: METRIC_NAMESPACE,
+      MetricName: 'JobsFailed',
+      AlarmActions: topicAction(),
+    });
+    defaults.template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: logicalId(dispatcher(defaults).logGroupResource) },
+      MetricTransformations: [Match.objectLike({ MetricNamespace: METRIC_NAMESPACE, MetricName: 'JobsFailed' })],
+    });
+  });
+
+  it('the alarm topic is KMS-encrypted', () => {
+    const topic = resource(defaults, logicalId(defaults.stack.monitoring.topic));
+    expect(topic.Properties.KmsMasterKeyId).toBeDefined();
+  });
+
+  // Infra gap: alias/aws/sns cannot be used by CloudWatch, so alarm notifications are dropped.
+  it('CloudWatch may use the topic key (a customer managed key granting cloudwatch.amazonaws.com)', () => {
+    const keyRef = resource(defaults, logicalId(defaults.stack.monitoring.topic)).Properties.KmsMasterKeyId;
+    const keyId = referencedId(keyRef);
+    expect(keyId && defaults.json.Resources[keyId]?.Type, `topic key ${JSON.stringify(keyRef)}`).toBe('AWS::KMS::Key');
+    const statements: PolicyStatementJson[] = resource(defaults, keyId as string).Properties.KeyPolicy.Statement;
+    const cloudWatch = statements.filter(
+      (s) => s.Effect === 'Allow' && JSON.stringify((s as { Principal?: unknown }).Principal).includes('cloudwatch.amazonaws.com'),
+    );
+    expect(cloudWatch.flatMap(actionsOf)).toEqual(expect.arrayContaining(['kms:Decrypt', 'kms:GenerateDataKey*']));
+  });
+
+  it('has one dashboard', () => {
+    defaults.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+});
+
+// --- outputs and Lambda defaults -------------------------------------------
+
+describe('outputs', () => {
+  it.each(['ApiUrl', 'BucketName', 'TableName', 'ClusterName', 'CreateApiKeyCommand'])('outputs %s', (name) => {
+    defaults.template.hasOutput(name, { Value: Match.anyValue() });
+  });
+});
+
+describe('Lambda defaults', () => {
+  const latestNode = Object.values(Runtime)
+    .filter((r): r is Runtime => r instanceof Runtime && r.family === RuntimeFamily.NODEJS && /^nodejs\d+\.x$/.test(r.name))
+    .map((r) => r.name)
+    .sort((a, b) => Number.parseInt(b.slice(6), 10) - Number.parseInt(a.slice(6), 10))[0];
+
+  it(`every Lambda runs on the latest Node.js runtime CDK knows (${latestNode})`, () => {
+    for (const id of lambdaIds(defaults)) expect(resource(defaults, id).Properties.Runtime, id).toBe(latestNode);
+  });
+
+  it("every orchestrator Lambda runs on ARM64", () => {
+    for (const id of orchestratorFunctionIds(defaults)) {
+      expect(resource(defaults, id).Properties.Architectures, id).toEqual(['arm64']);
+    }
+  });
+});
+
+// --- imported VPC ---------------------------------------------------------
+
+describe('imported VPC (deploy.vpc.vpc_id + subnet_ids)', () => {
+  let imported: SynthesizedStack;
+  beforeAll(() => {
+    imported = synthesize(IMPORTED_VPC_YAML);
+  });
+
+  it('creates no VPC', () => {
+    imported.template.resourceCountIs('AWS::EC2::VPC', 0);
+  });
+
+  it('the dispatcher starts workers in the given subnets', () => {
+    expect(resource(imported, dispatcherId(imported)).Properties.Environment.Variables.SUBNET_IDS).toBe(
+      'subnet-0abc1234,subnet-0def5678',
+    );
+  });
+
+  it('the worker security group is in the given VPC', () => {
+    expect(resource(imported, logicalId(imported.stack.workers.securityGroup)).Properties.VpcId).toBe(
+      'vpc-0abc1234',
+    );
+  });
+});
