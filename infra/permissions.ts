@@ -76,3 +76,16 @@ export function nagClusterTasksArn(scope: IConstruct, cluster: IConstruct): stri
 export function clusterTasksArn(scope: IConstruct, clusterName: string): string {
   return Stack.of(scope).formatArn({ service: 'ecs', resource: 'task', resourceName: `${clusterName}/*` });
 }
+
+/** How cdk-nag prints an ARN string built from stack tokens (partition, region, account). */
+export function nagArn(scope: IConstruct, arn: string): string {
+  const stack = Stack.of(scope);
+  const names: [string, string][] = [
+    [stack.partition, 'AWS::Partition'],
+    [stack.region, 'AWS::Region'],
+    [stack.account, 'AWS::AccountId'],
+  ];
+  let out = arn;
+  for (const [value, name] of names) if (Token.isUnresolved(value)) out = out.split(value).join(`<${name}>`);
+  return out;
+}

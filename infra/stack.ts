@@ -13,6 +13,7 @@ import { Monitoring } from './constructs/monitoring.ts';
 import { State } from './constructs/state.ts';
 import { WorkQueue } from './constructs/work-queue.ts';
 import { WORKER_CONTAINER_NAME, Workers } from './constructs/workers.ts';
+import { retainRawLambdaLogs } from './raw-lambda-logs.ts';
 
 export interface OrchestratorStackProps extends StackProps {
   readonly config: OrchestratorConfig;
@@ -109,6 +110,8 @@ export class OrchestratorStack extends Stack {
       alarmEmail: deploy.alarm_email,
       removalPolicy,
     });
+
+    retainRawLambdaLogs(this, logRetention, removalPolicy);
 
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.restApi.url,

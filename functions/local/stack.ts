@@ -17,8 +17,8 @@ import { createApiHandler } from '../handlers/api/router.ts';
 import { createAuthorizer } from '../handlers/authorizer.ts';
 import { createQueueConsumer } from '../handlers/queue-consumer.ts';
 import type { Deps, DispatchDeps, Log } from '../services/deps.ts';
-import { recordLostWorker } from '../services/record-result.ts';
 import { sweepActiveTasks } from '../services/reconcile.ts';
+import { recordLostWorker } from '../services/record-result.ts';
 import { settingsFromConfig } from '../services/settings.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { startLocalApi } from './http-server.ts';
@@ -134,7 +134,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // The scheduled sweep of the deployed stack, every minute here: repairs what events missed.
     const sweepTimer = setInterval(() => {
-      sweepActiveTasks(deps, launcher).catch((err) => log.warn('sweep failed', { error: (err as Error).message }));
+      sweepActiveTasks(deps, launcher).catch((err) =>
+        log.warn('sweep failed', { error: (err as Error).message }),
+      );
     }, 60_000);
     sweepTimer.unref();
     cleanups.unshift(async () => clearInterval(sweepTimer));

@@ -35,7 +35,11 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     if (err instanceof LaunchRefusedError && !err.retryable) {
       // Redelivering cannot help (bad task definition, permissions): the attempt fails, and retries follow the task's policy.
       deps.log.error('launch refused for good', { jobId, taskNo, attempt, reason: err.message });
-      await recordLostWorker(deps, { jobId, taskNo, attempt }, `the worker could not be launched: ${err.message}`);
+      await recordLostWorker(
+        deps,
+        { jobId, taskNo, attempt },
+        `the worker could not be launched: ${err.message}`,
+      );
       return 'refused';
     }
     // Nothing started: give the task back so the redelivered message can claim it again.

@@ -2,7 +2,7 @@
  * State: the single DynamoDB table (jobs, tasks, key hashes) and the
  * artifacts bucket (files, logs, reports), with its access-log bucket.
  */
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -58,10 +58,6 @@ export class State extends Construct {
       removalPolicy: props.removalPolicy,
       autoDeleteObjects: destroy,
       lifecycleRules: [{ expiration: Duration.days(365) }],
-    });
-    Validations.of(this.accessLogsBucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason: 'This is the access-log bucket itself; logging it to itself would loop.',
     });
 
     this.bucket = new Bucket(this, 'Artifacts', {

@@ -5,7 +5,7 @@
  * token. The Anthropic key comes from Secrets Manager as an ECS secret, or
  * the task role may call Amazon Bedrock.
  */
-import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Fn, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import {
   FlowLogDestination,
   type IVpc,
@@ -31,6 +31,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { REPO_ROOT } from '../lambda-defaults.ts';
+import { nagArn } from '../permissions.ts';
 
 export const WORKER_CONTAINER_NAME = 'worker';
 
@@ -72,7 +73,12 @@ export class Workers extends Construct {
 
     let vpc: IVpc;
     if (props.vpcId) {
-      vpc = Vpc.fromVpcAttributes(this, 'Vpc', { vpcId: props.vpcId, availabilityZones: [] });
+      // The AZ list only has to match the subnet count; the workers get the subnet ids directly.
+      vpc = Vpc.fromVpcAttributes(this, 'Vpc', {
+        vpcId: props.vpcId,
+        availabilityZones: props.subnetIds.map((_, i) => Fn.select(i, Fn.getAzs())),
+        privateSubnetIds: props.subnetIds,
+      });
       this.subnetIds = props.subnetIds;
       this.assignPublicIp = false;
     } else {
@@ -116,7 +122,8 @@ export class Workers extends Construct {
     );
 
     this.cluster = new Cluster(this, 'Cluster', {
-      ...(props.vpcId ? {} : { vpc }),
+      // Without a VPC the ECS Cluster construct would create one of its own.
+      vpc,
       containerInsightsV2: ContainerInsights.ENABLED,
       enableFargateCapacityProviders: true,
     });
@@ -155,24 +162,27 @@ export class Workers extends Construct {
         });
       }
     } else {
-      const region = props.anthropic.bedrockRegion ?? Stack.of(this).region;
+      const stack = Stack.of(this);
+      const region = props.anthropic.bedrockRegion ?? stack.region;
+      const foundationModels = `arn:${stack.partition}:bedrock:*::foundation-model/*`;
+      const inferenceProfiles = `arn:${stack.partition}:bedrock:*:${stack.account}:inference-profile/*`;
       environment.CLAUDE_CODE_USE_BEDROCK = '1';
       environment.AWS_REGION = region;
       this.taskDefinition.taskRole.addToPrincipalPolicy(
         new PolicyStatement({
           effect: Effect.ALLOW,
           actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
-          resources: [
-            'arn:aws:bedrock:*::foundation-model/*',
-            `arn:aws:bedrock:*:${Stack.of(this).account}:inference-profile/*`,
-          ],
+          resources: [foundationModels, inferenceProfiles],
         }),
       );
-      Validations.of(this.taskDefinition.taskRole).acknowledge({
-        id: 'AwsSolutions-IAM5',
-        reason:
-          'Claude Code picks the Anthropic model at run time; the role may invoke foundation models and this account inference profiles, nothing else.',
-      });
+      const reason =
+        'Claude Code picks the Anthropic model at run time; the role may invoke foundation models and this account inference profiles, nothing else.';
+      for (const arn of [foundationModels, inferenceProfiles]) {
+        Validations.of(this.taskDefinition.taskRole).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::${nagArn(this, arn)}]`,
+          reason,
+        });
+      }
     }
 
     this.taskDefinition.addContainer(WORKER_CONTAINER_NAME, {

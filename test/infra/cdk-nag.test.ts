@@ -4,8 +4,9 @@
  * (recorded by `Validations.of(x).acknowledge` as construct metadata) says
  * why and still silences a finding.
  */
-import { type PolicyValidationPluginReport, Validations } from 'aws-cdk-lib';
+
 import type { CfnResource } from 'aws-cdk-lib';
+import { type PolicyValidationPluginReport, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,10 @@ import { removeSyntheses, type SynthesizedStack, synthesize } from './synthesize
 const VARIANTS = [
   ['default', ''],
   ['bedrock', 'deploy: { anthropic: { mode: bedrock } }'],
-  ['imported VPC', 'deploy: { vpc: { vpc_id: vpc-0abc1234, subnet_ids: [subnet-0abc1234, subnet-0def5678] } }'],
+  [
+    'imported VPC',
+    'deploy: { vpc: { vpc_id: vpc-0abc1234, subnet_ids: [subnet-0abc1234, subnet-0def5678] } }',
+  ],
 ] as const;
 
 const MIN_REASON_CHARS = 20;
@@ -66,9 +70,7 @@ function runAwsSolutions(scope: IConstruct): {
 function describeFindings(report: PolicyValidationPluginReport, severity: string): string[] {
   return report.violations
     .filter((v) => v.severity === severity)
-    .flatMap((v) =>
-      v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}: ${v.description}`),
-    );
+    .flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}: ${v.description}`));
 }
 
 afterAll(removeSyntheses);
@@ -89,7 +91,9 @@ describe.each(VARIANTS)('AWS Solutions checks on the %s stack', (_name, yamlText
   it(`gives every acknowledgement a reason of at least ${MIN_REASON_CHARS} characters`, () => {
     const all = acknowledgements(built.stack);
     expect(all.length).toBeGreaterThan(0);
-    const unexplained = all.filter((a) => typeof a.reason !== 'string' || a.reason.trim().length < MIN_REASON_CHARS);
+    const unexplained = all.filter(
+      (a) => typeof a.reason !== 'string' || a.reason.trim().length < MIN_REASON_CHARS,
+    );
     expect(unexplained).toEqual([]);
   });
 
@@ -103,6 +107,8 @@ describe.each(VARIANTS)('AWS Solutions checks on the %s stack', (_name, yamlText
           ),
       )
       .map((a) => `${a.id} on ${a.path}`);
-    expect(stale, 'acknowledgements that match no finding (a typo, or a finding id that changed)').toEqual([]);
+    expect(stale, 'acknowledgements that match no finding (a typo, or a finding id that changed)').toEqual(
+      [],
+    );
   });
 });

@@ -108,8 +108,8 @@ export function actionsOf(statement: PolicyStatementJson): string[] {
 
 /** The logical id of the role an ARN attribute (`Fn::GetAtt: [role, Arn]`) points at. */
 export function roleIdOfArn(arn: unknown): string {
-  const getAtt = (arn as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
-  if (!getAtt || getAtt[1] !== 'Arn') throw new Error(`not a role ARN of this stack: ${JSON.stringify(arn)}`);
+  const getAtt = ((arn ?? {}) as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
+  if (getAtt?.[1] !== 'Arn') throw new Error(`not a role ARN of this stack: ${JSON.stringify(arn)}`);
   return getAtt[0];
 }
 
