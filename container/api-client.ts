@@ -38,7 +38,7 @@ export class WorkerApiClient {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
-        const response = await fetch(new URL(path, this.options.baseUrl), {
+        const response = await fetch(joinUrl(this.options.baseUrl, path), {
           method,
           headers: {
             'x-task-token': this.options.token,
@@ -87,6 +87,14 @@ export async function putPresigned(
     if (attempt < attempts) await sleep(300 * 2 ** (attempt - 1) * (0.5 + Math.random()));
   }
   throw lastError;
+}
+
+/**
+ * `https://id.execute-api…/v1/` + `/api/v1/jobs` keeps the stage: `new URL(path, base)` would drop
+ * the base's path for a path that starts with a slash.
+ */
+export function joinUrl(baseUrl: string, path: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
 }
 
 export function sleep(ms: number): Promise<void> {
