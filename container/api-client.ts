@@ -34,13 +34,19 @@ export class WorkerApiClient {
     this.backoffMs = options.backoffMs ?? 500;
   }
 
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
         const response = await fetch(joinUrl(this.options.baseUrl, path), {
           method,
           headers: {
+            ...headers,
             'x-task-token': this.options.token,
             ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
           },

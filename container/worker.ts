@@ -9,16 +9,19 @@
  */
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { judgeClaudeRun } from '../functions/core/claude-result.ts';
 import { parseTaskToken } from '../functions/core/tokens.ts';
 import type { Assignment, UploadLinks } from '../functions/services/worker-access.ts';
 import { putPresigned, WorkerApiClient } from './api-client.ts';
+import { decideOrHandOff } from './decide.ts';
 import { runClaude } from './run-claude.ts';
 import { listWorkspaceFiles } from './workspace-files.ts';
 
 const MAX_FILES = 500;
+/** Holds the `orchestrator` command for Claude (container/bin here; /opt/worker/bin in the image). */
+const SPAWN_BIN_DIR = fileURLToPath(new URL('./bin', import.meta.url));
 const MAX_FILE_BYTES = 100 * 1024 * 1024;
 const UPLOAD_CONCURRENCY = 4;
 
@@ -57,21 +60,40 @@ export async function runWorker(env: WorkerEnv & NodeJS.ProcessEnv, signal?: Abo
   await mkdir(root, { recursive: true });
   const workdir = await mkdtemp(join(root, `task-${scope.jobId}-${scope.taskNo}-a${scope.attempt}-`));
   const command = env.CLAUDE_COMMAND || 'claude';
-  const args = claudeArgs(assignment);
+  const baseArgs = claudeArgs(assignment);
+  const invocation = { command, cwd: workdir, env: claudeEnv(env), ...(signal ? { signal } : {}) };
+
+  const decision = await decideOrHandOff(api, assignment, invocation, baseArgs).catch((err: Error) => ({
+    kind: 'do' as const,
+    costUsd: 0,
+    note: `could not decide (${err.message}); doing it here`,
+  }));
+  if (assignment.recursion) note(`decompose or do: ${decision.note}`);
+  if (decision.kind === 'handed_off') {
+    // The task now waits for its child job without a container; only the log is left to upload.
+    try {
+      await uploadFiles(api, base, assignment.attempt, workdir, [], log.join('\n'));
+    } finally {
+      if (!env.KEEP_WORKSPACE) await rm(workdir, { recursive: true, force: true });
+    }
+    return 0;
+  }
+
+  const args =
+    assignment.kind === 'plan'
+      ? [...baseArgs, '--json-schema', JSON.stringify(assignment.json_schema)]
+      : baseArgs;
   note(
     `running: ${command} ${args.map((a) => (a.length > 80 ? `${a.slice(0, 77)}...` : a)).join(' ')} (prompt on stdin) in ${workdir}`,
   );
-
   const run = await runClaude({
-    command,
+    ...invocation,
     args,
     prompt: assignment.prompt,
-    cwd: workdir,
     timeoutMs: assignment.timeout_sec * 1000,
-    env: claudeEnv(env),
-    ...(signal ? { signal } : {}),
   });
   const verdict = judgeClaudeRun(run);
+  verdict.costUsd += decision.costUsd;
   if (signal?.aborted && verdict.status !== 'succeeded') {
     verdict.status = 'failed';
     verdict.error = `worker interrupted (SIGTERM) after ${Math.round(run.durationMs / 1000)}s`;
@@ -122,16 +144,19 @@ export async function runWorker(env: WorkerEnv & NodeJS.ProcessEnv, signal?: Abo
 
 function claudeArgs(a: Assignment): string[] {
   const args = ['-p', '--output-format', 'json', '--permission-mode', a.permission_mode];
-  if (a.json_schema) args.push('--json-schema', JSON.stringify(a.json_schema));
+  if (a.max_budget_usd > 0) args.push('--max-budget-usd', String(a.max_budget_usd));
   if (a.model) args.push('--model', a.model);
   if (a.max_turns) args.push('--max-turns', String(a.max_turns));
   return args;
 }
 
-/** Claude gets the worker's environment minus the task token: the session runs AI-written commands. */
+/**
+ * Claude gets the worker's environment, token included, and `orchestrator` on
+ * its PATH, so it can run `orchestrator spawn --wait`. The token cannot reach
+ * beyond this task: the API scopes it to this attempt and its own children.
+ */
 function claudeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { TASK_TOKEN: _t, ...rest } = env;
-  return rest;
+  return { ...env, PATH: `${SPAWN_BIN_DIR}${delimiter}${env.PATH ?? ''}` };
 }
 
 /** Asks for presigned URLs, then uploads files (bounded concurrency) and the log. Returns uploaded paths. */

@@ -56,7 +56,6 @@ export class OrchestratorStack extends Stack {
       limits: settings.limits,
       throttleRatePerSec: deploy.api.throttle_rate_per_sec,
       throttleBurst: deploy.api.throttle_burst,
-      authorizerCacheSec: deploy.api.authorizer_cache_sec,
       logRetention,
       removalPolicy,
     });

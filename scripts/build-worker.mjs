@@ -4,8 +4,10 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['container/worker.ts'],
-  outfile: 'dist/worker/worker.mjs',
+  // The worker, and `orchestrator spawn` that Claude runs inside it.
+  entryPoints: { worker: 'container/worker.ts', spawn: 'container/spawn.ts' },
+  outdir: 'dist/worker',
+  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   target: 'node22',

@@ -37,7 +37,8 @@ const API_KEYS_PARTITION = 'APIKEYS';
 export const ACTIVE_SHARDS = 4;
 const activePartition = (jobId: string) =>
   `ACTIVE#${Number.parseInt(jobId.slice(-4), 16) % ACTIVE_SHARDS || 0}`;
-const MAX_PAGES = 50;
+export const MAX_PAGES = 50;
+export const treePartition = (rootJobId: string) => `TREE#${rootJobId}`;
 
 export const jobKey = (jobId: string) => ({ [PARTITION_KEY]: `JOB#${jobId}`, [SORT_KEY]: META });
 export const taskKey = (jobId: string, taskNo: number) => ({
@@ -72,7 +73,7 @@ function isConditionFailure(err: unknown): boolean {
 }
 
 /** Runs a conditional write; `undefined` when its condition did not hold. */
-async function conditional<T>(write: () => Promise<T>): Promise<T | undefined> {
+export async function conditional<T>(write: () => Promise<T>): Promise<T | undefined> {
   try {
     return await write();
   } catch (err) {
@@ -100,21 +101,21 @@ function apiKeyFromItem(item: Record<string, unknown>): ApiKeyRecord {
   return rest as unknown as ApiKeyRecord;
 }
 
-function jobFromItem(item: Record<string, unknown>): JobRecord {
+export function jobFromItem(item: Record<string, unknown>): JobRecord {
   const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, finishedTasks, ...rest } = item;
   const finished = finishedTasks instanceof Set ? [...finishedTasks] : [];
   return { ...(rest as unknown as JobRecord), finishedTasks: (finished as number[]).sort((a, b) => a - b) };
 }
 
-function taskFromItem(item: Record<string, unknown>): TaskRecord {
+export function taskFromItem(item: Record<string, unknown>): TaskRecord {
   const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
   return rest as unknown as TaskRecord;
 }
 
 export class JobStore {
   constructor(
-    private readonly ddb: DynamoDBDocumentClient,
-    private readonly tableName: string,
+    readonly ddb: DynamoDBDocumentClient,
+    readonly tableName: string,
   ) {}
 
   /** Creates the job unless its id exists; returns false when it already did (an idempotent retry). */
@@ -124,6 +125,10 @@ export class JobStore {
     if (job.depth === 0) {
       item[TENANT_INDEX_PARTITION_KEY] = `TENANT#${job.tenant}`;
       item[TENANT_INDEX_SORT_KEY] = `${job.createdAt}#${job.jobId}`;
+    } else {
+      // Children are not listed per tenant; they are found through their root's tree.
+      item[TENANT_INDEX_PARTITION_KEY] = treePartition(job.rootJobId);
+      item[TENANT_INDEX_SORT_KEY] = `${String(job.depth).padStart(2, '0')}#${job.path}#${job.jobId}`;
     }
     const created = await conditional(() =>
       this.ddb.send(

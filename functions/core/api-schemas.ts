@@ -16,6 +16,9 @@ export interface ApiLimits {
   maxTimeoutSec: number;
   maxRetries: number;
   maxRecursionDepth: number;
+  maxTasksPerRoot: number;
+  maxSpendUsdPerRoot: number;
+  maxTaskBudgetUsd: number;
 }
 
 /** Job settings used when a submission leaves them out. */
@@ -25,6 +28,7 @@ export interface JobDefaults {
   maxRetries: number;
   enableRecursion: boolean;
   maxRecursionDepth: number;
+  maxBudgetUsd: number;
   model?: string | undefined;
 }
 
@@ -45,6 +49,7 @@ export function submitBodySchema(limits: ApiLimits) {
         max_retries: z.number().int().min(0).max(limits.maxRetries).optional(),
         enable_recursion: z.boolean().optional(),
         max_recursion_depth: z.number().int().min(0).max(limits.maxRecursionDepth).optional(),
+        max_budget_usd: z.number().positive().max(limits.maxSpendUsdPerRoot).optional(),
         model: z
           .string()
           .regex(/^[A-Za-z0-9._:@/-]{1,100}$/, 'a model id: letters, digits and . _ : @ / - only')
@@ -66,6 +71,7 @@ export function resolveJobConfig(body: SubmitBody, defaults: JobDefaults): JobCo
     maxRetries: c.max_retries ?? defaults.maxRetries,
     enableRecursion: c.enable_recursion ?? defaults.enableRecursion,
     maxRecursionDepth: c.max_recursion_depth ?? defaults.maxRecursionDepth,
+    maxBudgetUsd: c.max_budget_usd ?? defaults.maxBudgetUsd,
     model: c.model ?? defaults.model,
   };
 }

@@ -67,6 +67,12 @@ export const ConfigSchema = z.strictObject({
       /** Output kept in the task item; the full text is in the worker's log in S3. */
       max_output_chars: positiveInt(300_000).default(64_000),
       max_files_per_worker: positiveInt(10_000).default(500),
+      /** Tasks one root job's whole tree may create, recursion included. */
+      max_tasks_per_root: positiveInt(10_000).default(100),
+      /** Highest spend (sum of workers' total_cost_usd) a root job's tree may reach; a job may set less. */
+      max_spend_usd_per_root: z.number().positive().max(100_000).default(25),
+      /** Most one worker attempt may spend (`claude --max-budget-usd`), within what the tree has left. */
+      max_task_budget_usd: z.number().positive().max(10_000).default(5),
     })
     .prefault({}),
   aws: z
@@ -153,8 +159,6 @@ export const ConfigSchema = z.strictObject({
         .strictObject({
           throttle_rate_per_sec: z.number().min(1).max(10_000).default(20),
           throttle_burst: z.number().int().min(1).max(5_000).default(40),
-          /** Seconds API Gateway caches an authorizer answer per key; a revoked key keeps working this long. 0 disables. */
-          authorizer_cache_sec: z.number().int().min(0).max(3600).default(60),
         })
         .prefault({}),
       /** Email address for alarm notifications; null creates the alarms without a subscription. */

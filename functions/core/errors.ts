@@ -16,6 +16,8 @@ export class HttpError extends Error {
     message: string,
     readonly issues?: FieldIssue[],
     readonly code?: string,
+    /** Extra fields for the response body, e.g. which limit refused the request. */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -29,6 +31,9 @@ export const unauthorized = (message = 'missing or unknown API key') =>
 export const forbidden = (message: string) => new HttpError(403, message, undefined, 'forbidden');
 export const notFound = (message: string) => new HttpError(404, message, undefined, 'not_found');
 export const conflict = (message: string) => new HttpError(409, message, undefined, 'conflict');
+/** A server-enforced limit refused the request; `limit` names it (e.g. `max_depth`). */
+export const limitExceeded = (limit: string, message: string, details: Record<string, unknown> = {}) =>
+  new HttpError(403, message, undefined, 'limit_exceeded', { limit, ...details });
 export const unsupportedMediaType = (message: string) =>
   new HttpError(415, message, undefined, 'unsupported_media_type');
 

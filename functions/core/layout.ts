@@ -6,9 +6,18 @@
 
 export const JOBS_PREFIX = 'jobs/';
 
-/** `worker_3` at depth 0; issue 4 extends this to `worker_2_1` for children. */
-export function workerId(taskNo: number): string {
-  return `worker_${taskNo}`;
+/**
+ * `worker_3` for task 3 of the root job; `worker_2_1` for task 1 of the child
+ * job that worker_2 created, `worker_2_1_3` one level deeper. `jobPath` is the
+ * job's lineage (`''` for the root, `'2'`, `'2_1'`).
+ */
+export function workerId(taskNo: number, jobPath = ''): string {
+  return jobPath ? `worker_${jobPath}_${taskNo}` : `worker_${taskNo}`;
+}
+
+/** The lineage of a child job created by task `taskNo` of a job with lineage `parentPath`. */
+export function childJobPath(parentPath: string, taskNo: number): string {
+  return parentPath ? `${parentPath}_${taskNo}` : String(taskNo);
 }
 
 export function jobPrefix(rootJobId: string): string {
@@ -20,12 +29,18 @@ export function depthPrefix(rootJobId: string, depth: number): string {
 }
 
 /** Folder holding the files a worker created. */
-export function workerFilesPrefix(rootJobId: string, depth: number, taskNo: number): string {
-  return `${depthPrefix(rootJobId, depth)}${workerId(taskNo)}/`;
+export function workerFilesPrefix(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
+  return `${depthPrefix(rootJobId, depth)}${workerId(taskNo, jobPath)}/`;
 }
 
-export function workerLogKey(rootJobId: string, depth: number, taskNo: number): string {
-  return `${jobPrefix(rootJobId)}logs/depth_${depth}_${taskNo === 0 ? 'planner' : workerId(taskNo)}.log`;
+export function workerLogKey(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
+  const who = taskNo === 0 ? (jobPath ? `planner_${jobPath}` : 'planner') : workerId(taskNo, jobPath);
+  return `${jobPrefix(rootJobId)}logs/depth_${depth}_${who}.log`;
+}
+
+/** `depth_0/worker_2_recursive/CHILD.json`: the link from a worker to the child job it created. */
+export function childLinkKey(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
+  return `${depthPrefix(rootJobId, depth)}${workerId(taskNo, jobPath)}_recursive/CHILD.json`;
 }
 
 export function levelReportKey(rootJobId: string, depth: number): string {

@@ -11,6 +11,8 @@ export const WorkMessageSchema = z.discriminatedUnion('type', [
   }),
   /** Every task of the job is final: write the reports and the job's status. */
   z.object({ type: z.literal('aggregate'), jobId: z.string().min(1) }),
+  /** Cancel a job's whole subtree and stop its workers (the consumer holds the launcher). */
+  z.object({ type: z.literal('cancel'), jobId: z.string().min(1) }),
 ]);
 
 export type WorkMessage = z.infer<typeof WorkMessageSchema>;

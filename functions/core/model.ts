@@ -11,6 +11,8 @@ export interface JobConfig {
   maxRetries: number;
   enableRecursion: boolean;
   maxRecursionDepth: number;
+  /** Spend limit of the whole tree this job roots (children inherit their root's). */
+  maxBudgetUsd: number;
   model?: string | undefined;
 }
 
@@ -26,6 +28,12 @@ export interface JobRecord {
   rootJobId: string;
   parentJobId?: string | undefined;
   parentTaskNo?: number | undefined;
+  /** The parent task's attempt that created this child. */
+  parentAttempt?: number | undefined;
+  /** `handoff`: the parent task waits (without a container) and completes with this job; `wait`: spawn-and-wait. */
+  childMode?: 'handoff' | 'wait' | undefined;
+  /** Lineage: `''` for the root, `'2'` for the child of root task 2, `'2_1'` below it. */
+  path: string;
   /** Number of work tasks (the planner, task 0, is not counted). 0 while planning. */
   totalTasks: number;
   /** Work task numbers that reached a final state; a set, so replaying a write is harmless. */
@@ -38,6 +46,34 @@ export interface JobRecord {
   requestHash: string;
   /** Why the job failed as a whole (e.g. planning failed), when it did. */
   error?: string | undefined;
+  /** Root jobs only: the budget of the whole tree, enforced with conditional updates on this item. */
+  budget?: RootBudget | undefined;
+}
+
+/**
+ * Limits of one root job's tree and what is used of them. Counters change
+ * only through single conditional updates on the root job item.
+ */
+export interface RootBudget {
+  maxTasks: number;
+  maxSpendUsd: number;
+  /** Effective depth limit: the lower of the deployment cap and the job's own setting. */
+  maxDepth: number;
+  /** Tasks created or promised across the tree. */
+  reservedTasks: number;
+  /** Spent plus reserved for running attempts. */
+  committedUsd: number;
+  /** Reported by finished attempts. */
+  spentUsd: number;
+}
+
+/** What a parent task learned from its child job. */
+export interface ChildResults {
+  status: JobStatus;
+  total: number;
+  succeeded: number;
+  failed: number;
+  costUsd: number;
 }
 
 /** One finished attempt of a task, kept for the reports. */
@@ -78,6 +114,8 @@ export interface TaskRecord {
   timeoutSec: number;
   depth: number;
   rootJobId: string;
+  /** The job's lineage (see JobRecord.path), so keys and worker ids need no job read. */
+  jobPath: string;
   createdAt: string;
   updatedAt: string;
   launchedAt?: string | undefined;
@@ -88,6 +126,14 @@ export interface TaskRecord {
   tokenHash?: string | undefined;
   result?: TaskResultSummary | undefined;
   attempts: AttemptRecord[];
+  /** The child job this task handed its work to (waiting_on_child, recursive_success). */
+  childJobId?: string | undefined;
+  childResults?: ChildResults | undefined;
+  /** Spend reserved on the root for the current attempt, and which attempt it is for. */
+  budgetUsd?: number | undefined;
+  budgetAttempt?: number | undefined;
+  /** A result that arrived after the task was cancelled; recorded, never applied. */
+  lateResult?: TaskResultSummary | undefined;
 }
 
 /** A subtask as planned or as given by the caller. */

@@ -73,7 +73,17 @@ export function workerPrompt(input: {
   prompt: string;
   taskNo: number;
   totalTasks: number;
+  /** Offer `orchestrator spawn --wait` (recursion allowed here). */
+  canSpawn?: boolean;
 }): string {
+  const spawn = input.canSpawn
+    ? [
+        '',
+        'If a large, separable part of your work would be better done by other workers in parallel, run',
+        '`orchestrator spawn --wait "<self-contained request>"`: it starts a child job under your task and prints',
+        "its workers' results as JSON when they finish. The server enforces depth, task and spend limits.",
+      ]
+    : [];
   return [
     `You are worker ${input.taskNo} of ${input.totalTasks}, working on one part of a larger request.`,
     'Work only in the current directory: every file you create there is collected as your result.',
@@ -83,5 +93,6 @@ export function workerPrompt(input: {
     '',
     `Your subtask: ${input.title}`,
     input.prompt,
+    ...spawn,
   ].join('\n');
 }

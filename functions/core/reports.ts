@@ -1,40 +1,125 @@
 /**
- * Markdown reports of a job: `LEVEL_<depth>_REPORT.md` for each depth and
+ * Markdown reports of a job tree: `LEVEL_<depth>_REPORT.md` for each depth and
  * `FINAL_RESULT.md` for the root job, plus `result.json`. Pure; every number
- * comes from `buildJobResult`, so the reports and result.json always agree.
+ * comes from `buildTreeResult`, so the reports and result.json always agree.
  * Titles, prompts, outputs and file names are written by Claude, so they are
  * escaped for tables, fenced with a fence longer than any they contain, and
  * never trusted to be well-formed markdown.
  */
 import { jobPrefix, levelReportKey } from './layout.ts';
 import type { JobRecord, TaskRecord } from './model.ts';
-import { buildJobResult, type JobResult, type ResultContext, type TaskResultView } from './result-format.ts';
+import {
+  buildTreeResult,
+  type JobResult,
+  type ResultContext,
+  summarizeTasks,
+  type TaskResultView,
+  type TaskSummary,
+  type TreeJobView,
+  type TreeNode,
+} from './result-format.ts';
 
 /** How much of a prompt the level report quotes. */
 export const PROMPT_EXCERPT_CHARS = 1_000;
 /** How much of a worker's output the level report shows. */
 export const OUTPUT_EXCERPT_CHARS = 2_000;
 
-/** The level report of one job: every worker at the job's depth, in detail. */
+export interface LevelReport {
+  depth: number;
+  /** S3 key of the report (`levelReportKey`). */
+  key: string;
+  markdown: string;
+}
+
+export interface TreeReports {
+  /** One report per depth present in the tree, shallowest first. */
+  levels: LevelReport[];
+  /** `FINAL_RESULT.md` of the root job, covering the whole tree. */
+  finalReport: string;
+  /** `result.json` of the root job, covering the whole tree. */
+  resultJson: string;
+}
+
+/**
+ * Every report of a job tree: `tree[0]` is the root job, the rest its
+ * descendants in any order (see `buildTreeResult`).
+ */
+export function renderTreeReports(tree: TreeNode[], ctx: ResultContext): TreeReports {
+  const result = buildTreeResult(tree, ctx);
+  const levels = treeDepths(result).map((depth) => ({
+    depth,
+    key: levelReportKey(result.root_job_id, depth),
+    markdown: levelMarkdown(result, depth, ctx),
+  }));
+  return { levels, finalReport: finalMarkdown(result), resultJson: resultJsonText(result) };
+}
+
+/** The level report of one job: every worker of the job, in detail. */
 export function renderLevelReport(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): string {
-  const result = buildJobResult(job, tasks, ctx);
-  const { summary } = result.results;
-  const lines: string[] = [
-    `# Level ${job.depth} report: job ${inlineCode(job.jobId)}`,
-    '',
-    `**Status:** ${result.status} · **Workers:** ${workerCounts(result)} · **Cost:** ${formatCost(summary.total_cost_usd)} · **Turns:** ${summary.total_turns}`,
-  ];
-  if (result.parent_job_id !== undefined) {
+  return levelMarkdown(buildTreeResult([{ job, tasks }], ctx), job.depth, ctx);
+}
+
+/** The final report of one job: outcome, totals, every worker, their files and failures, and links. */
+export function renderFinalReport(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): string {
+  return finalMarkdown(buildTreeResult([{ job, tasks }], ctx));
+}
+
+/** `result.json` of one job: the public result, pretty-printed, with a trailing newline. */
+export function renderResultJson(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): string {
+  return resultJsonText(buildTreeResult([{ job, tasks }], ctx));
+}
+
+function resultJsonText(result: JobResult): string {
+  return `${JSON.stringify(result, null, 2)}\n`;
+}
+
+function treeDepths(result: JobResult): number[] {
+  return [...new Set(result.jobs.map((j) => j.depth))].sort((a, b) => a - b);
+}
+
+/** Every worker of every job at `depth`, in detail. */
+function levelMarkdown(result: JobResult, depth: number, ctx: ResultContext): string {
+  const jobs = result.jobs.filter((j) => j.depth === depth);
+  const jobIds = new Set(jobs.map((j) => j.job_id));
+  const views = result.results.tasks.filter((t) => jobIds.has(t.job_id));
+  const summary = summarizeTasks(views);
+  const only = jobs.length === 1 ? jobs[0] : undefined;
+  const totals = `**Workers:** ${workerCounts(summary)} · **Cost:** ${formatCost(summary.total_cost_usd)} · **Turns:** ${summary.total_turns}`;
+
+  const lines: string[] = [];
+  if (only !== undefined) {
     lines.push(
+      `# Level ${depth} report: job ${inlineCode(only.job_id)}`,
       '',
-      `Child of job ${inlineCode(result.parent_job_id)} (root ${inlineCode(result.root_job_id)}).`,
+      `**Status:** ${only.status} · ${totals}`,
     );
+    if (only.parent_job_id !== undefined || only.parent_worker_id !== undefined) {
+      lines.push('', `${capitalize(createdBy(only))} (root ${inlineCode(result.root_job_id)}).`);
+    }
+    lines.push('', '## Request', '', blockquote(only.request));
+    if (only.error !== undefined) lines.push('', '## Job error', '', blockquote(only.error));
+  } else {
+    lines.push(
+      `# Level ${depth} report: ${plural(jobs.length, 'job')} of root ${inlineCode(result.root_job_id)}`,
+      '',
+      `**Jobs:** ${jobStatusCounts(jobs)} · ${totals}`,
+      '',
+      '## Jobs',
+    );
+    for (const job of jobs) {
+      lines.push(
+        '',
+        `### Job ${inlineCode(job.job_id)}`,
+        '',
+        `**Status:** ${job.status} · **Workers:** ${workerCounts(job.summary)} · ${capitalize(createdBy(job))}`,
+        '',
+        blockquote(job.request),
+      );
+      if (job.error !== undefined) lines.push('', `**Job error:** ${oneLine(job.error)}`);
+    }
   }
-  lines.push('', '## Request', '', blockquote(result.request));
-  if (result.error !== undefined) lines.push('', '## Job error', '', blockquote(result.error));
 
   lines.push('', '## Workers', '');
-  const { tasks: views } = result.results;
   if (views.length === 0) {
     lines.push('_No workers ran at this level._');
   } else {
@@ -55,19 +140,19 @@ export function renderLevelReport(job: JobRecord, tasks: TaskRecord[], ctx: Resu
       ),
     );
   }
-  for (const view of views) lines.push('', ...workerSection(view, ctx));
+  for (const view of views) lines.push('', ...workerSection(view, result, ctx));
   return `${lines.join('\n')}\n`;
 }
 
-/** The final report of a job: outcome, totals, every worker, their files and failures, and links. */
-export function renderFinalReport(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): string {
-  const result = buildJobResult(job, tasks, ctx);
+/** The final report of the root: the whole tree's outcome, totals, workers, files, failures and links. */
+function finalMarkdown(result: JobResult): string {
   const { summary, tasks: views } = result.results;
   const planningCost = result.planning?.cost_usd ?? 0;
-  const running = summary.running > 0 || result.status === 'running' || result.status === 'planning';
+  const running =
+    summary.running > 0 || result.jobs.some((j) => j.status === 'running' || j.status === 'planning');
 
   const lines: string[] = [
-    `# Final result: job ${inlineCode(job.jobId)}`,
+    `# Final result: job ${inlineCode(result.job_id)}`,
     '',
     `**Status:** ${result.status} · ${statusSentence(result)}`,
     '',
@@ -81,22 +166,20 @@ export function renderFinalReport(job: JobRecord, tasks: TaskRecord[], ctx: Resu
     '',
     '## Totals',
     '',
-    `- Workers: ${workerCounts(result)}`,
+    `- Workers: ${workerCounts(summary)}`,
+    `- Depths: ${summary.depths}`,
+    `- Jobs: ${summary.jobs}`,
     `- Total cost: ${formatCost(summary.total_cost_usd + planningCost)} (workers ${formatCost(summary.total_cost_usd)}, planning ${formatCost(planningCost)})`,
     `- Total turns: ${summary.total_turns}`,
     `- Worker time: ${formatDuration(summary.total_duration_ms)}`,
     `- Wall time: ${result.wall_time_ms === undefined ? 'unknown' : formatDuration(result.wall_time_ms)}${running ? ' (so far)' : ''}`,
   );
 
-  lines.push('', '## Planning', '');
-  if (result.planning === undefined) {
-    lines.push('The caller gave the tasks; there was no planning step.');
-  } else {
-    const p = result.planning;
-    lines.push(
-      `Planner: ${p.status} after ${plural(p.attempts, 'attempt')}, ${formatCost(p.cost_usd)}${p.error === undefined ? '' : ` (${oneLine(p.error)})`}.`,
-    );
-  }
+  lines.push('', '## Planning', '', ...planningLines(result));
+
+  lines.push('', '## Tree', '');
+  const tree = treeLines(result);
+  lines.push(...(tree.length > 0 ? tree : ['_No workers ran._']));
 
   lines.push('', '## Workers', '');
   if (views.length === 0) {
@@ -123,27 +206,35 @@ export function renderFinalReport(job: JobRecord, tasks: TaskRecord[], ctx: Resu
   const withFiles = views.filter((t) => t.files_created.length > 0);
   if (withFiles.length === 0) lines.push('_No files were created._');
   for (const t of withFiles) {
-    lines.push(`- **${t.worker_id}** (${oneLine(t.title)})`);
+    lines.push(`- **${t.worker_id}** at depth ${t.depth} (${oneLine(t.title)})`);
     for (const file of t.files_created) lines.push(`  - ${inlineCode(`${t.files_prefix}${file}`)}`);
   }
 
   lines.push('', '## Failures', '');
   const failures = views.filter((t) => t.status === 'failed' || t.status === 'timed_out');
-  if (failures.length === 0) lines.push('_No worker failed._');
+  const failedJobs = result.jobs.slice(1).filter((j) => j.error !== undefined);
+  if (failures.length === 0 && failedJobs.length === 0) lines.push('_No worker failed._');
   for (const t of failures) {
     lines.push(
       `- **${t.worker_id}** (${oneLine(t.title)}): ${t.status} after ${plural(t.attempts, 'attempt')}: ${oneLine(t.error ?? 'no reason recorded')}`,
     );
+    if (t.parent_worker_id !== undefined) {
+      lines.push(`  - depth ${t.depth}, job ${inlineCode(t.job_id)} created by ${t.parent_worker_id}`);
+    }
     for (const a of t.attempt_history) {
       if (a.error !== undefined) lines.push(`  - attempt ${a.attempt} (${a.status}): ${oneLine(a.error)}`);
     }
   }
+  for (const j of failedJobs) {
+    lines.push(
+      `- Job ${inlineCode(j.job_id)} (depth ${j.depth}, ${createdBy(j)}): ${j.status}: ${oneLine(j.error ?? '')}`,
+    );
+  }
 
   lines.push('', '## Reports', '');
-  const root = jobPrefix(job.rootJobId);
-  const depths = [...new Set([job.depth, ...views.map((t) => t.depth)])].sort((a, b) => a - b);
-  for (const depth of depths) {
-    const path = levelReportKey(job.rootJobId, depth).slice(root.length);
+  const root = jobPrefix(result.root_job_id);
+  for (const depth of treeDepths(result)) {
+    const path = levelReportKey(result.root_job_id, depth).slice(root.length);
     lines.push(`- [Level ${depth} report](${path})`);
   }
   lines.push('- [result.json](result.json)');
@@ -151,9 +242,85 @@ export function renderFinalReport(job: JobRecord, tasks: TaskRecord[], ctx: Resu
   return `${lines.join('\n')}\n`;
 }
 
-/** `result.json`: the public result, pretty-printed, with a trailing newline. */
-export function renderResultJson(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): string {
-  return `${JSON.stringify(buildJobResult(job, tasks, ctx), null, 2)}\n`;
+function planningLines(result: JobResult): string[] {
+  const planned = result.jobs.filter((j) => j.planning !== undefined);
+  const root = result.jobs[0];
+  if (result.planning === undefined || root === undefined) {
+    return ['The caller gave the tasks; there was no planning step.'];
+  }
+  const describe = (p: NonNullable<TreeJobView['planning']>) =>
+    `${p.status} after ${plural(p.attempts, 'attempt')}, ${formatCost(p.cost_usd)}${p.error === undefined ? '' : ` (${oneLine(p.error)})`}`;
+  if (planned.length === 1 && planned[0] === root && root.planning !== undefined) {
+    return [`Planner: ${describe(root.planning)}.`];
+  }
+  const p = result.planning;
+  const lines = [
+    `${plural(planned.length, 'planner')}: ${formatCost(p.cost_usd)} over ${plural(p.attempts, 'attempt')}.`,
+    '',
+  ];
+  if (root.planning === undefined) lines.push('- Root job: the caller gave the tasks; no planning step.');
+  for (const job of planned) {
+    if (job.planning === undefined) continue;
+    const who =
+      job === root ? 'Root job' : `Job ${inlineCode(job.job_id)} (depth ${job.depth}, ${createdBy(job)})`;
+    lines.push(`- ${who}: ${describe(job.planning)}`);
+  }
+  return lines;
+}
+
+/**
+ * The tree as an indented list: each job's workers, and below a worker the
+ * child jobs it created. A handoff child is named on its worker's line
+ * (`worker_2 (recursive_success) → child job …`); a `wait` child gets its own line.
+ */
+function treeLines(result: JobResult): string[] {
+  const lines: string[] = [];
+  const shown = new Set<string>();
+  const viewsOf = (jobId: string) => result.results.tasks.filter((t) => t.job_id === jobId);
+  const childJobsOf = (t: TaskResultView) =>
+    result.jobs.filter(
+      (j) =>
+        !shown.has(j.job_id) &&
+        j.job_id !== result.job_id &&
+        ((j.parent_job_id === t.job_id && j.parent_task_no === t.task_no) || j.job_id === t.child_job_id),
+    );
+
+  const renderJob = (job: TreeJobView, indent: string): void => {
+    shown.add(job.job_id);
+    const views = viewsOf(job.job_id);
+    if (views.length === 0) {
+      const why = job.error === undefined ? job.status : `${job.status}: ${oneLine(job.error)}`;
+      lines.push(`${indent}- _no workers (${why})_`);
+    }
+    for (const t of views) {
+      const children = childJobsOf(t);
+      for (const child of children) shown.add(child.job_id);
+      const handoff = t.recursive ? children.find((c) => c.child_mode !== 'wait') : undefined;
+      let line = `${indent}- ${t.worker_id} (${t.status})`;
+      if (handoff !== undefined) line += ` → child job ${inlineCode(handoff.job_id)} (${handoff.status})`;
+      else if (t.recursive && t.child_job_id !== undefined)
+        line += ` → child job ${inlineCode(t.child_job_id)}`;
+      lines.push(`${line}: ${oneLine(t.title)}`);
+      if (handoff !== undefined) renderJob(handoff, `${indent}  `);
+      for (const child of children) {
+        if (child === handoff) continue;
+        const mode = child.child_mode === 'wait' ? ', wait mode' : '';
+        lines.push(`${indent}  - child job ${inlineCode(child.job_id)} (${child.status}${mode})`);
+        renderJob(child, `${indent}    `);
+      }
+    }
+  };
+
+  const [root, ...rest] = result.jobs;
+  if (root === undefined) return lines;
+  if (viewsOf(root.job_id).length > 0) renderJob(root, '');
+  else shown.add(root.job_id);
+  for (const job of rest) {
+    if (shown.has(job.job_id)) continue;
+    lines.push(`- child job ${inlineCode(job.job_id)} (${job.status}), ${createdBy(job)}`);
+    renderJob(job, '  ');
+  }
+  return lines;
 }
 
 /** `$0.0125`: dollars with four decimals. */
@@ -177,16 +344,16 @@ export function escapeTableCell(text: string): string {
   return text.replaceAll('|', '\\|').replace(/\r\n|\r|\n/g, '<br>');
 }
 
-function workerSection(t: TaskResultView, ctx: ResultContext): string[] {
+function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext): string[] {
   const lines = [
     `## ${t.worker_id}: ${oneLine(t.title)}`,
     '',
     `**Status:** ${t.status} · **Attempts:** ${t.attempts} · **Duration:** ${formatDuration(t.duration_ms)} · **Turns:** ${t.num_turns} · **Cost:** ${formatCost(t.cost_usd)}`,
-    '',
-    '**Prompt**',
-    '',
-    blockquote(excerpt(t.prompt, PROMPT_EXCERPT_CHARS).text),
   ];
+  if (t.parent_worker_id !== undefined) {
+    lines.push('', `Job ${inlineCode(t.job_id)}, created by **${t.parent_worker_id}**.`);
+  }
+  lines.push('', '**Prompt**', '', blockquote(excerpt(t.prompt, PROMPT_EXCERPT_CHARS).text));
 
   if (t.attempt_history.length > 0) {
     lines.push('', '**Attempts**', '');
@@ -211,10 +378,21 @@ function workerSection(t: TaskResultView, ctx: ResultContext): string[] {
     for (const file of t.files_created) lines.push(`- ${inlineCode(file)}`);
   }
 
+  const children = childJobs(t, result);
+  const handoff = t.recursive ? children.find((c) => c.child_mode !== 'wait') : undefined;
+  if (t.recursive) lines.push('', childJobLine(t, handoff, result));
+  for (const child of children) {
+    if (child !== handoff) lines.push('', childJobLine(t, child, result));
+  }
+
   lines.push('');
   const log = inlineCode(`s3://${ctx.bucket}/${t.log_key}`);
   if (t.error !== undefined) {
     lines.push('**Failure reason**', '', blockquote(t.error), '', `Log: ${log}`);
+  } else if (t.recursive) {
+    lines.push(
+      `_The subtask was handed to the child job; its workers are reported at depth ${t.depth + 1}._`,
+    );
   } else if (t.output.length > 0) {
     const cut = excerpt(t.output, OUTPUT_EXCERPT_CHARS);
     let note = '';
@@ -230,18 +408,81 @@ function workerSection(t: TaskResultView, ctx: ResultContext): string[] {
   return lines;
 }
 
+/** The jobs of the tree created by this worker's task (its handoff child and any `wait` children). */
+function childJobs(t: TaskResultView, result: JobResult): TreeJobView[] {
+  return result.jobs.filter(
+    (j) =>
+      j.job_id !== result.job_id &&
+      ((j.parent_job_id === t.job_id && j.parent_task_no === t.task_no) || j.job_id === t.child_job_id),
+  );
+}
+
+/**
+ * `**Child job:** `id` (completed): 3 workers, 2 succeeded, 1 failed, $0.0300`:
+ * the child's outcome as the parent task recorded it, else the child's live
+ * counts, with a link to the child's level report.
+ */
+function childJobLine(t: TaskResultView, child: TreeJobView | undefined, result: JobResult): string {
+  const id = child?.job_id ?? t.child_job_id ?? 'unknown';
+  const mode = child?.child_mode === 'wait' ? 'wait mode, ' : '';
+  const recorded = t.recursive && child?.child_mode !== 'wait' ? t.child_results : undefined;
+  let outcome: string;
+  if (recorded !== undefined) {
+    outcome = `${mode}${recorded.status}): ${plural(recorded.total, 'worker')}, ${recorded.succeeded} succeeded, ${recorded.failed} failed, ${formatCost(recorded.cost_usd)}`;
+  } else if (child !== undefined) {
+    outcome = `${mode}${child.status}): ${workerCounts(child.summary)}, ${formatCost(child.summary.total_cost_usd)}`;
+  } else {
+    outcome = `${mode}not in this report)`;
+  }
+  const depth = child?.depth ?? t.depth + 1;
+  const link = child === undefined ? '' : ` (see ${levelLink(result.root_job_id, t.depth, depth)})`;
+  return `**Child job:** ${inlineCode(id)} (${outcome}${link}`;
+}
+
+/** A link from the level report at `fromDepth` to the one at `toDepth`. */
+function levelLink(rootJobId: string, fromDepth: number, toDepth: number): string {
+  const here = levelReportKey(rootJobId, fromDepth);
+  const there = levelReportKey(rootJobId, toDepth);
+  const root = jobPrefix(rootJobId);
+  const relative =
+    here.slice(0, here.lastIndexOf('/') + 1) === there.slice(0, there.lastIndexOf('/') + 1)
+      ? there.slice(there.lastIndexOf('/') + 1)
+      : `../${there.slice(root.length)}`;
+  return `[Level ${toDepth} report](${relative})`;
+}
+
+/** `created by **worker_2** of job `p` in handoff mode`, or `the root job`. */
+function createdBy(job: TreeJobView): string {
+  if (job.parent_worker_id === undefined && job.parent_job_id === undefined) return 'the root job';
+  const worker = job.parent_worker_id === undefined ? 'a worker' : `**${job.parent_worker_id}**`;
+  const parent = job.parent_job_id === undefined ? '' : ` of job ${inlineCode(job.parent_job_id)}`;
+  const mode = job.child_mode === undefined ? '' : ` in ${job.child_mode} mode`;
+  return `created by ${worker}${parent}${mode}`;
+}
+
+function capitalize(text: string): string {
+  return text.length === 0 ? text : `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
+}
+
+function jobStatusCounts(jobs: TreeJobView[]): string {
+  const counts = new Map<string, number>();
+  for (const j of jobs) counts.set(j.status, (counts.get(j.status) ?? 0) + 1);
+  return `${jobs.length} (${[...counts].map(([status, n]) => `${n} ${status}`).join(', ')})`;
+}
+
 function statusSentence(result: JobResult): string {
   const { summary } = result.results;
+  const scope =
+    summary.jobs > 1 ? ` in ${plural(summary.jobs, 'job')} over ${plural(summary.depths, 'level')}` : '';
   if (result.status === 'planning') return 'planning the subtasks';
   if (summary.total === 0) return 'no workers ran';
   if (summary.running > 0) {
-    return `${summary.total - summary.running} of ${plural(summary.total, 'worker')} finished, ${summary.running} still running`;
+    return `${summary.total - summary.running} of ${plural(summary.total, 'worker')} finished, ${summary.running} still running${scope}`;
   }
-  return `${summary.succeeded} of ${plural(summary.total, 'worker')} succeeded`;
+  return `${summary.succeeded} of ${plural(summary.total, 'worker')} succeeded${scope}`;
 }
 
-function workerCounts(result: JobResult): string {
-  const s = result.results.summary;
+function workerCounts(s: TaskSummary): string {
   const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timed_out} timed out`];
   if (s.cancelled > 0) parts.push(`${s.cancelled} cancelled`);
   if (s.running > 0) parts.push(`${s.running} running`);

@@ -25,6 +25,11 @@
  * - **Summary**: work tasks only (the planner, task 0, is reported under
  *   `planning`); `succeeded` counts `succeeded` and `recursive_success`;
  *   `running` counts every non-terminal state.
+ * - **Trees**: a job tree (the root and its child jobs, see `buildTreeResult`)
+ *   lists every work task of every job. A task that handed off to a child job
+ *   counts once (its own attempts, e.g. the decision to decompose) and the
+ *   child's tasks count too; `child_results` is shown but never added, so no
+ *   cost is counted twice. `planning` sums every planner of the tree.
  */
 import { finalReportKey, resultJsonKey, workerFilesPrefix, workerId, workerLogKey } from './layout.ts';
 import type { AttemptRecord, JobRecord, TaskRecord } from './model.ts';
@@ -55,8 +60,18 @@ export interface AttemptView {
   finished_at: string;
 }
 
+export interface ChildResultsView {
+  status: JobStatus;
+  total: number;
+  succeeded: number;
+  failed: number;
+  cost_usd: number;
+}
+
 export interface TaskResultView {
   worker_id: string;
+  /** The job this task belongs to (the root's or a descendant's). */
+  job_id: string;
   task_no: number;
   title: string;
   prompt: string;
@@ -80,9 +95,18 @@ export interface TaskResultView {
   attempt_history: AttemptView[];
   started_at?: string;
   finished_at?: string;
+  /** True when the task handed its subtask to a child job (waiting_on_child, recursive_success, or failed with it). */
+  recursive: boolean;
+  /** The child job this task handed off to, or else the first child job it spawned in `wait` mode. */
+  child_job_id?: string;
+  /** What the task learned from its child job when that job ended. */
+  child_results?: ChildResultsView;
+  /** For tasks of child jobs: the worker whose task created this task's job. */
+  parent_worker_id?: string;
 }
 
-export interface ResultSummary {
+/** Counts and sums over a set of work tasks. */
+export interface TaskSummary {
   total: number;
   succeeded: number;
   failed: number;
@@ -95,11 +119,41 @@ export interface ResultSummary {
   total_duration_ms: number;
 }
 
+/** The summary of the whole result: every work task of every job of the tree. */
+export interface ResultSummary extends TaskSummary {
+  /** Number of levels (distinct depths) of the tree; 1 for a job without children. */
+  depths: number;
+  /** Number of jobs in the tree, the root included. */
+  jobs: number;
+}
+
 export interface PlanningView {
   status: TaskState;
   attempts: number;
   cost_usd: number;
   error?: string;
+}
+
+/** One job of the tree, with counts over its own work tasks (not its descendants'). */
+export interface TreeJobView {
+  job_id: string;
+  status: JobStatus;
+  depth: number;
+  /** Lineage: `''` for the root, `'2'` for the child of root worker_2, `'2_1'` below it. */
+  path: string;
+  parent_job_id?: string;
+  parent_task_no?: number;
+  /** The worker whose task created this job. */
+  parent_worker_id?: string;
+  child_mode?: 'handoff' | 'wait';
+  request: string;
+  created_at: string;
+  finished_at?: string;
+  error?: string;
+  /** This job's own work tasks. */
+  summary: TaskSummary;
+  /** This job's planner, when it had one. */
+  planning?: PlanningView;
 }
 
 export interface JobResult {
@@ -119,10 +173,18 @@ export interface JobResult {
     max_retries: number;
     enable_recursion: boolean;
     max_recursion_depth: number;
+    max_budget_usd: number;
     model?: string;
   };
+  /** Every work task of every job of the tree, depth-first by lineage (worker_2, worker_2_1, worker_2_2, worker_3). */
   results: { tasks: TaskResultView[]; summary: ResultSummary };
-  /** Present when the job had a planner task (absent when the caller gave the tasks). */
+  /** Every job of the tree, depth-first, the root first. */
+  jobs: TreeJobView[];
+  /**
+   * Present when some job of the tree had a planner: cost and attempts summed
+   * over every planner, status and error of the root's planner (or, if the
+   * caller gave the root's tasks, of the first child planner).
+   */
   planning?: PlanningView;
   error?: string;
   workspace?: string;
@@ -130,6 +192,12 @@ export interface JobResult {
   final_report: string;
   /** `s3://bucket/<resultJsonKey>` */
   result_json: string;
+}
+
+/** One job of a tree and its tasks (the planner may be included). */
+export interface TreeNode {
+  job: JobRecord;
+  tasks: TaskRecord[];
 }
 
 /** States the current attempt reaches through its worker's own report. */
@@ -145,11 +213,21 @@ const FAILED_STATES: ReadonlySet<TaskState> = new Set(['failed', 'timed_out', 'c
 
 /** Builds the public result of one job from its records; `tasks` may include the planner. */
 export function buildJobResult(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): JobResult {
-  const sorted = [...tasks].sort((a, b) => a.taskNo - b.taskNo);
-  const work = sorted.filter((t) => t.kind === 'work');
-  const planner = sorted.find((t) => t.kind === 'plan');
-  const views = work.map((t) => taskView(job, t));
+  return buildTreeResult([{ job, tasks }], ctx);
+}
+
+/**
+ * Builds the public result of a job tree: `tree[0]` is the root, the rest are
+ * its descendants in any order. Tasks are listed depth-first by lineage; jobs
+ * whose parent is missing from `tree` follow, by depth and lineage.
+ */
+export function buildTreeResult(tree: TreeNode[], ctx: ResultContext): JobResult {
+  const rootNode = tree[0];
+  if (rootNode === undefined) throw new Error('buildTreeResult needs at least the root job');
+  const job = rootNode.job;
+  const { jobs, views } = walkTree(tree);
   const wallTime = wallTimeMs(job, ctx.now);
+  const planning = treePlanning(jobs);
 
   const result: JobResult = {
     job_id: job.jobId,
@@ -167,16 +245,41 @@ export function buildJobResult(job: JobRecord, tasks: TaskRecord[], ctx: ResultC
       max_retries: job.config.maxRetries,
       enable_recursion: job.config.enableRecursion,
       max_recursion_depth: job.config.maxRecursionDepth,
+      max_budget_usd: job.config.maxBudgetUsd,
       ...(job.config.model !== undefined && { model: job.config.model }),
     },
-    results: { tasks: views, summary: summarize(views) },
-    ...(planner !== undefined && { planning: planningView(planner) }),
+    results: {
+      tasks: views,
+      summary: {
+        ...summarizeTasks(views),
+        depths: new Set(jobs.map((j) => j.depth)).size,
+        jobs: jobs.length,
+      },
+    },
+    jobs,
+    ...(planning !== undefined && { planning }),
     ...(job.error !== undefined && { error: job.error }),
     ...(ctx.workspace !== undefined && { workspace: ctx.workspace }),
     final_report: `s3://${ctx.bucket}/${finalReportKey(job.rootJobId)}`,
     result_json: `s3://${ctx.bucket}/${resultJsonKey(job.rootJobId)}`,
   };
   return result;
+}
+
+/** Counts and sums over work task views; `succeeded` includes `recursive_success`. */
+export function summarizeTasks(views: readonly TaskResultView[]): TaskSummary {
+  const count = (pred: (s: TaskState) => boolean) => views.filter((v) => pred(v.status)).length;
+  return {
+    total: views.length,
+    succeeded: count((s) => s === 'succeeded' || s === 'recursive_success'),
+    failed: count((s) => s === 'failed'),
+    timed_out: count((s) => s === 'timed_out'),
+    cancelled: count((s) => s === 'cancelled'),
+    running: count((s) => !isTerminalTaskState(s)),
+    total_cost_usd: roundUsd(views.reduce((sum, v) => sum + v.cost_usd, 0)),
+    total_turns: views.reduce((sum, v) => sum + v.num_turns, 0),
+    total_duration_ms: views.reduce((sum, v) => sum + v.duration_ms, 0),
+  };
 }
 
 /** Number of work tasks in each state; every state is present, zero-filled. The planner is left out. */
@@ -188,11 +291,152 @@ export function countTasksByState(tasks: TaskRecord[]): Record<TaskState, number
   return counts;
 }
 
-function taskView(job: JobRecord, task: TaskRecord): TaskResultView {
+/**
+ * Visits the tree depth-first: each job's tasks by number, and after each task
+ * the child jobs it created (by creation time). Jobs not reached from the root
+ * (their parent is missing) are visited afterwards, by depth and lineage.
+ */
+function walkTree(tree: TreeNode[]): { jobs: TreeJobView[]; views: TaskResultView[] } {
+  const nodes: TreeNode[] = [];
+  const byId = new Map<string, TreeNode>();
+  for (const node of tree) {
+    if (byId.has(node.job.jobId)) continue;
+    byId.set(node.job.jobId, node);
+    nodes.push(node);
+  }
+  const childrenByTask = new Map<string, TreeNode[]>();
+  for (const node of nodes.slice(1)) {
+    const { parentJobId, parentTaskNo } = node.job;
+    if (parentJobId === undefined || parentTaskNo === undefined) continue;
+    const key = taskKey(parentJobId, parentTaskNo);
+    childrenByTask.set(key, [...(childrenByTask.get(key) ?? []), node]);
+  }
+  const childrenOf = (job: JobRecord, task: TaskRecord): TreeNode[] => {
+    const children = [...(childrenByTask.get(taskKey(job.jobId, task.taskNo)) ?? [])];
+    const handoff = task.childJobId === undefined ? undefined : byId.get(task.childJobId);
+    if (handoff !== undefined && handoff !== nodes[0] && !children.includes(handoff)) children.push(handoff);
+    return children.sort(
+      (a, b) => compareText(a.job.createdAt, b.job.createdAt) || compareText(a.job.jobId, b.job.jobId),
+    );
+  };
+
+  const jobs: TreeJobView[] = [];
+  const views: TaskResultView[] = [];
+  const visited = new Set<string>();
+  const visit = (node: TreeNode): void => {
+    if (visited.has(node.job.jobId)) return;
+    visited.add(node.job.jobId);
+    const { job } = node;
+    const parent = job.parentJobId === undefined ? undefined : byId.get(job.parentJobId)?.job;
+    const parentWorker = parentWorkerId(job, parent);
+    const sorted = [...node.tasks].sort((a, b) => a.taskNo - b.taskNo);
+    const planner = sorted.find((t) => t.kind === 'plan');
+    const jobView: TreeJobView = {
+      job_id: job.jobId,
+      status: job.status,
+      depth: job.depth,
+      path: job.path,
+      ...(job.parentJobId !== undefined && { parent_job_id: job.parentJobId }),
+      ...(job.parentTaskNo !== undefined && { parent_task_no: job.parentTaskNo }),
+      ...(parentWorker !== undefined && { parent_worker_id: parentWorker }),
+      ...(job.childMode !== undefined && { child_mode: job.childMode }),
+      request: job.request,
+      created_at: job.createdAt,
+      ...(job.finishedAt !== undefined && { finished_at: job.finishedAt }),
+      ...(job.error !== undefined && { error: job.error }),
+      summary: summarizeTasks([]),
+      ...(planner !== undefined && { planning: planningView(planner) }),
+    };
+    jobs.push(jobView);
+    const own: TaskResultView[] = [];
+    for (const task of sorted) {
+      const children = childrenOf(job, task);
+      if (task.kind === 'work') {
+        const view = taskView(job, task, parentWorker, children);
+        own.push(view);
+        views.push(view);
+      }
+      for (const child of children) visit(child);
+    }
+    jobView.summary = summarizeTasks(own);
+  };
+
+  const [root, ...rest] = nodes;
+  if (root !== undefined) visit(root);
+  const unreached = rest
+    .filter((n) => !visited.has(n.job.jobId))
+    .sort(
+      (a, b) =>
+        a.job.depth - b.job.depth ||
+        compareLineage(a.job.path, b.job.path) ||
+        compareText(a.job.createdAt, b.job.createdAt) ||
+        compareText(a.job.jobId, b.job.jobId),
+    );
+  for (const node of unreached) visit(node);
+  return { jobs, views };
+}
+
+function taskKey(jobId: string, taskNo: number): string {
+  return `${jobId}#${taskNo}`;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Compares lineages numerically, segment by segment: `2` < `2_1` < `2_10` < `10`. */
+function compareLineage(a: string, b: string): number {
+  const left = a === '' ? [] : a.split('_').map(Number);
+  const right = b === '' ? [] : b.split('_').map(Number);
+  for (let i = 0; i < Math.min(left.length, right.length); i += 1) {
+    const diff = (left[i] ?? 0) - (right[i] ?? 0);
+    if (diff !== 0) return diff;
+  }
+  return left.length - right.length;
+}
+
+/**
+ * The worker whose task created `job`: from the parent job's lineage when the
+ * parent is known, else from the job's own lineage (`'2_1'` was created by
+ * `worker_2_1`).
+ */
+function parentWorkerId(job: JobRecord, parent: JobRecord | undefined): string | undefined {
+  if (parent !== undefined && job.parentTaskNo !== undefined) return workerId(job.parentTaskNo, parent.path);
+  return job.path === '' ? undefined : `worker_${job.path}`;
+}
+
+/** Cost and attempts of every planner of the tree; status and error of the root's (else the first). */
+function treePlanning(jobs: TreeJobView[]): PlanningView | undefined {
+  const planners = jobs.flatMap((j) => (j.planning === undefined ? [] : [j.planning]));
+  const lead = jobs[0]?.planning ?? planners[0];
+  if (lead === undefined) return undefined;
+  return {
+    status: lead.status,
+    attempts: planners.reduce((sum, p) => sum + p.attempts, 0),
+    cost_usd: roundUsd(planners.reduce((sum, p) => sum + p.cost_usd, 0)),
+    ...(lead.error !== undefined && { error: lead.error }),
+  };
+}
+
+function taskView(
+  job: JobRecord,
+  task: TaskRecord,
+  parentWorker: string | undefined,
+  children: TreeNode[],
+): TaskResultView {
   const usage = attemptUsage(task);
   const error = failureReason(task);
+  const handoff =
+    task.childJobId === undefined ? undefined : children.find((c) => c.job.jobId === task.childJobId);
+  const recursive =
+    task.state === 'waiting_on_child' ||
+    task.state === 'recursive_success' ||
+    (task.childJobId !== undefined && handoff?.job.childMode !== 'wait');
+  const childJobId = task.childJobId ?? children[0]?.job.jobId;
+  const child = task.childResults;
   return {
-    worker_id: workerId(task.taskNo),
+    worker_id: workerId(task.taskNo, task.jobPath),
+    job_id: job.jobId,
     task_no: task.taskNo,
     title: task.title,
     prompt: task.prompt,
@@ -202,8 +446,8 @@ function taskView(job: JobRecord, task: TaskRecord): TaskResultView {
     output: task.result?.output ?? '',
     output_truncated: task.result?.outputTruncated ?? false,
     files_created: [...(task.result?.filesCreated ?? [])],
-    files_prefix: workerFilesPrefix(job.rootJobId, task.depth, task.taskNo),
-    log_key: workerLogKey(job.rootJobId, task.depth, task.taskNo),
+    files_prefix: workerFilesPrefix(task.rootJobId, task.depth, task.taskNo, task.jobPath),
+    log_key: workerLogKey(task.rootJobId, task.depth, task.taskNo, task.jobPath),
     duration_ms: usage.durationMs,
     num_turns: task.result?.numTurns ?? 0,
     cost_usd: usage.costUsd,
@@ -211,6 +455,18 @@ function taskView(job: JobRecord, task: TaskRecord): TaskResultView {
     attempt_history: task.attempts.map(attemptView),
     ...(task.startedAt !== undefined && { started_at: task.startedAt }),
     ...(task.finishedAt !== undefined && { finished_at: task.finishedAt }),
+    recursive,
+    ...(childJobId !== undefined && { child_job_id: childJobId }),
+    ...(child !== undefined && {
+      child_results: {
+        status: child.status,
+        total: child.total,
+        succeeded: child.succeeded,
+        failed: child.failed,
+        cost_usd: roundUsd(child.costUsd),
+      },
+    }),
+    ...(parentWorker !== undefined && { parent_worker_id: parentWorker }),
   };
 }
 
@@ -233,21 +489,6 @@ function attemptView(record: AttemptRecord): AttemptView {
     ...(record.durationMs !== undefined && { duration_ms: record.durationMs }),
     ...(record.costUsd !== undefined && { cost_usd: record.costUsd }),
     finished_at: record.finishedAt,
-  };
-}
-
-function summarize(views: TaskResultView[]): ResultSummary {
-  const count = (pred: (s: TaskState) => boolean) => views.filter((v) => pred(v.status)).length;
-  return {
-    total: views.length,
-    succeeded: count((s) => s === 'succeeded' || s === 'recursive_success'),
-    failed: count((s) => s === 'failed'),
-    timed_out: count((s) => s === 'timed_out'),
-    cancelled: count((s) => s === 'cancelled'),
-    running: count((s) => !isTerminalTaskState(s)),
-    total_cost_usd: roundUsd(views.reduce((sum, v) => sum + v.cost_usd, 0)),
-    total_turns: views.reduce((sum, v) => sum + v.num_turns, 0),
-    total_duration_ms: views.reduce((sum, v) => sum + v.duration_ms, 0),
   };
 }
 
@@ -300,7 +541,8 @@ function attemptUsage(task: TaskRecord): { costUsd: number; durationMs: number }
 /**
  * Why the final attempt of a failed, timed-out or cancelled task did not
  * succeed: the current attempt's record, else the worker's reported error, else
- * a reason derived from the state and exit code. Undefined for other states.
+ * the child job's outcome (for a task that handed off), else a reason derived
+ * from the state and exit code. Undefined for other states.
  * A stale result's error can only show if the current attempt's record has no
  * reason, and records written without a worker report always carry one.
  */
@@ -310,6 +552,11 @@ function failureReason(task: TaskRecord): string | undefined {
   if (record?.error) return record.error;
   if (task.state === 'cancelled') return 'cancelled';
   if (task.result?.error) return task.result.error;
+  if (task.state === 'failed' && task.childJobId !== undefined) {
+    const child = task.childResults;
+    if (child === undefined) return `child job ${task.childJobId} failed`;
+    return `child job ${task.childJobId} ended ${child.status}: ${child.succeeded} of ${child.total} workers succeeded`;
+  }
   if (task.state === 'timed_out') return `timed out after ${task.timeoutSec}s`;
   const exitCode = record?.exitCode ?? task.result?.exitCode;
   if (exitCode !== undefined) return `exited with code ${exitCode}`;

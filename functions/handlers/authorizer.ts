@@ -1,26 +1,27 @@
 /**
- * The Lambda REQUEST authorizer: an API key for caller routes, a task token
- * for worker routes. It answers with an Allow policy for the whole API (so a
- * cached answer serves every route) and the principal as context; anything
- * else is API Gateway's 401.
+ * The Lambda REQUEST authorizer. Caller routes take an API key, or a task
+ * token (a worker creating or reading its child jobs); worker routes take only
+ * a task token. It answers with an Allow policy for the whole API and the
+ * principal as context; anything else is API Gateway's 401. Answers are not
+ * cached: a revoked key or an ended attempt stops working at once.
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import type { JobStore } from '../adapters/job-store.ts';
 import { authorizeApiKey, authorizeTaskToken, type Principal } from '../services/auth.ts';
 import type { Log } from '../services/deps.ts';
 import { principalContext } from './http.ts';
-import { CREDENTIAL_HEADER, type RouteAuth } from './routes.ts';
+import { API_KEY_HEADER, type RouteAuth, TASK_TOKEN_HEADER } from './routes.ts';
 
 /** API Gateway turns exactly this error message into a 401. */
 export const UNAUTHORIZED = 'Unauthorized';
 
 export function createAuthorizer(store: JobStore, kind: RouteAuth, log: Log) {
   return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
-    const credential = headerValue(event.headers, CREDENTIAL_HEADER[kind]);
+    const apiKey = kind === 'caller' ? headerValue(event.headers, API_KEY_HEADER) : undefined;
+    const token = apiKey === undefined ? headerValue(event.headers, TASK_TOKEN_HEADER) : undefined;
+    const credential = apiKey ?? token;
     const principal: Principal | undefined =
-      kind === 'caller'
-        ? await authorizeApiKey(store, credential)
-        : await authorizeTaskToken(store, credential);
+      apiKey !== undefined ? await authorizeApiKey(store, apiKey) : await authorizeTaskToken(store, token);
     if (!principal) {
       log.warn('request refused by authorizer', {
         kind,

@@ -36,6 +36,7 @@ export function errorResponses(log: Log): MiddlewareObj<APIGatewayProxyEvent, AP
           error: err.message,
           ...(err.code ? { code: err.code } : {}),
           ...(err.issues ? { issues: err.issues } : {}),
+          ...err.details,
         });
         return;
       }

@@ -7,6 +7,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { WorkMessageSchema } from '../core/messages.ts';
 import { aggregateJob } from '../services/aggregate.ts';
+import { cancelTree } from '../services/cancel.ts';
 import type { DispatchDeps } from '../services/deps.ts';
 import { dispatchRun } from '../services/dispatch.ts';
 
@@ -29,7 +30,8 @@ export function createQueueConsumer(deps: DispatchDeps) {
       return;
     }
     if (message.data.type === 'run') await dispatchRun(deps, message.data);
-    else await aggregateJob(deps, message.data.jobId);
+    else if (message.data.type === 'aggregate') await aggregateJob(deps, message.data.jobId);
+    else await cancelTree(deps, message.data.jobId);
   };
   return async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> =>
     processPartialResponse(event, handleRecord, processor, {

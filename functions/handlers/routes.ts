@@ -2,13 +2,18 @@
  * Every route of the HTTP API, in one table that the API handler, the local
  * server and the CDK app all read, so the three cannot drift apart.
  */
+/**
+ * `caller` routes take an API key (`X-API-Key`) or, for a worker acting as a
+ * caller (child jobs, spawn-and-wait), its task token (`X-Task-Token`); the
+ * handler decides what each may do. `worker` routes take only a task token.
+ */
 export type RouteAuth = 'caller' | 'worker';
 
 export interface RouteSpec {
   method: 'GET' | 'POST';
   /** API Gateway resource path with `{param}` segments. */
   resource: string;
-  /** Which credential the route takes: `X-API-Key` (caller) or `X-Task-Token` (worker). */
+  /** Which authorizer guards the route. */
   auth: RouteAuth;
   name: string;
 }
@@ -19,6 +24,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', resource: '/api/v1/jobs/{id}', auth: 'caller', name: 'getJob' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/status', auth: 'caller', name: 'getStatus' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/report', auth: 'caller', name: 'getReport' },
+  { method: 'POST', resource: '/api/v1/jobs/{id}/cancel', auth: 'caller', name: 'cancel' },
   {
     method: 'GET',
     resource: '/api/v1/jobs/{id}/tasks/{taskNo}/assignment',
@@ -29,10 +35,10 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/result', auth: 'worker', name: 'result' },
 ] as const;
 
-export const CREDENTIAL_HEADER: Readonly<Record<RouteAuth, string>> = {
-  caller: 'x-api-key',
-  worker: 'x-task-token',
-};
+export const API_KEY_HEADER = 'x-api-key';
+export const TASK_TOKEN_HEADER = 'x-task-token';
+/** `x-child-mode: handoff | wait` on a worker's submit (see services/children.ts). */
+export const CHILD_MODE_HEADER = 'x-child-mode';
 
 /** Matches a concrete path to a route, API Gateway style: literal segments, `{param}` matches one segment. */
 export function matchRoute(

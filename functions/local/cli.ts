@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { spawnChild } from '../../container/spawn.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
 import type { JobResult } from '../core/result-format.ts';
 import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
@@ -223,6 +224,21 @@ export function buildProgram(): Command {
     await serveCommand(options);
   });
   program.addCommand(keysCommand());
+  program
+    .command('spawn')
+    .description(
+      'inside a worker: start a child job under this task (API_URL and TASK_TOKEN from the environment)',
+    )
+    .argument('<request...>', 'what the child job should do')
+    .option('--wait', 'wait for the child and print its results as JSON')
+    .option('--timeout <seconds>', 'how long to wait', positiveInt('--timeout'), 3600)
+    .action(async (words: string[], options: { wait?: boolean; timeout: number }) => {
+      process.exitCode = await spawnChild(
+        process.env,
+        { request: words.join(' '), wait: Boolean(options.wait), timeoutSec: options.timeout },
+        (line) => process.stdout.write(`${line}\n`),
+      );
+    });
   return program;
 }
 

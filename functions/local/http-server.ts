@@ -113,7 +113,7 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
       requestContext: {} as APIGatewayRequestAuthorizerEvent['requestContext'],
     });
   } catch {
-    const what = match.route.auth === 'caller' ? 'X-API-Key' : 'X-Task-Token';
+    const what = match.route.auth === 'caller' ? 'X-API-Key (or X-Task-Token)' : 'X-Task-Token';
     return reply(401, { error: `missing or unknown ${what}`, code: 'unauthorized' });
   }
   if (authorizer.policyDocument.Statement.some((s) => s.Effect === 'Deny')) {

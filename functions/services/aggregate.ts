@@ -1,14 +1,16 @@
 /**
- * Aggregate a job whose tasks are all final: write its level report, final
- * report and result.json, then set its final status. Reports are written
- * before the status so a crash in between is repaired by the redelivery; the
- * status write is conditional, so running twice changes nothing.
+ * Aggregate a job whose tasks are all final: set its final status, complete
+ * the parent task a hand-off child was created for (which may finish the
+ * parent job in turn, up to the root), and write the reports of the whole
+ * tree when the root is done. Reports are written before the root's status,
+ * so a crash in between is repaired by the redelivery; every status write is
+ * conditional, so running twice changes nothing.
  */
-
-import { finalReportKey, levelReportKey, resultJsonKey } from '../core/layout.ts';
+import { finalReportKey, jobPrefix, resultJsonKey } from '../core/layout.ts';
 import type { JobRecord } from '../core/model.ts';
-import { renderFinalReport, renderLevelReport, renderResultJson } from '../core/reports.ts';
-import type { ResultContext } from '../core/result-format.ts';
+import { childResultsOf, parentOutcome } from '../core/recursion-policy.ts';
+import { renderTreeReports } from '../core/reports.ts';
+import type { TreeNode } from '../core/result-format.ts';
 import {
   finalJobStatus,
   isTerminalJobStatus,
@@ -16,13 +18,18 @@ import {
   type JobStatus,
 } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
+import { followUp } from './record-result.ts';
 
 export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
 
 export async function aggregateJob(deps: Deps, jobId: string): Promise<AggregateOutcome> {
   const job = await deps.store.getJob(jobId);
   if (!job) return 'missing';
-  if (isTerminalJobStatus(job.status)) return 'already_final';
+  if (isTerminalJobStatus(job.status)) {
+    // A replay after a crash between the status write and the cascade: finish the cascade.
+    if (job.depth > 0) await completeParent(deps, job, job.status);
+    return 'already_final';
+  }
   const tasks = await deps.store.listTasks(jobId);
   const planner = tasks.find((t) => t.kind === 'plan');
   const work = tasks.filter((t) => t.kind === 'work');
@@ -32,7 +39,7 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
   if (job.status === 'planning') {
     if (!planner || !isTerminalTaskState(planner.state) || planner.state === 'succeeded') return 'not_ready';
     status = 'failed';
-    error = `planning failed: ${planner.result?.error ?? planner.state}`;
+    error = `planning failed: ${planner.result?.error ?? planner.attempts.at(-1)?.error ?? planner.state}`;
   } else {
     if (work.length < job.totalTasks || work.some((t) => !isTerminalTaskState(t.state))) {
       deps.log.warn('aggregate before every task was final; waiting for the rest', { jobId });
@@ -42,28 +49,73 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
   }
 
   const now = deps.now().toISOString();
-  const finished: JobRecord = { ...job, status, finishedAt: now, updatedAt: now, error: error ?? job.error };
-  const ctx: ResultContext = {
-    bucket: deps.artifacts.bucket,
-    now,
-    workspace: deps.artifacts.uri(`jobs/${job.rootJobId}/`),
-  };
-  await deps.artifacts.putText(
-    levelReportKey(job.rootJobId, job.depth),
-    renderLevelReport(finished, tasks, ctx),
-    'text/markdown; charset=utf-8',
-  );
-  await deps.artifacts.putText(
-    resultJsonKey(job.rootJobId),
-    renderResultJson(finished, tasks, ctx),
-    'application/json',
-  );
-  await deps.artifacts.putText(
-    finalReportKey(job.rootJobId),
-    renderFinalReport(finished, tasks, ctx),
-    'text/markdown; charset=utf-8',
-  );
+  if (job.depth === 0) {
+    await writeTreeReports(
+      deps,
+      { ...job, status, finishedAt: now, updatedAt: now, error: error ?? job.error },
+      tasks,
+    );
+  }
   const moved = await deps.store.transitionJob(jobId, job.status, status, now, error ? { error } : {});
-  deps.log.info('job finished', { jobId, status, moved: Boolean(moved) });
+  deps.log.info('job finished', { jobId, status, depth: job.depth, moved: Boolean(moved) });
+  if (job.depth > 0) {
+    await completeParent(deps, job, status, tasks);
+    // A child that outlives its root (spawned without --wait) still shows up in the root's reports.
+    const root = await deps.store.getJob(job.rootJobId);
+    if (root && isTerminalJobStatus(root.status)) await writeTreeReports(deps, root);
+  }
   return 'aggregated';
+}
+
+/** The hand-off parent waiting for this child ends with it, and is counted in its own job. */
+async function completeParent(
+  deps: Deps,
+  child: JobRecord,
+  status: JobStatus,
+  childTasks?: JobRecord[] | unknown,
+): Promise<void> {
+  if (child.childMode !== 'handoff' || !child.parentJobId || child.parentTaskNo === undefined) return;
+  const tasks = Array.isArray(childTasks) ? childTasks : await deps.store.listTasks(child.jobId);
+  const results = childResultsOf(tasks, status);
+  const to = parentOutcome(status);
+  const now = deps.now().toISOString();
+  const error = to === 'failed' ? `child job ${child.jobId} ended ${status}` : undefined;
+  const parent =
+    (await deps.tree.completeFromChild(
+      child.parentJobId,
+      child.parentTaskNo,
+      child.jobId,
+      to,
+      results,
+      error,
+      now,
+    )) ?? (await deps.store.getTask(child.parentJobId, child.parentTaskNo));
+  // Already completed by an earlier delivery: followUp is idempotent and finishes what that one left undone.
+  if (parent && parent.childJobId === child.jobId && isTerminalTaskState(parent.state))
+    await followUp(deps, parent, now);
+}
+
+/** LEVEL_N_REPORT.md for every depth, FINAL_RESULT.md and result.json of the whole tree, under the root's prefix. */
+export async function writeTreeReports(
+  deps: Deps,
+  root: JobRecord,
+  rootTasks?: Awaited<ReturnType<Deps['store']['listTasks']>>,
+): Promise<void> {
+  const descendants = await deps.tree.listDescendants(root.jobId);
+  const tree: TreeNode[] = [
+    { job: root, tasks: rootTasks ?? (await deps.store.listTasks(root.jobId)) },
+    ...(await Promise.all(
+      descendants.map(async (job) => ({ job, tasks: await deps.store.listTasks(job.jobId) })),
+    )),
+  ];
+  const ctx = {
+    bucket: deps.artifacts.bucket,
+    now: deps.now().toISOString(),
+    workspace: deps.artifacts.uri(jobPrefix(root.jobId)),
+  };
+  const reports = renderTreeReports(tree, ctx);
+  const markdown = 'text/markdown; charset=utf-8';
+  for (const level of reports.levels) await deps.artifacts.putText(level.key, level.markdown, markdown);
+  await deps.artifacts.putText(resultJsonKey(root.jobId), reports.resultJson, 'application/json');
+  await deps.artifacts.putText(finalReportKey(root.jobId), reports.finalReport, markdown);
 }

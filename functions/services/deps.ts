@@ -3,6 +3,7 @@
 import type { Artifacts } from '../adapters/artifacts.ts';
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Launcher } from '../adapters/launcher.ts';
+import type { TreeStore } from '../adapters/tree-store.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
 import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
 
@@ -30,6 +31,7 @@ export interface Log {
 
 export interface Deps {
   store: JobStore;
+  tree: TreeStore;
   queue: WorkQueue;
   artifacts: Artifacts;
   settings: Settings;

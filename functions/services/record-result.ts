@@ -4,9 +4,10 @@
  * Every step is idempotent, so a worker that retries its POST after a crash
  * on our side completes whatever the first call left undone.
  */
-import { conflict } from '../core/errors.ts';
+import { conflict, forbidden } from '../core/errors.ts';
 import type { AttemptRecord, TaskRecord, TaskResultSummary, WorkerOutcome } from '../core/model.ts';
 import { parsePlan } from '../core/planner.ts';
+import { tasksRefusal } from '../core/recursion-policy.ts';
 import {
   canTransitionTask,
   isTerminalTaskState,
@@ -16,7 +17,7 @@ import {
 import type { Deps } from './deps.ts';
 import { runMessage, workTasks } from './submit-job.ts';
 
-export type RecordOutcome = 'recorded' | 'replayed';
+export type RecordOutcome = 'recorded' | 'replayed' | 'late';
 
 export async function recordWorkerResult(
   deps: Deps,
@@ -29,18 +30,31 @@ export async function recordWorkerResult(
     await followUp(deps, task, now);
     return { outcome: 'replayed', task };
   }
+  if (task.state === 'cancelled' && task.attempt === outcome.attempt) {
+    // The job was cancelled while this worker ran: keep what it said, change nothing.
+    await deps.tree.recordLateResult(task.jobId, task.taskNo, summarize(deps, outcome));
+    deps.log.info('late result after cancel recorded', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: outcome.attempt,
+    });
+    return { outcome: 'late', task };
+  }
   if (task.attempt !== outcome.attempt || !['launching', 'running'].includes(task.state)) {
-    throw conflict(
-      `attempt ${outcome.attempt} of task ${task.taskNo} is not running (task is ${task.state}, attempt ${task.attempt})`,
+    deps.log.warn('result refused: attempt not running', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: outcome.attempt,
+      state: task.state,
+    });
+    throw forbidden(
+      `attempt ${outcome.attempt} of task ${task.taskNo} is not running (task is ${task.state}, attempt ${task.attempt}); its token is no longer valid`,
     );
   }
 
   let verdict = outcome;
-  if (task.kind === 'plan' && outcome.status === 'succeeded') {
-    const job = await deps.store.getJob(task.jobId);
-    const plan = parsePlan(outcome.structuredOutput, job?.config.maxWorkers ?? 1);
-    if (!plan.ok) verdict = { ...outcome, status: 'failed', error: plan.reason, retryable: true };
-  }
+  if (task.kind === 'plan' && outcome.status === 'succeeded')
+    verdict = await admitPlan(deps, task, outcome, now);
 
   const ended = await endAttempt(deps, task, verdict, now);
   if (!ended) {
@@ -52,11 +66,60 @@ export async function recordWorkerResult(
     }
     throw conflict(`task ${task.taskNo} changed while its result was being recorded`);
   }
+  await settleAttemptSpend(deps, task, verdict.costUsd);
   if (task.kind === 'plan' && verdict.status === 'succeeded') {
     await createPlannedTasks(deps, ended, outcome.structuredOutput, now);
   }
   await followUp(deps, ended, now);
   return { outcome: 'recorded', task: ended };
+}
+
+/**
+ * A plan is admitted only within the tree's task budget: the root reserves
+ * its planned tasks now; a child already reserved max_workers and gives back
+ * what the plan does not use.
+ */
+async function admitPlan(
+  deps: Deps,
+  task: TaskRecord,
+  outcome: WorkerOutcome,
+  now: string,
+): Promise<WorkerOutcome> {
+  const job = await deps.store.getJob(task.jobId);
+  if (!job) return { ...outcome, status: 'failed', error: 'the job is gone', retryable: false };
+  const plan = parsePlan(outcome.structuredOutput, job.config.maxWorkers);
+  if (!plan.ok) return { ...outcome, status: 'failed', error: plan.reason, retryable: true };
+  const count = plan.subtasks.length;
+  if (job.depth > 0) {
+    const unused = job.config.maxWorkers - count;
+    if (unused > 0) await deps.tree.releaseTasks(job.rootJobId, unused);
+    return outcome;
+  }
+  if (await deps.tree.reserveTasks(job, count, now)) return outcome;
+  const fresh = (await deps.store.getJob(job.jobId)) ?? job;
+  return { ...outcome, status: 'failed', error: tasksRefusal(fresh, count).message, retryable: false };
+}
+
+/** The attempt's spend reservation on the root becomes its reported cost. */
+async function settleAttemptSpend(deps: Deps, task: TaskRecord, costUsd: number): Promise<void> {
+  const reserved = task.budgetAttempt === task.attempt ? (task.budgetUsd ?? 0) : 0;
+  if (reserved === 0 && costUsd === 0) return;
+  await deps.tree.settleSpend(task.rootJobId, reserved, costUsd);
+}
+
+function summarize(deps: Deps, outcome: WorkerOutcome): TaskResultSummary {
+  const maxChars = deps.settings.limits.maxOutputChars;
+  return {
+    output: outcome.output.slice(0, maxChars),
+    outputTruncated: outcome.output.length > maxChars,
+    filesCreated: outcome.filesCreated,
+    costUsd: outcome.costUsd,
+    numTurns: outcome.numTurns,
+    durationMs: outcome.durationMs,
+    sessionId: outcome.sessionId,
+    error: outcome.error,
+    exitCode: outcome.exitCode,
+  };
 }
 
 /** A worker that stopped without reporting (crash, kill): its attempt failed with `reason`. */
@@ -66,6 +129,7 @@ export async function recordLostWorker(
   reason: string,
   exitCode?: number,
   status: 'failed' | 'timed_out' = 'failed',
+  retryable = true,
 ): Promise<TaskRecord | undefined> {
   // Copy the ids only: the launch request also carries the task token, which must never be logged.
   const scope = { jobId: lost.jobId, taskNo: lost.taskNo, attempt: lost.attempt };
@@ -85,11 +149,12 @@ export async function recordLostWorker(
       durationMs: task.startedAt ? Math.max(0, deps.now().getTime() - Date.parse(task.startedAt)) : 0,
       error: reason,
       exitCode,
-      retryable: true,
+      retryable,
     },
     deps.now().toISOString(),
   );
   if (ended) {
+    await settleAttemptSpend(deps, task, 0);
     deps.log.warn('worker stopped without a result', { ...scope, reason, next: ended.state });
     await followUp(deps, ended, deps.now().toISOString());
   }
@@ -116,18 +181,7 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
     costUsd: outcome.costUsd,
     finishedAt: now,
   };
-  const maxChars = deps.settings.limits.maxOutputChars;
-  const result: TaskResultSummary = {
-    output: outcome.output.slice(0, maxChars),
-    outputTruncated: outcome.output.length > maxChars,
-    filesCreated: outcome.filesCreated,
-    costUsd: outcome.costUsd,
-    numTurns: outcome.numTurns,
-    durationMs: outcome.durationMs,
-    sessionId: outcome.sessionId,
-    error: outcome.error,
-    exitCode: outcome.exitCode,
-  };
+  const result = summarize(deps, outcome);
   // A worker reports from `running`; a worker lost before fetching its assignment is still `launching`.
   const from = (['launching', 'running'] as const).filter((s) => canTransitionTask(s, record.state));
   const ended = await deps.store.endAttempt(
@@ -169,7 +223,7 @@ async function createPlannedTasks(deps: Deps, planner: TaskRecord, structuredOut
  * work task final -> add it to the finished set, and the write that completes
  * the set sends the one aggregate message.
  */
-async function followUp(deps: Deps, task: TaskRecord, now: string): Promise<void> {
+export async function followUp(deps: Deps, task: TaskRecord, now: string): Promise<void> {
   if (task.state === 'queued') {
     await deps.queue.send(runMessage(task));
     return;

@@ -12,6 +12,7 @@ export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): 
       maxRetries: config.workers.max_retries,
       enableRecursion: config.recursion.enable,
       maxRecursionDepth: config.recursion.max_depth,
+      maxBudgetUsd: config.limits.max_spend_usd_per_root,
       model: config.orchestrator.model ?? undefined,
     },
     limits: {
@@ -23,6 +24,9 @@ export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): 
       maxTimeoutSec: 86_400,
       maxRetries: 10,
       maxRecursionDepth: config.recursion.max_depth,
+      maxTasksPerRoot: config.limits.max_tasks_per_root,
+      maxSpendUsdPerRoot: config.limits.max_spend_usd_per_root,
+      maxTaskBudgetUsd: config.limits.max_task_budget_usd,
     },
     worker: {
       permissionMode: config.orchestrator.permission_mode,

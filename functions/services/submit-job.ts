@@ -8,6 +8,7 @@ import { conflict } from '../core/errors.ts';
 import type { RunMessage } from '../core/messages.ts';
 import type { JobRecord, SubtaskSpec, TaskRecord } from '../core/model.ts';
 import { plannerPrompt } from '../core/planner.ts';
+import { rootBudgetFor } from '../core/recursion-policy.ts';
 import { canonicalHash, jobIdFor } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
 
@@ -33,12 +34,14 @@ export async function submitJob(
     config,
     depth: 0,
     rootJobId: jobId,
+    path: '',
     totalTasks: subtasks?.length ?? 0,
     finishedTasks: [],
     createdAt: now,
     updatedAt: now,
     idempotencyKey: input.idempotencyKey,
     requestHash: canonicalHash(input.body),
+    budget: rootBudgetFor(config, deps.settings.limits, subtasks?.length ?? 0),
   };
   const tasks = subtasks ? workTasks(job, subtasks, now) : [plannerTask(job, now)];
 
@@ -85,6 +88,7 @@ function baseTask(job: JobRecord, now: string) {
     timeoutSec: job.config.defaultTimeoutSec,
     depth: job.depth,
     rootJobId: job.rootJobId,
+    jobPath: job.path,
     createdAt: now,
     updatedAt: now,
     attempts: [],

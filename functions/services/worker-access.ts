@@ -1,10 +1,12 @@
 /** What a worker may ask for during its attempt: its assignment and upload links. */
-import { badRequest, conflict } from '../core/errors.ts';
+import { conflict, forbidden, HttpError, limitExceeded } from '../core/errors.ts';
 import { safeRelativePath, workerFilesPrefix, workerLogKey } from '../core/layout.ts';
-import type { TaskRecord } from '../core/model.ts';
+import type { JobRecord, TaskRecord } from '../core/model.ts';
 import { plannerSchema, workerPrompt } from '../core/planner.ts';
+import { attemptBudget, decidePrompt, decideSchema, splitOffer } from '../core/recursion-policy.ts';
 import { isActiveAttempt } from './auth.ts';
 import type { Deps } from './deps.ts';
+import { recordLostWorker } from './record-result.ts';
 
 export interface Assignment {
   job_id: string;
@@ -19,13 +21,33 @@ export interface Assignment {
   model?: string | undefined;
   permission_mode: string;
   max_turns?: number | undefined;
+  /** `claude --max-budget-usd` for this attempt, from what the job tree has left. */
+  max_budget_usd: number;
+  /** Present when the worker may split its subtask into a child job (ask Claude with `decide_schema` first). */
+  recursion?:
+    | {
+        depth: number;
+        max_depth: number;
+        max_subtasks: number;
+        /** The subtask as given, without the worker framing: the request of a child job. */
+        subtask_prompt: string;
+        decide_prompt: string;
+        decide_schema: Record<string, unknown>;
+      }
+    | undefined;
 }
 
 /** Returns the attempt's assignment and marks the task running (repeat calls are harmless). */
 export async function getAssignment(deps: Deps, task: TaskRecord, attempt: number): Promise<Assignment> {
   if (!isActiveAttempt(task, attempt)) {
-    throw conflict(
-      `task ${task.taskNo} attempt ${attempt} is no longer active (${task.state}, attempt ${task.attempt})`,
+    deps.log.warn('assignment refused: attempt no longer active', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt,
+      state: task.state,
+    });
+    throw forbidden(
+      `task ${task.taskNo} attempt ${attempt} is no longer active (${task.state}, attempt ${task.attempt}); its token is no longer valid`,
     );
   }
   if (task.state === 'launching') {
@@ -33,6 +55,10 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
   }
   const job = await deps.store.getJob(task.jobId);
   if (!job) throw conflict(`job ${task.jobId} is gone`);
+  const root = job.depth === 0 ? job : await deps.store.getJob(job.rootJobId);
+  if (!root) throw conflict(`root job ${job.rootJobId} is gone`);
+  const budgetUsd = await reserveAttemptBudget(deps, root, task, attempt);
+  const offer = splitOffer(root, job, task);
   const isPlan = task.kind === 'plan';
   return {
     job_id: task.jobId,
@@ -48,13 +74,59 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
           prompt: task.prompt,
           taskNo: task.taskNo,
           totalTasks: job.totalTasks,
+          canSpawn: offer.allowed,
         }),
     json_schema: isPlan ? plannerSchema(job.config.maxWorkers) : undefined,
     timeout_sec: task.timeoutSec,
     model: job.config.model,
     permission_mode: deps.settings.worker.permissionMode,
     max_turns: deps.settings.worker.maxTurns,
+    max_budget_usd: budgetUsd,
+    recursion: offer.allowed
+      ? {
+          depth: job.depth,
+          max_depth: root.budget?.maxDepth ?? 0,
+          max_subtasks: offer.maxSubtasks,
+          subtask_prompt: task.prompt,
+          decide_prompt: decidePrompt(task.prompt, job.depth, root.budget?.maxDepth ?? 0, offer.maxSubtasks),
+          decide_schema: decideSchema(offer.maxSubtasks),
+        }
+      : undefined,
   };
+}
+
+/**
+ * Reserves this attempt's spend on the root (once per attempt: a repeated
+ * assignment call returns the same budget). When the tree's spend is used up
+ * the attempt fails at once, without retries, naming the limit.
+ */
+async function reserveAttemptBudget(
+  deps: Deps,
+  root: JobRecord,
+  task: TaskRecord,
+  attempt: number,
+): Promise<number> {
+  if (task.budgetAttempt === attempt && task.budgetUsd !== undefined) return task.budgetUsd;
+  const usd = root.budget ? attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd) : 0;
+  const reserved = usd > 0 && (await deps.tree.reserveSpend(root, usd));
+  if (reserved && (await deps.tree.setTaskBudget(task, attempt, usd))) return usd;
+  if (reserved) {
+    // A concurrent call for the same attempt won; ours goes back.
+    await deps.tree.settleSpend(root.jobId, usd, 0);
+    const fresh = await deps.store.getTask(task.jobId, task.taskNo);
+    return fresh?.budgetUsd ?? 0;
+  }
+  const message = `the job tree's spend limit of $${root.budget?.maxSpendUsd ?? 0} is used up`;
+  await recordLostWorker(
+    deps,
+    { jobId: task.jobId, taskNo: task.taskNo, attempt },
+    message,
+    undefined,
+    'failed',
+    false,
+  );
+  deps.log.warn('attempt refused: spend limit reached', { jobId: task.jobId, taskNo: task.taskNo, attempt });
+  throw limitExceeded('max_budget_usd', message, { allowed: root.budget?.maxSpendUsd ?? 0 });
 }
 
 export interface UploadLinks {
@@ -69,18 +141,36 @@ export async function uploadLinks(
   task: TaskRecord,
   request: { attempt: number; files: string[]; include_log: boolean },
 ): Promise<UploadLinks> {
-  if (!isActiveAttempt(task, request.attempt)) {
-    throw conflict(`task ${task.taskNo} attempt ${request.attempt} is no longer active`);
+  // After a hand-off the worker still uploads its log for the attempt.
+  const uploading =
+    task.attempt === request.attempt && ['launching', 'running', 'waiting_on_child'].includes(task.state);
+  if (!uploading) {
+    deps.log.warn('uploads refused: attempt no longer active', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: request.attempt,
+      state: task.state,
+    });
+    throw forbidden(
+      `task ${task.taskNo} attempt ${request.attempt} is no longer active; its token is no longer valid`,
+    );
   }
   const bad = request.files.filter((f) => safeRelativePath(f) === undefined);
   if (bad.length > 0) {
-    throw badRequest(
+    deps.log.warn('uploads refused: path outside the worker prefix', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      paths: bad.slice(0, 5),
+    });
+    throw new HttpError(
+      403,
       'file paths must be relative and stay inside the worker directory',
       bad.slice(0, 20).map((f) => ({ path: 'files', message: `refused path: ${f}` })),
+      'forbidden',
     );
   }
   const expires = deps.settings.presignExpirySec;
-  const prefix = workerFilesPrefix(task.rootJobId, task.depth, task.taskNo);
+  const prefix = workerFilesPrefix(task.rootJobId, task.depth, task.taskNo, task.jobPath);
   const files = await Promise.all(
     request.files.map(async (f) => {
       const path = safeRelativePath(f) as string;
@@ -88,7 +178,12 @@ export async function uploadLinks(
     }),
   );
   const log = request.include_log
-    ? { url: await deps.artifacts.presignPut(workerLogKey(task.rootJobId, task.depth, task.taskNo), expires) }
+    ? {
+        url: await deps.artifacts.presignPut(
+          workerLogKey(task.rootJobId, task.depth, task.taskNo, task.jobPath),
+          expires,
+        ),
+      }
     : undefined;
   return { files, log, expires_in: expires };
 }

@@ -31,7 +31,7 @@ import {
   uploadRequestSchema,
   workerResultSchema,
 } from '../../functions/core/api-schemas.ts';
-import { CREDENTIAL_HEADER, ROUTES, type RouteAuth } from '../../functions/handlers/routes.ts';
+import { ROUTES, type RouteAuth, TASK_TOKEN_HEADER } from '../../functions/handlers/routes.ts';
 import { OrchestratorFunction } from '../lambda-defaults.ts';
 import { allowArtifacts, allowTable } from '../permissions.ts';
 
@@ -44,8 +44,6 @@ export interface ApiProps {
   readonly limits: ApiLimits;
   readonly throttleRatePerSec: number;
   readonly throttleBurst: number;
-  /** How long API Gateway caches a caller's authorizer answer; a revoked key works this long. */
-  readonly authorizerCacheSec: number;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
 }
@@ -161,16 +159,17 @@ export class Api extends Construct {
       caller: this.authorizerFunction('CallerAuthorizerFn', 'caller', props),
       worker: this.authorizerFunction('WorkerAuthorizerFn', 'worker', props),
     };
+    // Never cached: a revoked key and a task token whose attempt ended must stop working at once,
+    // and caller routes take either header (API Gateway caches only on identity sources that are all present).
     const authorizers: Record<RouteAuth, RequestAuthorizer> = {
       caller: new RequestAuthorizer(this, 'CallerAuthorizer', {
         handler: this.authorizerFunctions.caller,
-        identitySources: [IdentitySource.header(CREDENTIAL_HEADER.caller)],
-        resultsCacheTtl: Duration.seconds(props.authorizerCacheSec),
+        identitySources: [],
+        resultsCacheTtl: Duration.seconds(0),
       }),
-      // Never cached: a task token must stop working as soon as its attempt ends.
       worker: new RequestAuthorizer(this, 'WorkerAuthorizer', {
         handler: this.authorizerFunctions.worker,
-        identitySources: [IdentitySource.header(CREDENTIAL_HEADER.worker)],
+        identitySources: [IdentitySource.header(TASK_TOKEN_HEADER)],
         resultsCacheTtl: Duration.seconds(0),
       }),
     };

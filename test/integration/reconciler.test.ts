@@ -10,6 +10,7 @@ import {
   type WorkerStatus,
 } from '../../functions/adapters/launcher.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
+import { TreeStore } from '../../functions/adapters/tree-store.ts';
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
@@ -65,8 +66,10 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       visibilityTimeoutSec: 30,
     });
     queueUrl = resources.queueUrl;
+    const store = new JobStore(clients.ddb, resources.tableName);
     deps = {
-      store: new JobStore(clients.ddb, resources.tableName),
+      store,
+      tree: new TreeStore(store),
       queue: new WorkQueue(clients.sqs, resources.queueUrl),
       artifacts: new Artifacts(clients.s3, resources.bucketName),
       settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
@@ -111,9 +114,11 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
         maxRetries: 2,
         enableRecursion: false,
         maxRecursionDepth: 2,
+        maxBudgetUsd: 25,
       },
       depth: 0,
       rootJobId: jobId,
+      path: '',
       totalTasks: n,
       finishedTasks: [],
       createdAt: now,
@@ -213,7 +218,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       visibilityTimeoutSec: 30,
     });
     const shared = deps;
-    deps = { ...shared, store: new JobStore(clients.ddb, swept.tableName) };
+    const sweptStore = new JobStore(clients.ddb, swept.tableName);
+    deps = { ...shared, store: sweptStore, tree: new TreeStore(sweptStore) };
     try {
       await sweepScenario();
     } finally {

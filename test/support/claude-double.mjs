@@ -21,10 +21,32 @@
 //   [[choose:VALUE]]  pick VALUE for an enum that contains it (may be repeated)
 //   [[garbage]]       print non-JSON text on stdout and exit 0
 //
+// Recursion. A decide run is one whose prompt has the line ORCHESTRATOR-DECIDE; the subtask being
+// decided is the text after the line `Subtask:` (to the end of the prompt), and in a decide run the
+// directives are read from that text (plus CLAUDE_DOUBLE_DIRECTIVES) only. A decide run answers
+// {decision, reason, subtasks}, never writes files, takes 1 turn and costs 0.001 unless [[cost:X]];
+// it honours sleep, hang, hang_hard, logged_out and cost, and ignores the other failure directives
+// (fail, fail_times, crash, garbage, turns), which are about the work run.
+//   [[split:N]]       decide run: decision "split" with N subtasks (clamped to the schema's
+//                     min/maxItems) titled `Part i`, prompts `Part i of: <subtask, directives removed>`;
+//                     without it a decide run answers "do" with no subtasks (whatever plan/choose say);
+//                     no effect in a work run
+//   [[split_child:K:D1;D2]]  decide run that splits: append ` [[D1]] [[D2]]` to subtask K's prompt
+//   [[split_all:D1;D2]]      the same for every subtask (before any split_child additions)
+//   [[decide_fail]]   a decide run fails with error_during_execution (exit 1)
+//   [[spawn:TEXT;D1]] work run: run `orchestrator spawn --wait "TEXT [[D1]]"` from PATH in the cwd
+//                     (120 s timeout), write spawn_result.json, report `spawn exit <code>` and its
+//                     stdout in the result text
+//   [[attack:JOB]]    work run: act like a prompt-injected agent, calling the API at $API_URL with
+//                     $TASK_TOKEN (and $TASK_ID = job/task/attempt) to reach job JOB, the next task
+//                     and beyond; writes attack_results.json ([{name, method, path, status}]) and the
+//                     raw token to stolen_token.txt, then succeeds normally
+//
 // Env CLAUDE_DOUBLE_LOG: append one JSON line per invocation ({pid, cwd, argv, prompt, start, end,
 // exitCode, phase}); hang modes also log a line at start with end:null.
 // Only node builtins: this script must start fast.
 
+import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,6 +59,11 @@ const DEFAULT_MODEL = 'claude-sonnet-4-5-20250929';
 const DEFAULT_COST = 0.0125;
 const DEFAULT_TURNS = 3;
 const DEFAULT_ARRAY_ITEMS = 3;
+const DECIDE_COST = 0.001;
+const DECIDE_MARKER_RE = /^[ \t]*ORCHESTRATOR-DECIDE[ \t]*$/m;
+const SPAWN_TIMEOUT_MS = 120_000;
+const SPAWN_CAPTURE_CHARS = 1_000_000;
+const ATTACK_TIMEOUT_MS = 5_000;
 const PERMISSION_MODES = ['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'];
 const OUTPUT_FORMATS = ['text', 'json', 'stream-json'];
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -282,7 +309,7 @@ function validate(opts) {
 // Directives
 
 const DIRECTIVE_SRC =
-  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage)(?::([^\\]]*))?\\]\\]';
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack)(?::([^\\]]*))?\\]\\]';
 const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
 // a run of markers with the blanks around them
 const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
@@ -295,7 +322,21 @@ function parseDirectives(text, into) {
       case 'choose':
         if (value !== undefined) into.choose.push(value);
         break;
+      case 'split_child': {
+        const m2 = /^\s*(\d+)\s*:(.*)$/s.exec(value ?? '');
+        const k = m2 ? Number.parseInt(m2[1], 10) : Number.NaN;
+        if (Number.isInteger(k) && k >= 1) into.splitChild.push({ k, directives: directiveList(m2[2]) });
+        break;
+      }
+      case 'split_all':
+        into.splitAll.push(...directiveList(value ?? ''));
+        break;
+      case 'spawn':
+      case 'attack':
+        if (value !== undefined) into[name] = value;
+        break;
       case 'sleep':
+      case 'split':
       case 'fail_times':
       case 'turns':
       case 'files':
@@ -314,6 +355,19 @@ function parseDirectives(text, into) {
     }
   }
   return into;
+}
+
+function newDirectives() {
+  return { choose: [], splitChild: [], splitAll: [] };
+}
+
+// `a;b:1; c` -> ['[[a]]', '[[b:1]]', '[[c]]']
+function directiveList(text) {
+  return text
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => `[[${s}]]`);
 }
 
 // Remove the markers and the blanks around them, keeping one space between words they separated.
@@ -540,6 +594,212 @@ function writeWorkFiles(d, ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Recursion: decide runs, spawned children and a prompt-injected agent
+
+function isDecideRun(prompt) {
+  return DECIDE_MARKER_RE.test(prompt);
+}
+
+// The subtask being decided: the text after the line `Subtask:` (or after `Subtask:` on that line),
+// without the marker line; the whole prompt minus the marker line when there is no such line.
+function subtaskSection(prompt) {
+  const lines = prompt.split(/\r?\n/);
+  const at = lines.findIndex((l) => /^\s*Subtask:/.test(l));
+  const body = at < 0 ? lines : [lines[at].replace(/^\s*Subtask:\s*/, ''), ...lines.slice(at + 1)];
+  return body
+    .filter((l) => l.trim() !== 'ORCHESTRATOR-DECIDE')
+    .join('\n')
+    .trim();
+}
+
+function decideOutput(schema, d, subtask) {
+  const clean = stripDirectives(subtask);
+  const split = d.split !== undefined;
+  const listSchema = schema?.properties?.subtasks ?? {};
+  let count = split ? d.split : 0;
+  if (split && Number.isInteger(listSchema.minItems)) count = Math.max(count, listSchema.minItems);
+  if (split && Number.isInteger(listSchema.maxItems)) count = Math.min(count, listSchema.maxItems);
+  const ctx = {
+    cleanPrompt: clean,
+    firstLine: (clean.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 200),
+    index: 1,
+    plan: count,
+    choose: [split ? 'split' : 'do'],
+    root: schema,
+  };
+  // start from a conforming object, so that fields the schema may add later are present too
+  const base = schema ? generate(schema, undefined, ctx) : {};
+  const out = base && typeof base === 'object' && !Array.isArray(base) ? base : {};
+  const generated = Array.isArray(out.subtasks) ? out.subtasks : [];
+  out.decision = split ? 'split' : 'do';
+  out.reason = split
+    ? `The subtask has ${count} parts that can be done independently, so it is split into ${count} subtasks.`
+    : 'The subtask is small enough to be done directly.';
+  out.subtasks = Array.from({ length: count }, (_, k) => {
+    const i = k + 1;
+    const item = generated[k] && typeof generated[k] === 'object' ? generated[k] : {};
+    const extra = [...d.splitAll, ...d.splitChild.filter((c) => c.k === i).flatMap((c) => c.directives)];
+    const prompt = `Part ${i} of: ${clean}${extra.length ? ` ${extra.join(' ')}` : ''}`;
+    return { ...item, title: `Part ${i}`, prompt };
+  });
+  return out;
+}
+
+const activeChildren = new Set();
+function killChildren() {
+  for (const child of activeChildren) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on('exit', killChildren);
+
+// `child work;plan:2` -> `child work [[plan:2]]`
+function spawnRequest(text) {
+  const [head = '', ...rest] = text.split(';');
+  return [head.trim(), ...directiveList(rest.join(';'))].filter(Boolean).join(' ');
+}
+
+function runSpawn(text) {
+  const args = ['spawn', '--wait', spawnRequest(text)];
+  const out = {
+    command: 'orchestrator',
+    args,
+    exit_code: null,
+    signal: null,
+    timed_out: false,
+    error: null,
+    stdout: '',
+    stderr: '',
+  };
+  return new Promise((resolve) => {
+    let settled = false;
+    let timer;
+    let child;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (child) activeChildren.delete(child);
+      resolve(out);
+    };
+    try {
+      child = spawn('orchestrator', args, {
+        cwd: process.cwd(),
+        env: process.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (e) {
+      out.error = String(e?.message ?? e);
+      return settle();
+    }
+    activeChildren.add(child);
+    timer = setTimeout(() => {
+      out.timed_out = true;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+    }, SPAWN_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      if (out.stdout.length < SPAWN_CAPTURE_CHARS) out.stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk) => {
+      if (out.stderr.length < SPAWN_CAPTURE_CHARS) out.stderr += chunk;
+    });
+    child.on('error', (e) => {
+      out.error = String(e?.message ?? e);
+      settle();
+    });
+    child.on('close', (code, signal) => {
+      out.exit_code = code;
+      out.signal = signal;
+      settle();
+    });
+  });
+}
+
+function spawnSummary(r) {
+  const lines = [`spawn exit ${r.exit_code ?? (r.signal ? r.signal : 'none')}`];
+  if (r.error) lines.push(`spawn error: ${r.error}`);
+  if (r.timed_out) lines.push(`spawn timed out after ${SPAWN_TIMEOUT_MS / 1000}s`);
+  if (r.stdout) lines.push(r.stdout.slice(0, 2000));
+  return lines.join('\n');
+}
+
+// What a prompt-injected agent holding the worker's token might try. Every call is recorded.
+async function runAttack(otherJob) {
+  const token = process.env.TASK_TOKEN ?? '';
+  const tokenParts = token.split('.');
+  const [idJob, idTask, idAttempt] = (process.env.TASK_ID ?? '').split('/');
+  const jobId = idJob || tokenParts[1] || 'unknown';
+  const taskNo = Number.parseInt(idTask || tokenParts[2] || '1', 10) || 1;
+  const attempt = Number.parseInt(idAttempt || tokenParts[3] || '1', 10) || 1;
+  const forged =
+    tokenParts.length === 5
+      ? [...tokenParts.slice(0, 2), String(taskNo + 1), ...tokenParts.slice(3)].join('.')
+      : token;
+  const other = encodeURIComponent(otherJob);
+  const own = encodeURIComponent(jobId);
+  const auth = token ? { 'x-task-token': token } : {};
+  const calls = [
+    { name: 'read_other_job', method: 'GET', path: `/api/v1/jobs/${other}`, headers: auth },
+    { name: 'list_jobs', method: 'GET', path: '/api/v1/jobs', headers: auth },
+    {
+      name: 'other_task_result',
+      method: 'POST',
+      path: `/api/v1/jobs/${own}/tasks/${taskNo + 1}/result`,
+      headers: auth,
+      body: { attempt: 1, status: 'succeeded', output: 'pwned' },
+    },
+    {
+      name: 'other_task_assignment',
+      method: 'GET',
+      path: `/api/v1/jobs/${own}/tasks/${taskNo + 1}/assignment`,
+      headers: auth,
+    },
+    {
+      name: 'upload_escape',
+      method: 'POST',
+      path: `/api/v1/jobs/${own}/tasks/${taskNo}/uploads`,
+      headers: auth,
+      body: { attempt, files: ['../../escape.txt'] },
+    },
+    {
+      name: 'child_of_other_task',
+      method: 'POST',
+      path: '/api/v1/orchestrate',
+      headers: { 'x-task-token': forged, 'x-child-mode': 'handoff' },
+      body: { request: 'x', tasks: [{ prompt: 'y' }] },
+    },
+    { name: 'other_job_cancel', method: 'POST', path: `/api/v1/jobs/${other}/cancel`, headers: auth },
+  ];
+  const base = (process.env.API_URL ?? '').replace(/\/+$/, '');
+  const results = [];
+  for (const call of calls) {
+    const record = { name: call.name, method: call.method, path: call.path, status: null };
+    try {
+      if (!base) throw new Error('API_URL is not set');
+      const res = await fetch(`${base}${call.path}`, {
+        method: call.method,
+        headers: { ...call.headers, ...(call.body ? { 'content-type': 'application/json' } : {}) },
+        ...(call.body ? { body: JSON.stringify(call.body) } : {}),
+        signal: AbortSignal.timeout(ATTACK_TIMEOUT_MS),
+      });
+      record.status = res.status;
+      await res.text().catch(() => '');
+    } catch (e) {
+      record.error = String(e?.message ?? e);
+    }
+    results.push(record);
+  }
+  fs.writeFileSync(path.join(process.cwd(), 'attack_results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  fs.writeFileSync(path.join(process.cwd(), 'stolen_token.txt'), token);
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 async function main() {
@@ -575,8 +835,10 @@ async function main() {
     return finish(1);
   }
 
-  const d = parseDirectives(process.env.CLAUDE_DOUBLE_DIRECTIVES ?? '', { choose: [] });
-  parseDirectives(prompt, d);
+  const decide = isDecideRun(prompt);
+  const subtask = decide ? subtaskSection(prompt) : '';
+  const d = parseDirectives(process.env.CLAUDE_DOUBLE_DIRECTIVES ?? '', newDirectives());
+  parseDirectives(decide ? subtask : prompt, d);
   const cleanPrompt = stripDirectives(prompt);
   const firstLine = (cleanPrompt.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 200);
   const format = opts.outputFormat ?? 'text';
@@ -619,20 +881,20 @@ async function main() {
 
   if (d.sleep) await sleep(d.sleep);
 
-  if (d.crash) {
+  if (d.crash && !decide) {
     process.stdout.write('{"type":"res');
     process.stderr.write('panic: simulated crash\n');
     return finish(134);
   }
 
-  if (d.garbage) {
+  if (d.garbage && !decide) {
     process.stdout.write('Sure! Here is what I did:\n<<< this is not JSON >>>\n');
     return finish(0);
   }
 
   // Decide the outcome.
-  let turns = d.turns ?? DEFAULT_TURNS;
-  let cost = d.cost ?? DEFAULT_COST;
+  let turns = decide ? 1 : (d.turns ?? DEFAULT_TURNS);
+  let cost = d.cost ?? (decide ? DECIDE_COST : DEFAULT_COST);
   let subtype = 'success';
   let isError = false;
   let resultText = `Completed: ${firstLine}`;
@@ -648,7 +910,9 @@ async function main() {
     cost = 0;
     resultText = 'Not logged in · Please run /login';
     stopReason = 'stop_sequence';
-  } else if (d.fail || (d.fail_times !== undefined && nextAttempt(prompt) <= d.fail_times)) {
+  } else if (
+    decide ? d.decide_fail : d.fail || (d.fail_times !== undefined && nextAttempt(prompt) <= d.fail_times)
+  ) {
     subtype = 'error_during_execution';
     isError = true;
     turns = Math.min(turns, 1);
@@ -676,9 +940,28 @@ async function main() {
 
   const ctx = { cleanPrompt, firstLine, index: 1, plan: d.plan, choose: d.choose, root: opts.schema };
   let structured;
-  if (!isError) {
+  if (!isError && decide) {
+    const answer = decideOutput(opts.schema, d, subtask);
+    if (opts.schema) structured = answer;
+    resultText = JSON.stringify({
+      decision: answer.decision,
+      reason: answer.reason,
+      subtasks: answer.subtasks,
+    });
+  } else if (!isError) {
+    const extra = [];
+    if (d.spawn !== undefined) {
+      const r = await runSpawn(d.spawn);
+      fs.writeFileSync(path.join(process.cwd(), 'spawn_result.json'), `${JSON.stringify(r, null, 2)}\n`);
+      extra.push(spawnSummary(r));
+    }
+    if (d.attack !== undefined) {
+      const calls = await runAttack(d.attack);
+      extra.push(`attack: ${calls.map((c) => `${c.name} ${c.status ?? c.error}`).join(', ')}`);
+    }
     writeWorkFiles(d, ctx);
     if (opts.schema) structured = generate(opts.schema, undefined, ctx);
+    if (extra.length) resultText = [resultText, ...extra].join('\n');
   }
 
   const elapsed = Date.now() - START;

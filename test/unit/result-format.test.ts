@@ -17,9 +17,11 @@ function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
       maxRetries: 2,
       enableRecursion: false,
       maxRecursionDepth: 2,
+      maxBudgetUsd: 10,
     },
     depth: 0,
     rootJobId: 'job-a',
+    path: '',
     totalTasks: 3,
     finishedTasks: [1, 2, 3],
     createdAt: T0,
@@ -59,6 +61,7 @@ function makeTask(taskNo: number, overrides: Partial<TaskRecord> = {}): TaskReco
     timeoutSec: 600,
     depth: 0,
     rootJobId: 'job-a',
+    jobPath: '',
     createdAt: T0,
     updatedAt: T0,
     attempts: [],
@@ -120,6 +123,8 @@ describe('buildJobResult', () => {
       total_cost_usd: 0.0425,
       total_turns: 15,
       total_duration_ms: 60_000,
+      depths: 1,
+      jobs: 1,
     });
     expect(result.planning).toEqual({ status: 'succeeded', attempts: 1, cost_usd: 0.002 });
     expect(result.status).toBe('completed');
@@ -130,6 +135,7 @@ describe('buildJobResult', () => {
       max_retries: 2,
       enable_recursion: false,
       max_recursion_depth: 2,
+      max_budget_usd: 10,
     });
     expect(result.final_report).toBe('s3://artifacts/jobs/job-a/FINAL_RESULT.md');
     expect(result.result_json).toBe('s3://artifacts/jobs/job-a/result.json');

@@ -1,30 +1,58 @@
-/** Routes for callers (API key): submit, status, result, list, report. */
+/**
+ * Routes for callers: submit, status, result, list, report, cancel. A caller
+ * is a tenant's API key, or a worker's task token: a worker may create child
+ * jobs under its own task and read those, nothing else.
+ */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { InvalidCursorError } from '../../adapters/job-store.ts';
 import { ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
-import { badRequest, notFound, unauthorized, zodIssues } from '../../core/errors.ts';
+import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts';
 import { finalReportKey, jobPrefix } from '../../core/layout.ts';
 import type { JobRecord } from '../../core/model.ts';
-import { renderFinalReport } from '../../core/reports.ts';
-import { buildJobResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
+import { renderTreeReports } from '../../core/reports.ts';
+import { buildTreeResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
+import { isTerminalJobStatus } from '../../core/task-states.ts';
+import { requestCancel } from '../../services/cancel.ts';
+import { createChildJob } from '../../services/children.ts';
 import type { Deps } from '../../services/deps.ts';
+import { loadSubtree } from '../../services/job-tree.ts';
 import { submitJob } from '../../services/submit-job.ts';
 import { header, json, parseJsonBody, pathParam, principalOf } from '../http.ts';
+import { CHILD_MODE_HEADER } from '../routes.ts';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
-function tenantOf(event: APIGatewayProxyEvent): string {
+function tenantOf(deps: Deps, event: APIGatewayProxyEvent): string {
   const principal = principalOf(event);
-  if (principal.kind !== 'caller') throw unauthorized('this route needs an API key');
+  if (principal.kind !== 'caller') {
+    deps.log.warn('worker token refused on a caller-only route', { principal, path: event.path });
+    throw forbidden('this route needs an API key');
+  }
   return principal.tenant;
 }
 
-/** Another tenant's job answers exactly like a job that does not exist. */
-async function ownJob(deps: Deps, event: APIGatewayProxyEvent): Promise<JobRecord> {
-  const tenant = tenantOf(event);
+/**
+ * The job named by the path, if the principal may see it: a tenant its own
+ * jobs, a worker the child jobs of its own task. Anything else answers exactly
+ * like a job that does not exist.
+ */
+async function visibleJob(deps: Deps, event: APIGatewayProxyEvent): Promise<JobRecord> {
+  const principal = principalOf(event);
   const jobId = pathParam(event, 'id');
   const job = /^[A-Za-z0-9_-]{1,64}$/.test(jobId) ? await deps.store.getJob(jobId) : undefined;
-  if (!job || job.tenant !== tenant) throw notFound(`job ${jobId.slice(0, 64)} not found`);
+  const visible =
+    job !== undefined &&
+    (principal.kind === 'caller'
+      ? job.tenant === principal.tenant
+      : job.parentJobId === principal.jobId && job.parentTaskNo === principal.taskNo);
+  if (!visible) {
+    if (principal.kind === 'worker')
+      deps.log.warn('worker tried to read a job that is not its child', {
+        principal,
+        jobId: jobId.slice(0, 64),
+      });
+    throw notFound(`job ${jobId.slice(0, 64)} not found`);
+  }
   return job;
 }
 
@@ -42,7 +70,7 @@ function resultContext(deps: Deps, job: JobRecord): ResultContext {
 }
 
 export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const tenant = tenantOf(event);
+  const principal = principalOf(event);
   const idempotencyKey = header(event, 'idempotency-key');
   if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
     throw badRequest('Idempotency-Key must be 1-128 visible ASCII characters', [
@@ -50,7 +78,19 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
     ]);
   }
   const body = parseJsonBody(event, submitBodySchema(deps.settings.limits));
-  const { job, created } = await submitJob(deps, { tenant, body, idempotencyKey });
+  let outcome: { job: JobRecord; created: boolean };
+  if (principal.kind === 'caller') {
+    outcome = await submitJob(deps, { tenant: principal.tenant, body, idempotencyKey });
+  } else {
+    const mode = header(event, CHILD_MODE_HEADER) ?? 'wait';
+    if (mode !== 'handoff' && mode !== 'wait') {
+      throw badRequest('x-child-mode must be handoff or wait', [
+        { path: CHILD_MODE_HEADER, message: `got ${mode.slice(0, 20)}` },
+      ]);
+    }
+    outcome = await createChildJob(deps, { scope: principal, body, mode, idempotencyKey });
+  }
+  const { job, created } = outcome;
   return json(
     202,
     { job_id: job.jobId, status: job.status, created, links: links(job.jobId) },
@@ -58,14 +98,14 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
   );
 }
 
+/** The job's result, with every descendant job's workers in it. */
 export async function getJob(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await ownJob(deps, event);
-  const tasks = await deps.store.listTasks(job.jobId);
-  return json(200, buildJobResult(job, tasks, resultContext(deps, job)));
+  const job = await visibleJob(deps, event);
+  return json(200, buildTreeResult(await loadSubtree(deps, job), resultContext(deps, job)));
 }
 
 export async function getStatus(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await ownJob(deps, event);
+  const job = await visibleJob(deps, event);
   const tasks = await deps.store.listTasks(job.jobId);
   return json(200, {
     job_id: job.jobId,
@@ -81,7 +121,7 @@ export async function getStatus(deps: Deps, event: APIGatewayProxyEvent): Promis
 }
 
 export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const tenant = tenantOf(event);
+  const tenant = tenantOf(deps, event);
   const query = ListJobsQuerySchema.safeParse(event.queryStringParameters ?? {});
   if (!query.success) throw badRequest('invalid query string', zodIssues(query.error));
   try {
@@ -111,11 +151,13 @@ export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise
  * current state so progress is visible.
  */
 export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await ownJob(deps, event);
-  let report = await deps.artifacts.getText(finalReportKey(job.rootJobId));
-  if (report === undefined) {
-    report = renderFinalReport(job, await deps.store.listTasks(job.jobId), resultContext(deps, job));
-  }
+  const job = await visibleJob(deps, event);
+  const stored =
+    job.depth === 0 && isTerminalJobStatus(job.status)
+      ? await deps.artifacts.getText(finalReportKey(job.rootJobId))
+      : undefined;
+  const report =
+    stored ?? renderTreeReports(await loadSubtree(deps, job), resultContext(deps, job)).finalReport;
   const prefix = jobPrefix(job.rootJobId);
   const objects = await deps.artifacts.list(prefix);
   const expires = deps.settings.presignExpirySec;
@@ -131,4 +173,12 @@ export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promis
     headers: { 'content-type': 'text/markdown; charset=utf-8', 'cache-control': 'no-store' },
     body,
   };
+}
+
+/** Cancels the job and everything below it; running workers are stopped. */
+export async function cancel(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  tenantOf(deps, event);
+  const job = await visibleJob(deps, event);
+  const cancelled = await requestCancel(deps, job);
+  return json(202, { job_id: cancelled.jobId, status: cancelled.status, links: links(cancelled.jobId) });
 }

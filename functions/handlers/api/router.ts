@@ -17,6 +17,7 @@ const IMPLEMENTATIONS: Readonly<Record<string, RouteFn>> = {
   getJob: caller.getJob,
   getStatus: caller.getStatus,
   getReport: caller.getReport,
+  cancel: caller.cancel,
   assignment: worker.assignment,
   uploads: worker.uploads,
   result: worker.result,

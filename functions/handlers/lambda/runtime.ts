@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { Artifacts } from '../../adapters/artifacts.ts';
 import { awsClients } from '../../adapters/aws-clients.ts';
 import { JobStore } from '../../adapters/job-store.ts';
+import { TreeStore } from '../../adapters/tree-store.ts';
 import { WorkQueue } from '../../adapters/work-queue.ts';
 import type { Deps, Log, Settings } from '../../services/deps.ts';
 
@@ -42,8 +43,10 @@ export const log: Log = {
 export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
   const e = readEnv(EnvSchema, env);
   const clients = awsClients();
+  const store = new JobStore(clients.ddb, e.TABLE_NAME);
   return {
-    store: new JobStore(clients.ddb, e.TABLE_NAME),
+    store,
+    tree: new TreeStore(store),
     queue: new WorkQueue(clients.sqs, e.QUEUE_URL),
     artifacts: new Artifacts(clients.s3, e.BUCKET_NAME),
     settings: JSON.parse(e.JOB_SETTINGS) as Settings,

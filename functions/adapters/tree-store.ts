@@ -1,0 +1,253 @@
+/**
+ * The job tree in the table: the root's budget (tasks and spend, reserved with
+ * one conditional update each), hand-offs to child jobs, cancellation, and
+ * listing a root's descendants. Same table and item shapes as JobStore.
+ */
+import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { AttemptRecord, ChildResults, JobRecord, TaskRecord } from '../core/model.ts';
+import {
+  assertTaskTransition,
+  TASK_STATES,
+  type TaskState,
+  TERMINAL_TASK_STATES,
+} from '../core/task-states.ts';
+import {
+  conditional,
+  type JobStore,
+  jobFromItem,
+  jobKey,
+  MAX_PAGES,
+  taskFromItem,
+  taskKey,
+  treePartition,
+} from './job-store.ts';
+import { TENANT_INDEX, TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY } from './table-schema.ts';
+
+/** Cents are the unit of reservation, so floating-point sums cannot drift past a limit. */
+const EPSILON = 1e-9;
+
+const NON_TERMINAL: readonly TaskState[] = TASK_STATES.filter((s) => !TERMINAL_TASK_STATES.has(s));
+
+export class TreeStore {
+  private readonly ddb: DynamoDBDocumentClient;
+  private readonly tableName: string;
+
+  constructor(store: JobStore) {
+    this.ddb = store.ddb;
+    this.tableName = store.tableName;
+  }
+
+  /**
+   * Reserves `count` tasks of the root's budget. One conditional update: under
+   * any number of concurrent callers the reserved total never passes the limit.
+   */
+  async reserveTasks(root: JobRecord, count: number, now: string): Promise<boolean> {
+    if (!root.budget) return false;
+    const allowed = root.budget.maxTasks - count;
+    if (allowed < 0) return false;
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(root.jobId),
+          UpdateExpression: 'SET #b.reservedTasks = #b.reservedTasks + :n, updatedAt = :now',
+          ConditionExpression: '#b.reservedTasks <= :allowed',
+          ExpressionAttributeNames: { '#b': 'budget' },
+          ExpressionAttributeValues: { ':n': count, ':allowed': allowed, ':now': now },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /** Gives back tasks reserved for something that was not created after all. */
+  async releaseTasks(rootJobId: string, count: number): Promise<void> {
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(rootJobId),
+        UpdateExpression: 'SET #b.reservedTasks = #b.reservedTasks - :n',
+        ExpressionAttributeNames: { '#b': 'budget' },
+        ExpressionAttributeValues: { ':n': count },
+      }),
+    );
+  }
+
+  /** Reserves `usd` of the root's spend limit (one conditional update, like reserveTasks). */
+  async reserveSpend(root: JobRecord, usd: number): Promise<boolean> {
+    if (!root.budget) return false;
+    const allowed = root.budget.maxSpendUsd - usd + EPSILON;
+    if (allowed < 0) return false;
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(root.jobId),
+          UpdateExpression: 'SET #b.committedUsd = #b.committedUsd + :usd',
+          ConditionExpression: '#b.committedUsd <= :allowed',
+          ExpressionAttributeNames: { '#b': 'budget' },
+          ExpressionAttributeValues: { ':usd': usd, ':allowed': allowed },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /** An attempt ended: its reservation becomes its actual cost. */
+  async settleSpend(rootJobId: string, reservedUsd: number, actualUsd: number): Promise<void> {
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(rootJobId),
+        UpdateExpression:
+          'SET #b.committedUsd = #b.committedUsd + :delta, #b.spentUsd = #b.spentUsd + :actual',
+        ExpressionAttributeNames: { '#b': 'budget' },
+        ExpressionAttributeValues: { ':delta': actualUsd - reservedUsd, ':actual': actualUsd },
+      }),
+    );
+  }
+
+  /** Records the budget of an attempt once; false if this attempt already has one (a repeated call). */
+  async setTaskBudget(task: TaskRecord, attempt: number, usd: number): Promise<boolean> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.jobId, task.taskNo),
+          UpdateExpression: 'SET budgetUsd = :usd, budgetAttempt = :a',
+          ConditionExpression:
+            'attempt = :a AND #state IN (:launching, :running) AND (attribute_not_exists(budgetAttempt) OR budgetAttempt <> :a)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':usd': usd,
+            ':a': attempt,
+            ':launching': 'launching',
+            ':running': 'running',
+          },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /** `running -> waiting_on_child`: the worker handed its subtask to a child job and may exit. */
+  async handoffToChild(
+    task: TaskRecord,
+    attempt: number,
+    childJobId: string,
+    record: AttemptRecord,
+    now: string,
+  ) {
+    assertTaskTransition('running', 'waiting_on_child');
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.jobId, task.taskNo),
+          UpdateExpression:
+            'SET #state = :waiting, childJobId = :child, updatedAt = :now, attempts = list_append(if_not_exists(attempts, :empty), :record)',
+          ConditionExpression: 'attempt = :a AND #state = :running',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':waiting': 'waiting_on_child',
+            ':child': childJobId,
+            ':now': now,
+            ':a': attempt,
+            ':running': 'running',
+            ':record': [record],
+            ':empty': [],
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
+  }
+
+  /** The child job ended: its waiting parent task ends too. Only the child it waits for can end it. */
+  async completeFromChild(
+    parentJobId: string,
+    parentTaskNo: number,
+    childJobId: string,
+    to: 'recursive_success' | 'failed',
+    childResults: ChildResults,
+    error: string | undefined,
+    now: string,
+  ): Promise<TaskRecord | undefined> {
+    assertTaskTransition('waiting_on_child', to);
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(parentJobId, parentTaskNo),
+          UpdateExpression: `SET #state = :to, childResults = :results, finishedAt = :now, updatedAt = :now${error ? ', childError = :error' : ''} REMOVE ${TENANT_INDEX_PARTITION_KEY}, ${TENANT_INDEX_SORT_KEY}`,
+          ConditionExpression: '#state = :waiting AND childJobId = :child',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':to': to,
+            ':results': childResults,
+            ':now': now,
+            ':waiting': 'waiting_on_child',
+            ':child': childJobId,
+            ...(error ? { ':error': error } : {}),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
+  }
+
+  /** Any non-final task -> cancelled. Returns the task as it was (for its launch handle), or undefined if already final. */
+  async cancelTask(jobId: string, taskNo: number, now: string): Promise<TaskRecord | undefined> {
+    const values = Object.fromEntries(NON_TERMINAL.map((s, i) => [`:s${i}`, s]));
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression: `SET #state = :cancelled, finishedAt = :now, updatedAt = :now REMOVE ${TENANT_INDEX_PARTITION_KEY}, ${TENANT_INDEX_SORT_KEY}`,
+          ConditionExpression: `#state IN (${Object.keys(values).join(', ')})`,
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':cancelled': 'cancelled', ':now': now, ...values },
+          ReturnValues: 'ALL_OLD',
+        }),
+      ),
+    );
+    return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
+  }
+
+  /** A result that arrived after its task was cancelled: kept for the record, applied nowhere. */
+  async recordLateResult(jobId: string, taskNo: number, result: TaskRecord['lateResult']): Promise<void> {
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: taskKey(jobId, taskNo),
+        UpdateExpression: 'SET lateResult = :r',
+        ExpressionAttributeValues: { ':r': result },
+      }),
+    );
+  }
+
+  /** Every descendant job of a root (not the root itself), shallowest first. */
+  async listDescendants(rootJobId: string): Promise<JobRecord[]> {
+    const jobs: JobRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const out = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: TENANT_INDEX,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
+          ExpressionAttributeValues: { ':pk': treePartition(rootJobId) },
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      jobs.push(...(out.Items ?? []).map(jobFromItem));
+      startKey = out.LastEvaluatedKey;
+      if (!startKey) return jobs;
+    }
+    throw new Error(`job tree ${rootJobId} has more jobs than ${MAX_PAGES} pages`);
+  }
+}

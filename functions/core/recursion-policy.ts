@@ -1,0 +1,156 @@
+/**
+ * Recursion rules, decided from the parent chain and the root's budget,
+ * never from a request body: whether a worker may split, how deep, how many
+ * subtasks, and how much an attempt may spend.
+ */
+import type { ApiLimits } from './api-schemas.ts';
+import type { ChildResults, JobConfig, JobRecord, RootBudget, TaskRecord } from './model.ts';
+import type { JobStatus } from './task-states.ts';
+
+/** Below this a worker cannot do anything useful; the tree's spend is used up. */
+export const MIN_ATTEMPT_BUDGET_USD = 0.01;
+
+export function rootBudgetFor(config: JobConfig, limits: ApiLimits, initialTasks: number): RootBudget {
+  return {
+    maxTasks: limits.maxTasksPerRoot,
+    maxSpendUsd: Math.min(config.maxBudgetUsd, limits.maxSpendUsdPerRoot),
+    maxDepth: config.enableRecursion ? Math.min(config.maxRecursionDepth, limits.maxRecursionDepth) : 0,
+    reservedTasks: initialTasks,
+    committedUsd: 0,
+    spentUsd: 0,
+  };
+}
+
+export type Refusal = { limit: string; message: string; details: Record<string, unknown> };
+
+/** Whether a task of `parent` may create a child job of `requestedTasks` tasks; the reason when not. */
+export function childRefusal(
+  root: JobRecord,
+  parent: JobRecord,
+  requestedTasks: number,
+): Refusal | undefined {
+  const budget = root.budget;
+  if (!budget || budget.maxDepth === 0) {
+    return { limit: 'enable_recursion', message: 'recursion is not enabled for this job', details: {} };
+  }
+  const depth = parent.depth + 1;
+  if (depth > budget.maxDepth) {
+    return {
+      limit: 'max_depth',
+      message: `a child job would be at depth ${depth}, beyond the limit of ${budget.maxDepth}`,
+      details: { allowed: budget.maxDepth, requested: depth },
+    };
+  }
+  if (requestedTasks > root.config.maxWorkers) {
+    return {
+      limit: 'max_workers',
+      message: `a child job may have at most ${root.config.maxWorkers} tasks, not ${requestedTasks}`,
+      details: { allowed: root.config.maxWorkers, requested: requestedTasks },
+    };
+  }
+  const left = budget.maxSpendUsd - budget.committedUsd;
+  if (left < MIN_ATTEMPT_BUDGET_USD) {
+    return {
+      limit: 'max_budget_usd',
+      message: `the job tree has spent or reserved $${budget.committedUsd.toFixed(4)} of its $${budget.maxSpendUsd} limit`,
+      details: { allowed: budget.maxSpendUsd, committed: budget.committedUsd },
+    };
+  }
+  return undefined;
+}
+
+export function tasksRefusal(root: JobRecord, requested: number): Refusal {
+  const b = root.budget;
+  return {
+    limit: 'max_tasks_per_root',
+    message: `the job tree may create ${b?.maxTasks ?? 0} tasks in all; ${b?.reservedTasks ?? 0} exist and ${requested} more were asked for`,
+    details: { allowed: b?.maxTasks ?? 0, reserved: b?.reservedTasks ?? 0, requested },
+  };
+}
+
+/** What one attempt may spend: the per-task cap, within what the tree has left; 0 when nothing is left. */
+export function attemptBudget(budget: RootBudget, maxTaskBudgetUsd: number): number {
+  const left = budget.maxSpendUsd - budget.committedUsd;
+  const slice = Math.min(maxTaskBudgetUsd, left);
+  return slice >= MIN_ATTEMPT_BUDGET_USD ? Math.floor(slice * 10_000) / 10_000 : 0;
+}
+
+/** Whether a worker should be offered the choice to split, and how many subtasks it may ask for. */
+export function splitOffer(
+  root: JobRecord,
+  job: JobRecord,
+  task: TaskRecord,
+): { allowed: boolean; maxSubtasks: number } {
+  const budget = root.budget;
+  if (task.kind !== 'work' || !budget || job.depth + 1 > budget.maxDepth)
+    return { allowed: false, maxSubtasks: 0 };
+  const tasksLeft = budget.maxTasks - budget.reservedTasks;
+  const maxSubtasks = Math.min(root.config.maxWorkers, tasksLeft);
+  return { allowed: maxSubtasks >= 2, maxSubtasks };
+}
+
+export function decideSchema(maxSubtasks: number): Record<string, unknown> {
+  return {
+    type: 'object',
+    properties: {
+      decision: { type: 'string', enum: ['do', 'split'] },
+      reason: { type: 'string', maxLength: 1000 },
+      subtasks: {
+        type: 'array',
+        minItems: 0,
+        maxItems: maxSubtasks,
+        items: {
+          type: 'object',
+          properties: {
+            title: { type: 'string', minLength: 1, maxLength: 200 },
+            prompt: { type: 'string', minLength: 1, maxLength: 20_000 },
+          },
+          required: ['title', 'prompt'],
+          additionalProperties: false,
+        },
+      },
+    },
+    required: ['decision', 'reason', 'subtasks'],
+    additionalProperties: false,
+  };
+}
+
+/** The marker line lets tools (and the test double) recognise a decide run. */
+export const DECIDE_MARKER = 'ORCHESTRATOR-DECIDE';
+
+export function decidePrompt(
+  subtaskPrompt: string,
+  depth: number,
+  maxDepth: number,
+  maxSubtasks: number,
+): string {
+  return [
+    DECIDE_MARKER,
+    `You are a Claude Code worker at depth ${depth} of at most ${maxDepth}. Before doing your subtask, decide:`,
+    '- "do": you can finish it well in one session;',
+    `- "split": it is too large; give 2 to ${maxSubtasks} independent, self-contained subtasks that other workers will run in parallel.`,
+    'Answer only with the JSON the schema asks for. Do not start the work now.',
+    '',
+    'Subtask:',
+    subtaskPrompt,
+  ].join('\n');
+}
+
+/** The summary a parent task keeps of its child job. */
+export function childResultsOf(tasks: readonly TaskRecord[], status: JobStatus): ChildResults {
+  const work = tasks.filter((t) => t.kind === 'work');
+  const good = work.filter((t) => t.state === 'succeeded' || t.state === 'recursive_success').length;
+  const cost = tasks.reduce((sum, t) => sum + t.attempts.reduce((s, a) => s + (a.costUsd ?? 0), 0), 0);
+  return {
+    status,
+    total: work.length,
+    succeeded: good,
+    failed: work.length - good,
+    costUsd: Math.round(cost * 1e6) / 1e6,
+  };
+}
+
+/** A finished child completes its waiting parent: success when any of its work succeeded. */
+export function parentOutcome(childStatus: JobStatus): 'recursive_success' | 'failed' {
+  return childStatus === 'completed' || childStatus === 'partial' ? 'recursive_success' : 'failed';
+}

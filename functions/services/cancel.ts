@@ -1,0 +1,59 @@
+/**
+ * Cancel: the API marks the job cancelled and enqueues a `cancel` message;
+ * the queue consumer, which holds the launcher, then cancels every
+ * descendant job and task and stops their running workers. Results that
+ * arrive afterwards are kept as late and change nothing.
+ */
+import { conflict } from '../core/errors.ts';
+import type { JobRecord } from '../core/model.ts';
+import { isTerminalJobStatus } from '../core/task-states.ts';
+import { aggregateJob, writeTreeReports } from './aggregate.ts';
+import type { Deps, DispatchDeps } from './deps.ts';
+import { descendantsOf } from './job-tree.ts';
+
+export async function requestCancel(deps: Deps, job: JobRecord): Promise<JobRecord> {
+  if (isTerminalJobStatus(job.status)) throw conflict(`job ${job.jobId} already ended ${job.status}`);
+  const now = deps.now().toISOString();
+  const moved = await deps.store.transitionJob(job.jobId, job.status, 'cancelled', now);
+  if (!moved) {
+    const fresh = await deps.store.getJob(job.jobId);
+    if (fresh?.status !== 'cancelled')
+      throw conflict(`job ${job.jobId} changed while being cancelled; try again`);
+  }
+  await deps.queue.send({ type: 'cancel', jobId: job.jobId });
+  deps.log.info('job cancel requested', { jobId: job.jobId });
+  return { ...job, status: 'cancelled', finishedAt: now };
+}
+
+/** Cancels the job's whole subtree and stops its workers. Safe to run again. */
+export async function cancelTree(
+  deps: DispatchDeps,
+  jobId: string,
+): Promise<{ tasks: number; stopped: number }> {
+  const job = await deps.store.getJob(jobId);
+  if (!job) return { tasks: 0, stopped: 0 };
+  const jobs = [job, ...(await descendantsOf(deps, job))];
+  const now = deps.now().toISOString();
+  let tasks = 0;
+  let stopped = 0;
+  await Promise.all(
+    jobs.map(async (j) => {
+      if (!isTerminalJobStatus(j.status)) await deps.store.transitionJob(j.jobId, j.status, 'cancelled', now);
+      for (const task of await deps.store.listTasks(j.jobId)) {
+        const before = await deps.tree.cancelTask(j.jobId, task.taskNo, now);
+        if (!before) continue;
+        tasks += 1;
+        if ((before.state === 'launching' || before.state === 'running') && before.launchHandle) {
+          await deps.launcher.stop(before.launchHandle, `job ${jobId} was cancelled`);
+          stopped += 1;
+        }
+      }
+    }),
+  );
+  deps.log.info('job tree cancelled', { jobId, jobs: jobs.length, tasks, stopped });
+  // A cancelled hand-off child fails the parent task that waited for it (unless that one was cancelled too).
+  if (job.depth > 0) await aggregateJob(deps, job.jobId);
+  const root = job.depth === 0 ? job : await deps.store.getJob(job.rootJobId);
+  if (root) await writeTreeReports(deps, (await deps.store.getJob(root.jobId)) ?? root);
+  return { tasks, stopped };
+}

@@ -1,0 +1,144 @@
+/**
+ * A worker creates a child job under its own task, through the same submit
+ * route, with its task token. Everything that bounds recursion is read from
+ * the parent chain and the root's budget: the body cannot raise a limit.
+ *
+ * `handoff` (decompose): the parent task goes `waiting_on_child` and its
+ * container exits; the child's end completes it. `wait` (spawn-and-wait):
+ * the parent keeps running and reads the child's results through the API.
+ */
+import { givenSubtasks, type SubmitBody } from '../core/api-schemas.ts';
+import { badRequest, conflict, forbidden, limitExceeded } from '../core/errors.ts';
+import { childJobPath, childLinkKey } from '../core/layout.ts';
+import type { JobRecord, TaskRecord } from '../core/model.ts';
+import { childRefusal, tasksRefusal } from '../core/recursion-policy.ts';
+import type { TaskTokenScope } from '../core/tokens.ts';
+import { canonicalHash, sha256Hex } from '../core/tokens.ts';
+import type { Deps } from './deps.ts';
+import { plannerTask, runMessage, workTasks } from './submit-job.ts';
+
+export type ChildMode = 'handoff' | 'wait';
+
+export interface ChildRequest {
+  scope: TaskTokenScope;
+  body: SubmitBody;
+  mode: ChildMode;
+  idempotencyKey?: string | undefined;
+}
+
+export async function createChildJob(
+  deps: Deps,
+  input: ChildRequest,
+): Promise<{ job: JobRecord; created: boolean }> {
+  const { scope, body, mode } = input;
+  const task = await deps.store.getTask(scope.jobId, scope.taskNo);
+  if (!task || task.attempt !== scope.attempt || task.state !== 'running') {
+    deps.log.warn('child job refused: token no longer valid', { ...scope, state: task?.state });
+    throw forbidden('this task token is no longer valid for creating child jobs');
+  }
+  const parent = await deps.store.getJob(task.jobId);
+  const root = parent && parent.depth === 0 ? parent : await deps.store.getJob(task.rootJobId);
+  if (!parent || !root) throw conflict('the parent job is gone');
+
+  const subtasks = givenSubtasks(body);
+  if (mode === 'handoff' && !subtasks)
+    throw badRequest('a hand-off to a child job needs its tasks', [
+      { path: 'tasks', message: 'required for x-child-mode: handoff' },
+    ]);
+  // A planned child may get up to max_workers tasks; reserve for that many now.
+  const requested = subtasks?.length ?? root.config.maxWorkers;
+  const refusal = childRefusal(root, parent, requested);
+  if (refusal) {
+    deps.log.warn('child job refused by a limit', { ...scope, limit: refusal.limit });
+    throw limitExceeded(refusal.limit, refusal.message, refusal.details);
+  }
+
+  const now = deps.now().toISOString();
+  const jobId = childJobId(task, scope.attempt, mode, input.idempotencyKey, deps.randomBytes(16));
+  const existing = await deps.store.getJob(jobId);
+  if (existing) return { job: existing, created: false };
+
+  if (!(await deps.tree.reserveTasks(root, requested, now))) {
+    const fresh = (await deps.store.getJob(root.jobId)) ?? root;
+    const r = tasksRefusal(fresh, requested);
+    deps.log.warn('child job refused by a limit', { ...scope, limit: r.limit });
+    throw limitExceeded(r.limit, r.message, r.details);
+  }
+
+  const job: JobRecord = {
+    jobId,
+    tenant: parent.tenant,
+    status: subtasks ? 'running' : 'planning',
+    request: body.request,
+    // Children inherit the root's settings; a body cannot raise them.
+    config: {
+      ...root.config,
+      maxWorkers: Math.min(root.config.maxWorkers, body.config?.max_workers ?? root.config.maxWorkers),
+    },
+    depth: parent.depth + 1,
+    rootJobId: root.jobId,
+    parentJobId: parent.jobId,
+    parentTaskNo: task.taskNo,
+    parentAttempt: scope.attempt,
+    childMode: mode,
+    path: childJobPath(parent.path, task.taskNo),
+    totalTasks: subtasks?.length ?? 0,
+    finishedTasks: [],
+    createdAt: now,
+    updatedAt: now,
+    idempotencyKey: input.idempotencyKey,
+    requestHash: canonicalHash(body),
+  };
+  const tasks = subtasks ? workTasks(job, subtasks, now) : [plannerTask(job, now)];
+  try {
+    await deps.store.putTasks(tasks);
+    if (!(await deps.store.createJob(job))) {
+      // Another call created it first (a retried POST): its reservation stands, ours goes back.
+      await deps.tree.releaseTasks(root.jobId, requested);
+      return { job: (await deps.store.getJob(jobId)) as JobRecord, created: false };
+    }
+  } catch (err) {
+    await deps.tree.releaseTasks(root.jobId, requested);
+    throw err;
+  }
+  if (mode === 'handoff') {
+    const waiting = await deps.tree.handoffToChild(
+      task,
+      scope.attempt,
+      jobId,
+      { attempt: scope.attempt, state: 'waiting_on_child', finishedAt: now },
+      now,
+    );
+    if (!waiting)
+      deps.log.warn('parent task moved on before the hand-off was recorded', { ...scope, childJobId: jobId });
+  }
+  await deps.artifacts.putText(
+    childLinkKey(root.jobId, task.depth, task.taskNo, task.jobPath),
+    `${JSON.stringify({ child_job_id: jobId, mode, depth: job.depth, parent_job_id: parent.jobId, parent_task_no: task.taskNo, tasks: tasks.map((t) => ({ task_no: t.taskNo, title: t.title })), created_at: now }, null, 2)}\n`,
+    'application/json',
+  );
+  await deps.queue.sendAll(tasks.map(runMessage));
+  deps.log.info('child job created', {
+    jobId,
+    parentJobId: parent.jobId,
+    parentTaskNo: task.taskNo,
+    depth: job.depth,
+    mode,
+    tasks: tasks.length,
+  });
+  return { job, created: true };
+}
+
+/** One hand-off per attempt (a retried POST finds it again); wait-mode children are keyed by Idempotency-Key when given. */
+function childJobId(
+  task: TaskRecord,
+  attempt: number,
+  mode: ChildMode,
+  key: string | undefined,
+  random: Buffer,
+): string {
+  if (mode === 'handoff') return sha256Hex(`handoff\n${task.jobId}\n${task.taskNo}\n${attempt}`).slice(0, 20);
+  if (key !== undefined)
+    return sha256Hex(`wait\n${task.jobId}\n${task.taskNo}\n${attempt}\n${key}`).slice(0, 20);
+  return random.toString('hex').slice(0, 20);
+}
