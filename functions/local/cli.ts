@@ -160,6 +160,11 @@ async function serveCommand(options: CommonOptions & { port?: number }): Promise
   const stack = await startStack(config, Boolean(options.verbose), options.port ?? config.api.port);
   const key = await stack.createApiKey('local', 'serve', process.env.ORCHESTRATOR_API_KEY || undefined);
   process.stdout.write(`API_URL=${stack.apiUrl}\nAPI_KEY=${key}\n`);
+  // What `orchestrator keys … --table` needs to manage this stack's keys from another terminal.
+  for (const [name, value] of Object.entries(stack.dataPlane.env)) {
+    if (name.startsWith('AWS_ENDPOINT_URL_DYNAMODB')) process.stdout.write(`${name}=${value}\n`);
+  }
+  process.stdout.write(`TABLE_NAME=${stack.dataPlane.tableName}\n`);
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once('SIGINT', stop);

@@ -43,6 +43,8 @@ export interface LocalStack {
   launcher: LocalLauncher;
   /** Where the endpoints came from. */
   backend: 'embedded' | 'external';
+  /** Endpoint variables and table name other local tools (`orchestrator keys`) can use to reach this stack. */
+  dataPlane: { env: Record<string, string>; tableName: string };
   /** Creates an API key for a tenant and returns it (shown once; only its hash is stored). */
   createApiKey(tenant: string, name?: string, key?: string): Promise<string>;
   stop(): Promise<void>;
@@ -157,6 +159,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       deps: dispatchDeps,
       launcher,
       backend: external ? 'external' : 'embedded',
+      dataPlane: { env: emulators?.env ?? {}, tableName: resources.tableName },
       createApiKey: async (tenant, name = 'local', given) => {
         const key = given ?? formatApiKey(randomBytes(24));
         const sha256 = sha256Hex(key);

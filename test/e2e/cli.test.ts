@@ -149,7 +149,7 @@ describe('the orchestrator command', () => {
         stdout += c;
         const url = /^API_URL=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(stdout)?.[1];
         const key = /^API_KEY=(\S+)$/m.exec(stdout)?.[1];
-        if (url && key) {
+        if (url && key && /^TABLE_NAME=/m.test(stdout)) {
           clearTimeout(timer);
           resolve({ url, key });
         }
@@ -159,6 +159,24 @@ describe('the orchestrator command', () => {
     const list = await fetch(`${url}/api/v1/jobs`, { headers: { 'x-api-key': key } });
     expect(list.status).toBe(200);
     expect((await fetch(`${url}/api/v1/jobs`)).status).toBe(401);
+
+    // `orchestrator keys` manages the running server's keys from another process, as it does for a deployment.
+    const keysEnv = {
+      AWS_ENDPOINT_URL_DYNAMODB: /^AWS_ENDPOINT_URL_DYNAMODB=(\S+)$/m.exec(stdout)?.[1] as string,
+    };
+    const table = /^TABLE_NAME=(\S+)$/m.exec(stdout)?.[1] as string;
+    const created = await orchestrator(
+      ['keys', 'create', '--tenant', 'team-b', '--table', table],
+      cwd,
+      keysEnv,
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const teamKey = /^API_KEY=(\S+)$/m.exec(created.stdout)?.[1] as string;
+    const keyId = /^KEY_ID=(\S+)/m.exec(created.stdout)?.[1] as string;
+    expect((await fetch(`${url}/api/v1/jobs`, { headers: { 'x-api-key': teamKey } })).status).toBe(200);
+    const revoked = await orchestrator(['keys', 'revoke', keyId, '--table', table], cwd, keysEnv);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((await fetch(`${url}/api/v1/jobs`, { headers: { 'x-api-key': teamKey } })).status).toBe(401);
 
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const stoppedAt = Date.now();
