@@ -398,7 +398,7 @@ export class JobStore {
     taskNo: number,
     attempt: number,
     from: readonly TaskState[],
-    next: { state: TaskState; attempt: number },
+    next: { state: TaskState; attempt: number; timeoutSec?: number | undefined },
     record: AttemptRecord,
     result: TaskResultSummary | undefined,
     now: string,
@@ -420,6 +420,10 @@ export class JobStore {
     if (result) {
       sets.push('#result = :result');
       values[':result'] = result;
+    }
+    if (next.timeoutSec !== undefined) {
+      sets.push('timeoutSec = :timeout');
+      values[':timeout'] = next.timeoutSec;
     }
     const removes: string[] = [];
     if (next.state === 'queued') removes.push('tokenHash', 'launchHandle', 'startedAt');

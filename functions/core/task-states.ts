@@ -90,6 +90,11 @@ export function nextAfterFailure(outcome: AttemptOutcome): {
   return { state: outcome.state, attempt: outcome.attempt, retry: false };
 }
 
+/** A retry gets 1.5 times the time of the attempt before it (a day at most): the work may simply need longer. */
+export function retryTimeoutSec(currentSec: number): number {
+  return Math.min(86_400, Math.ceil(currentSec * 1.5));
+}
+
 export const JOB_STATUSES = ['planning', 'running', 'completed', 'partial', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 

@@ -12,6 +12,7 @@ import {
   canTransitionTask,
   isTerminalTaskState,
   nextAfterFailure,
+  retryTimeoutSec,
   type TaskState,
 } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
@@ -172,6 +173,7 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
           maxRetries: task.maxRetries,
         })
       : { state: outcome.status as TaskState, attempt: task.attempt };
+  const timeoutSec = next.state === 'queued' ? retryTimeoutSec(task.timeoutSec) : undefined;
   const record: AttemptRecord = {
     attempt: task.attempt,
     state: outcome.status,
@@ -189,7 +191,7 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
     task.taskNo,
     task.attempt,
     from,
-    next,
+    { ...next, timeoutSec },
     record,
     result,
     now,

@@ -78,6 +78,8 @@ describe('failures, retries and timeouts, end to end', () => {
     const task = (await stack.api('GET', `/api/v1/jobs/${jobId}`)).json.results.tasks[0];
     expect(task.attempts).toBe(2);
     expect(task.status).toBe('succeeded');
+    // The retry got 1.5 times the time of the attempt before it.
+    expect((await stack.deps.store.getTask(jobId, 1))?.timeoutSec).toBe(900);
   });
 
   it('a claude that is not logged in fails the job at once, without retries, and says how to fix it', async () => {

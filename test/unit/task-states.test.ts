@@ -229,3 +229,12 @@ describe('finalJobStatus', () => {
     expect(finalJobStatus([])).toBe('failed');
   });
 });
+
+describe('retryTimeoutSec', () => {
+  it('gives a retry 1.5 times the previous timeout, rounded up, at most a day', async () => {
+    const { retryTimeoutSec } = await import('../../functions/core/task-states.ts');
+    expect(retryTimeoutSec(600)).toBe(900);
+    expect(retryTimeoutSec(7)).toBe(11);
+    expect(retryTimeoutSec(80_000)).toBe(86_400);
+  });
+});

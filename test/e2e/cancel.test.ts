@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { finalReportKey } from '../../functions/core/layout.ts';
+import type { JobRecord, TaskRecord } from '../../functions/core/model.ts';
+import { isTerminalTaskState } from '../../functions/core/task-states.ts';
+import { type DoubleInvocation, startTestStack, type TestStack } from '../support/harness.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it returns a value, or fails with `what` at the deadline. */
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('cancel, end to end', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    // Each attempt reserves $1 of the tree's spend, so six live attempts fit in the tree's budget.
+    stack = await startTestStack(
+      'recursion: {enable: true, max_depth: 2}\nworkers: {max_workers: 8}\nlimits: {max_task_budget_usd: 1}',
+    );
+  });
+  afterAll(async () => {
+    // A worker the cancel failed to stop would outlive the stack: end the double's runs it left behind.
+    for (const run of await unfinishedRuns()) {
+      try {
+        process.kill(run.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await stack?.stop();
+  });
+
+  /** Double runs that logged a start and no end. */
+  async function unfinishedRuns(): Promise<DoubleInvocation[]> {
+    if (!stack) return [];
+    const runs = await stack.invocations();
+    const ended = new Set(runs.filter((r) => r.end !== null).map((r) => r.pid));
+    return runs.filter((r) => r.end === null && !ended.has(r.pid));
+  }
+
+  async function tree(rootId: string): Promise<{ jobs: JobRecord[]; tasks: TaskRecord[] }> {
+    const root = (await stack.deps.store.getJob(rootId)) as JobRecord;
+    const jobs = [root, ...(await stack.deps.tree.listDescendants(rootId))];
+    const tasks = (await Promise.all(jobs.map((j) => stack.deps.store.listTasks(j.jobId)))).flat();
+    return { jobs, tasks };
+  }
+
+  async function submit(body: unknown): Promise<string> {
+    const res = await stack.api('POST', '/api/v1/orchestrate', { body });
+    expect(res.status).toBe(202);
+    return res.json.job_id as string;
+  }
+
+  it('cancelling a depth-2 run stops every worker within 5 s and cancels the whole tree', async () => {
+    // Task 1 hangs at depth 0. Task 2 splits into a child job at depth 1 whose task 1 splits again
+    // into two hanging tasks at depth 2, and whose task 2 hangs at depth 1.
+    const rootId = await submit({
+      request: 'a tree to cancel',
+      config: { enable_recursion: true, max_recursion_depth: 2, max_retries: 0 },
+      tasks: [
+        { prompt: 'a [[hang]]' },
+        { prompt: 'b [[split:2]] [[split_child:1:split:2;split_all:hang]] [[split_child:2:hang]]' },
+      ],
+    });
+
+    const before = await until('hanging workers at depths 0, 1 and 2', async () => {
+      const t = await tree(rootId);
+      const running = new Set(t.tasks.filter((x) => x.state === 'running').map((x) => x.depth));
+      const hanging = await unfinishedRuns();
+      return running.has(0) && running.has(1) && running.has(2) && hanging.length >= 4 ? t : undefined;
+    });
+    expect(before.jobs.map((j) => j.depth).sort()).toEqual([0, 1, 2]);
+    expect(
+      before.tasks
+        .filter((t) => t.state === 'running')
+        .map((t) => t.depth)
+        .sort(),
+    ).toEqual([0, 1, 2, 2]);
+    expect(
+      before.tasks
+        .filter((t) => t.state === 'waiting_on_child')
+        .map((t) => t.depth)
+        .sort(),
+    ).toEqual([0, 1]);
+    expect(stack.launcher.active).toBe(4);
+
+    const cancelledAt = Date.now();
+    const res = await stack.api('POST', `/api/v1/jobs/${rootId}/cancel`);
+    expect(res.status).toBe(202);
+    expect(res.json).toMatchObject({ job_id: rootId, status: 'cancelled' });
+
+    // Within 5 s: no worker process left, and every double run that hung has logged its end.
+    await until(
+      'every worker to stop',
+      async () => (stack.launcher.active === 0 && (await unfinishedRuns()).length === 0 ? true : undefined),
+      5_000,
+    ).catch(async (err) => {
+      const left = await unfinishedRuns();
+      throw new Error(
+        `${(err as Error).message}: ${stack.launcher.active} worker(s) alive, unfinished claude runs: ${JSON.stringify(left.map((r) => ({ pid: r.pid, prompt: r.prompt?.slice(0, 120) })))}`,
+      );
+    });
+    expect(Date.now() - cancelledAt).toBeLessThan(5_000);
+
+    const after = await tree(rootId);
+    expect(after.jobs).toHaveLength(3);
+    for (const job of after.jobs)
+      expect(job.status, `job ${job.jobId} at depth ${job.depth}`).toBe('cancelled');
+    for (const task of after.tasks) {
+      expect(isTerminalTaskState(task.state), `task ${task.jobId}/${task.taskNo} is ${task.state}`).toBe(
+        true,
+      );
+    }
+    // The tasks that were running or waiting when the cancel came are cancelled, not failed.
+    expect(after.tasks.map((t) => t.state)).toEqual(after.tasks.map(() => 'cancelled'));
+
+    const report = await until('the final report', () =>
+      stack.deps.artifacts.getText(finalReportKey(rootId)),
+    );
+    expect(report).toMatch(/cancelled/i);
+
+    // The stopped workers still post their result; it is kept as late and changes nothing.
+    const late = await until('late results from the stopped workers', async () => {
+      const t = await tree(rootId);
+      const withLate = t.tasks.filter((x) => x.lateResult !== undefined);
+      return withLate.length >= 4 ? t : undefined;
+    });
+    for (const task of late.tasks) expect(task.state).toBe('cancelled');
+    const depth2 = late.tasks.filter((t) => t.depth === 2);
+    expect(depth2).toHaveLength(2);
+    for (const task of depth2) expect(task.lateResult?.error).toMatch(/interrupted \(SIGTERM\)/);
+    expect(
+      stack.logs.filter((l) => l.message === 'late result after cancel recorded').length,
+    ).toBeGreaterThanOrEqual(4);
+    expect((await stack.deps.store.getJob(rootId))?.status).toBe('cancelled');
+  });
+
+  it('cancelling a finished job is a 409, and a second cancel is a 409 that changes nothing', async () => {
+    const done = await submit({ request: 'quick', tasks: [{ prompt: 'quick one' }] });
+    expect(await stack.waitForJob(done)).toBe('completed');
+    const finished = await stack.api('POST', `/api/v1/jobs/${done}/cancel`);
+    expect(finished.status).toBe(409);
+    expect(finished.json.code).toBe('conflict');
+    expect((await stack.deps.store.getJob(done))?.status).toBe('completed');
+
+    const running = await submit({
+      request: 'slow',
+      config: { max_retries: 0 },
+      tasks: [{ prompt: 'slow [[hang]]' }],
+    });
+    await until('the slow task to run', async () =>
+      (await stack.deps.store.getTask(running, 1))?.state === 'running' ? true : undefined,
+    );
+    const first = await stack.api('POST', `/api/v1/jobs/${running}/cancel`);
+    expect(first.status).toBe(202);
+    const second = await stack.api('POST', `/api/v1/jobs/${running}/cancel`);
+    expect(second.status).toBe(409);
+    expect(second.json.error).toMatch(/already ended cancelled/);
+    await until(
+      'the slow worker to stop',
+      async () => (stack.launcher.active === 0 ? true : undefined),
+      5_000,
+    );
+    expect((await stack.deps.store.getJob(running))?.status).toBe('cancelled');
+    expect((await stack.deps.store.getTask(running, 1))?.state).toBe('cancelled');
+    const status = await stack.api('GET', `/api/v1/jobs/${running}/status`);
+    expect(status.status).toBe(200);
+    expect(status.json.status).toBe('cancelled');
+  });
+});
