@@ -89,6 +89,7 @@ export class OrchestratorStack extends Stack {
       assignPublicIp: this.workers.assignPublicIp,
       spot: deploy.worker.spot,
     });
+    this.workQueue.addDeadLetterConsumer({ table: this.state.table, bucket: this.state.bucket, jobSettings });
     this.events = new Events(this, 'Events', {
       table: this.state.table,
       queue: this.workQueue.queue,

@@ -27,7 +27,8 @@ export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set([
 ]);
 
 const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
-  queued: ['launching', 'cancelled'],
+  // queued -> failed: its work message reached the dead-letter queue, so it can never start.
+  queued: ['launching', 'failed', 'cancelled'],
   // launching -> queued: the launcher refused (capacity, throttling); nothing started, same attempt.
   launching: ['running', 'queued', 'failed', 'cancelled'],
   running: ['succeeded', 'failed', 'timed_out', 'waiting_on_child', 'cancelled'],

@@ -16,6 +16,7 @@ import type { OrchestratorConfig } from '../core/config.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
 import { createApiHandler } from '../handlers/api/router.ts';
 import { createAuthorizer } from '../handlers/authorizer.ts';
+import { createDeadLetterConsumer } from '../handlers/dead-letter-consumer.ts';
 import { createQueueConsumer } from '../handlers/queue-consumer.ts';
 import type { Deps, DispatchDeps, Log } from '../services/deps.ts';
 import { sweepActiveTasks } from '../services/reconcile.ts';
@@ -150,8 +151,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       handler: createQueueConsumer(dispatchDeps),
       log,
     });
+    const deadLetters = startQueuePoller({
+      sqs: clients.sqs,
+      queueUrl: resources.deadLetterQueueUrl,
+      handler: createDeadLetterConsumer(deps),
+      log,
+    });
     // Order matters: stop taking work, stop workers, then the API they report to, then the emulators.
     cleanups.unshift(() => launcher.shutdown());
+    cleanups.unshift(() => deadLetters.stop());
     cleanups.unshift(() => poller.stop());
 
     return {

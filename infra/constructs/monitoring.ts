@@ -96,11 +96,9 @@ export class Monitoring extends Construct {
     };
     alarm(
       'DeadLetters',
-      props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(5),
-        statistic: 'Maximum',
-      }),
-      'Work messages reached the dead-letter queue: some task or aggregation could not be processed.',
+      // Arrivals, not depth: the dead-letter consumer fails the task at once and removes the message.
+      props.deadLetterQueue.metric('NumberOfMessagesSent', { period: Duration.minutes(5), statistic: 'Sum' }),
+      'Work messages reached the dead-letter queue: their task or job was marked failed.',
     );
     alarm(
       'DispatcherErrors',
@@ -123,7 +121,7 @@ export class Monitoring extends Construct {
           props.queue.metricApproximateNumberOfMessagesVisible(),
           props.queue.metricApproximateAgeOfOldestMessage(),
         ],
-        right: [props.deadLetterQueue.metricApproximateNumberOfMessagesVisible()],
+        right: [props.deadLetterQueue.metric('NumberOfMessagesSent', { statistic: 'Sum' })],
         width: 8,
       }),
       new GraphWidget({

@@ -45,12 +45,15 @@ export class WorkQueue extends Construct {
   readonly deadLetterQueue: Queue;
   private readonly props: WorkQueueProps;
   dispatcher?: OrchestratorFunction;
+  deadLetterConsumer?: OrchestratorFunction;
 
   constructor(scope: Construct, id: string, props: WorkQueueProps) {
     super(scope, id);
     this.props = props;
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
       encryption: QueueEncryption.SQS_MANAGED,
+      // Its consumer runs up to 60 s; 6x that before a message shows again.
+      visibilityTimeout: Duration.seconds(360),
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
       removalPolicy: props.removalPolicy,
@@ -122,6 +125,38 @@ export class WorkQueue extends Construct {
         'Worker task ARNs exist only after RunTask; StopTask, DescribeTasks and tagging are limited to tasks of this one cluster.',
     });
     this.dispatcher = fn;
+    return fn;
+  }
+
+  /** Poison messages: the dead-letter consumer fails their task or job, so nothing waits forever. */
+  addDeadLetterConsumer(
+    targets: Pick<DispatcherTargets, 'table' | 'bucket' | 'jobSettings'>,
+  ): OrchestratorFunction {
+    const props = this.props;
+    const fn = new OrchestratorFunction(this, 'DeadLetterConsumer', {
+      entry: 'dead-letters',
+      description: 'claude-orchestrator dead-letter consumer: fails the task or job of a poison message',
+      timeout: Duration.seconds(60),
+      environment: {
+        TABLE_NAME: targets.table.tableName,
+        QUEUE_URL: this.queue.queueUrl,
+        BUCKET_NAME: targets.bucket.bucketName,
+        JOB_SETTINGS: targets.jobSettings,
+      },
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    fn.addEventSource(
+      new SqsEventSource(this.deadLetterQueue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: 2,
+      }),
+    );
+    allowTable(fn, targets.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query']);
+    this.queue.grantSendMessages(fn);
+    allowArtifacts(fn, targets.bucket, ['PutObject']);
+    this.deadLetterConsumer = fn;
     return fn;
   }
 }

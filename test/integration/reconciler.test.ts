@@ -16,6 +16,7 @@ import { parseConfig } from '../../functions/core/config.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
 import type { JobRecord } from '../../functions/core/model.ts';
 import { createReconciler, type ReconcilerEvent } from '../../functions/handlers/reconciler.ts';
+import { handleDeadLetter } from '../../functions/services/dead-letters.ts';
 import type { Deps } from '../../functions/services/deps.ts';
 import { dispatchRun } from '../../functions/services/dispatch.ts';
 import { sweepActiveTasks } from '../../functions/services/reconcile.ts';
@@ -256,6 +257,33 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(sent).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 1, attempt: 2 });
     expect(report.examined).toBe(5);
   }
+
+  it('a poison run message fails its queued task, without retries, and the job still finishes', async () => {
+    const job = await newJob(1);
+    await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }, 5);
+    const task = await deps.store.getTask(job.jobId, 1);
+    expect(task).toMatchObject({ state: 'failed', attempt: 1 });
+    expect(task?.attempts[0]?.error).toMatch(/could never start: .*failed 5 deliveries.*dead-letter queue/);
+    // The task was the job's last: the aggregate message is on the queue.
+    expect(await drainQueue()).toContainEqual({ type: 'aggregate', jobId: job.jobId });
+  });
+
+  it('a poison run message for a running worker fails that attempt for good', async () => {
+    const job = await newJob(1);
+    await launchAndRun(job.jobId, 1);
+    await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }, 5);
+    expect(await deps.store.getTask(job.jobId, 1)).toMatchObject({ state: 'failed', attempt: 1 });
+  });
+
+  it('a poison aggregate message fails the job with the reason; a stale one changes nothing', async () => {
+    const job = await newJob(1);
+    await handleDeadLetter(deps, { type: 'aggregate', jobId: job.jobId }, 5);
+    const failed = await deps.store.getJob(job.jobId);
+    expect(failed).toMatchObject({ status: 'failed' });
+    expect(failed?.error).toMatch(/aggregation failed/);
+    await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 7 }, 5);
+    expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('queued');
+  });
 
   it('final tasks leave the sweep index', async () => {
     const job = await newJob(1);

@@ -35,7 +35,8 @@ const ALL_TASK_STATES: readonly TaskState[] = [
  * `queued → launching → running → succeeded | failed | timed_out`,
  * `running → waiting_on_child → recursive_success | failed`,
  * any non-terminal state `→ cancelled`, `failed | timed_out → queued` (retry),
- * plus launching → queued (launch refused), → failed (worker lost before it started).
+ * plus launching → queued (launch refused), → failed (worker lost before it started),
+ * and queued → failed (its work message went to the dead-letter queue: it can never start).
  */
 const ALLOWED_TASK_MOVES: readonly (readonly [TaskState, TaskState])[] = [
   ['queued', 'launching'],
@@ -47,6 +48,7 @@ const ALLOWED_TASK_MOVES: readonly (readonly [TaskState, TaskState])[] = [
   ['waiting_on_child', 'recursive_success'],
   ['waiting_on_child', 'failed'],
   ['queued', 'cancelled'],
+  ['queued', 'failed'],
   ['launching', 'cancelled'],
   ['running', 'cancelled'],
   ['waiting_on_child', 'cancelled'],
