@@ -62,7 +62,7 @@ export async function decideOrHandOff(
           prompt: String(t.prompt),
         })),
       },
-      { 'x-child-mode': 'handoff' },
+      { 'x-child-mode': 'handoff', 'x-decide-cost-usd': String(verdict.costUsd) },
     );
     return {
       kind: 'handed_off',

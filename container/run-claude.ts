@@ -48,6 +48,8 @@ export function runClaude(inv: ClaudeInvocation): Promise<ClaudeProcessOutcome> 
     }, inv.timeoutMs);
     const onAbort = () => stop();
     inv.signal?.addEventListener('abort', onAbort, { once: true });
+    // 'abort' never fires for a signal that was aborted before this run started.
+    if (inv.signal?.aborted) stop();
 
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       if (stdout.length < MAX_CAPTURE) stdout += chunk;

@@ -86,12 +86,15 @@ export async function runWorker(env: WorkerEnv & NodeJS.ProcessEnv, signal?: Abo
   note(
     `running: ${command} ${args.map((a) => (a.length > 80 ? `${a.slice(0, 77)}...` : a)).join(' ')} (prompt on stdin) in ${workdir}`,
   );
-  const run = await runClaude({
-    ...invocation,
-    args,
-    prompt: assignment.prompt,
-    timeoutMs: assignment.timeout_sec * 1000,
-  });
+  // Stopped (SIGTERM) while deciding: do not start the work session at all.
+  const run = signal?.aborted
+    ? { exitCode: null, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: false, durationMs: 0 }
+    : await runClaude({
+        ...invocation,
+        args,
+        prompt: assignment.prompt,
+        timeoutMs: assignment.timeout_sec * 1000,
+      });
   const verdict = judgeClaudeRun(run);
   verdict.costUsd += decision.costUsd;
   if (signal?.aborted && verdict.status !== 'succeeded') {

@@ -354,6 +354,8 @@ export class JobStore {
     return this.moveTask(jobId, taskNo, attempt, ['launching'], 'queued', now, {}, [
       'tokenHash',
       'launchHandle',
+      'budgetUsd',
+      'budgetAttempt',
     ]);
   }
 

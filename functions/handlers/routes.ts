@@ -39,6 +39,8 @@ export const API_KEY_HEADER = 'x-api-key';
 export const TASK_TOKEN_HEADER = 'x-task-token';
 /** `x-child-mode: handoff | wait` on a worker's submit (see services/children.ts). */
 export const CHILD_MODE_HEADER = 'x-child-mode';
+/** On a hand-off, what the worker spent deciding to split: its attempt's spend ends there. */
+export const DECIDE_COST_HEADER = 'x-decide-cost-usd';
 
 /** Matches a concrete path to a route, API Gateway style: literal segments, `{param}` matches one segment. */
 export function matchRoute(

@@ -59,6 +59,9 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
   const moved = await deps.store.transitionJob(jobId, job.status, status, now, error ? { error } : {});
   deps.log.info('job finished', { jobId, status, depth: job.depth, moved: Boolean(moved) });
   if (job.depth > 0) {
+    // A planned child reserved max_workers tasks up front; a plan that never came gives them back (once).
+    if (moved && job.status === 'planning')
+      await deps.tree.releaseTasks(job.rootJobId, job.config.maxWorkers);
     await completeParent(deps, job, status, tasks);
     // A child that outlives its root (spawned without --wait) still shows up in the root's reports.
     const root = await deps.store.getJob(job.rootJobId);

@@ -24,6 +24,8 @@ export interface ChildRequest {
   body: SubmitBody;
   mode: ChildMode;
   idempotencyKey?: string | undefined;
+  /** What the worker spent deciding to split (a hand-off ends its attempt's spending). */
+  decideCostUsd?: number | undefined;
 }
 
 export async function createChildJob(
@@ -102,15 +104,21 @@ export async function createChildJob(
     throw err;
   }
   if (mode === 'handoff') {
-    const waiting = await deps.tree.handoffToChild(
-      task,
-      scope.attempt,
-      jobId,
-      { attempt: scope.attempt, state: 'waiting_on_child', finishedAt: now },
-      now,
-    );
-    if (!waiting)
+    const cost = input.decideCostUsd ?? 0;
+    const record = {
+      attempt: scope.attempt,
+      state: 'waiting_on_child' as const,
+      costUsd: cost,
+      finishedAt: now,
+    };
+    const waiting = await deps.tree.handoffToChild(task, scope.attempt, jobId, record, now);
+    if (waiting) {
+      // The parent's own spending ends here: its reservation becomes what the decision cost.
+      const reserved = task.budgetAttempt === scope.attempt ? (task.budgetUsd ?? 0) : 0;
+      await deps.tree.settleSpend(root.jobId, reserved, cost);
+    } else {
       deps.log.warn('parent task moved on before the hand-off was recorded', { ...scope, childJobId: jobId });
+    }
   }
   await deps.artifacts.putText(
     childLinkKey(root.jobId, task.depth, task.taskNo, task.jobPath),

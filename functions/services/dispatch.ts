@@ -6,10 +6,14 @@
 import { LaunchRefusedError } from '../adapters/launcher.ts';
 import type { RunMessage } from '../core/messages.ts';
 import { formatTaskToken, sha256Hex } from '../core/tokens.ts';
+import { reserveAttemptSpend, returnAttemptSpend } from './attempt-budget.ts';
 import type { DispatchDeps } from './deps.ts';
 import { recordLostWorker } from './record-result.ts';
 
-export type DispatchOutcome = 'launched' | 'duplicate' | 'refused';
+export type DispatchOutcome = 'launched' | 'duplicate' | 'refused' | 'waiting';
+
+/** How long a task waits for other attempts to give spend back before it tries again. */
+export const BUDGET_WAIT_SEC = 5;
 
 export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Promise<DispatchOutcome> {
   const { jobId, taskNo, attempt } = message;
@@ -19,6 +23,24 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   if (!claimed) {
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });
     return 'duplicate';
+  }
+  const grant = await reserveAttemptSpend(deps, claimed);
+  if (grant.kind === 'busy') {
+    // Other attempts hold the tree's spend for now: come back later, without using up a delivery.
+    await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
+    await deps.queue.send(message, BUDGET_WAIT_SEC);
+    deps.log.info('waiting for spend budget', { jobId, taskNo, attempt });
+    return 'waiting';
+  }
+  if (grant.kind === 'exhausted') {
+    await recordLostWorker(deps, { jobId, taskNo, attempt }, grant.message, undefined, 'failed', false);
+    deps.log.warn('attempt refused: spend limit reached', {
+      jobId,
+      taskNo,
+      attempt,
+      limit: 'max_budget_usd',
+    });
+    return 'refused';
   }
   try {
     const { handle } = await deps.launcher.launch({
@@ -42,8 +64,9 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
       );
       return 'refused';
     }
-    // Nothing started: give the task back so the redelivered message can claim it again.
+    // Nothing started: give the task and its spend back so the redelivered message can claim it again.
     await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
+    await returnAttemptSpend(deps, claimed, grant.usd);
     deps.log.warn('launch failed, will retry', { jobId, taskNo, attempt, reason: (err as Error).message });
     throw err;
   }

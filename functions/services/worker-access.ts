@@ -1,12 +1,11 @@
 /** What a worker may ask for during its attempt: its assignment and upload links. */
-import { conflict, forbidden, HttpError, limitExceeded } from '../core/errors.ts';
+import { conflict, forbidden, HttpError } from '../core/errors.ts';
 import { safeRelativePath, workerFilesPrefix, workerLogKey } from '../core/layout.ts';
-import type { JobRecord, TaskRecord } from '../core/model.ts';
+import type { TaskRecord } from '../core/model.ts';
 import { plannerSchema, workerPrompt } from '../core/planner.ts';
-import { attemptBudget, decidePrompt, decideSchema, splitOffer } from '../core/recursion-policy.ts';
+import { decidePrompt, decideSchema, splitOffer } from '../core/recursion-policy.ts';
 import { isActiveAttempt } from './auth.ts';
 import type { Deps } from './deps.ts';
-import { recordLostWorker } from './record-result.ts';
 
 export interface Assignment {
   job_id: string;
@@ -57,7 +56,8 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
   if (!job) throw conflict(`job ${task.jobId} is gone`);
   const root = job.depth === 0 ? job : await deps.store.getJob(job.rootJobId);
   if (!root) throw conflict(`root job ${job.rootJobId} is gone`);
-  const budgetUsd = await reserveAttemptBudget(deps, root, task, attempt);
+  // Reserved by the dispatcher before the worker started.
+  const budgetUsd = task.budgetAttempt === attempt ? (task.budgetUsd ?? 0) : 0;
   const offer = splitOffer(root, job, task);
   const isPlan = task.kind === 'plan';
   return {
@@ -93,40 +93,6 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
         }
       : undefined,
   };
-}
-
-/**
- * Reserves this attempt's spend on the root (once per attempt: a repeated
- * assignment call returns the same budget). When the tree's spend is used up
- * the attempt fails at once, without retries, naming the limit.
- */
-async function reserveAttemptBudget(
-  deps: Deps,
-  root: JobRecord,
-  task: TaskRecord,
-  attempt: number,
-): Promise<number> {
-  if (task.budgetAttempt === attempt && task.budgetUsd !== undefined) return task.budgetUsd;
-  const usd = root.budget ? attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd) : 0;
-  const reserved = usd > 0 && (await deps.tree.reserveSpend(root, usd));
-  if (reserved && (await deps.tree.setTaskBudget(task, attempt, usd))) return usd;
-  if (reserved) {
-    // A concurrent call for the same attempt won; ours goes back.
-    await deps.tree.settleSpend(root.jobId, usd, 0);
-    const fresh = await deps.store.getTask(task.jobId, task.taskNo);
-    return fresh?.budgetUsd ?? 0;
-  }
-  const message = `the job tree's spend limit of $${root.budget?.maxSpendUsd ?? 0} is used up`;
-  await recordLostWorker(
-    deps,
-    { jobId: task.jobId, taskNo: task.taskNo, attempt },
-    message,
-    undefined,
-    'failed',
-    false,
-  );
-  deps.log.warn('attempt refused: spend limit reached', { jobId: task.jobId, taskNo: task.taskNo, attempt });
-  throw limitExceeded('max_budget_usd', message, { allowed: root.budget?.maxSpendUsd ?? 0 });
 }
 
 export interface UploadLinks {

@@ -162,7 +162,7 @@ export class Api extends Construct {
     };
     // Never cached: a revoked key and a task token whose attempt ended must stop working at once,
     // and caller routes take either header (API Gateway caches only on identity sources that are all present).
-    const authorizers: Record<RouteAuth, RequestAuthorizer> = (this.authorizers = {
+    this.authorizers = {
       caller: new RequestAuthorizer(this, 'CallerAuthorizer', {
         handler: this.authorizerFunctions.caller,
         identitySources: [],
@@ -173,7 +173,8 @@ export class Api extends Construct {
         identitySources: [IdentitySource.header(TASK_TOKEN_HEADER)],
         resultsCacheTtl: Duration.seconds(0),
       }),
-    });
+    };
+    const authorizers = this.authorizers;
 
     const validator = this.restApi.addRequestValidator('BodyValidator', {
       validateRequestBody: true,

@@ -760,10 +760,11 @@ describe('events', () => {
 describe('monitoring', () => {
   const topicAction = () => Match.arrayWith([{ Ref: logicalId(defaults.stack.monitoring.topic) }]);
 
-  it('alarms on messages in the dead-letter queue, to the SNS topic', () => {
+  it('alarms on every message that reaches the dead-letter queue, to the SNS topic', () => {
+    // Arrivals, not depth: the dead-letter consumer removes poison messages once it has failed their task.
     defaults.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
+      MetricName: 'NumberOfMessagesSent',
       Dimensions: [
         {
           Name: 'QueueName',
@@ -771,6 +772,13 @@ describe('monitoring', () => {
         },
       ],
       AlarmActions: topicAction(),
+    });
+  });
+
+  it('the dead-letter queue has a consumer that reports partial batch failures', () => {
+    defaults.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(defaults.stack.workQueue.deadLetterQueue), 'Arn'] },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
   });
 

@@ -18,7 +18,7 @@ import type { Deps } from '../../services/deps.ts';
 import { loadSubtree } from '../../services/job-tree.ts';
 import { submitJob } from '../../services/submit-job.ts';
 import { header, json, parseJsonBody, pathParam, principalOf } from '../http.ts';
-import { CHILD_MODE_HEADER } from '../routes.ts';
+import { CHILD_MODE_HEADER, DECIDE_COST_HEADER } from '../routes.ts';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
@@ -88,7 +88,9 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
         { path: CHILD_MODE_HEADER, message: `got ${mode.slice(0, 20)}` },
       ]);
     }
-    outcome = await createChildJob(deps, { scope: principal, body, mode, idempotencyKey });
+    const cost = Number(header(event, DECIDE_COST_HEADER) ?? '0');
+    const decideCostUsd = Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? cost : 0;
+    outcome = await createChildJob(deps, { scope: principal, body, mode, idempotencyKey, decideCostUsd });
   }
   const { job, created } = outcome;
   return json(

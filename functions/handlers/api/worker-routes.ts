@@ -34,14 +34,28 @@ export async function assignment(deps: Deps, event: APIGatewayProxyEvent): Promi
 export async function uploads(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   const { task, attempt } = await ownTask(deps, event);
   const body = parseJsonBody(event, uploadRequestSchema(deps.settings.limits));
-  if (body.attempt !== attempt) throw forbidden('this token belongs to another attempt');
+  if (body.attempt !== attempt) {
+    deps.log.warn('uploads refused: token of another attempt', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: body.attempt,
+    });
+    throw forbidden('this token belongs to another attempt');
+  }
   return json(200, await uploadLinks(deps, task, body));
 }
 
 export async function result(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   const { task, attempt } = await ownTask(deps, event);
   const body = parseJsonBody(event, workerResultSchema(deps.settings.limits));
-  if (body.attempt !== attempt) throw forbidden('this token belongs to another attempt');
+  if (body.attempt !== attempt) {
+    deps.log.warn('result refused: token of another attempt', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: body.attempt,
+    });
+    throw forbidden('this token belongs to another attempt');
+  }
   const recorded = await recordWorkerResult(deps, task, toWorkerOutcome(body));
   return json(200, { outcome: recorded.outcome, state: recorded.task.state, attempt: recorded.task.attempt });
 }
