@@ -15,7 +15,7 @@ export interface AwsClients {
   s3: S3Client;
 }
 
-type Service = 'DYNAMODB' | 'SQS' | 'S3';
+export type Service = 'DYNAMODB' | 'SQS' | 'S3';
 
 /** Every call has a deadline: a hung connection must not hold a Lambda or the local loop. */
 const REQUEST_HANDLER = { connectionTimeout: 3_000, requestTimeout: 30_000 };
@@ -24,7 +24,18 @@ export function endpointFor(service: Service, env: NodeJS.ProcessEnv = process.e
   return env[`AWS_ENDPOINT_URL_${service}`] || env.AWS_ENDPOINT_URL || undefined;
 }
 
-export function createAwsClients(env: NodeJS.ProcessEnv = process.env): AwsClients {
+export interface ClientOptions {
+  /**
+   * Called once per client, e.g. to add SDK middleware that counts calls
+   * (benchmarks) or injects faults (the fault suite). Production passes none.
+   */
+  instrument?: (client: DynamoDBClient | SQSClient | S3Client, service: Service) => void;
+}
+
+export function createAwsClients(
+  env: NodeJS.ProcessEnv = process.env,
+  options: ClientOptions = {},
+): AwsClients {
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
   const anyEndpoint = endpointFor('DYNAMODB', env) ?? endpointFor('SQS', env) ?? endpointFor('S3', env);
   // Emulators accept any signature; AWS itself never sees these.
@@ -42,10 +53,10 @@ export function createAwsClients(env: NodeJS.ProcessEnv = process.env): AwsClien
   const ddbEndpoint = endpointFor('DYNAMODB', env);
   const sqsEndpoint = endpointFor('SQS', env);
   const s3Endpoint = endpointFor('S3', env);
-  const ddb = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ ...common, ...(ddbEndpoint ? { endpoint: ddbEndpoint } : {}) }),
-    { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false } },
-  );
+  const rawDdb = new DynamoDBClient({ ...common, ...(ddbEndpoint ? { endpoint: ddbEndpoint } : {}) });
+  const ddb = DynamoDBDocumentClient.from(rawDdb, {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  });
   const sqs = new SQSClient({
     ...common,
     ...(sqsEndpoint ? { endpoint: sqsEndpoint } : {}),
@@ -58,6 +69,12 @@ export function createAwsClients(env: NodeJS.ProcessEnv = process.env): AwsClien
     requestChecksumCalculation: 'WHEN_REQUIRED',
     ...(s3Endpoint ? { endpoint: s3Endpoint, forcePathStyle: true } : {}),
   });
+  if (options.instrument) {
+    // The document client shares the raw client's middleware stack.
+    options.instrument(rawDdb, 'DYNAMODB');
+    options.instrument(sqs, 'SQS');
+    options.instrument(s3, 'S3');
+  }
   return { ddb, sqs, s3 };
 }
 

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Artifacts } from '../adapters/artifacts.ts';
-import { createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
+import { type ClientOptions, createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
 import { JobStore } from '../adapters/job-store.ts';
 import { ensureResources } from '../adapters/provision.ts';
 import { TreeStore } from '../adapters/tree-store.ts';
@@ -36,6 +36,10 @@ export interface LocalStackOptions {
   workerEnv?: NodeJS.ProcessEnv;
   /** Use these endpoints instead of starting emulators (LocalStack); defaults to the SDK's variables. */
   env?: NodeJS.ProcessEnv;
+  /** SDK middleware for the stack's clients (call counting, fault injection). */
+  clientOptions?: ClientOptions;
+  /** Keep DynamoDB on disk here (so the emulators can be restarted mid-run). */
+  dataDir?: string;
 }
 
 export interface LocalStack {
@@ -62,12 +66,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   try {
     let clientEnv: NodeJS.ProcessEnv = { ...outerEnv, AWS_REGION: outerEnv.AWS_REGION ?? config.aws.region };
     if (!external) {
-      emulators = await startEmulators({ region: config.aws.region });
+      emulators = await startEmulators({
+        region: config.aws.region,
+        ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+      });
       const started = emulators;
       cleanups.push(() => started.stop());
       clientEnv = { ...clientEnv, ...emulators.env };
     }
-    const clients = createAwsClients(clientEnv);
+    const clients = createAwsClients(clientEnv, options.clientOptions);
     const resources = await ensureResources(clients, {
       tableName: config.aws.table_name,
       queueName: config.aws.queue_name,

@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ClientOptions } from '../../functions/adapters/aws-clients.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import { isTerminalJobStatus, type JobStatus } from '../../functions/core/task-states.ts';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack.ts';
@@ -43,7 +44,18 @@ export interface DoubleInvocation {
 }
 
 /** `configYaml` is merged into defaults that suit tests (fast retries, short timeouts). */
-export async function startTestStack(configYaml = '', workerEnv: NodeJS.ProcessEnv = {}): Promise<TestStack> {
+export interface TestStackOptions {
+  /** SDK middleware on the stack's clients (fault injection, call counting). */
+  clientOptions?: ClientOptions;
+  /** Keep DynamoDB on disk, e.g. to restart the emulators mid-run. */
+  dataDir?: string;
+}
+
+export async function startTestStack(
+  configYaml = '',
+  workerEnv: NodeJS.ProcessEnv = {},
+  options: TestStackOptions = {},
+): Promise<TestStack> {
   const workspace = await mkdtemp(join(tmpdir(), 'orch-test-'));
   const invocationLog = join(workspace, 'claude-invocations.jsonl');
   const base = parseConfig(configYaml, {});
@@ -74,6 +86,8 @@ export async function startTestStack(configYaml = '', workerEnv: NodeJS.ProcessE
     log,
     port: 0,
     env: EXTERNAL ? process.env : {},
+    ...(options.clientOptions ? { clientOptions: options.clientOptions } : {}),
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     workerEnv: {
       CLAUDE_DOUBLE_LOG: invocationLog,
       CLAUDE_DOUBLE_STATE_DIR: join(workspace, 'double-state'),
