@@ -22,6 +22,7 @@ import {
   type Task,
   type TaskOverride,
 } from '@aws-sdk/client-ecs';
+import type { RateLimiter } from '../core/rate-limiter.ts';
 import {
   type Launcher,
   type LaunchHandle,
@@ -58,6 +59,11 @@ export interface EcsLauncherOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Uniform in [0, 1); jitters the backoff. */
   random?: () => number;
+  /**
+   * Paces RunTask calls of this launcher (ECS allows 20 per second per account;
+   * give each of the dispatchers that may run at once its share). None: unpaced.
+   */
+  runTaskLimiter?: RateLimiter;
 }
 
 /** What the reconciler learns about one task handle. */
@@ -152,6 +158,7 @@ export class EcsLauncher implements Launcher {
   private readonly maxDelayMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly runTaskLimiter: RateLimiter | undefined;
 
   constructor(
     private readonly ecs: EcsLike,
@@ -162,6 +169,7 @@ export class EcsLauncher implements Launcher {
       throw new Error('EcsLauncher: cluster, taskDefinition and containerName are required');
     if (config.subnets.length === 0) throw new Error('EcsLauncher: at least one subnet is required');
     this.maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 3));
+    this.runTaskLimiter = options.runTaskLimiter;
     this.baseDelayMs = Math.max(0, options.baseDelayMs ?? 200);
     this.maxDelayMs = Math.max(this.baseDelayMs, options.maxDelayMs ?? 5_000);
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
@@ -222,7 +230,10 @@ export class EcsLauncher implements Launcher {
     let out: RunTaskCommandOutput;
     try {
       // The same input, and so the same client token, on every try: ECS starts at most one task for it.
-      out = (await this.withRetries(() => this.ecs.send(new RunTaskCommand(input)))) as RunTaskCommandOutput;
+      out = (await this.withRetries(async () => {
+        await this.runTaskLimiter?.acquire();
+        return this.ecs.send(new RunTaskCommand(input));
+      })) as RunTaskCommandOutput;
     } catch (err) {
       throw refusalFor(err, what);
     }

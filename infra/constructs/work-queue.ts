@@ -17,6 +17,8 @@ import { allowArtifacts, allowTable, clusterTasksArn, nagClusterTasksArn } from 
 
 /** SQS redelivers a message only after its visibility timeout; AWS advises at least 6x the consumer's timeout. */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
+/** Headroom under ECS's 20 RunTask calls per second, shared by every dispatcher instance. */
+export const ECS_RUN_TASK_BUDGET_PER_SEC = 18;
 
 export interface WorkQueueProps {
   readonly maxReceiveCount: number;
@@ -87,6 +89,8 @@ export class WorkQueue extends Construct {
         SECURITY_GROUP_IDS: targets.securityGroupIds.join(','),
         ASSIGN_PUBLIC_IP: String(targets.assignPublicIp),
         CAPACITY_PROVIDER: targets.spot ? 'FARGATE_SPOT' : 'FARGATE',
+        // ECS allows 20 RunTask calls per second per account; keep the dispatchers together under 18.
+        RUN_TASK_RATE: String(Math.max(1, Math.floor(ECS_RUN_TASK_BUDGET_PER_SEC / props.maxConcurrency))),
       },
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,

@@ -416,6 +416,17 @@ describe('dispatcher event source mapping', () => {
   ] as const)('takes deploy.dispatcher.batch_size messages at a time (%s: %d)', (name, size) => {
     expect(mapping(build[name]()).BatchSize).toBe(size);
   });
+
+  it.each(['default', 'variant'] as const)(
+    'paces RunTask so all dispatchers together stay under ECS\'s 20 calls/s (%s)',
+    (name) => {
+      const built = build[name]();
+      const rate = Number(resource(built, dispatcherId(built)).Properties.Environment.Variables.RUN_TASK_RATE);
+      const concurrency = mapping(built).ScalingConfig.MaximumConcurrency;
+      expect(rate).toBeGreaterThan(0);
+      expect(rate * concurrency).toBeLessThan(20);
+    },
+  );
 });
 
 // --- secrets --------------------------------------------------------------

@@ -2,6 +2,7 @@
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { z } from 'zod';
 import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
+import { RateLimiter } from '../../core/rate-limiter.ts';
 import { createQueueConsumer } from '../queue-consumer.ts';
 import { depsFromEnv, readEnv } from './runtime.ts';
 
@@ -13,6 +14,8 @@ const EcsEnv = z.object({
   SECURITY_GROUP_IDS: z.string().min(1),
   ASSIGN_PUBLIC_IP: z.enum(['true', 'false']),
   CAPACITY_PROVIDER: z.enum(['FARGATE', 'FARGATE_SPOT']),
+  /** This instance's share of ECS's 20 RunTask calls per second. */
+  RUN_TASK_RATE: z.coerce.number().positive().default(4),
 });
 
 const env = readEnv(EcsEnv);
@@ -21,14 +24,23 @@ const ecs = new ECSClient({
   maxAttempts: 1,
   requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
 });
-const launcher = new EcsLauncher(ecs, {
-  cluster: env.CLUSTER_ARN,
-  taskDefinition: env.TASK_DEFINITION_ARN,
-  containerName: env.CONTAINER_NAME,
-  subnets: env.SUBNET_IDS.split(','),
-  securityGroups: env.SECURITY_GROUP_IDS.split(','),
-  assignPublicIp: env.ASSIGN_PUBLIC_IP === 'true',
-  capacityProvider: env.CAPACITY_PROVIDER,
-});
+const launcher = new EcsLauncher(
+  ecs,
+  {
+    cluster: env.CLUSTER_ARN,
+    taskDefinition: env.TASK_DEFINITION_ARN,
+    containerName: env.CONTAINER_NAME,
+    subnets: env.SUBNET_IDS.split(','),
+    securityGroups: env.SECURITY_GROUP_IDS.split(','),
+    assignPublicIp: env.ASSIGN_PUBLIC_IP === 'true',
+    capacityProvider: env.CAPACITY_PROVIDER,
+  },
+  {
+    runTaskLimiter: new RateLimiter({
+      ratePerSec: env.RUN_TASK_RATE,
+      burst: Math.max(1, Math.floor(env.RUN_TASK_RATE)),
+    }),
+  },
+);
 
 export const handler = createQueueConsumer({ ...depsFromEnv(), launcher });

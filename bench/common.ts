@@ -1,0 +1,199 @@
+/**
+ * Shared helpers for `bench/load.ts` and `bench/bench.ts`: SDK call counting,
+ * an RSS sampler, a store on an uninstrumented client (so the benchmark's own
+ * polling is not counted), bounded waits and the test double's invocation log.
+ */
+import { readFile } from 'node:fs/promises';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { createAwsClients, type Service } from '../functions/adapters/aws-clients.ts';
+import { JobStore } from '../functions/adapters/job-store.ts';
+import { TreeStore } from '../functions/adapters/tree-store.ts';
+import { isTerminalJobStatus, type JobStatus } from '../functions/core/task-states.ts';
+import type { DoubleInvocation, TestStack } from '../test/support/harness.ts';
+
+export type CallKey = `${Service}.${string}`;
+
+/** Counts every SDK call of the stack's clients, by service and command; records when S3 keys were written. */
+export class CallCounter {
+  counts = new Map<CallKey, number>();
+  /** Key → ms epoch when its PutObject returned. */
+  readonly putDone = new Map<string, number>();
+  readonly instrument = (client: DynamoDBClient | SQSClient | S3Client, service: Service): void => {
+    // biome-ignore lint/suspicious/noExplicitAny: one middleware for three client types
+    (client.middlewareStack as any).add(
+      // biome-ignore lint/suspicious/noExplicitAny: SDK middleware signature differs per client
+      (next: any, ctx: any) => async (args: any) => {
+        const key = `${service}.${String(ctx.commandName).replace(/Command$/, '')}` as CallKey;
+        this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+        const out = await next(args);
+        if (service === 'S3' && ctx.commandName === 'PutObjectCommand' && args?.input?.Key) {
+          this.putDone.set(String(args.input.Key), Date.now());
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'benchCallCounter' },
+    );
+  };
+
+  snapshot(): Map<CallKey, number> {
+    return new Map(this.counts);
+  }
+
+  /** Calls made since `before`. */
+  since(before: Map<CallKey, number>): Map<CallKey, number> {
+    const out = new Map<CallKey, number>();
+    for (const [k, v] of this.counts) {
+      const d = v - (before.get(k) ?? 0);
+      if (d > 0) out.set(k, d);
+    }
+    return out;
+  }
+}
+
+export function byService(calls: Map<CallKey, number>): Record<Service, number> {
+  const out: Record<Service, number> = { DYNAMODB: 0, SQS: 0, S3: 0 };
+  for (const [k, v] of calls) out[k.split('.')[0] as Service] += v;
+  return out;
+}
+
+/** Samples this process's RSS every `everyMs`. */
+export function startRssSampler(everyMs = 100): { peakMb(): number; stop(): number } {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, everyMs);
+  timer.unref();
+  return {
+    peakMb: () => peak / 1024 / 1024,
+    stop: () => {
+      clearInterval(timer);
+      peak = Math.max(peak, process.memoryUsage().rss);
+      return peak / 1024 / 1024;
+    },
+  };
+}
+
+/** A JobStore on its own (uncounted) client, against the stack's emulators. */
+export function sideStore(stack: TestStack): { store: JobStore; tree: TreeStore } {
+  const clients = createAwsClients({ ...stack.dataPlane.env });
+  const store = new JobStore(clients.ddb, stack.dataPlane.tableName);
+  return { store, tree: new TreeStore(store) };
+}
+
+/** Counts worker launches on the stack's launcher (every launch starts one worker process). */
+export function countLaunches(stack: TestStack): { count(): number } {
+  let n = 0;
+  const launcher = stack.launcher;
+  const original = launcher.launch.bind(launcher);
+  launcher.launch = async (request) => {
+    n += 1;
+    return original(request);
+  };
+  return { count: () => n };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits for every job to be terminal, polling the first unfinished one (jobs
+ * finish roughly in submission order, so this stays cheap), bounded by `timeoutMs`.
+ */
+export async function waitForJobs(
+  store: JobStore,
+  jobIds: readonly string[],
+  timeoutMs: number,
+  onProgress?: (done: number) => void,
+): Promise<Map<string, JobStatus>> {
+  const deadline = Date.now() + timeoutMs;
+  const done = new Map<string, JobStatus>();
+  let lastReport = Date.now();
+  for (const id of jobIds) {
+    for (;;) {
+      const job = await store.getJob(id);
+      if (job && isTerminalJobStatus(job.status)) {
+        done.set(id, job.status);
+        break;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timeout: ${jobIds.length - done.size} of ${jobIds.length} jobs not terminal after ${timeoutMs} ms (first: ${id} ${job?.status})`,
+        );
+      }
+      if (onProgress && Date.now() - lastReport > 10_000) {
+        onProgress(done.size);
+        lastReport = Date.now();
+      }
+      await sleep(250);
+    }
+  }
+  return done;
+}
+
+export async function readInvocations(file: string): Promise<DoubleInvocation[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as DoubleInvocation);
+}
+
+const CWD_RE = /task-([^/]+?)-(\d+)-a(\d+)-[^/]*$/;
+const DECIDE_RE = /^[ \t]*ORCHESTRATOR-DECIDE[ \t]*$/m;
+
+/** The task (job, number, attempt) a double invocation ran for, from its cwd; and whether it was a decide run. */
+export function invocationTask(
+  inv: DoubleInvocation,
+): { jobId: string; taskNo: number; attempt: number; decide: boolean } | undefined {
+  const m = CWD_RE.exec(inv.cwd);
+  if (!m) return undefined;
+  return {
+    jobId: m[1] as string,
+    taskNo: Number(m[2]),
+    attempt: Number(m[3]),
+    decide: DECIDE_RE.test(inv.prompt ?? ''),
+  };
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx] as number;
+}
+
+/** Renders rows as a fixed-width text table. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join(
+    '\n',
+  );
+}
+
+/** POST/GET against the local API with a bounded timeout. */
+export async function apiCall(
+  stack: TestStack,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 120_000,
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are read field by field
+): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${stack.apiUrl}${path}`, {
+    method,
+    headers: { 'x-api-key': stack.apiKey, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = { raw: text };
+  }
+  return { status: res.status, json };
+}
