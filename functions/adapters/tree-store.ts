@@ -3,7 +3,7 @@
  * one conditional update each), hand-offs to child jobs, cancellation, and
  * listing a root's descendants. Same table and item shapes as JobStore.
  */
-import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AttemptRecord, ChildResults, JobRecord, TaskRecord } from '../core/model.ts';
 import {
   assertTaskTransition,
@@ -251,3 +251,127 @@ export class TreeStore {
     throw new Error(`job tree ${rootJobId} has more jobs than ${MAX_PAGES} pages`);
   }
 }
+
+/**
+ * Running-worker slots: a counter on the job item (at most its max_workers
+ * running at once) and one for the whole deployment (at most
+ * `workers.max_running`). Taken with a conditional update when a task is
+ * dispatched, given back when its container stops; the sweep repairs a
+ * counter a crash left too high.
+ */
+export class RunSlots {
+  private readonly ddb: DynamoDBDocumentClient;
+  private readonly tableName: string;
+
+  constructor(store: JobStore) {
+    this.ddb = store.ddb;
+    this.tableName = store.tableName;
+  }
+
+  /** Takes a slot of the job (bounded by its own config.maxWorkers) and of the deployment; false if either is full. */
+  async acquire(jobId: string, globalMax: number): Promise<boolean> {
+    const job = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET #r = if_not_exists(#r, :zero) + :one',
+          ConditionExpression: 'attribute_exists(PK) AND (attribute_not_exists(#r) OR #r < #c.maxWorkers)',
+          ExpressionAttributeNames: { '#r': 'runningTasks', '#c': 'config' },
+          ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+        }),
+      ),
+    );
+    if (!job) return false;
+    const global = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: GLOBAL_SLOTS_KEY,
+          UpdateExpression: 'SET #r = if_not_exists(#r, :zero) + :one',
+          ConditionExpression: 'attribute_not_exists(#r) OR #r < :max',
+          ExpressionAttributeNames: { '#r': 'runningTasks' },
+          ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':max': globalMax },
+        }),
+      ),
+    );
+    if (global) return true;
+    await this.releaseJob(jobId);
+    return false;
+  }
+
+  /** Gives a slot back (never below zero). */
+  async release(jobId: string): Promise<void> {
+    await this.releaseJob(jobId);
+    await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: GLOBAL_SLOTS_KEY,
+          UpdateExpression: 'SET #r = #r - :one',
+          ConditionExpression: '#r > :zero',
+          ExpressionAttributeNames: { '#r': 'runningTasks' },
+          ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+        }),
+      ),
+    );
+  }
+
+  /** Sets a job's counter to what is really running, if it still holds the value the caller saw. */
+  async repairJob(jobId: string, seen: number, actual: number): Promise<boolean> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET #r = :actual',
+          ConditionExpression: '#r = :seen',
+          ExpressionAttributeNames: { '#r': 'runningTasks' },
+          ExpressionAttributeValues: { ':actual': actual, ':seen': seen },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  async readGlobal(): Promise<number> {
+    const out = await this.ddb.send(
+      new GetCommand({ TableName: this.tableName, Key: GLOBAL_SLOTS_KEY, ConsistentRead: true }),
+    );
+    return Number(out.Item?.runningTasks ?? 0);
+  }
+
+  /** Sets the deployment's counter to what is really running, if it still holds the value the caller saw. */
+  async repairGlobal(seen: number, actual: number): Promise<boolean> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: GLOBAL_SLOTS_KEY,
+          UpdateExpression: 'SET #r = :actual',
+          ConditionExpression: '#r = :seen',
+          ExpressionAttributeNames: { '#r': 'runningTasks' },
+          ExpressionAttributeValues: { ':actual': actual, ':seen': seen },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  private async releaseJob(jobId: string): Promise<void> {
+    await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET #r = #r - :one',
+          ConditionExpression: '#r > :zero',
+          ExpressionAttributeNames: { '#r': 'runningTasks' },
+          ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+        }),
+      ),
+    );
+  }
+}
+
+const GLOBAL_SLOTS_KEY = { PK: 'COUNTER#running', SK: 'COUNTER' };

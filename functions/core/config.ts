@@ -36,6 +36,8 @@ export const ConfigSchema = z.strictObject({
       /** Seconds a worker may run before it is stopped and counted as timed out. */
       default_timeout: positiveInt(86_400).default(600),
       max_retries: z.number().int().min(0).max(10).default(2),
+      /** Workers running at once across every job of the deployment. */
+      max_running: positiveInt(10_000).default(50),
     })
     .prefault({}),
   recursion: z

@@ -10,7 +10,7 @@ import { Artifacts } from '../adapters/artifacts.ts';
 import { type ClientOptions, createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
 import { JobStore } from '../adapters/job-store.ts';
 import { ensureResources } from '../adapters/provision.ts';
-import { TreeStore } from '../adapters/tree-store.ts';
+import { RunSlots, TreeStore } from '../adapters/tree-store.ts';
 import { WorkQueue } from '../adapters/work-queue.ts';
 import type { OrchestratorConfig } from '../core/config.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
@@ -92,6 +92,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const deps: Deps = {
       store,
       tree: new TreeStore(store),
+      slots: new RunSlots(store),
       queue,
       artifacts,
       settings,

@@ -43,9 +43,12 @@ export async function cancelTree(
         const before = await deps.tree.cancelTask(j.jobId, task.taskNo, now);
         if (!before) continue;
         tasks += 1;
-        if ((before.state === 'launching' || before.state === 'running') && before.launchHandle) {
-          await deps.launcher.stop(before.launchHandle, `job ${jobId} was cancelled`);
-          stopped += 1;
+        if (before.state === 'launching' || before.state === 'running') {
+          await deps.slots.release(j.jobId);
+          if (before.launchHandle) {
+            await deps.launcher.stop(before.launchHandle, `job ${jobId} was cancelled`);
+            stopped += 1;
+          }
         }
       }
     }),

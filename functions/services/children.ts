@@ -113,6 +113,8 @@ export async function createChildJob(
     };
     const waiting = await deps.tree.handoffToChild(task, scope.attempt, jobId, record, now);
     if (waiting) {
+      // The parent's container exits now: its running slot goes back.
+      await deps.slots.release(task.jobId);
       // The parent's own spending ends here: its reservation becomes what the decision cost.
       const reserved = task.budgetAttempt === scope.attempt ? (task.budgetUsd ?? 0) : 0;
       await deps.tree.settleSpend(root.jobId, reserved, cost);

@@ -3,11 +3,13 @@
 import type { Artifacts } from '../adapters/artifacts.ts';
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Launcher } from '../adapters/launcher.ts';
-import type { TreeStore } from '../adapters/tree-store.ts';
+import type { RunSlots, TreeStore } from '../adapters/tree-store.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
 import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
 
 export interface WorkerSettings {
+  /** Workers running at once across the deployment (each job is also capped by its max_workers). */
+  maxRunning: number;
   permissionMode: string;
   maxTurns?: number | undefined;
 }
@@ -32,6 +34,7 @@ export interface Log {
 export interface Deps {
   store: JobStore;
   tree: TreeStore;
+  slots: RunSlots;
   queue: WorkQueue;
   artifacts: Artifacts;
   settings: Settings;

@@ -14,6 +14,8 @@ export type DispatchOutcome = 'launched' | 'duplicate' | 'refused' | 'waiting';
 
 /** How long a task waits for other attempts to give spend back before it tries again. */
 export const BUDGET_WAIT_SEC = 5;
+/** How long a task waits for a running slot of its job (or of the deployment). */
+export const SLOT_WAIT_SEC = 2;
 
 export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Promise<DispatchOutcome> {
   const { jobId, taskNo, attempt } = message;
@@ -42,6 +44,14 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     });
     return 'refused';
   }
+  if (!(await deps.slots.acquire(jobId, deps.settings.worker.maxRunning))) {
+    // The job already runs max_workers workers (or the deployment max_running): wait for one to end.
+    await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
+    await returnAttemptSpend(deps, claimed, grant.usd);
+    await deps.queue.send(message, SLOT_WAIT_SEC);
+    deps.log.info('waiting for a running slot', { jobId, taskNo, attempt });
+    return 'waiting';
+  }
   try {
     const { handle } = await deps.launcher.launch({
       jobId,
@@ -64,8 +74,9 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
       );
       return 'refused';
     }
-    // Nothing started: give the task and its spend back so the redelivered message can claim it again.
+    // Nothing started: give the task, its slot and its spend back so the redelivered message can claim it again.
     await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
+    await deps.slots.release(jobId);
     await returnAttemptSpend(deps, claimed, grant.usd);
     deps.log.warn('launch failed, will retry', { jobId, taskNo, attempt, reason: (err as Error).message });
     throw err;

@@ -89,9 +89,34 @@ export async function sweepActiveTasks(
       if (await recordLostWorker(deps, scope, reason, undefined, 'timed_out')) report.overdue += 1;
     }
   }
+  await repairSlotCounters(deps, tasks, options.limit);
   if (report.lost + report.overdue + report.requeued > 0)
     deps.log.info('sweep repaired tasks', { ...report });
   return report;
+}
+
+/**
+ * A crash between a task's last write and its slot release leaves a counter
+ * too high, which would hold the job's queued tasks back. Recount from the
+ * tasks themselves (conditional on the value read, so a concurrent take wins).
+ */
+async function repairSlotCounters(deps: Deps, active: readonly TaskRecord[], limit: number): Promise<void> {
+  const running = (t: TaskRecord) => t.state === 'launching' || t.state === 'running';
+  for (const jobId of new Set(active.map((t) => t.jobId))) {
+    const counted = (await deps.store.getJob(jobId))?.runningTasks ?? 0;
+    const actual = (await deps.store.listTasks(jobId)).filter(running).length;
+    if (counted > actual && (await deps.slots.repairJob(jobId, counted, actual))) {
+      deps.log.warn('repaired a running-slot counter', { jobId, counted, actual });
+    }
+  }
+  // The deployment counter can only be recounted when the sweep saw every active task.
+  if (active.length < limit) {
+    const counted = await deps.slots.readGlobal();
+    const actual = active.filter(running).length;
+    if (counted > actual && (await deps.slots.repairGlobal(counted, actual))) {
+      deps.log.warn('repaired the deployment running-slot counter', { counted, actual });
+    }
+  }
 }
 
 function isOverdue(task: TaskRecord, now: number, graceMs: number): boolean {

@@ -196,6 +196,8 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
     result,
     now,
   );
+  // The container is gone (or never came): its running slot goes back.
+  if (ended) await deps.slots.release(task.jobId);
   if (ended && !ok) {
     deps.log.info('attempt failed', {
       jobId: task.jobId,

@@ -29,6 +29,7 @@ export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): 
       maxTaskBudgetUsd: config.limits.max_task_budget_usd,
     },
     worker: {
+      maxRunning: config.workers.max_running,
       permissionMode: config.orchestrator.permission_mode,
       maxTurns: config.orchestrator.max_turns ?? undefined,
     },

@@ -10,7 +10,7 @@ import {
   type WorkerStatus,
 } from '../../functions/adapters/launcher.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
-import { TreeStore } from '../../functions/adapters/tree-store.ts';
+import { RunSlots, TreeStore } from '../../functions/adapters/tree-store.ts';
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
@@ -71,6 +71,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     deps = {
       store,
       tree: new TreeStore(store),
+      slots: new RunSlots(store),
       queue: new WorkQueue(clients.sqs, resources.queueUrl),
       artifacts: new Artifacts(clients.s3, resources.bucketName),
       settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
@@ -220,7 +221,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     });
     const shared = deps;
     const sweptStore = new JobStore(clients.ddb, swept.tableName);
-    deps = { ...shared, store: sweptStore, tree: new TreeStore(sweptStore) };
+    deps = { ...shared, store: sweptStore, tree: new TreeStore(sweptStore), slots: new RunSlots(sweptStore) };
     try {
       await sweepScenario();
     } finally {
@@ -283,6 +284,16 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(failed?.error).toMatch(/aggregation failed/);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 7 }, 5);
     expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('queued');
+  });
+
+  it('the sweep gives back running slots a crash left taken', async () => {
+    const job = await newJob(2);
+    await launchAndRun(job.jobId, 1);
+    // A crash after a task's final write but before its slot release: the counter says 2, one runs.
+    expect(await deps.slots.acquire(job.jobId, 1000)).toBe(true);
+    expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(2);
+    await sweepActiveTasks(deps, launcher);
+    expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(1);
   });
 
   it('final tasks leave the sweep index', async () => {

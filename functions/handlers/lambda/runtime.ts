@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { Artifacts } from '../../adapters/artifacts.ts';
 import { awsClients } from '../../adapters/aws-clients.ts';
 import { JobStore } from '../../adapters/job-store.ts';
-import { TreeStore } from '../../adapters/tree-store.ts';
+import { RunSlots, TreeStore } from '../../adapters/tree-store.ts';
 import { WorkQueue } from '../../adapters/work-queue.ts';
 import type { Deps, Log, Settings } from '../../services/deps.ts';
 
@@ -47,6 +47,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
   return {
     store,
     tree: new TreeStore(store),
+    slots: new RunSlots(store),
     queue: new WorkQueue(clients.sqs, e.QUEUE_URL),
     artifacts: new Artifacts(clients.s3, e.BUCKET_NAME),
     settings: JSON.parse(e.JOB_SETTINGS) as Settings,
