@@ -26,7 +26,7 @@ describe('a planned request, end to end through the HTTP API', () => {
     };
     // Each worker sleeps long enough that parallel runs must overlap.
     const submitted = await stack.api('POST', '/api/v1/orchestrate', {
-      body: { request: 'Write a short guide in three parts [[plan:3]] [[sleep:700]]' },
+      body: { request: 'Write a short guide in three parts [[plan:3]] [[sleep:1500]]' },
     });
     expect(submitted.status).toBe(202);
     jobId = submitted.json.job_id;

@@ -68,13 +68,13 @@ describe('a prompt-injected worker, end to end', () => {
     sameTenantJob = await submit({
       request: 'same tenant, other job',
       config: { enable_recursion: false },
-      tasks: [{ prompt: 'other job [[sleep:4000]]' }],
+      tasks: [{ prompt: 'other job [[sleep:10000]]' }],
     });
     otherTenantJob = await submit(
       {
         request: 'another tenant',
         config: { enable_recursion: false },
-        tasks: [{ prompt: 'tenant b job [[sleep:4000]]' }],
+        tasks: [{ prompt: 'tenant b job [[sleep:10000]]' }],
       },
       tenantB,
     );
@@ -85,7 +85,7 @@ describe('a prompt-injected worker, end to end', () => {
         { prompt: 'honest' },
         { prompt: `evil [[attack:${sameTenantJob}]]` },
         // Slow, so that the attack on its result and assignment happens while it runs.
-        { prompt: 'victim [[sleep:1500]]' },
+        { prompt: 'victim [[sleep:4000]]' },
         { prompt: `evil two [[attack:${otherTenantJob}]]` },
       ],
     });

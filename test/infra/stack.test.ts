@@ -418,10 +418,12 @@ describe('dispatcher event source mapping', () => {
   });
 
   it.each(['default', 'variant'] as const)(
-    'paces RunTask so all dispatchers together stay under ECS\'s 20 calls/s (%s)',
+    "paces RunTask so all dispatchers together stay under ECS's 20 calls/s (%s)",
     (name) => {
       const built = build[name]();
-      const rate = Number(resource(built, dispatcherId(built)).Properties.Environment.Variables.RUN_TASK_RATE);
+      const rate = Number(
+        resource(built, dispatcherId(built)).Properties.Environment.Variables.RUN_TASK_RATE,
+      );
       const concurrency = mapping(built).ScalingConfig.MaximumConcurrency;
       expect(rate).toBeGreaterThan(0);
       expect(rate * concurrency).toBeLessThan(20);

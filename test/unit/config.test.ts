@@ -36,7 +36,7 @@ describe('parseConfig defaults', () => {
       permission_mode: 'bypassPermissions',
       max_turns: null,
     });
-    expect(config.workers).toEqual({ max_workers: 5, default_timeout: 600, max_retries: 2 });
+    expect(config.workers).toEqual({ max_workers: 5, default_timeout: 600, max_retries: 2, max_running: 50 });
     expect(config.recursion).toEqual({ enable: false, max_depth: 2 });
     expect(config.api).toEqual({ host: '127.0.0.1', port: 8000, keys: [] });
     expect(config.logging).toEqual({ level: 'INFO', enable_structured: true, log_dir: null });
@@ -47,7 +47,7 @@ describe('parseConfig defaults', () => {
 
   it('fills the options a file leaves out of a section it names', () => {
     const config = parseConfig('workers:\n  max_workers: 3\n');
-    expect(config.workers).toEqual({ max_workers: 3, default_timeout: 600, max_retries: 2 });
+    expect(config.workers).toEqual({ max_workers: 3, default_timeout: 600, max_retries: 2, max_running: 50 });
   });
 
   it.runIf(existsSync(TEMPLATE_PATH))('parses the shipped config.template.yaml', () => {

@@ -5,7 +5,10 @@ import { RateLimiter } from '../../functions/core/rate-limiter.ts';
 /** A clock that only moves when the limiter sleeps, so pacing is measured exactly and instantly. */
 function fakeTime() {
   let now = 0;
-  return { now: () => now, sleep: async (ms: number) => void (now += ms), elapsed: () => now };
+  const sleep = async (ms: number) => {
+    now += ms;
+  };
+  return { now: () => now, sleep, elapsed: () => now };
 }
 
 describe('RateLimiter', () => {

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+/** The fault suite (`npm run test:faults`): its own include, so the default `npm test` never runs it. */
+export default defineConfig({
+  test: {
+    include: ['test/faults/**/*.faults.ts'],
+    testTimeout: 240_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    fileParallelism: false,
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  },
+});
