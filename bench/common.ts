@@ -20,6 +20,10 @@ export class CallCounter {
   counts = new Map<CallKey, number>();
   /** Key → ms epoch when its PutObject returned. */
   readonly putDone = new Map<string, number>();
+  /** Called after every call with its input and output (timing probes). */
+  // biome-ignore lint/suspicious/noExplicitAny: SDK inputs and outputs differ per command
+  readonly hooks: ((service: Service, command: string, input: any, output: any, endMs: number) => void)[] =
+    [];
   readonly instrument = (client: DynamoDBClient | SQSClient | S3Client, service: Service): void => {
     // biome-ignore lint/suspicious/noExplicitAny: one middleware for three client types
     (client.middlewareStack as any).add(
@@ -28,9 +32,11 @@ export class CallCounter {
         const key = `${service}.${String(ctx.commandName).replace(/Command$/, '')}` as CallKey;
         this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
         const out = await next(args);
+        const end = Date.now();
         if (service === 'S3' && ctx.commandName === 'PutObjectCommand' && args?.input?.Key) {
-          this.putDone.set(String(args.input.Key), Date.now());
+          this.putDone.set(String(args.input.Key), end);
         }
+        for (const hook of this.hooks) hook(service, String(ctx.commandName), args?.input, out?.output, end);
         return out;
       },
       { step: 'initialize', name: 'benchCallCounter' },
@@ -168,9 +174,11 @@ export function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
-  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join(
-    '\n',
-  );
+  return [
+    line(header),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...cells.slice(1).map(line),
+  ].join('\n');
 }
 
 /** POST/GET against the local API with a bounded timeout. */
@@ -184,7 +192,10 @@ export async function apiCall(
 ): Promise<{ status: number; json: any }> {
   const res = await fetch(`${stack.apiUrl}${path}`, {
     method,
-    headers: { 'x-api-key': stack.apiKey, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      'x-api-key': stack.apiKey,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     signal: AbortSignal.timeout(timeoutMs),
   });

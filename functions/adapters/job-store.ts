@@ -8,15 +8,16 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  type QueryCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { AttemptRecord, JobRecord, TaskRecord, TaskResultSummary } from '../core/model.ts';
 import {
   assertJobTransition,
   assertTaskTransition,
-  isTerminalTaskState,
   type JobStatus,
   type TaskState,
+  TERMINAL_TASK_STATES,
 } from '../core/task-states.ts';
 import {
   PARTITION_KEY,
@@ -110,6 +111,46 @@ export function jobFromItem(item: Record<string, unknown>): JobRecord {
 export function taskFromItem(item: Record<string, unknown>): TaskRecord {
   const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
   return rest as unknown as TaskRecord;
+}
+
+/**
+ * Every item of a query, page by page, bounded to `maxPages` pages (and to
+ * `limit` items when given). Throws when the bound is hit before the end, so
+ * a caller never silently works on a partial list it believes complete.
+ */
+export async function queryAll(
+  ddb: DynamoDBDocumentClient,
+  input: QueryCommandInput,
+  what: string,
+  options: { limit?: number; maxPages?: number } = {},
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  let startKey: Record<string, unknown> | undefined;
+  for (let page = 0; page < (options.maxPages ?? MAX_PAGES); page++) {
+    const out = await ddb.send(
+      new QueryCommand({
+        ...input,
+        ...(Number.isFinite(limit) ? { Limit: Math.min(100, limit - items.length) } : {}),
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    items.push(...(out.Items ?? []));
+    startKey = out.LastEvaluatedKey;
+    if (!startKey || items.length >= limit) return items;
+  }
+  throw new Error(`${what}: more than ${options.maxPages ?? MAX_PAGES} pages`);
+}
+
+/** The GSI1 query of one partition (tenant listings, API keys, active tasks, a job tree). */
+export function indexPartition(tableName: string, partition: string): QueryCommandInput {
+  return {
+    TableName: tableName,
+    IndexName: TENANT_INDEX,
+    KeyConditionExpression: '#pk = :pk',
+    ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
+    ExpressionAttributeValues: { ':pk': partition },
+  };
 }
 
 export class JobStore {
@@ -283,46 +324,50 @@ export class JobStore {
 
   /** Every task of a job in task order, the planner (task 0) first. */
   async listTasks(jobId: string): Promise<TaskRecord[]> {
-    const tasks: TaskRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const out = await this.ddb.send(
-        new QueryCommand({
+    const items = await queryAll(
+      this.ddb,
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'PK = :pk AND begins_with(SK, :task)',
+        ExpressionAttributeValues: { ':pk': `JOB#${jobId}`, ':task': 'TASK#' },
+        ConsistentRead: true,
+      },
+      `tasks of job ${jobId}`,
+    );
+    return items.map(taskFromItem);
+  }
+
+  /** The task's end has been counted by its job: the sweep no longer needs to watch it. */
+  async leaveActiveIndex(jobId: string, taskNo: number): Promise<void> {
+    const final = [...TERMINAL_TASK_STATES];
+    const values = Object.fromEntries(final.map((s, i) => [`:f${i}`, s]));
+    await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
           TableName: this.tableName,
-          KeyConditionExpression: 'PK = :pk AND begins_with(SK, :task)',
-          ExpressionAttributeValues: { ':pk': `JOB#${jobId}`, ':task': 'TASK#' },
-          ConsistentRead: true,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression: `REMOVE ${TENANT_INDEX_PARTITION_KEY}, ${TENANT_INDEX_SORT_KEY}`,
+          ConditionExpression: `attribute_exists(${TENANT_INDEX_PARTITION_KEY}) AND #state IN (${Object.keys(values).join(', ')})`,
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: values,
         }),
-      );
-      tasks.push(...(out.Items ?? []).map(taskFromItem));
-      startKey = out.LastEvaluatedKey;
-      if (!startKey) return tasks;
-    }
-    throw new Error(`job ${jobId} has more tasks than ${MAX_PAGES} pages`);
+      ),
+    );
   }
 
   /** Tasks not yet final, across every job (for the reconciler's sweep), at most `limit`. */
   async listActiveTasks(limit: number): Promise<TaskRecord[]> {
     const tasks: TaskRecord[] = [];
     for (let shard = 0; shard < ACTIVE_SHARDS && tasks.length < limit; shard++) {
-      let startKey: Record<string, unknown> | undefined;
-      for (let page = 0; page < MAX_PAGES && tasks.length < limit; page++) {
-        const out = await this.ddb.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: TENANT_INDEX,
-            KeyConditionExpression: '#pk = :pk',
-            ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
-            ExpressionAttributeValues: { ':pk': `ACTIVE#${shard}` },
-            Limit: Math.min(100, limit - tasks.length),
-            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-          }),
-        );
-        tasks.push(...(out.Items ?? []).map(taskFromItem));
-        startKey = out.LastEvaluatedKey;
-        if (!startKey) break;
-      }
+      const items = await queryAll(
+        this.ddb,
+        indexPartition(this.tableName, `ACTIVE#${shard}`),
+        'active tasks',
+        {
+          limit: limit - tasks.length,
+        },
+      );
+      tasks.push(...items.map(taskFromItem));
     }
     return tasks;
   }
@@ -430,7 +475,8 @@ export class JobStore {
     const removes: string[] = [];
     if (next.state === 'queued') removes.push('tokenHash', 'launchHandle', 'startedAt');
     else sets.push('finishedAt = :now');
-    if (isTerminalTaskState(next.state)) removes.push(TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY);
+    // A final task stays in the active index until its job has counted it (leaveActiveIndex), so the
+    // sweep can finish the follow-up steps if the writer crashed or lost the response in between.
     for (const f of from) assertTaskTransition(f, record.state);
     if (next.state !== record.state) assertTaskTransition(record.state, next.state);
     const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
@@ -511,24 +557,9 @@ export class JobStore {
 
   /** Every API key (hashes and metadata only), oldest first. */
   async listApiKeys(): Promise<ApiKeyRecord[]> {
-    const keys: ApiKeyRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const out = await this.ddb.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: TENANT_INDEX,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
-          ExpressionAttributeValues: { ':pk': API_KEYS_PARTITION },
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
-      keys.push(...(out.Items ?? []).map(apiKeyFromItem));
-      startKey = out.LastEvaluatedKey;
-      if (!startKey) return keys;
-    }
-    throw new Error(`more API keys than ${MAX_PAGES} pages`);
+    return (await queryAll(this.ddb, indexPartition(this.tableName, API_KEYS_PARTITION), 'API keys')).map(
+      apiKeyFromItem,
+    );
   }
 
   /** Marks a key revoked; false when it does not exist or was already revoked. */

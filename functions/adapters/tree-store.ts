@@ -3,7 +3,7 @@
  * one conditional update each), hand-offs to child jobs, cancellation, and
  * listing a root's descendants. Same table and item shapes as JobStore.
  */
-import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AttemptRecord, ChildResults, JobRecord, TaskRecord } from '../core/model.ts';
 import {
   assertTaskTransition,
@@ -13,15 +13,16 @@ import {
 } from '../core/task-states.ts';
 import {
   conditional,
+  indexPartition,
   type JobStore,
   jobFromItem,
   jobKey,
-  MAX_PAGES,
+  queryAll,
   taskFromItem,
   taskKey,
   treePartition,
 } from './job-store.ts';
-import { TENANT_INDEX, TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY } from './table-schema.ts';
+import { TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY } from './table-schema.ts';
 
 /** Cents are the unit of reservation, so floating-point sums cannot drift past a limit. */
 const EPSILON = 1e-9;
@@ -180,7 +181,7 @@ export class TreeStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(parentJobId, parentTaskNo),
-          UpdateExpression: `SET #state = :to, childResults = :results, finishedAt = :now, updatedAt = :now${error ? ', childError = :error' : ''} REMOVE ${TENANT_INDEX_PARTITION_KEY}, ${TENANT_INDEX_SORT_KEY}`,
+          UpdateExpression: `SET #state = :to, childResults = :results, finishedAt = :now, updatedAt = :now${error ? ', childError = :error' : ''}`,
           ConditionExpression: '#state = :waiting AND childJobId = :child',
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: {
@@ -231,24 +232,12 @@ export class TreeStore {
 
   /** Every descendant job of a root (not the root itself), shallowest first. */
   async listDescendants(rootJobId: string): Promise<JobRecord[]> {
-    const jobs: JobRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const out = await this.ddb.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: TENANT_INDEX,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
-          ExpressionAttributeValues: { ':pk': treePartition(rootJobId) },
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
-      jobs.push(...(out.Items ?? []).map(jobFromItem));
-      startKey = out.LastEvaluatedKey;
-      if (!startKey) return jobs;
-    }
-    throw new Error(`job tree ${rootJobId} has more jobs than ${MAX_PAGES} pages`);
+    const items = await queryAll(
+      this.ddb,
+      indexPartition(this.tableName, treePartition(rootJobId)),
+      `job tree ${rootJobId}`,
+    );
+    return items.map(jobFromItem);
   }
 }
 

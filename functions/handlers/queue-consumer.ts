@@ -5,33 +5,20 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { WorkMessageSchema } from '../core/messages.ts';
 import { aggregateJob } from '../services/aggregate.ts';
 import { cancelTree } from '../services/cancel.ts';
 import type { DispatchDeps } from '../services/deps.ts';
 import { dispatchRun } from '../services/dispatch.ts';
+import { parseWorkMessage } from './work-messages.ts';
 
 export function createQueueConsumer(deps: DispatchDeps) {
   const processor = new BatchProcessor(EventType.SQS);
   const handleRecord = async (record: SQSRecord): Promise<void> => {
-    let body: unknown;
-    try {
-      body = JSON.parse(record.body);
-    } catch {
-      body = undefined;
-    }
-    const message = WorkMessageSchema.safeParse(body);
-    if (!message.success) {
-      // Redelivering cannot fix a malformed message; log it and let it go.
-      deps.log.error('dropping malformed work message', {
-        messageId: record.messageId,
-        body: record.body.slice(0, 500),
-      });
-      return;
-    }
-    if (message.data.type === 'run') await dispatchRun(deps, message.data);
-    else if (message.data.type === 'aggregate') await aggregateJob(deps, message.data.jobId);
-    else await cancelTree(deps, message.data.jobId);
+    const message = parseWorkMessage(record, deps.log, 'work message');
+    if (!message) return;
+    if (message.type === 'run') await dispatchRun(deps, message);
+    else if (message.type === 'aggregate') await aggregateJob(deps, message.jobId);
+    else await cancelTree(deps, message.jobId);
   };
   return async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> =>
     processPartialResponse(event, handleRecord, processor, {

@@ -60,7 +60,16 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
       taskToken: token,
       timeoutSec: claimed.timeoutSec,
     });
-    await deps.store.setLaunchHandle(jobId, taskNo, attempt, handle);
+    // The worker is started: from here on nothing may be undone. Without a stored handle the
+    // worker still reports; if it dies, the sweep finds a claim without a handle and retries it.
+    await deps.store.setLaunchHandle(jobId, taskNo, attempt, handle).catch((e: Error) => {
+      deps.log.warn('launch handle not stored; the sweep covers this worker', {
+        jobId,
+        taskNo,
+        attempt,
+        error: e.message,
+      });
+    });
     deps.log.info('worker launched', { jobId, taskNo, attempt, handle });
     return 'launched';
   } catch (err) {

@@ -6,8 +6,9 @@
  */
 import type { Launcher } from '../adapters/launcher.ts';
 import type { TaskRecord } from '../core/model.ts';
+import { isTerminalTaskState } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
-import { recordLostWorker } from './record-result.ts';
+import { followUp, recordLostWorker } from './record-result.ts';
 import { runMessage } from './submit-job.ts';
 
 export interface SweepOptions {
@@ -19,6 +20,8 @@ export interface SweepOptions {
   overrunGraceMs: number;
   /** A queued task untouched this long gets its run message again (the first may have been lost). */
   requeueAfterMs: number;
+  /** A final task still waiting for its job to count it after this long has its follow-up redone. */
+  followUpGraceMs: number;
 }
 
 export const DEFAULT_SWEEP: SweepOptions = {
@@ -26,6 +29,7 @@ export const DEFAULT_SWEEP: SweepOptions = {
   launchGraceMs: 5 * 60_000,
   overrunGraceMs: 5 * 60_000,
   requeueAfterMs: 15 * 60_000,
+  followUpGraceMs: 60_000,
 };
 
 export interface SweepReport {
@@ -33,6 +37,8 @@ export interface SweepReport {
   lost: number;
   overdue: number;
   requeued: number;
+  /** Final tasks whose follow-up steps (count, plan start, aggregate) had not completed. */
+  followedUp: number;
 }
 
 export async function sweepActiveTasks(
@@ -42,7 +48,7 @@ export async function sweepActiveTasks(
 ): Promise<SweepReport> {
   const now = deps.now().getTime();
   const tasks = await deps.store.listActiveTasks(options.limit);
-  const report: SweepReport = { examined: tasks.length, lost: 0, overdue: 0, requeued: 0 };
+  const report: SweepReport = { examined: tasks.length, lost: 0, overdue: 0, requeued: 0, followedUp: 0 };
   const age = (iso: string | undefined) => (iso ? now - Date.parse(iso) : 0);
 
   const withHandle = tasks.filter(
@@ -55,6 +61,14 @@ export async function sweepActiveTasks(
 
   for (const task of tasks) {
     const scope = { jobId: task.jobId, taskNo: task.taskNo, attempt: task.attempt };
+    if (isTerminalTaskState(task.state)) {
+      // Its writer stopped between the final write and the follow-up: finish the follow-up (idempotent).
+      if (age(task.updatedAt) > options.followUpGraceMs) {
+        await followUp(deps, task, new Date(now).toISOString());
+        report.followedUp += 1;
+      }
+      continue;
+    }
     if (task.state === 'queued') {
       if (age(task.updatedAt) > options.requeueAfterMs) {
         await deps.queue.send(runMessage(task));
@@ -90,7 +104,7 @@ export async function sweepActiveTasks(
     }
   }
   await repairSlotCounters(deps, tasks, options.limit);
-  if (report.lost + report.overdue + report.requeued > 0)
+  if (report.lost + report.overdue + report.requeued + report.followedUp > 0)
     deps.log.info('sweep repaired tasks', { ...report });
   return report;
 }

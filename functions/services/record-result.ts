@@ -56,6 +56,10 @@ export async function recordWorkerResult(
   let verdict = outcome;
   if (task.kind === 'plan' && outcome.status === 'succeeded')
     verdict = await admitPlan(deps, task, outcome, now);
+  // The planned tasks exist before the planner is marked succeeded, so a replay after a lost
+  // response (or a crash) only has to start them: see startPlannedJob.
+  if (task.kind === 'plan' && verdict.status === 'succeeded')
+    await putPlannedTasks(deps, task, outcome.structuredOutput, now);
 
   const ended = await endAttempt(deps, task, verdict, now);
   if (!ended) {
@@ -68,9 +72,6 @@ export async function recordWorkerResult(
     throw conflict(`task ${task.taskNo} changed while its result was being recorded`);
   }
   await settleAttemptSpend(deps, task, verdict.costUsd);
-  if (task.kind === 'plan' && verdict.status === 'succeeded') {
-    await createPlannedTasks(deps, ended, outcome.structuredOutput, now);
-  }
   await followUp(deps, ended, now);
   return { outcome: 'recorded', task: ended };
 }
@@ -154,11 +155,16 @@ export async function recordLostWorker(
     },
     deps.now().toISOString(),
   );
-  if (ended) {
-    await settleAttemptSpend(deps, task, 0);
-    deps.log.warn('worker stopped without a result', { ...scope, reason, next: ended.state });
-    await followUp(deps, ended, deps.now().toISOString());
+  if (!ended) {
+    // Lost response or a concurrent writer: if this attempt did end, finish what follows it.
+    const fresh = await deps.store.getTask(scope.jobId, scope.taskNo);
+    if (fresh?.attempts.some((a) => a.attempt === scope.attempt))
+      await followUp(deps, fresh, deps.now().toISOString());
+    return undefined;
   }
+  await settleAttemptSpend(deps, task, 0);
+  deps.log.warn('worker stopped without a result', { ...scope, reason, next: ended.state });
+  await followUp(deps, ended, deps.now().toISOString());
   return ended;
 }
 
@@ -211,14 +217,22 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
 }
 
 /** Planner succeeded: its subtasks become work tasks and the job starts running. */
-async function createPlannedTasks(deps: Deps, planner: TaskRecord, structuredOutput: unknown, now: string) {
+async function putPlannedTasks(deps: Deps, planner: TaskRecord, structuredOutput: unknown, now: string) {
   const job = await deps.store.getJob(planner.jobId);
   if (!job) return;
   const plan = parsePlan(structuredOutput, job.config.maxWorkers);
   if (!plan.ok) return;
-  const tasks = workTasks(job, plan.subtasks, now);
-  await deps.store.putTasks(tasks);
-  await deps.store.transitionJob(job.jobId, 'planning', 'running', now, { totalTasks: tasks.length });
+  await deps.store.putTasks(workTasks(job, plan.subtasks, now));
+}
+
+/** Planner succeeded: the job starts running with the planned tasks (safe to repeat). */
+async function startPlannedJob(deps: Deps, planner: TaskRecord, now: string): Promise<void> {
+  const tasks = (await deps.store.listTasks(planner.jobId)).filter((t) => t.kind === 'work');
+  const job = await deps.store.getJob(planner.jobId);
+  if (job?.status === 'planning' && tasks.length > 0) {
+    await deps.store.transitionJob(job.jobId, 'planning', 'running', now, { totalTasks: tasks.length });
+  }
+  await deps.queue.sendAll(tasks.filter((t) => t.state === 'queued').map(runMessage));
 }
 
 /**
@@ -234,20 +248,16 @@ export async function followUp(deps: Deps, task: TaskRecord, now: string): Promi
   }
   if (!isTerminalTaskState(task.state)) return;
   if (task.kind === 'plan') {
-    if (task.state === 'succeeded') {
-      const waiting = (await deps.store.listTasks(task.jobId)).filter(
-        (t) => t.kind === 'work' && t.state === 'queued',
-      );
-      await deps.queue.sendAll(waiting.map(runMessage));
-    } else {
+    if (task.state === 'succeeded') await startPlannedJob(deps, task, now);
+    else await deps.queue.send({ type: 'aggregate', jobId: task.jobId });
+  } else if (task.state !== 'cancelled') {
+    const { job, firstTime } = await deps.store.markTaskFinished(task.jobId, task.taskNo, now);
+    const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
+    // On a replay we cannot know whether the first call sent it; the aggregator is idempotent.
+    if (complete && (firstTime || job.status === 'running')) {
       await deps.queue.send({ type: 'aggregate', jobId: task.jobId });
     }
-    return;
   }
-  const { job, firstTime } = await deps.store.markTaskFinished(task.jobId, task.taskNo, now);
-  const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
-  // On a replay we cannot know whether the first call sent it; the aggregator is idempotent.
-  if (complete && (firstTime || job.status === 'running')) {
-    await deps.queue.send({ type: 'aggregate', jobId: task.jobId });
-  }
+  // Only now has the job taken this task's end into account: the sweep may stop watching it.
+  await deps.store.leaveActiveIndex(task.jobId, task.taskNo);
 }

@@ -12,7 +12,13 @@ import { FaultInjector } from './fault-injector.ts';
 import { type FaultStack, startFaultStack } from './fault-stack.ts';
 import { checkInvariants } from './invariants.ts';
 
-const SWEEP = { limit: 100, launchGraceMs: 2_000, overrunGraceMs: 5_000, requeueAfterMs: 3_000 };
+const SWEEP = {
+  limit: 100,
+  launchGraceMs: 2_000,
+  overrunGraceMs: 5_000,
+  requeueAfterMs: 3_000,
+  followUpGraceMs: 1_000,
+};
 
 async function settle(stack: FaultStack, jobId: string, ms: number): Promise<JobStatus | undefined> {
   const deadline = Date.now() + ms;

@@ -34,8 +34,9 @@ const SWEEP: SweepOptions = {
   launchGraceMs: 6_000,
   overrunGraceMs: 5_000,
   requeueAfterMs: 5_000,
+  followUpGraceMs: 3_000,
 };
-const SCENARIO_DEADLINE_MS = 150_000;
+const SCENARIO_DEADLINE_MS = 90_000;
 const STACK_CONFIG = [
   'workers: {max_workers: 4, max_retries: 3, default_timeout: 60}',
   'recursion: {enable: true, max_depth: 2}',

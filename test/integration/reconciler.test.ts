@@ -296,10 +296,11 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(1);
   });
 
-  it('final tasks leave the sweep index', async () => {
+  it('a final task stays in the sweep index until its job has counted it, and the sweep finishes that if its writer crashed', async () => {
     const job = await newJob(1);
     await launchAndRun(job.jobId, 1);
     const now = new Date(clock).toISOString();
+    // The final write lands, then the writer dies before counting the task (or loses the response).
     await deps.store.endAttempt(
       job.jobId,
       1,
@@ -310,8 +311,15 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       undefined,
       now,
     );
-    const active = await deps.store.listActiveTasks(1000);
-    expect(active.some((t) => t.jobId === job.jobId)).toBe(false);
+    expect((await deps.store.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(true);
+    await drainQueue();
+
+    clock += 2 * 60_000;
+    const report = await sweepActiveTasks(deps, launcher);
+    expect(report.followedUp).toBeGreaterThanOrEqual(1);
+    expect((await deps.store.getJob(job.jobId))?.finishedTasks).toEqual([1]);
+    expect(await drainQueue()).toContainEqual({ type: 'aggregate', jobId: job.jobId });
+    expect((await deps.store.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(false);
   });
 });
 
