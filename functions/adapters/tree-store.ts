@@ -42,7 +42,7 @@ export class TreeStore {
    * Reserves `count` tasks of the root's budget. One conditional update: under
    * any number of concurrent callers the reserved total never passes the limit.
    */
-  async reserveTasks(root: JobRecord, count: number, now: string): Promise<boolean> {
+  async reserveTasks(root: JobRecord, count: number, now: string, forChild = false): Promise<boolean> {
     if (!root.budget) return false;
     const allowed = root.budget.maxTasks - count;
     if (allowed < 0) return false;
@@ -51,10 +51,16 @@ export class TreeStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: jobKey(root.jobId),
-          UpdateExpression: 'SET #b.reservedTasks = #b.reservedTasks + :n, updatedAt = :now',
+          // For a child, the same write marks the root as having a tree to report on.
+          UpdateExpression: `SET #b.reservedTasks = #b.reservedTasks + :n, updatedAt = :now${forChild ? ', hasChildren = :yes' : ''}`,
           ConditionExpression: '#b.reservedTasks <= :allowed',
           ExpressionAttributeNames: { '#b': 'budget' },
-          ExpressionAttributeValues: { ':n': count, ':allowed': allowed, ':now': now },
+          ExpressionAttributeValues: {
+            ':n': count,
+            ':allowed': allowed,
+            ':now': now,
+            ...(forChild ? { ':yes': true } : {}),
+          },
         }),
       ),
     );

@@ -46,6 +46,8 @@ export interface JobRecord {
   requestHash: string;
   /** Why the job failed as a whole (e.g. planning failed), when it did. */
   error?: string | undefined;
+  /** Root jobs only: set once any child job was created in the tree. */
+  hasChildren?: boolean | undefined;
   /** Workers of this job running now (launching or running); bounded by config.maxWorkers. */
   runningTasks?: number | undefined;
   /** Root jobs only: the budget of the whole tree, enforced with conditional updates on this item. */

@@ -104,7 +104,8 @@ export async function writeTreeReports(
   root: JobRecord,
   rootTasks?: Awaited<ReturnType<Deps['store']['listTasks']>>,
 ): Promise<void> {
-  const descendants = await deps.tree.listDescendants(root.jobId);
+  // Most jobs have no children: skip the tree query for them.
+  const descendants = root.hasChildren ? await deps.tree.listDescendants(root.jobId) : [];
   const tree: TreeNode[] = [
     { job: root, tasks: rootTasks ?? (await deps.store.listTasks(root.jobId)) },
     ...(await Promise.all(
@@ -118,7 +119,10 @@ export async function writeTreeReports(
   };
   const reports = renderTreeReports(tree, ctx);
   const markdown = 'text/markdown; charset=utf-8';
-  for (const level of reports.levels) await deps.artifacts.putText(level.key, level.markdown, markdown);
-  await deps.artifacts.putText(resultJsonKey(root.jobId), reports.resultJson, 'application/json');
-  await deps.artifacts.putText(finalReportKey(root.jobId), reports.finalReport, markdown);
+  // Independent objects: written side by side. The job's status is set only after all of them landed.
+  await Promise.all([
+    ...reports.levels.map((level) => deps.artifacts.putText(level.key, level.markdown, markdown)),
+    deps.artifacts.putText(resultJsonKey(root.jobId), reports.resultJson, 'application/json'),
+    deps.artifacts.putText(finalReportKey(root.jobId), reports.finalReport, markdown),
+  ]);
 }

@@ -60,7 +60,7 @@ export async function createChildJob(
   const existing = await deps.store.getJob(jobId);
   if (existing) return { job: existing, created: false };
 
-  if (!(await deps.tree.reserveTasks(root, requested, now))) {
+  if (!(await deps.tree.reserveTasks(root, requested, now, true))) {
     const fresh = (await deps.store.getJob(root.jobId)) ?? root;
     const r = tasksRefusal(fresh, requested);
     deps.log.warn('child job refused by a limit', { ...scope, limit: r.limit });

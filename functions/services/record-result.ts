@@ -71,8 +71,8 @@ export async function recordWorkerResult(
     }
     throw conflict(`task ${task.taskNo} changed while its result was being recorded`);
   }
-  await settleAttemptSpend(deps, task, verdict.costUsd);
-  await followUp(deps, ended, now);
+  // Independent steps after the final write: the spend settles while the job counts the task.
+  await Promise.all([settleAttemptSpend(deps, task, verdict.costUsd), followUp(deps, ended, now)]);
   return { outcome: 'recorded', task: ended };
 }
 
