@@ -5,6 +5,17 @@
 import { z } from 'zod';
 import type { SubtaskSpec } from './model.ts';
 
+/** One subtask in a JSON Schema answer: what both the planner and a splitting worker return. */
+export const SUBTASK_ITEM_SCHEMA: Readonly<Record<string, unknown>> = {
+  type: 'object',
+  properties: {
+    title: { type: 'string', minLength: 1, maxLength: 200 },
+    prompt: { type: 'string', minLength: 1, maxLength: 20_000 },
+  },
+  required: ['title', 'prompt'],
+  additionalProperties: false,
+};
+
 export function plannerSchema(maxWorkers: number): Record<string, unknown> {
   return {
     type: 'object',
@@ -13,15 +24,7 @@ export function plannerSchema(maxWorkers: number): Record<string, unknown> {
         type: 'array',
         minItems: 1,
         maxItems: maxWorkers,
-        items: {
-          type: 'object',
-          properties: {
-            title: { type: 'string', minLength: 1, maxLength: 200 },
-            prompt: { type: 'string', minLength: 1, maxLength: 20_000 },
-          },
-          required: ['title', 'prompt'],
-          additionalProperties: false,
-        },
+        items: SUBTASK_ITEM_SCHEMA,
       },
     },
     required: ['subtasks'],

@@ -5,6 +5,7 @@
  */
 import type { ApiLimits } from './api-schemas.ts';
 import type { ChildResults, JobConfig, JobRecord, RootBudget, TaskRecord } from './model.ts';
+import { SUBTASK_ITEM_SCHEMA } from './planner.ts';
 import type { JobStatus } from './task-states.ts';
 
 /** Below this a worker cannot do anything useful; the tree's spend is used up. */
@@ -99,15 +100,7 @@ export function decideSchema(maxSubtasks: number): Record<string, unknown> {
         type: 'array',
         minItems: 0,
         maxItems: maxSubtasks,
-        items: {
-          type: 'object',
-          properties: {
-            title: { type: 'string', minLength: 1, maxLength: 200 },
-            prompt: { type: 'string', minLength: 1, maxLength: 20_000 },
-          },
-          required: ['title', 'prompt'],
-          additionalProperties: false,
-        },
+        items: SUBTASK_ITEM_SCHEMA,
       },
     },
     required: ['decision', 'reason', 'subtasks'],
