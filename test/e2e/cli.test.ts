@@ -3,39 +3,18 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAwsClients } from '../../functions/adapters/aws-clients.ts';
 import { JobStore } from '../../functions/adapters/job-store.ts';
 import { startEmulators } from '../../functions/local/emulators.ts';
 import { CLAUDE_DOUBLE } from '../support/harness.ts';
+import { BIN, type BinRun, runBin } from '../support/run-bin.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/orchestrator.mjs', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = BinRun;
 
 /** Runs the real bin from an empty directory, as a user on a fresh clone would. */
 function orchestrator(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runBin(args, { cwd, env: { ...process.env, ...env } });
 }
 
 describe('the orchestrator command', () => {

@@ -4,8 +4,6 @@
  * hash, a revoked key stops authenticating, and every refusal is one line on
  * stderr with exit code 1.
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
 import { JobStore } from '../../functions/adapters/job-store.ts';
@@ -13,15 +11,11 @@ import { ensureResources } from '../../functions/adapters/provision.ts';
 import { sha256Hex } from '../../functions/core/tokens.ts';
 import { type Emulators, startEmulators } from '../../functions/local/emulators.ts';
 import { authorizeApiKey } from '../../functions/services/auth.ts';
+import { type BinRun, runBin } from '../support/run-bin.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/orchestrator.mjs', import.meta.url));
 const TABLE = 'keys-test';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = BinRun;
 
 interface ListedKey {
   key_id: string;
@@ -38,23 +32,9 @@ function inheritedEnv(): NodeJS.ProcessEnv {
   return inherited;
 }
 
-/** Runs the real bin (asynchronously: the emulators live in this process and must keep answering). */
+/** Runs the real bin without the caller's endpoints. */
 function orchestrator(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...inheritedEnv(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runBin(args, { env: { ...inheritedEnv(), ...env } });
 }
 
 /** The only line of stderr that is ours: exactly one, prefixed, no stack trace. */

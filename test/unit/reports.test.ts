@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AttemptRecord, JobRecord, TaskRecord, TaskResultSummary } from '../../functions/core/model.ts';
+import type { JobRecord, TaskRecord, TaskResultSummary } from '../../functions/core/model.ts';
 import {
   escapeTableCell,
   formatCost,
@@ -9,73 +9,22 @@ import {
   renderResultJson,
 } from '../../functions/core/reports.ts';
 import { buildJobResult, type ResultContext } from '../../functions/core/result-format.ts';
+import {
+  makeJob as baseJob,
+  makeResult as baseResult,
+  makeTask as baseTask,
+  makeAttempt,
+} from '../support/records.ts';
 
-const T0 = '2025-03-01T10:00:00.000Z';
 const ctx: ResultContext = { bucket: 'artifacts', now: '2025-03-01T10:01:05.000Z' };
 
-function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
-  return {
-    jobId: 'job-r',
-    tenant: 'tenant-1',
-    status: 'completed',
-    request: 'Write a report about tides',
-    config: {
-      maxWorkers: 5,
-      defaultTimeoutSec: 600,
-      maxRetries: 2,
-      enableRecursion: false,
-      maxRecursionDepth: 2,
-      maxBudgetUsd: 10,
-    },
-    depth: 0,
-    rootJobId: 'job-r',
-    path: '',
-    totalTasks: 3,
-    finishedTasks: [1, 2, 3],
-    createdAt: T0,
-    updatedAt: '2025-03-01T10:01:05.000Z',
-    finishedAt: '2025-03-01T10:01:05.000Z',
-    requestHash: 'hash',
-    ...overrides,
-  };
-}
-
-function makeResult(overrides: Partial<TaskResultSummary> = {}): TaskResultSummary {
-  return {
-    output: 'All done.',
-    outputTruncated: false,
-    filesCreated: [],
-    costUsd: 0.01,
-    numTurns: 4,
-    durationMs: 20_000,
-    ...overrides,
-  };
-}
-
-function makeAttempt(attempt: number, overrides: Partial<AttemptRecord> = {}): AttemptRecord {
-  return { attempt, state: 'succeeded', finishedAt: `2025-03-01T10:0${attempt}:00.000Z`, ...overrides };
-}
-
-function makeTask(taskNo: number, overrides: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    jobId: 'job-r',
-    taskNo,
-    kind: taskNo === 0 ? 'plan' : 'work',
-    title: taskNo === 0 ? 'Plan' : `Task ${taskNo}`,
-    prompt: `Do part ${taskNo}`,
-    state: 'succeeded',
-    attempt: 1,
-    maxRetries: 2,
-    timeoutSec: 600,
-    depth: 0,
-    rootJobId: 'job-r',
-    jobPath: '',
-    createdAt: T0,
-    updatedAt: T0,
-    attempts: [],
-    ...overrides,
-  };
-}
+// This file's job is `job-r`, about tides, whose workers say "All done.".
+const makeJob = (overrides: Partial<JobRecord> = {}): JobRecord =>
+  baseJob({ jobId: 'job-r', request: 'Write a report about tides', ...overrides });
+const makeResult = (overrides: Partial<TaskResultSummary> = {}): TaskResultSummary =>
+  baseResult({ output: 'All done.', ...overrides });
+const makeTask = (taskNo: number, overrides: Partial<TaskRecord> = {}): TaskRecord =>
+  baseTask(taskNo, { jobId: 'job-r', ...overrides });
 
 function succeededTask(
   taskNo: number,

@@ -1,73 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { AttemptRecord, JobRecord, TaskRecord, TaskResultSummary } from '../../functions/core/model.ts';
+import type { TaskRecord } from '../../functions/core/model.ts';
 import { buildJobResult, countTasksByState, type ResultContext } from '../../functions/core/result-format.ts';
+import { makeAttempt, makeJob, makeResult, makeTask } from '../support/records.ts';
 
-const T0 = '2025-03-01T10:00:00.000Z';
 const ctx: ResultContext = { bucket: 'artifacts', now: '2025-03-01T10:05:00.000Z' };
-
-function makeJob(overrides: Partial<JobRecord> = {}): JobRecord {
-  return {
-    jobId: 'job-a',
-    tenant: 'tenant-1',
-    status: 'completed',
-    request: 'Build a small website',
-    config: {
-      maxWorkers: 5,
-      defaultTimeoutSec: 600,
-      maxRetries: 2,
-      enableRecursion: false,
-      maxRecursionDepth: 2,
-      maxBudgetUsd: 10,
-    },
-    depth: 0,
-    rootJobId: 'job-a',
-    path: '',
-    totalTasks: 3,
-    finishedTasks: [1, 2, 3],
-    createdAt: T0,
-    updatedAt: '2025-03-01T10:01:05.000Z',
-    finishedAt: '2025-03-01T10:01:05.000Z',
-    requestHash: 'hash',
-    ...overrides,
-  };
-}
-
-function makeResult(overrides: Partial<TaskResultSummary> = {}): TaskResultSummary {
-  return {
-    output: 'done',
-    outputTruncated: false,
-    filesCreated: [],
-    costUsd: 0.01,
-    numTurns: 4,
-    durationMs: 20_000,
-    ...overrides,
-  };
-}
-
-function makeAttempt(attempt: number, overrides: Partial<AttemptRecord> = {}): AttemptRecord {
-  return { attempt, state: 'succeeded', finishedAt: `2025-03-01T10:0${attempt}:00.000Z`, ...overrides };
-}
-
-function makeTask(taskNo: number, overrides: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    jobId: 'job-a',
-    taskNo,
-    kind: taskNo === 0 ? 'plan' : 'work',
-    title: taskNo === 0 ? 'Plan' : `Task ${taskNo}`,
-    prompt: `Do part ${taskNo}`,
-    state: 'succeeded',
-    attempt: 1,
-    maxRetries: 2,
-    timeoutSec: 600,
-    depth: 0,
-    rootJobId: 'job-a',
-    jobPath: '',
-    createdAt: T0,
-    updatedAt: T0,
-    attempts: [],
-    ...overrides,
-  };
-}
 
 /** A task whose single attempt succeeded and was recorded. */
 function succeededTask(taskNo: number, costUsd: number, numTurns: number, files: string[] = []): TaskRecord {
