@@ -29,6 +29,8 @@ export async function decideOrHandOff(
   assignment: Assignment,
   invocation: Omit<ClaudeInvocation, 'prompt' | 'args' | 'timeoutMs'>,
   baseArgs: string[],
+  /** Repository jobs: uploads the checkout as the child's base; returns headers for the child's POST. */
+  prepareHandoff?: () => Promise<Record<string, string>>,
 ): Promise<Decision> {
   const offer = assignment.recursion;
   if (!offer) return { kind: 'do', costUsd: 0, note: 'recursion not offered' };
@@ -52,6 +54,7 @@ export async function decideOrHandOff(
     return { kind: 'do', costUsd: verdict.costUsd, note: why };
   }
   try {
+    const extraHeaders = prepareHandoff ? await prepareHandoff() : {};
     const child = await api.call<{ job_id: string }>(
       'POST',
       '/api/v1/orchestrate',
@@ -62,7 +65,7 @@ export async function decideOrHandOff(
           prompt: String(t.prompt),
         })),
       },
-      { 'x-child-mode': 'handoff', 'x-decide-cost-usd': String(verdict.costUsd) },
+      { ...extraHeaders, 'x-child-mode': 'handoff', 'x-decide-cost-usd': String(verdict.costUsd) },
     );
     return {
       kind: 'handed_off',

@@ -1,5 +1,12 @@
 /** The artifacts bucket: reports, worker files and logs, and presigned links to them. */
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 
 const MAX_LIST_PAGES = 100;
@@ -35,6 +42,41 @@ export class Artifacts {
     }
   }
 
+  /** The first `bytes` bytes of an object (a ranged GET), or undefined when it does not exist. */
+  async getStart(key: string, bytes: number): Promise<Uint8Array | undefined> {
+    try {
+      const out = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${bytes - 1}` }),
+      );
+      return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Size of an object in bytes, or undefined when it does not exist. */
+  async size(key: string): Promise<number | undefined> {
+    try {
+      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.ContentLength ?? 0;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Server-side copy inside the bucket (up to 5 GB, which covers every bundle limit). */
+  async copy(from: string, to: string): Promise<void> {
+    await this.s3.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: to,
+        CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`,
+      }),
+    );
+  }
+
   async getText(key: string): Promise<string | undefined> {
     const bytes = await this.getBytes(key);
     return bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8');
@@ -59,10 +101,21 @@ export class Artifacts {
     throw new Error(`more than ${MAX_LIST_PAGES * 1000} objects under ${prefix}`);
   }
 
-  presignPut(key: string, expiresInSec: number): Promise<string> {
-    return getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
-      expiresIn: expiresInSec,
-    });
+  /**
+   * A presigned PUT. With `contentLength` the size is part of the signature,
+   * so S3 refuses a body of any other size.
+   */
+  presignPut(key: string, expiresInSec: number, contentLength?: number): Promise<string> {
+    if (contentLength === undefined) {
+      return getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+        expiresIn: expiresInSec,
+      });
+    }
+    return getSignedUrl(
+      this.s3,
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentLength: contentLength }),
+      { expiresIn: expiresInSec, signableHeaders: new Set(['host', 'content-length']) },
+    );
   }
 
   presignGet(key: string, expiresInSec: number): Promise<string> {
@@ -70,4 +123,9 @@ export class Artifacts {
       expiresIn: expiresInSec,
     });
   }
+}
+
+function isMissing(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
 }

@@ -24,6 +24,7 @@ import {
 } from '@aws-sdk/client-ecs';
 import type { RateLimiter } from '../core/rate-limiter.ts';
 import {
+  isCredentialedStep,
   type Launcher,
   type LaunchHandle,
   LaunchRefusedError,
@@ -34,9 +35,15 @@ import {
 export interface EcsLauncherConfig {
   /** Cluster name or ARN. */
   cluster: string;
-  /** Task definition family, `family:revision` or ARN. */
+  /** Task definition family, `family:revision` or ARN: the Claude workers (plan, work, merge). */
   taskDefinition: string;
-  /** The worker container inside the task definition; it receives the overrides. */
+  /**
+   * The task definition of the steps without AI (fetch a git URL, push a
+   * result), the only one that receives the repository token. Its container
+   * has the same name. Absent: such steps are refused.
+   */
+  gitTaskDefinition?: string | undefined;
+  /** The worker container inside the task definitions; it receives the overrides. */
   containerName: string;
   subnets: string[];
   securityGroups: string[];
@@ -198,9 +205,15 @@ export class EcsLauncher implements Launcher {
         `RunTask overrides would be ${size} bytes, over the ECS limit of ${MAX_OVERRIDES_BYTES}`,
         false,
       );
+    let taskDefinition = this.config.taskDefinition;
+    if (isCredentialedStep(request.kind)) {
+      if (!this.config.gitTaskDefinition)
+        throw new LaunchRefusedError(`no task definition for ${request.kind} steps is configured`, false);
+      taskDefinition = this.config.gitTaskDefinition;
+    }
     return {
       cluster: this.config.cluster,
-      taskDefinition: this.config.taskDefinition,
+      taskDefinition,
       count: 1,
       clientToken: clientTokenFor(request),
       // A capacity provider strategy, never a launch type: ECS refuses both at once, and Spot needs this form.

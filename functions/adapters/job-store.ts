@@ -533,6 +533,32 @@ export class JobStore {
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
   }
 
+  /**
+   * The source step fetched the repository: records the base commit and its
+   * bundle, once. A replay with the same commit is fine; another commit is refused.
+   */
+  async setSourceBase(jobId: string, baseCommit: string, bundles: string[], now: string): Promise<boolean> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET #s.baseCommit = :base, #s.bundles = :bundles, updatedAt = :now',
+          ConditionExpression:
+            'attribute_exists(#s) AND (attribute_not_exists(#s.baseCommit) OR #s.baseCommit = :base)',
+          ExpressionAttributeNames: { '#s': 'source' },
+          ExpressionAttributeValues: { ':base': baseCommit, ':bundles': bundles, ':now': now },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /** `pending -> queued`: the step it waited for is done. Undefined when it was not pending. */
+  async releasePending(jobId: string, taskNo: number, now: string): Promise<TaskRecord | undefined> {
+    return this.moveTask(jobId, taskNo, 1, ['pending'], 'queued', now, {});
+  }
+
   /** Stores a key's hash; keys are also indexed under one GSI1 partition so they can be listed. */
   async putApiKey(key: ApiKeyRecord): Promise<void> {
     await this.ddb.send(

@@ -2,6 +2,7 @@
  * Starting a worker: ECS RunTask in AWS, a child process locally. A worker
  * receives only ids and its task token; everything else it asks the API for.
  */
+import type { TaskKind } from '../core/model.ts';
 
 export interface LaunchRequest {
   jobId: string;
@@ -10,6 +11,17 @@ export interface LaunchRequest {
   taskToken: string;
   /** The task's own timeout; the launcher stops the worker some time after it as a backstop. */
   timeoutSec: number;
+  /**
+   * Which container to start: `source` and `push` run no AI and are the only
+   * steps that receive repository credentials; every other kind runs Claude
+   * and never does.
+   */
+  kind: TaskKind;
+}
+
+/** Steps that never run Claude: they alone may hold repository credentials. */
+export function isCredentialedStep(kind: TaskKind): boolean {
+  return kind === 'source' || kind === 'push';
 }
 
 export interface LaunchHandle {

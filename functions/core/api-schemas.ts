@@ -4,7 +4,8 @@
  * unknown fields refused and every size bounded.
  */
 import { z } from 'zod';
-import type { JobConfig, SubtaskSpec, WorkerOutcome } from './model.ts';
+import { OBJECT_ID } from './git-source.ts';
+import type { JobConfig, SubtaskSpec, TaskGitResult, TaskKind, WorkerOutcome } from './model.ts';
 
 /** The limits the server applies to bodies; they come from the deployment config. */
 export interface ApiLimits {
@@ -19,6 +20,10 @@ export interface ApiLimits {
   maxTasksPerRoot: number;
   maxSpendUsdPerRoot: number;
   maxTaskBudgetUsd: number;
+  /** Largest repository bundle a job may start from. */
+  maxSourceBytes: number;
+  /** A changed file larger than this is left out of a worker's commit. */
+  maxCommitFileBytes: number;
 }
 
 /** Job settings used when a submission leaves them out. */
@@ -57,8 +62,42 @@ export function submitBodySchema(limits: ApiLimits) {
       })
       .optional(),
     tasks: z.array(task).min(1).max(limits.maxWorkersPerJob).optional(),
+    source: sourceSchema.optional(),
   });
 }
+
+/** Source bundle ids: `src_` and 32 hex digits (16 random bytes). */
+export const BUNDLE_ID = /^src_[0-9a-f]{32}$/;
+
+/**
+ * The repository a job works on: a git URL fetched by a step without AI, or a
+ * bundle uploaded through `POST /sources`. Exactly one of the two.
+ */
+const sourceSchema = z
+  .strictObject({
+    git: z
+      .strictObject({
+        url: z.string().trim().min(1).max(2000),
+        ref: z.string().trim().min(1).max(200).optional(),
+      })
+      .optional(),
+    bundle_id: z.string().regex(BUNDLE_ID, 'an id returned by POST /api/v1/sources').optional(),
+    /** Which ref of the uploaded bundle is the base, when it has several. */
+    ref: z.string().trim().min(1).max(200).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.git === undefined) === (s.bundle_id === undefined))
+      ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of git or bundle_id' });
+    if (s.git !== undefined && s.ref !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['ref'], message: 'for a git source, give the ref as git.ref' });
+  });
+
+export type SourceBody = z.infer<typeof sourceSchema>;
+
+/** `POST /sources`: the size of the bundle about to be uploaded, checked against limits.max_source_mb. */
+export const CreateSourceBodySchema = z.strictObject({
+  size_bytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+});
 
 export type SubmitBody = z.infer<ReturnType<typeof submitBodySchema>>;
 
@@ -102,7 +141,109 @@ export function workerResultSchema(limits: ApiLimits) {
     error: z.string().max(4000).optional(),
     exit_code: z.number().int().optional(),
     retryable: z.boolean().default(true),
+    /** Repository jobs: what the attempt did in git; checked against the task's kind (gitResultSchema). */
+    git: z.record(z.string(), z.unknown()).optional(),
   });
+}
+
+const repoPath = z.string().min(1).max(1024);
+const objectId = z.string().regex(OBJECT_ID, 'a full git object id');
+const count = z.number().int().min(0).max(1e9);
+
+/** The `git` part of a worker's result, by the kind of its task; undefined for kinds without one. */
+export function gitResultSchema(kind: TaskKind, limits: ApiLimits) {
+  const paths = z.array(repoPath).max(limits.maxFilesPerWorker);
+  switch (kind) {
+    case 'work':
+      return z
+        .strictObject({
+          commit: objectId.nullable(),
+          files: z.strictObject({ added: paths, modified: paths, deleted: paths }),
+          insertions: count,
+          deletions: count,
+          excluded: z
+            .array(z.strictObject({ path: repoPath, reason: z.string().max(500) }))
+            .max(limits.maxFilesPerWorker)
+            .default([]),
+          truncated: z.boolean().default(false),
+        })
+        .transform(
+          (g): TaskGitResult => ({
+            kind: 'work',
+            ...(g.commit ? { commit: g.commit } : {}),
+            files: g.files,
+            insertions: g.insertions,
+            deletions: g.deletions,
+            excluded: g.excluded,
+            truncated: g.truncated,
+          }),
+        );
+    case 'merge':
+      return z
+        .strictObject({
+          branch: z.string().min(1).max(200),
+          base_commit: objectId,
+          head_commit: objectId,
+          merged: z
+            .array(
+              z.strictObject({
+                worker_id: z.string().min(1).max(200),
+                task_no: z.number().int().min(1),
+                commit: objectId,
+                outcome: z.enum(['merged', 'resolved', 'left_out']),
+                insertions: count,
+                deletions: count,
+                files_changed: count,
+              }),
+            )
+            .max(limits.maxWorkersPerJob),
+          conflicts: z
+            .array(
+              z.strictObject({
+                workers: z.array(z.string().min(1).max(200)).min(1).max(limits.maxWorkersPerJob),
+                files: z.array(repoPath).max(200),
+                hunks: z.array(z.string().max(4000)).max(20),
+                resolution: z.enum(['resolved', 'left_out']),
+                reason: z.string().max(2000).optional(),
+              }),
+            )
+            .max(limits.maxWorkersPerJob),
+          insertions: count,
+          deletions: count,
+          files_changed: count,
+        })
+        .transform(
+          (g): TaskGitResult => ({
+            kind: 'merge',
+            branch: g.branch,
+            baseCommit: g.base_commit,
+            headCommit: g.head_commit,
+            merged: g.merged.map((m) => ({
+              workerId: m.worker_id,
+              taskNo: m.task_no,
+              commit: m.commit,
+              outcome: m.outcome,
+              insertions: m.insertions,
+              deletions: m.deletions,
+              filesChanged: m.files_changed,
+            })),
+            conflicts: g.conflicts,
+            insertions: g.insertions,
+            deletions: g.deletions,
+            filesChanged: g.files_changed,
+          }),
+        );
+    case 'source':
+      return z
+        .strictObject({ base_commit: objectId })
+        .transform((g): TaskGitResult => ({ kind: 'source', baseCommit: g.base_commit }));
+    case 'push':
+      return z
+        .strictObject({ remote_ref: z.string().min(1).max(300) })
+        .transform((g): TaskGitResult => ({ kind: 'push', remoteRef: g.remote_ref }));
+    default:
+      return undefined;
+  }
 }
 
 export function toWorkerOutcome(body: z.infer<ReturnType<typeof workerResultSchema>>): WorkerOutcome {
@@ -122,11 +263,39 @@ export function toWorkerOutcome(body: z.infer<ReturnType<typeof workerResultSche
   };
 }
 
+/**
+ * The `git` part of a result, checked against what the task's kind may
+ * report; the issues name the offending fields under `git.`.
+ */
+export function parseGitResult(
+  kind: TaskKind,
+  raw: unknown,
+  limits: ApiLimits,
+): { ok: true; value: TaskGitResult } | { ok: false; issues: { path: string; message: string }[] } {
+  const schema = gitResultSchema(kind, limits);
+  if (!schema)
+    return { ok: false, issues: [{ path: 'git', message: `a ${kind} task reports no git result` }] };
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return {
+    ok: false,
+    issues: parsed.error.issues.map((i) => ({
+      path: ['git', ...i.path.map(String)].join('.'),
+      message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
+    })),
+  };
+}
+
+/** Git artifacts a worker may upload, by name; where each goes depends on its task's kind. */
+export const GIT_ARTIFACTS = ['bundle', 'patch', 'snapshot'] as const;
+export type GitArtifact = (typeof GIT_ARTIFACTS)[number];
+
 /** A worker asks where to upload its files; the server answers with presigned PUT URLs. */
 export function uploadRequestSchema(limits: ApiLimits) {
   return z.strictObject({
     attempt: z.number().int().min(1),
     files: z.array(z.string().min(1).max(512)).max(limits.maxFilesPerWorker),
     include_log: z.boolean().default(true),
+    git: z.array(z.enum(GIT_ARTIFACTS)).max(GIT_ARTIFACTS.length).default([]),
   });
 }

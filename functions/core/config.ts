@@ -75,6 +75,21 @@ export const ConfigSchema = z.strictObject({
       max_spend_usd_per_root: z.number().positive().max(100_000).default(25),
       /** Most one worker attempt may spend (`claude --max-budget-usd`), within what the tree has left. */
       max_task_budget_usd: z.number().positive().max(10_000).default(5),
+      /** Largest repository bundle a job may start from (`POST /sources`, `orchestrator run`, a fetched URL). */
+      max_source_mb: positiveInt(5_000).default(500),
+      /** A file a worker changed that is larger than this is left out of its commit, with the reason. */
+      max_commit_file_mb: positiveInt(1_000).default(10),
+    })
+    .prefault({}),
+  /** Jobs on a repository (`source` on a job); both local mode and the deployment read it. */
+  git: z
+    .strictObject({
+      /** Accept http:// remotes as well as https:// (for tests and trusted networks only). */
+      allow_http: z.boolean().default(false),
+      /** Push the merged branch `fleet/<job_id>` back to a git URL source, from a step without AI. */
+      push_results: z.boolean().default(false),
+      /** User name sent with the token (GitHub: x-access-token, GitLab: oauth2). */
+      token_username: z.string().min(1).max(100).default('x-access-token'),
     })
     .prefault({}),
   aws: z
@@ -161,6 +176,15 @@ export const ConfigSchema = z.strictObject({
         .strictObject({
           throttle_rate_per_sec: z.number().min(1).max(10_000).default(20),
           throttle_burst: z.number().int().min(1).max(5_000).default(40),
+        })
+        .prefault({}),
+      git: z
+        .strictObject({
+          /**
+           * Secrets Manager secret holding a token for private git remotes. Only the steps that run
+           * no AI (fetching a URL source, pushing a result) receive it; null: public remotes only.
+           */
+          token_secret_name: z.string().min(1).max(512).nullable().default(null),
         })
         .prefault({}),
       /** Email address for alarm notifications; null creates the alarms without a subscription. */

@@ -5,6 +5,24 @@
  */
 
 export const JOBS_PREFIX = 'jobs/';
+/** Bundles callers upload before they submit (`POST /sources`); copied under the job at submit. */
+export const SOURCES_PREFIX = 'sources/';
+
+/**
+ * Task numbers of a job's steps around its workers: the planner is task 0,
+ * work tasks are 1..max_workers (at most 100), and the repository steps take
+ * fixed numbers above them so they share the task machinery (claims, tokens,
+ * retries, the sweep) without a second kind of item.
+ */
+export const STEP_TASK_NO = { source: 9001, merge: 9002, push: 9003 } as const;
+
+/** `planner`, `source`, `merge`, `push` or the worker id of a task, for logs and reports. */
+export function stepName(taskNo: number, jobPath = ''): string {
+  const suffix = jobPath ? `_${jobPath}` : '';
+  if (taskNo === 0) return `planner${suffix}`;
+  for (const [name, no] of Object.entries(STEP_TASK_NO)) if (no === taskNo) return `${name}${suffix}`;
+  return workerId(taskNo, jobPath);
+}
 
 /**
  * `worker_3` for task 3 of the root job; `worker_2_1` for task 1 of the child
@@ -34,8 +52,50 @@ export function workerFilesPrefix(rootJobId: string, depth: number, taskNo: numb
 }
 
 export function workerLogKey(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
-  const who = taskNo === 0 ? (jobPath ? `planner_${jobPath}` : 'planner') : workerId(taskNo, jobPath);
-  return `${jobPrefix(rootJobId)}logs/depth_${depth}_${who}.log`;
+  return `${jobPrefix(rootJobId)}logs/depth_${depth}_${stepName(taskNo, jobPath)}.log`;
+}
+
+/** Everything git of a root job's tree lives under `jobs/<root>/git/`. */
+export function gitPrefix(rootJobId: string): string {
+  return `${jobPrefix(rootJobId)}git/`;
+}
+
+/** The root's base: the caller's uploaded bundle, or what the source step fetched. */
+export function baseBundleKey(rootJobId: string): string {
+  return `${gitPrefix(rootJobId)}base.bundle`;
+}
+
+/** A worker's commit as a bundle holding only what is new on top of its job's base, and its diff. */
+export function workerBundleKey(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
+  return `${gitPrefix(rootJobId)}depth_${depth}/${workerId(taskNo, jobPath)}.bundle`;
+}
+
+export function workerPatchKey(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
+  return `${gitPrefix(rootJobId)}depth_${depth}/${workerId(taskNo, jobPath)}.patch`;
+}
+
+/** A worker's checkout when it handed its subtask to a child job: the child's base. */
+export function snapshotBundleKey(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
+  return `${gitPrefix(rootJobId)}depth_${depth}/${workerId(taskNo, jobPath)}_snapshot.bundle`;
+}
+
+/** The merged branch of a job (`result.bundle`, base..head) and its unified diff. */
+export function mergeBundleKey(rootJobId: string, jobPath = ''): string {
+  return `${gitPrefix(rootJobId)}${jobPath ? `job_${jobPath}/` : ''}result.bundle`;
+}
+
+export function mergePatchKey(rootJobId: string, jobPath = ''): string {
+  return `${gitPrefix(rootJobId)}${jobPath ? `job_${jobPath}/` : ''}changes.patch`;
+}
+
+/** The branch a job's merged work lands on. */
+export function resultBranch(jobId: string): string {
+  return `fleet/${jobId}`;
+}
+
+/** Where a caller's upload waits until a job takes it: the tenant is part of the key, so ids do not cross tenants. */
+export function sourceUploadKey(tenantDigest: string, bundleId: string): string {
+  return `${SOURCES_PREFIX}${tenantDigest}/${bundleId}.bundle`;
 }
 
 /** `depth_0/worker_2_recursive/CHILD.json`: the link from a worker to the child job it created. */

@@ -16,7 +16,85 @@ export interface JobConfig {
   model?: string | undefined;
 }
 
-export type TaskKind = 'plan' | 'work';
+/**
+ * `plan` and `work` run Claude; `merge` runs Claude only to resolve a conflict;
+ * `source` (fetch a git URL) and `push` (push the result branch back) never run
+ * Claude and are the only steps that get repository credentials.
+ */
+export type TaskKind = 'plan' | 'work' | 'source' | 'merge' | 'push';
+
+/** Where a job's repository comes from, and the commit its workers start from. */
+export interface JobSource {
+  /** `git`: fetched from a URL by a step without AI; `bundle`: uploaded by the caller; `parent`: a parent worker's checkout. */
+  kind: 'git' | 'bundle' | 'parent';
+  /** The remote of a `git` source, without credentials, and the ref asked for. */
+  url?: string | undefined;
+  ref?: string | undefined;
+  /** The commit every worker starts from; unknown until a git URL has been fetched. */
+  baseCommit?: string | undefined;
+  /** S3 keys of the bundles that together hold baseCommit, in fetch order (each needs only the ones before it). */
+  bundles: string[];
+  /** The bundle this job added to its parent's chain: the parent worker's changes before it handed off. */
+  ownBundle?: string | undefined;
+  /** Push the merged branch back to `url` (git sources, when the deployment allows it). */
+  push?: boolean | undefined;
+}
+
+/** Paths a commit added, modified and deleted, relative to the repository root. */
+export interface FileChanges {
+  added: string[];
+  modified: string[];
+  deleted: string[];
+}
+
+/** A worker's change as one commit on top of its job's base. */
+export interface WorkerGitResult {
+  /** Absent when the worker changed nothing. */
+  commit?: string | undefined;
+  files: FileChanges;
+  insertions: number;
+  deletions: number;
+  /** Files left out of the commit, each with why (e.g. over the size limit). */
+  excluded: { path: string; reason: string }[];
+  /** True when a file list was cut to the bound; the patch has everything. */
+  truncated?: boolean | undefined;
+}
+
+/** One worker's commit as the merge step handled it. */
+export interface MergedWorker {
+  workerId: string;
+  taskNo: number;
+  commit: string;
+  /** `merged` cleanly, `resolved` after a conflict session, `left_out` of the branch. */
+  outcome: 'merged' | 'resolved' | 'left_out';
+  insertions: number;
+  deletions: number;
+  filesChanged: number;
+}
+
+/** A conflict met while merging a worker's commit, and what became of it. */
+export interface MergeConflict {
+  /** The workers whose changes met: the one being merged last. */
+  workers: string[];
+  files: string[];
+  /** The first conflicting hunks, as they stood with markers (bounded). */
+  hunks: string[];
+  resolution: 'resolved' | 'left_out';
+  reason?: string | undefined;
+}
+
+/** What the merge step of a job produced. */
+export interface MergeGitResult {
+  branch: string;
+  baseCommit: string;
+  /** The branch head; equal to baseCommit when nothing was merged. */
+  headCommit: string;
+  merged: MergedWorker[];
+  conflicts: MergeConflict[];
+  insertions: number;
+  deletions: number;
+  filesChanged: number;
+}
 
 export interface JobRecord {
   jobId: string;
@@ -52,6 +130,8 @@ export interface JobRecord {
   runningTasks?: number | undefined;
   /** Root jobs only: the budget of the whole tree, enforced with conditional updates on this item. */
   budget?: RootBudget | undefined;
+  /** The repository the workers change; absent for jobs that start in empty directories. */
+  source?: JobSource | undefined;
 }
 
 /**
@@ -78,6 +158,8 @@ export interface ChildResults {
   succeeded: number;
   failed: number;
   costUsd: number;
+  /** The child's merged branch, which becomes the waiting parent worker's commit. */
+  git?: { commit: string; bundles: string[] } | undefined;
 }
 
 /** One finished attempt of a task, kept for the reports. */
@@ -103,7 +185,15 @@ export interface TaskResultSummary {
   sessionId?: string | undefined;
   error?: string | undefined;
   exitCode?: number | undefined;
+  /** Repository jobs: the worker's commit (work), the merged branch (merge), the fetched base (source). */
+  git?: TaskGitResult | undefined;
 }
+
+export type TaskGitResult =
+  | ({ kind: 'work' } & WorkerGitResult)
+  | ({ kind: 'merge' } & MergeGitResult)
+  | { kind: 'source'; baseCommit: string }
+  | { kind: 'push'; remoteRef: string };
 
 export interface TaskRecord {
   jobId: string;
@@ -161,4 +251,5 @@ export interface WorkerOutcome {
   exitCode?: number | undefined;
   /** False when retrying cannot help (e.g. the CLI is not logged in). */
   retryable: boolean;
+  git?: TaskGitResult | undefined;
 }

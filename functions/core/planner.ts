@@ -32,12 +32,22 @@ export function plannerSchema(maxWorkers: number): Record<string, unknown> {
   };
 }
 
-export function plannerPrompt(request: string, maxWorkers: number): string {
+export function plannerPrompt(request: string, maxWorkers: number, repository = false): string {
+  const where = repository
+    ? [
+        'You are the planner of a team of Claude Code workers that run in parallel, each in its own checkout of the',
+        "caller's git repository, the one in the current directory. Read the files you need to plan against the real",
+        "layout. Each worker's changes become one commit, and the commits are merged afterwards: give subtasks that",
+        'touch different files (or different parts of a file) so they merge cleanly.',
+      ]
+    : [
+        'You are the planner of a team of Claude Code workers that run in parallel, each in its own empty directory.',
+      ];
   return [
-    'You are the planner of a team of Claude Code workers that run in parallel, each in its own empty directory.',
+    ...where,
     `Split the request below into between 1 and ${maxWorkers} independent subtasks that can run at the same time.`,
     'Each subtask prompt must be self-contained: the worker sees only its own prompt, not the request or the other subtasks.',
-    'Prefer fewer, larger subtasks when the work is small. Do not write any files yourself.',
+    'Prefer fewer, larger subtasks when the work is small. Do not change or write any files yourself.',
     '',
     'Request:',
     request,
@@ -78,6 +88,8 @@ export function workerPrompt(input: {
   totalTasks: number;
   /** Offer `orchestrator spawn --wait` (recursion allowed here). */
   canSpawn?: boolean;
+  /** The worker runs in a checkout of the caller's repository, and its changes become a commit. */
+  repository?: boolean;
 }): string {
   const spawn = input.canSpawn
     ? [
@@ -89,8 +101,17 @@ export function workerPrompt(input: {
     : [];
   return [
     `You are worker ${input.taskNo} of ${input.totalTasks}, working on one part of a larger request.`,
-    'Work only in the current directory: every file you create there is collected as your result.',
-    'Finish with a short summary of what you did and which files you created.',
+    ...(input.repository
+      ? [
+          "The current directory is a checkout of the caller's git repository. Change the files your subtask needs;",
+          'when you finish, everything you changed (respecting .gitignore) is collected as one commit and merged with',
+          "the other workers' commits. Do not commit, push, or switch branches yourself.",
+          'Finish with a short summary of what you changed: it becomes the body of your commit message.',
+        ]
+      : [
+          'Work only in the current directory: every file you create there is collected as your result.',
+          'Finish with a short summary of what you did and which files you created.',
+        ]),
     '',
     `Overall request (for context): ${input.request}`,
     '',

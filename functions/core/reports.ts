@@ -148,6 +148,7 @@ function levelMarkdown(result: JobResult, depth: number, ctx: ResultContext): st
 function finalMarkdown(result: JobResult): string {
   const { summary, tasks: views } = result.results;
   const planningCost = result.planning?.cost_usd ?? 0;
+  const mergeCost = (result.steps ?? []).reduce((sum, step) => sum + step.cost_usd, 0);
   const running =
     summary.running > 0 || result.jobs.some((j) => j.status === 'running' || j.status === 'planning');
 
@@ -169,7 +170,7 @@ function finalMarkdown(result: JobResult): string {
     `- Workers: ${workerCounts(summary)}`,
     `- Depths: ${summary.depths}`,
     `- Jobs: ${summary.jobs}`,
-    `- Total cost: ${formatCost(summary.total_cost_usd + planningCost)} (workers ${formatCost(summary.total_cost_usd)}, planning ${formatCost(planningCost)})`,
+    `- Total cost: ${formatCost(summary.total_cost_usd + planningCost + mergeCost)} (workers ${formatCost(summary.total_cost_usd)}, planning ${formatCost(planningCost)}${result.steps === undefined ? '' : `, merging ${formatCost(mergeCost)}`})`,
     `- Total turns: ${summary.total_turns}`,
     `- Worker time: ${formatDuration(summary.total_duration_ms)}`,
     `- Wall time: ${result.wall_time_ms === undefined ? 'unknown' : formatDuration(result.wall_time_ms)}${running ? ' (so far)' : ''}`,
@@ -202,12 +203,17 @@ function finalMarkdown(result: JobResult): string {
     );
   }
 
-  lines.push('', '## Files', '');
-  const withFiles = views.filter((t) => t.files_created.length > 0);
-  if (withFiles.length === 0) lines.push('_No files were created._');
-  for (const t of withFiles) {
-    lines.push(`- **${t.worker_id}** at depth ${t.depth} (${oneLine(t.title)})`);
-    for (const file of t.files_created) lines.push(`  - ${inlineCode(`${t.files_prefix}${file}`)}`);
+  if (result.git !== undefined) {
+    lines.push('', '## Changes', '', ...changesLines(result.git, result.steps ?? []));
+    lines.push('', '## Files changed, by worker', '', ...traceabilityLines(views));
+  } else {
+    lines.push('', '## Files', '');
+    const withFiles = views.filter((t) => t.files_created.length > 0);
+    if (withFiles.length === 0) lines.push('_No files were created._');
+    for (const t of withFiles) {
+      lines.push(`- **${t.worker_id}** at depth ${t.depth} (${oneLine(t.title)})`);
+      for (const file of t.files_created) lines.push(`  - ${inlineCode(`${t.files_prefix}${file}`)}`);
+    }
   }
 
   lines.push('', '## Failures', '');
@@ -371,7 +377,26 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
 
   const prefix = `s3://${ctx.bucket}/${t.files_prefix}`;
   lines.push('');
-  if (t.files_created.length === 0) {
+  if (t.files_changed !== undefined) {
+    const f = t.files_changed;
+    const count = f.added.length + f.modified.length + f.deleted.length;
+    lines.push(
+      t.commit === undefined
+        ? `**Commit:** none (${count === 0 ? 'no changes' : 'not kept'})`
+        : `**Commit:** ${inlineCode(t.commit.slice(0, 12))}: ${plural(count, 'file')} changed, +${t.insertions ?? 0} -${t.deletions ?? 0}`,
+    );
+    for (const [label, list] of [
+      ['added', f.added],
+      ['modified', f.modified],
+      ['deleted', f.deleted],
+    ] as const) {
+      if (list.length > 0) lines.push('', `${capitalize(label)}: ${list.map(inlineCode).join(', ')}`);
+    }
+    for (const e of t.excluded_files ?? [])
+      lines.push('', `Left out: ${inlineCode(e.path)} (${oneLine(e.reason)})`);
+  } else if (t.commit !== undefined) {
+    lines.push(`**Commit:** ${inlineCode(t.commit.slice(0, 12))} (the child job's merged branch)`);
+  } else if (t.files_created.length === 0) {
     lines.push(`**Files created:** none (folder ${inlineCode(prefix)})`);
   } else {
     lines.push(`**Files created** (under ${inlineCode(prefix)})`, '');
@@ -406,6 +431,85 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
     lines.push(`_No result yet (${t.status})._`);
   }
   return lines;
+}
+
+/** The `## Changes` section: the branch, a diffstat per worker, and every conflict with what became of it. */
+function changesLines(git: NonNullable<JobResult['git']>, steps: NonNullable<JobResult['steps']>): string[] {
+  const lines: string[] = [];
+  const base = git.base_commit === null ? 'not fetched yet' : inlineCode(git.base_commit.slice(0, 12));
+  const from =
+    git.source.kind === 'git'
+      ? `${inlineCode(git.source.url ?? '')}${git.source.ref ? ` (${inlineCode(git.source.ref)})` : ''}`
+      : git.source.kind === 'bundle'
+        ? 'an uploaded bundle'
+        : "the parent worker's checkout";
+  lines.push(`- Source: ${from}, base ${base}`);
+  if (git.branch !== null && git.head_commit !== null) {
+    lines.push(
+      `- Branch: ${inlineCode(git.branch)} at ${inlineCode(git.head_commit.slice(0, 12))}: ${plural(git.files_changed, 'file')} changed, +${git.insertions} -${git.deletions}`,
+      `- Review: ${inlineCode(`git diff ${git.base_commit?.slice(0, 12)}..${git.branch}`)}; merge: ${inlineCode(`git merge ${git.branch}`)}`,
+    );
+    if (git.pushed_to !== undefined) lines.push(`- Pushed to ${inlineCode(git.pushed_to)}`);
+  } else {
+    lines.push(`- Branch: none (${git.note ?? git.state})`);
+  }
+  for (const step of steps.filter((s) => s.error !== undefined && s.status !== 'succeeded')) {
+    lines.push(`- ${capitalize(step.kind)} step ${step.status}: ${oneLine(step.error ?? '')}`);
+  }
+  if (git.merged.length > 0) {
+    lines.push(
+      '',
+      ...table(
+        ['Worker', 'Commit', 'Outcome', 'Files', 'Insertions', 'Deletions'],
+        ['l', 'l', 'l', 'r', 'r', 'r'],
+        git.merged.map((m) => [
+          m.worker_id,
+          m.commit.slice(0, 12),
+          m.outcome.replace('_', ' '),
+          String(m.files_changed),
+          `+${m.insertions}`,
+          `-${m.deletions}`,
+        ]),
+      ),
+    );
+  }
+  if (git.conflicts.length > 0) lines.push('', '### Conflicts', '');
+  for (const c of git.conflicts) {
+    const who = c.workers.join(' and ');
+    const files = c.files.map(inlineCode).join(', ');
+    lines.push(
+      c.resolution === 'resolved'
+        ? `- ${who} in ${files}: resolved by a Claude session; the merge commit names both.`
+        : `- ${who} in ${files}: **${c.workers.at(-1)}'s change was left out**${c.reason ? `: ${oneLine(c.reason)}` : ''}`,
+    );
+    for (const hunk of c.hunks.slice(0, 5)) lines.push('', fenced(hunk));
+  }
+  return lines;
+}
+
+/** Which worker changed which file: one row per file and worker, sorted by path. */
+function traceabilityLines(views: readonly TaskResultView[]): string[] {
+  const rows: string[][] = [];
+  for (const t of views) {
+    const f = t.files_changed;
+    if (f === undefined || t.commit === undefined) continue;
+    for (const [change, list] of [
+      ['added', f.added],
+      ['modified', f.modified],
+      ['deleted', f.deleted],
+    ] as const) {
+      for (const path of list) rows.push([path, change, t.worker_id, String(t.depth)]);
+    }
+  }
+  if (rows.length === 0) return ['_No worker changed a file._'];
+  rows.sort((a, b) =>
+    (a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0,
+  );
+  return table(
+    ['File', 'Change', 'Worker', 'Depth'],
+    ['l', 'l', 'l', 'r'],
+    rows.map(([p, ...rest]) => [inlineCode(p as string), ...rest] as string[]),
+  );
 }
 
 /** The jobs of the tree created by this worker's task (its handoff child and any `wait` children). */

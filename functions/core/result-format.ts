@@ -31,8 +31,17 @@
  *   child's tasks count too; `child_results` is shown but never added, so no
  *   cost is counted twice. `planning` sums every planner of the tree.
  */
-import { finalReportKey, resultJsonKey, workerFilesPrefix, workerId, workerLogKey } from './layout.ts';
-import type { AttemptRecord, JobRecord, TaskRecord } from './model.ts';
+import {
+  finalReportKey,
+  mergeBundleKey,
+  mergePatchKey,
+  resultJsonKey,
+  workerFilesPrefix,
+  workerId,
+  workerLogKey,
+} from './layout.ts';
+import { commitsToMerge, findStep, mergeResultOf, pushWanted } from './merge-plan.ts';
+import type { AttemptRecord, FileChanges, JobRecord, TaskRecord } from './model.ts';
 import {
   isTerminalJobStatus,
   isTerminalTaskState,
@@ -103,6 +112,63 @@ export interface TaskResultView {
   child_results?: ChildResultsView;
   /** For tasks of child jobs: the worker whose task created this task's job. */
   parent_worker_id?: string;
+  /** Repository jobs: the worker's commit (for a hand-off, its child job's merged branch). */
+  commit?: string;
+  /** Repository jobs: the files the worker's commit added, modified and deleted. */
+  files_changed?: FileChanges;
+  insertions?: number;
+  deletions?: number;
+  /** Files left out of the commit, with why. */
+  excluded_files?: { path: string; reason: string }[];
+}
+
+/** A repository step of a job: fetching the remote, merging, pushing. */
+export interface StepView {
+  kind: 'source' | 'merge' | 'push';
+  status: TaskState;
+  attempts: number;
+  cost_usd: number;
+  error?: string;
+}
+
+/** What a repository job did in git. */
+export interface GitView {
+  source: { kind: 'git' | 'bundle' | 'parent'; url?: string; ref?: string };
+  /** Null while a git URL is still being fetched. */
+  base_commit: string | null;
+  /**
+   * `fetching`, `working` (workers running), `merging`, `pushing`, `merged`
+   * (the branch exists), `unchanged` (no worker changed anything), `failed`.
+   */
+  state: 'fetching' | 'working' | 'merging' | 'pushing' | 'merged' | 'unchanged' | 'failed';
+  /** `fleet/<job_id>` once merged; null when there is no branch. */
+  branch: string | null;
+  head_commit: string | null;
+  merged: {
+    worker_id: string;
+    commit: string;
+    outcome: 'merged' | 'resolved' | 'left_out';
+    insertions: number;
+    deletions: number;
+    files_changed: number;
+  }[];
+  conflicts: {
+    workers: string[];
+    files: string[];
+    hunks: string[];
+    resolution: 'resolved' | 'left_out';
+    reason?: string;
+  }[];
+  insertions: number;
+  deletions: number;
+  files_changed: number;
+  /** `s3://` of the unified diff and of the branch bundle (base..head), when merged. */
+  patch: string | null;
+  bundle: string | null;
+  /** The remote ref the branch was pushed to, when pushed. */
+  pushed_to?: string;
+  /** Why there is no branch, or what went wrong, in words. */
+  note?: string;
 }
 
 /** Counts and sums over a set of work tasks. */
@@ -187,6 +253,10 @@ export interface JobResult {
    */
   planning?: PlanningView;
   error?: string;
+  /** Repository jobs: the base, the merged branch, what each worker's commit did and every conflict. */
+  git?: GitView;
+  /** Repository jobs: the steps around the workers (fetch, merge, push). */
+  steps?: StepView[];
   workspace?: string;
   /** `s3://bucket/<finalReportKey>` */
   final_report: string;
@@ -259,6 +329,10 @@ export function buildTreeResult(tree: TreeNode[], ctx: ResultContext): JobResult
     jobs,
     ...(planning !== undefined && { planning }),
     ...(job.error !== undefined && { error: job.error }),
+    ...(job.source !== undefined && {
+      git: gitView(job, rootNode.tasks, ctx),
+      steps: rootNode.tasks.filter(isStep).map(stepView),
+    }),
     ...(ctx.workspace !== undefined && { workspace: ctx.workspace }),
     final_report: `s3://${ctx.bucket}/${finalReportKey(job.rootJobId)}`,
     result_json: `s3://${ctx.bucket}/${resultJsonKey(job.rootJobId)}`,
@@ -467,6 +541,99 @@ function taskView(
       },
     }),
     ...(parentWorker !== undefined && { parent_worker_id: parentWorker }),
+    ...commitView(task),
+  };
+}
+
+function commitView(task: TaskRecord): Partial<TaskResultView> {
+  const git = task.result?.git;
+  if (git?.kind === 'work') {
+    return {
+      ...(git.commit !== undefined && task.state === 'succeeded' && { commit: git.commit }),
+      files_changed: git.files,
+      insertions: git.insertions,
+      deletions: git.deletions,
+      ...(git.excluded.length > 0 && { excluded_files: git.excluded }),
+    };
+  }
+  if (task.state === 'recursive_success' && task.childResults?.git)
+    return { commit: task.childResults.git.commit };
+  return {};
+}
+
+function isStep(task: TaskRecord): task is TaskRecord & { kind: 'source' | 'merge' | 'push' } {
+  return task.kind === 'source' || task.kind === 'merge' || task.kind === 'push';
+}
+
+function stepView(task: TaskRecord & { kind: 'source' | 'merge' | 'push' }): StepView {
+  const error = failureReason(task);
+  return {
+    kind: task.kind,
+    status: task.state,
+    attempts: attemptsMade(task),
+    cost_usd: attemptUsage(task).costUsd,
+    ...(error !== undefined && { error }),
+  };
+}
+
+/** The job's git state from its source, its workers' commits and its steps. */
+function gitView(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): GitView {
+  const source = job.source as NonNullable<JobRecord['source']>;
+  const merged = mergeResultOf(tasks);
+  const push = findStep(tasks, 'push');
+  const pushGit =
+    push?.state === 'succeeded' && push.result?.git?.kind === 'push' ? push.result.git : undefined;
+  const hasBranch = merged !== undefined && merged.headCommit !== merged.baseCommit;
+  const work = tasks.filter((t) => t.kind === 'work');
+  const mergeTask = findStep(tasks, 'merge');
+  let state: GitView['state'];
+  let note: string | undefined;
+  if (!source.baseCommit) state = findStep(tasks, 'source')?.state === 'failed' ? 'failed' : 'fetching';
+  else if (work.length === 0 || work.some((t) => !isTerminalTaskState(t.state))) state = 'working';
+  else if (commitsToMerge(tasks).length === 0) {
+    state = 'unchanged';
+    note = 'no worker changed anything, so nothing was merged and there is no branch';
+  } else if (!mergeTask || !isTerminalTaskState(mergeTask.state)) state = 'merging';
+  else if (!merged) {
+    state = 'failed';
+    note = `the merge step ${mergeTask.state}: ${failureReason(mergeTask) ?? ''}`.trim();
+  } else if (pushWanted(job, merged) && (!push || !isTerminalTaskState(push.state))) state = 'pushing';
+  else if (!hasBranch) {
+    state = 'unchanged';
+    note = 'no worker change could be merged, so there is no branch';
+  } else state = 'merged';
+  return {
+    source: {
+      kind: source.kind,
+      ...(source.url !== undefined && { url: source.url }),
+      ...(source.ref !== undefined && { ref: source.ref }),
+    },
+    base_commit: source.baseCommit ?? null,
+    state,
+    branch: hasBranch ? merged.branch : null,
+    head_commit: merged?.headCommit ?? source.baseCommit ?? null,
+    merged: (merged?.merged ?? []).map((m) => ({
+      worker_id: m.workerId,
+      commit: m.commit,
+      outcome: m.outcome,
+      insertions: m.insertions,
+      deletions: m.deletions,
+      files_changed: m.filesChanged,
+    })),
+    conflicts: (merged?.conflicts ?? []).map((c) => ({
+      workers: c.workers,
+      files: c.files,
+      hunks: c.hunks,
+      resolution: c.resolution,
+      ...(c.reason !== undefined && { reason: c.reason }),
+    })),
+    insertions: merged?.insertions ?? 0,
+    deletions: merged?.deletions ?? 0,
+    files_changed: merged?.filesChanged ?? 0,
+    patch: hasBranch ? `s3://${ctx.bucket}/${mergePatchKey(job.rootJobId, job.path)}` : null,
+    bundle: hasBranch ? `s3://${ctx.bucket}/${mergeBundleKey(job.rootJobId, job.path)}` : null,
+    ...(pushGit && { pushed_to: `${source.url}#${pushGit.remoteRef}` }),
+    ...(note !== undefined && { note }),
   };
 }
 
@@ -516,7 +683,7 @@ function resultIsUnrecorded(task: TaskRecord): boolean {
 }
 
 function attemptsMade(task: TaskRecord): number {
-  if (task.state === 'queued') return Math.max(0, task.attempt - 1);
+  if (task.state === 'queued' || task.state === 'pending') return Math.max(0, task.attempt - 1);
   if (task.state === 'cancelled') {
     if (recordOfCurrentAttempt(task) !== undefined || currentAttemptStarted(task)) return task.attempt;
     return task.attempts.reduce((max, a) => Math.max(max, a.attempt), 0);

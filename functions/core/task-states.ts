@@ -5,6 +5,7 @@
  */
 
 export const TASK_STATES = [
+  'pending',
   'queued',
   'launching',
   'running',
@@ -27,6 +28,8 @@ export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set([
 ]);
 
 const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
+  // pending: waits for an earlier step of its job (fetching the repository) before it may be queued.
+  pending: ['queued', 'cancelled'],
   // queued -> failed: its work message reached the dead-letter queue, so it can never start.
   queued: ['launching', 'failed', 'cancelled'],
   // launching -> queued: the launcher refused (capacity, throttling); nothing started, same attempt.

@@ -20,10 +20,13 @@ export interface RouteSpec {
 
 export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', resource: '/api/v1/orchestrate', auth: 'caller', name: 'submit' },
+  { method: 'POST', resource: '/api/v1/sources', auth: 'caller', name: 'createSource' },
   { method: 'GET', resource: '/api/v1/jobs', auth: 'caller', name: 'listJobs' },
   { method: 'GET', resource: '/api/v1/jobs/{id}', auth: 'caller', name: 'getJob' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/status', auth: 'caller', name: 'getStatus' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/report', auth: 'caller', name: 'getReport' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/patch', auth: 'caller', name: 'getPatch' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/bundle', auth: 'caller', name: 'getBundle' },
   { method: 'POST', resource: '/api/v1/jobs/{id}/cancel', auth: 'caller', name: 'cancel' },
   {
     method: 'GET',
@@ -41,6 +44,11 @@ export const TASK_TOKEN_HEADER = 'x-task-token';
 export const CHILD_MODE_HEADER = 'x-child-mode';
 /** On a hand-off, what the worker spent deciding to split: its attempt's spend ends there. */
 export const DECIDE_COST_HEADER = 'x-decide-cost-usd';
+/**
+ * On a hand-off in a repository job: the commit of the worker's checkout, held
+ * by its uploaded snapshot bundle; the child job starts from it.
+ */
+export const SOURCE_COMMIT_HEADER = 'x-source-commit';
 
 /** Matches a concrete path to a route, API Gateway style: literal segments, `{param}` matches one segment. */
 export function matchRoute(

@@ -13,7 +13,9 @@
  *   queues up by the exact URL string, so pass URLs through unchanged.
  * - fauxqs keeps everything in memory: with `dataDir` only DynamoDB survives a
  *   restart; queues, messages and objects are gone and must be re-provisioned.
- * - fauxqs refuses one request body over 11 MiB (use multipart `Upload`) and
+ * - fauxqs refuses a request body over 11 MiB; we replace its catch-all body
+ *   parser with one that takes up to 1 GiB, so repository bundles (up to
+ *   limits.max_source_mb) go up in one presigned PUT as they do on S3. It
  *   never checks signatures or checksums, so presigned-URL expiry/authorization
  *   is untested, and it accepts a presigned PutObject URL signed with the CRC32
  *   of an empty body (the SDK default `requestChecksumCalculation:
@@ -59,6 +61,8 @@ type Dynalite = (options: DynaliteOptions) => Server;
 
 const require = createRequire(import.meta.url);
 const HOST = '127.0.0.1';
+/** Largest object body the embedded S3 accepts in one request. */
+const MAX_OBJECT_BYTES = 1024 * 1024 * 1024;
 
 async function startDynalite(dataDir: string | undefined): Promise<{ server: Server; url: string }> {
   const dynalite = require('dynalite') as Dynalite;
@@ -97,6 +101,11 @@ export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<
   // forceCloseConnections is set by buildApp, so close() does not wait on keep-alive sockets;
   // its preClose hook releases long-polling ReceiveMessage waiters.
   const fauxqs = buildApp({ logger: false, defaultRegion: region });
+  // S3 takes one PUT of up to 5 GB; fauxqs' app-wide 11 MiB cap is for its own multipart tests.
+  fauxqs.removeContentTypeParser('*');
+  fauxqs.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_OBJECT_BYTES }, (_req, body, done) =>
+    done(null, body),
+  );
   let fauxqsUrl: string;
   try {
     const address = await fauxqs.listen({ port: 0, host: HOST });

@@ -8,7 +8,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { taskIdEnv } from '../adapters/ecs-launcher.ts';
-import type { Launcher, LaunchHandle, LaunchRequest, WorkerStatus } from '../adapters/launcher.ts';
+import {
+  isCredentialedStep,
+  type Launcher,
+  type LaunchHandle,
+  type LaunchRequest,
+  type WorkerStatus,
+} from '../adapters/launcher.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../../container/worker.ts', import.meta.url));
 // Resolved from here, not from the caller's directory, so `orchestrator` works from anywhere.
@@ -18,8 +24,10 @@ export interface LocalLauncherOptions {
   apiUrl: string;
   maxConcurrent: number;
   claudeCommand: string;
-  /** Where workers make their scratch directories. */
+  /** Where workers make their scratch directories: outside the user's repository and workspace. */
   workspaceDir: string;
+  /** Token for private git remotes: given only to the steps that run no AI (fetch, push). */
+  gitToken?: string | undefined;
   /** Extra environment for workers (e.g. the test double's switches). */
   env?: NodeJS.ProcessEnv;
   /** Time past the task's timeout before the process is killed. */
@@ -142,12 +150,22 @@ export class LocalLauncher implements Launcher {
   }
 }
 
-/** The worker sees the API and its token, never the data plane's endpoints or credentials. */
+/** Variables that carry repository credentials: never inherited, given only to credentialed steps. */
+const GIT_TOKEN_VARIABLES = new Set(['ORCHESTRATOR_GIT_TOKEN', 'GIT_TOKEN']);
+
+/**
+ * The worker sees the API and its token, never the data plane's endpoints or
+ * credentials; a step without AI (fetch, push) also gets the git token, and
+ * a worker that runs Claude never does.
+ */
 function workerEnv(options: LocalLauncherOptions, request: LaunchRequest): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries({ ...process.env, ...options.env })) {
-    if (!k.startsWith('AWS_') && k !== 'NODE_OPTIONS' && !k.startsWith('VITEST')) env[k] = v;
+    if (k.startsWith('AWS_') || k === 'NODE_OPTIONS' || k.startsWith('VITEST') || GIT_TOKEN_VARIABLES.has(k))
+      continue;
+    env[k] = v;
   }
+  const credentialed = isCredentialedStep(request.kind);
   return {
     ...env,
     API_URL: options.apiUrl,
@@ -155,5 +173,7 @@ function workerEnv(options: LocalLauncherOptions, request: LaunchRequest): NodeJ
     TASK_TOKEN: request.taskToken,
     CLAUDE_COMMAND: options.claudeCommand,
     WORKSPACE_DIR: options.workspaceDir,
+    WORKER_ROLE: credentialed ? 'git' : 'ai',
+    ...(credentialed && options.gitToken ? { GIT_TOKEN: options.gitToken } : {}),
   };
 }

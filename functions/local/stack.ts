@@ -5,7 +5,9 @@
  * local SQS poller, and workers as child processes.
  */
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Artifacts } from '../adapters/artifacts.ts';
 import { type ClientOptions, createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
 import { JobStore } from '../adapters/job-store.ts';
@@ -40,6 +42,8 @@ export interface LocalStackOptions {
   clientOptions?: ClientOptions;
   /** Keep DynamoDB on disk here (so the emulators can be restarted mid-run). */
   dataDir?: string;
+  /** Token for private git remotes; defaults to ORCHESTRATOR_GIT_TOKEN. Only steps without AI receive it. */
+  gitToken?: string;
 }
 
 export interface LocalStack {
@@ -112,11 +116,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanups.unshift(() => api.close());
     settings.apiUrl = api.url;
 
+    // Workers' checkouts live outside the user's folder: git run there must never find the user's repository.
+    const scratch = await mkdtemp(join(tmpdir(), 'claude-fleet-'));
+    cleanups.push(() => rm(scratch, { recursive: true, force: true }));
     const launcher = new LocalLauncher({
       apiUrl: api.url,
       maxConcurrent: config.workers.max_workers,
       claudeCommand: config.orchestrator.claude_command,
-      workspaceDir: resolve(config.orchestrator.workspace_root, '.scratch'),
+      workspaceDir: scratch,
+      gitToken: options.gitToken ?? (outerEnv.ORCHESTRATOR_GIT_TOKEN || undefined),
       env: options.workerEnv ?? {},
       // What ECS task-state events do in AWS: a worker gone without a result is a failed attempt.
       onLost: (req, reason, code) => {

@@ -7,7 +7,8 @@
  * conditional, so running twice changes nothing.
  */
 import { finalReportKey, jobPrefix, resultJsonKey } from '../core/layout.ts';
-import type { JobRecord } from '../core/model.ts';
+import { childCommit, owedStep, repositoryOutcome, sourceFailure } from '../core/merge-plan.ts';
+import type { JobRecord, TaskRecord } from '../core/model.ts';
 import { childResultsOf, parentOutcome } from '../core/recursion-policy.ts';
 import { renderTreeReports } from '../core/reports.ts';
 import type { TreeNode } from '../core/result-format.ts';
@@ -18,7 +19,7 @@ import {
   type JobStatus,
 } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
-import { followUp } from './record-result.ts';
+import { followUp, nextStepOrAggregate } from './record-result.ts';
 
 export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
 
@@ -36,7 +37,16 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
 
   let status: JobStatus;
   let error: string | undefined;
-  if (job.status === 'planning') {
+  const unfetched = sourceFailure(job, tasks);
+  if (unfetched) {
+    status = 'failed';
+    error = unfetched;
+    // Tasks that waited for the repository can never start.
+    const now = deps.now().toISOString();
+    await Promise.all(
+      tasks.filter((t) => t.state === 'pending').map((t) => deps.tree.cancelTask(jobId, t.taskNo, now)),
+    );
+  } else if (job.status === 'planning') {
     if (!planner || !isTerminalTaskState(planner.state) || planner.state === 'succeeded') return 'not_ready';
     status = 'failed';
     error = `planning failed: ${planner.result?.error ?? planner.attempts.at(-1)?.error ?? planner.state}`;
@@ -45,7 +55,16 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
       deps.log.warn('aggregate before every task was final; waiting for the rest', { jobId });
       return 'not_ready';
     }
-    status = finalJobStatus(work.map((t) => t.state));
+    const owed = owedStep(job, tasks);
+    if (owed) {
+      deps.log.warn(`aggregate before the ${owed.kind} step was final; waiting for it`, { jobId });
+      // Its creation may have been lost with a crash: starting it again is harmless.
+      if (!owed.task) await nextStepOrAggregate(deps, jobId, deps.now().toISOString(), job);
+      return 'not_ready';
+    }
+    const outcome = repositoryOutcome(job, tasks, finalJobStatus(work.map((t) => t.state)));
+    status = outcome.status;
+    error = outcome.error;
   }
 
   const now = deps.now().toISOString();
@@ -78,8 +97,11 @@ async function completeParent(
   childTasks?: JobRecord[] | unknown,
 ): Promise<void> {
   if (child.childMode !== 'handoff' || !child.parentJobId || child.parentTaskNo === undefined) return;
-  const tasks = Array.isArray(childTasks) ? childTasks : await deps.store.listTasks(child.jobId);
-  const results = childResultsOf(tasks, status);
+  const tasks: TaskRecord[] = Array.isArray(childTasks)
+    ? (childTasks as TaskRecord[])
+    : await deps.store.listTasks(child.jobId);
+  const git = childCommit(child, tasks, status);
+  const results = { ...childResultsOf(tasks, status), ...(git ? { git } : {}) };
   const to = parentOutcome(status);
   const now = deps.now().toISOString();
   const error = to === 'failed' ? `child job ${child.jobId} ended ${status}` : undefined;

@@ -9,13 +9,14 @@
  */
 import { givenSubtasks, type SubmitBody } from '../core/api-schemas.ts';
 import { badRequest, conflict, forbidden, limitExceeded } from '../core/errors.ts';
-import { childJobPath, childLinkKey } from '../core/layout.ts';
-import type { JobRecord, TaskRecord } from '../core/model.ts';
+import { OBJECT_ID } from '../core/git-source.ts';
+import { childJobPath, childLinkKey, snapshotBundleKey } from '../core/layout.ts';
+import type { JobRecord, JobSource, TaskRecord } from '../core/model.ts';
 import { childRefusal, tasksRefusal } from '../core/recursion-policy.ts';
 import type { TaskTokenScope } from '../core/tokens.ts';
 import { canonicalHash, sha256Hex } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
-import { plannerTask, runMessage, workTasks } from './submit-job.ts';
+import { firstTasks, runMessage } from './submit-job.ts';
 
 export type ChildMode = 'handoff' | 'wait';
 
@@ -26,6 +27,8 @@ export interface ChildRequest {
   idempotencyKey?: string | undefined;
   /** What the worker spent deciding to split (a hand-off ends its attempt's spending). */
   decideCostUsd?: number | undefined;
+  /** The commit of the worker's checkout, in its uploaded snapshot bundle (repository jobs). */
+  sourceCommit?: string | undefined;
 }
 
 export async function createChildJob(
@@ -42,6 +45,12 @@ export async function createChildJob(
   const root = parent && parent.depth === 0 ? parent : await deps.store.getJob(task.rootJobId);
   if (!parent || !root) throw conflict('the parent job is gone');
 
+  if (body.source !== undefined) {
+    throw badRequest("a child job works on its parent worker's checkout", [
+      { path: 'source', message: 'not allowed for child jobs' },
+    ]);
+  }
+  const source = parent.source ? await childSource(deps, task, parent.source, input.sourceCommit) : undefined;
   const subtasks = givenSubtasks(body);
   if (mode === 'handoff' && !subtasks)
     throw badRequest('a hand-off to a child job needs its tasks', [
@@ -90,8 +99,9 @@ export async function createChildJob(
     updatedAt: now,
     idempotencyKey: input.idempotencyKey,
     requestHash: canonicalHash(body),
+    ...(source ? { source } : {}),
   };
-  const tasks = subtasks ? workTasks(job, subtasks, now) : [plannerTask(job, now)];
+  const tasks = firstTasks(job, subtasks, now);
   try {
     await deps.store.putTasks(tasks);
     if (!(await deps.store.createJob(job))) {
@@ -127,7 +137,7 @@ export async function createChildJob(
     `${JSON.stringify({ child_job_id: jobId, mode, depth: job.depth, parent_job_id: parent.jobId, parent_task_no: task.taskNo, tasks: tasks.map((t) => ({ task_no: t.taskNo, title: t.title })), created_at: now }, null, 2)}\n`,
     'application/json',
   );
-  await deps.queue.sendAll(tasks.map(runMessage));
+  await deps.queue.sendAll(tasks.filter((t) => t.state === 'queued').map(runMessage));
   deps.log.info('child job created', {
     jobId,
     parentJobId: parent.jobId,
@@ -137,6 +147,31 @@ export async function createChildJob(
     tasks: tasks.length,
   });
   return { job, created: true };
+}
+
+/**
+ * A child job starts from its parent worker's checkout: the parent's base, or
+ * the snapshot of the checkout the worker uploaded before handing off.
+ */
+async function childSource(
+  deps: Deps,
+  task: TaskRecord,
+  parent: JobSource,
+  snapshotCommit: string | undefined,
+): Promise<JobSource> {
+  if (!parent.baseCommit) throw conflict('the parent job has no fetched repository yet');
+  const inherited = { kind: 'parent' as const, bundles: [...parent.bundles], baseCommit: parent.baseCommit };
+  if (snapshotCommit === undefined || snapshotCommit === parent.baseCommit) return inherited;
+  if (!OBJECT_ID.test(snapshotCommit))
+    throw badRequest('x-source-commit must be a full git object id', [
+      { path: 'x-source-commit', message: 'expected 40 or 64 hex digits' },
+    ]);
+  const key = snapshotBundleKey(task.rootJobId, task.depth, task.taskNo, task.jobPath);
+  if ((await deps.artifacts.size(key)) === undefined)
+    throw badRequest('x-source-commit names a snapshot that was not uploaded', [
+      { path: 'x-source-commit', message: 'upload the snapshot bundle first' },
+    ]);
+  return { ...inherited, bundles: [...parent.bundles, key], baseCommit: snapshotCommit, ownBundle: key };
 }
 
 /** One hand-off per attempt (a retried POST finds it again); wait-mode children are keyed by Idempotency-Key when given. */

@@ -22,6 +22,16 @@ export interface Settings {
   /** Lifetime of presigned upload and download links. */
   presignExpirySec: number;
   worker: WorkerSettings;
+  git: GitSettings;
+}
+
+export interface GitSettings {
+  /** Accept http:// remotes (tests, trusted networks). */
+  allowHttp: boolean;
+  /** Push a git URL source's merged branch back to its remote. */
+  pushResults: boolean;
+  /** User name sent with the repository token. */
+  tokenUsername: string;
 }
 
 export interface Log {

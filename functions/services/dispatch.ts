@@ -3,10 +3,10 @@
  * write, then launch its worker. A duplicate or stale delivery fails the claim
  * and is dropped, so one attempt never starts twice.
  */
-import { LaunchRefusedError } from '../adapters/launcher.ts';
+import { isCredentialedStep, LaunchRefusedError } from '../adapters/launcher.ts';
 import type { RunMessage } from '../core/messages.ts';
 import { formatTaskToken, sha256Hex } from '../core/tokens.ts';
-import { reserveAttemptSpend, returnAttemptSpend } from './attempt-budget.ts';
+import { type BudgetGrant, reserveAttemptSpend, returnAttemptSpend } from './attempt-budget.ts';
 import type { DispatchDeps } from './deps.ts';
 import { recordLostWorker } from './record-result.ts';
 
@@ -26,7 +26,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });
     return 'duplicate';
   }
-  const grant = await reserveAttemptSpend(deps, claimed);
+  const grant = await attemptGrant(deps, claimed);
   if (grant.kind === 'busy') {
     // Other attempts hold the tree's spend for now: come back later, without using up a delivery.
     await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
@@ -59,6 +59,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
       attempt,
       taskToken: token,
       timeoutSec: claimed.timeoutSec,
+      kind: claimed.kind,
     });
     // The worker is started: from here on nothing may be undone. Without a stored handle the
     // worker still reports; if it dies, the sweep finds a claim without a handle and retries it.
@@ -90,4 +91,19 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     deps.log.warn('launch failed, will retry', { jobId, taskNo, attempt, reason: (err as Error).message });
     throw err;
   }
+}
+
+/**
+ * Steps without AI spend nothing. A merge runs even when the tree's budget is
+ * used up: it merges what merges cleanly and leaves out what would need a
+ * Claude session to resolve.
+ */
+async function attemptGrant(
+  deps: DispatchDeps,
+  task: Parameters<typeof reserveAttemptSpend>[1],
+): Promise<BudgetGrant> {
+  if (isCredentialedStep(task.kind)) return { kind: 'granted', usd: 0 };
+  const grant = await reserveAttemptSpend(deps, task);
+  if (task.kind === 'merge' && grant.kind === 'exhausted') return { kind: 'granted', usd: 0 };
+  return grant;
 }

@@ -5,7 +5,15 @@
  * on our side completes whatever the first call left undone.
  */
 import { conflict, forbidden } from '../core/errors.ts';
-import type { AttemptRecord, TaskRecord, TaskResultSummary, WorkerOutcome } from '../core/model.ts';
+import { baseBundleKey, STEP_TASK_NO } from '../core/layout.ts';
+import { commitsToMerge, findStep, mergeResultOf, pushWanted } from '../core/merge-plan.ts';
+import type {
+  AttemptRecord,
+  JobRecord,
+  TaskRecord,
+  TaskResultSummary,
+  WorkerOutcome,
+} from '../core/model.ts';
 import { parsePlan } from '../core/planner.ts';
 import { tasksRefusal } from '../core/recursion-policy.ts';
 import {
@@ -16,7 +24,7 @@ import {
   type TaskState,
 } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
-import { runMessage, workTasks } from './submit-job.ts';
+import { runMessage, stepTask, workTasks } from './submit-job.ts';
 
 export type RecordOutcome = 'recorded' | 'replayed' | 'late';
 
@@ -56,6 +64,9 @@ export async function recordWorkerResult(
   let verdict = outcome;
   if (task.kind === 'plan' && outcome.status === 'succeeded')
     verdict = await admitPlan(deps, task, outcome, now);
+  // The base is stored before the step is marked succeeded, so a replay only has to release the waiting tasks.
+  if (task.kind === 'source' && outcome.status === 'succeeded')
+    verdict = await admitSource(deps, task, outcome, now);
   // The planned tasks exist before the planner is marked succeeded, so a replay after a lost
   // response (or a crash) only has to start them: see startPlannedJob.
   if (task.kind === 'plan' && verdict.status === 'succeeded')
@@ -102,6 +113,34 @@ async function admitPlan(
   return { ...outcome, status: 'failed', error: tasksRefusal(fresh, count).message, retryable: false };
 }
 
+/**
+ * The source step fetched the remote: its bundle must be where it was told to
+ * upload it and within the size limit; then the job's base is recorded.
+ */
+async function admitSource(
+  deps: Deps,
+  task: TaskRecord,
+  outcome: WorkerOutcome,
+  now: string,
+): Promise<WorkerOutcome> {
+  const fail = (error: string, retryable: boolean): WorkerOutcome => ({
+    ...outcome,
+    status: 'failed',
+    error,
+    retryable,
+  });
+  if (outcome.git?.kind !== 'source') return fail('the source step reported no base commit', true);
+  const key = baseBundleKey(task.rootJobId);
+  const size = await deps.artifacts.size(key);
+  if (size === undefined) return fail('the source step did not upload the repository bundle', true);
+  const max = deps.settings.limits.maxSourceBytes;
+  if (size > max)
+    return fail(`the repository bundle is ${size} bytes, over limits.max_source_mb (${max} bytes)`, false);
+  if (!(await deps.store.setSourceBase(task.jobId, outcome.git.baseCommit, [key], now)))
+    return fail('the job already has another base commit', false);
+  return outcome;
+}
+
 /** The attempt's spend reservation on the root becomes its reported cost. */
 async function settleAttemptSpend(deps: Deps, task: TaskRecord, costUsd: number): Promise<void> {
   const reserved = task.budgetAttempt === task.attempt ? (task.budgetUsd ?? 0) : 0;
@@ -121,6 +160,7 @@ function summarize(deps: Deps, outcome: WorkerOutcome): TaskResultSummary {
     sessionId: outcome.sessionId,
     error: outcome.error,
     exitCode: outcome.exitCode,
+    ...(outcome.git ? { git: outcome.git } : {}),
   };
 }
 
@@ -238,8 +278,10 @@ async function startPlannedJob(deps: Deps, planner: TaskRecord, now: string): Pr
 /**
  * The steps after an attempt is recorded, each safe to repeat:
  * retry -> send the next attempt; planner done -> send the planned tasks;
- * work task final -> add it to the finished set, and the write that completes
- * the set sends the one aggregate message.
+ * source fetched -> release the tasks that waited for it; work task final ->
+ * add it to the finished set, and the write that completes the set starts the
+ * merge (repository jobs) or sends the one aggregate message; merge done ->
+ * push (when wanted) or aggregate; push done -> aggregate.
  */
 export async function followUp(deps: Deps, task: TaskRecord, now: string): Promise<void> {
   if (task.state === 'queued') {
@@ -247,17 +289,88 @@ export async function followUp(deps: Deps, task: TaskRecord, now: string): Promi
     return;
   }
   if (!isTerminalTaskState(task.state)) return;
-  if (task.kind === 'plan') {
-    if (task.state === 'succeeded') await startPlannedJob(deps, task, now);
-    else await deps.queue.send({ type: 'aggregate', jobId: task.jobId });
-  } else if (task.state !== 'cancelled') {
-    const { job, firstTime } = await deps.store.markTaskFinished(task.jobId, task.taskNo, now);
-    const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
-    // On a replay we cannot know whether the first call sent it; the aggregator is idempotent.
-    if (complete && (firstTime || job.status === 'running')) {
-      await deps.queue.send({ type: 'aggregate', jobId: task.jobId });
-    }
+  const aggregate = () => deps.queue.send({ type: 'aggregate', jobId: task.jobId });
+  switch (task.kind) {
+    case 'plan':
+      if (task.state === 'succeeded') await startPlannedJob(deps, task, now);
+      else await aggregate();
+      break;
+    case 'source':
+      if (task.state === 'succeeded') await releaseWaitingTasks(deps, task.jobId, now);
+      else await aggregate();
+      break;
+    case 'work':
+      if (task.state !== 'cancelled') await countFinishedWork(deps, task, now);
+      break;
+    case 'merge':
+    case 'push':
+      if (task.state !== 'cancelled') await nextStepOrAggregate(deps, task.jobId, now);
+      break;
   }
   // Only now has the job taken this task's end into account: the sweep may stop watching it.
   await deps.store.leaveActiveIndex(task.jobId, task.taskNo);
+}
+
+async function countFinishedWork(deps: Deps, task: TaskRecord, now: string): Promise<void> {
+  const { job, firstTime } = await deps.store.markTaskFinished(task.jobId, task.taskNo, now);
+  const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
+  // On a replay we cannot know whether the first call sent it; every next step is idempotent.
+  if (complete && (firstTime || job.status === 'running'))
+    await nextStepOrAggregate(deps, job.jobId, now, job);
+}
+
+/**
+ * Every work task is final: a repository job merges its workers' commits, then
+ * pushes the branch when wanted; anything else (or a job with nothing to
+ * merge) is aggregated. A step that already exists is only sent again.
+ */
+export async function nextStepOrAggregate(
+  deps: Deps,
+  jobId: string,
+  now: string,
+  known?: JobRecord,
+): Promise<void> {
+  const job = known ?? (await deps.store.getJob(jobId));
+  if (!job?.source?.baseCommit) {
+    await deps.queue.send({ type: 'aggregate', jobId });
+    return;
+  }
+  const tasks = await deps.store.listTasks(jobId);
+  const merge = findStep(tasks, 'merge');
+  if (commitsToMerge(tasks).length > 0 && !merge) {
+    await startStep(deps, job, 'merge', now);
+    return;
+  }
+  if (merge && !isTerminalTaskState(merge.state)) {
+    if (merge.state === 'queued') await deps.queue.send(runMessage(merge));
+    return;
+  }
+  const push = findStep(tasks, 'push');
+  if (pushWanted(job, mergeResultOf(tasks)) && (!push || !isTerminalTaskState(push.state))) {
+    if (!push) await startStep(deps, job, 'push', now);
+    else if (push.state === 'queued') await deps.queue.send(runMessage(push));
+    return;
+  }
+  await deps.queue.send({ type: 'aggregate', jobId });
+}
+
+async function startStep(deps: Deps, job: JobRecord, kind: 'merge' | 'push', now: string): Promise<void> {
+  await deps.store.putTasks([stepTask(job, kind, now)]);
+  // A replay may find the step already past its first attempt: the claim drops a stale message.
+  await deps.queue.send({ type: 'run', jobId: job.jobId, taskNo: STEP_TASK_NO[kind], attempt: 1 });
+  deps.log.info(`${kind} step started`, { jobId: job.jobId });
+}
+
+/** The repository is fetched: the planner or work tasks that waited for it are queued (safe to repeat). */
+async function releaseWaitingTasks(deps: Deps, jobId: string, now: string): Promise<void> {
+  const tasks = await deps.store.listTasks(jobId);
+  const released = await Promise.all(
+    tasks.filter((t) => t.state === 'pending').map((t) => deps.store.releasePending(jobId, t.taskNo, now)),
+  );
+  const queued = [
+    ...released.filter((t): t is TaskRecord => t !== undefined),
+    // A replay after a crash between the release and the send finds them already queued.
+    ...tasks.filter((t) => t.state === 'queued' && t.attempt === 1 && t.kind !== 'source'),
+  ];
+  await deps.queue.sendAll(queued.map(runMessage));
 }

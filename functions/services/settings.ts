@@ -27,6 +27,13 @@ export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): 
       maxTasksPerRoot: config.limits.max_tasks_per_root,
       maxSpendUsdPerRoot: config.limits.max_spend_usd_per_root,
       maxTaskBudgetUsd: config.limits.max_task_budget_usd,
+      maxSourceBytes: config.limits.max_source_mb * 1024 * 1024,
+      maxCommitFileBytes: config.limits.max_commit_file_mb * 1024 * 1024,
+    },
+    git: {
+      allowHttp: config.git.allow_http,
+      pushResults: config.git.push_results,
+      tokenUsername: config.git.token_username,
     },
     worker: {
       maxRunning: config.workers.max_running,

@@ -5,12 +5,14 @@
  */
 import { givenSubtasks, resolveJobConfig, type SubmitBody } from '../core/api-schemas.ts';
 import { conflict } from '../core/errors.ts';
+import { STEP_TASK_NO } from '../core/layout.ts';
 import type { RunMessage } from '../core/messages.ts';
-import type { JobRecord, SubtaskSpec, TaskRecord } from '../core/model.ts';
+import type { JobRecord, JobSource, SubtaskSpec, TaskRecord } from '../core/model.ts';
 import { plannerPrompt } from '../core/planner.ts';
 import { rootBudgetFor } from '../core/recursion-policy.ts';
 import { canonicalHash, jobIdFor } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
+import { resolveJobSource } from './sources.ts';
 
 export interface SubmitInput {
   tenant: string;
@@ -25,6 +27,15 @@ export async function submitJob(
   const now = deps.now().toISOString();
   const config = resolveJobConfig(input.body, deps.settings.defaults);
   const jobId = jobIdFor(input.tenant, input.idempotencyKey, deps.randomBytes(16));
+  const requestHash = canonicalHash(input.body);
+  if (input.idempotencyKey !== undefined && input.body.source !== undefined) {
+    // A replay must not copy the upload again over the base the first submit stored.
+    const existing = await deps.store.getJob(jobId);
+    if (existing) return replayed(deps, existing, requestHash);
+  }
+  const source = input.body.source
+    ? await resolveJobSource(deps, input.tenant, jobId, input.body.source)
+    : undefined;
   const subtasks = givenSubtasks(input.body);
   const job: JobRecord = {
     jobId,
@@ -40,10 +51,11 @@ export async function submitJob(
     createdAt: now,
     updatedAt: now,
     idempotencyKey: input.idempotencyKey,
-    requestHash: canonicalHash(input.body),
+    requestHash,
     budget: rootBudgetFor(config, deps.settings.limits, subtasks?.length ?? 0),
+    ...(source ? { source } : {}),
   };
-  const tasks = subtasks ? workTasks(job, subtasks, now) : [plannerTask(job, now)];
+  const tasks = firstTasks(job, subtasks, now);
 
   // Tasks first: a crash before the job exists leaves nothing a caller can see,
   // and the retry (same derived id) writes the job over the same tasks.
@@ -52,15 +64,38 @@ export async function submitJob(
   if (!created) {
     const existing = await deps.store.getJob(jobId);
     if (!existing) throw new Error(`job ${jobId} exists and vanished`);
-    if (existing.requestHash !== job.requestHash) {
-      throw conflict('Idempotency-Key was already used for a different request body');
-    }
-    await resendFirstAttempts(deps, existing);
-    return { job: existing, created: false };
+    return replayed(deps, existing, requestHash);
   }
-  await deps.queue.sendAll(tasks.map(runMessage));
-  deps.log.info('job submitted', { jobId, tasks: tasks.length, planning: !subtasks });
+  await deps.queue.sendAll(tasks.filter((t) => t.state === 'queued').map(runMessage));
+  deps.log.info('job submitted', { jobId, tasks: tasks.length, planning: !subtasks, source: source?.kind });
   return { job, created: true };
+}
+
+async function replayed(
+  deps: Deps,
+  existing: JobRecord,
+  requestHash: string,
+): Promise<{ job: JobRecord; created: boolean }> {
+  if (existing.requestHash !== requestHash) {
+    throw conflict('Idempotency-Key was already used for a different request body');
+  }
+  await resendFirstAttempts(deps, existing);
+  return { job: existing, created: false };
+}
+
+/**
+ * The tasks a new job (or child job) starts with: the planner or the given
+ * work tasks. A git URL must be fetched first: its source step is queued and
+ * the rest wait as `pending` until it has stored the base.
+ */
+export function firstTasks(
+  job: JobRecord,
+  subtasks: readonly SubtaskSpec[] | undefined,
+  now: string,
+): TaskRecord[] {
+  const tasks = subtasks ? workTasks(job, subtasks, now) : [plannerTask(job, now)];
+  if (job.source?.kind !== 'git' || job.source.baseCommit) return tasks;
+  return [stepTask(job, 'source', now), ...tasks.map((t) => ({ ...t, state: 'pending' as const }))];
 }
 
 /**
@@ -101,8 +136,30 @@ export function plannerTask(job: JobRecord, now: string): TaskRecord {
     taskNo: 0,
     kind: 'plan',
     title: 'Plan',
-    prompt: plannerPrompt(job.request, job.config.maxWorkers),
+    prompt: plannerPrompt(job.request, job.config.maxWorkers, job.source !== undefined),
   };
+}
+
+const STEP_TITLES = {
+  source: 'Fetch the repository',
+  merge: "Merge the workers' commits",
+  push: 'Push the result branch',
+} as const;
+
+/** A repository step of a job (fetch, merge, push): a task of its own kind, outside the work count. */
+export function stepTask(job: JobRecord, kind: keyof typeof STEP_TASK_NO, now: string): TaskRecord {
+  return {
+    ...baseTask(job, now),
+    taskNo: STEP_TASK_NO[kind],
+    kind,
+    title: STEP_TITLES[kind],
+    prompt: '',
+  };
+}
+
+/** Whether the job works on a repository whose base commit is known. */
+export function hasBase(source: JobSource | undefined): source is JobSource & { baseCommit: string } {
+  return source?.baseCommit !== undefined;
 }
 
 export function workTasks(job: JobRecord, subtasks: readonly SubtaskSpec[], now: string): TaskRecord[] {

@@ -21,6 +21,21 @@
 //   [[choose:VALUE]]  pick VALUE for an enum that contains it (may be repeated)
 //   [[garbage]]       print non-JSON text on stdout and exit 0
 //
+// Repository edits (work runs only; ignored in decide and merge runs). PATH is relative to the cwd
+// and is everything up to the first `:` (blanks around it ignored), so it cannot contain `:`; TEXT
+// may contain `:` but not `]`, and the two characters `\n` in it stand for a newline. Edits apply
+// in order (CLAUDE_DOUBLE_DIRECTIVES first, then the prompt) and all or none: an absolute PATH, a
+// PATH with a `..` segment, or an edit of a missing file or line fails the run before anything is
+// written (is_error, subtype error_during_execution, exit 1, the reason in `result`). When any edit
+// or [[no_files]] is given, the default note output_<hash>.md is not written.
+//   [[create:PATH:TEXT]]       create or overwrite PATH (making parent dirs) with TEXT + newline
+//   [[append:PATH:TEXT]]       append TEXT + newline to PATH (created when missing)
+//   [[edit_line:PATH:N:TEXT]]  replace line N (1-based) of the existing file PATH with TEXT, keeping
+//                              the other lines and the trailing newline (or its absence)
+//   [[delete:PATH]]            delete the existing file PATH
+//   [[no_files]]               write neither the default note nor [[files:N]]'s files
+//                              (edits, spawn_result.json and attack files are still written)
+//
 // Recursion. A decide run is one whose prompt has the line ORCHESTRATOR-DECIDE; the subtask being
 // decided is the text after the line `Subtask:` (to the end of the prompt), and in a decide run the
 // directives are read from that text (plus CLAUDE_DOUBLE_DIRECTIVES) only. A decide run answers
@@ -42,8 +57,25 @@
 //                     and beyond; writes attack_results.json ([{name, method, path, status}]) and the
 //                     raw token to stolen_token.txt, then succeeds normally
 //
+// Merge runs. A merge run is one whose prompt has the line ORCHESTRATOR-MERGE (checked before
+// ORCHESTRATOR-DECIDE). Its prompt quotes the workers' subtasks, so only [[resolve:MODE]],
+// [[merge_fail]], [[cost:X]] and [[sleep:MS]] apply in it (from the prompt and from
+// CLAUDE_DOUBLE_DIRECTIVES); every other directive is ignored. The conflicting files are the lines
+// `- path` after the line `Conflicting files:`, up to the first blank line. In each listed file that
+// exists in the cwd every conflict block
+//   <<<<<<< ...  ours lines  [||||||| ...  base lines]  =======  theirs lines  >>>>>>> ...
+// is replaced as MODE says (the diff3 base section is always dropped); a block without its closing
+// >>>>>>> line is left as it is. The run then succeeds like a work run (cost 0.0125 unless
+// [[cost:X]]) but takes 1 turn, writes no other file, and its result text is
+// `Merge (resolve MODE): resolved a.txt, b.txt[; unchanged: c.txt][; not found: d.txt]`
+// (`resolved no files` when none was changed).
+//   [[resolve:MODE]]  both (default): ours lines then theirs lines; ours; theirs; none: leave the
+//                     files unchanged (an unknown MODE is ignored)
+//   [[merge_fail]]    a merge run fails like [[fail]] and changes no file
+//
 // Env CLAUDE_DOUBLE_LOG: append one JSON line per invocation ({pid, cwd, argv, prompt, start, end,
-// exitCode, phase}); hang modes also log a line at start with end:null.
+// exitCode, phase, envKeys}: envKeys are the names of the environment variables, never their values);
+// hang modes also log a line at start with end:null.
 // Only node builtins: this script must start fast.
 
 import { spawn } from 'node:child_process';
@@ -61,6 +93,10 @@ const DEFAULT_TURNS = 3;
 const DEFAULT_ARRAY_ITEMS = 3;
 const DECIDE_COST = 0.001;
 const DECIDE_MARKER_RE = /^[ \t]*ORCHESTRATOR-DECIDE[ \t]*$/m;
+const MERGE_MARKER_RE = /^[ \t]*ORCHESTRATOR-MERGE[ \t]*$/m;
+// the only directives a merge run honours (its prompt quotes the workers' subtasks)
+const MERGE_DIRECTIVES = ['resolve', 'merge_fail', 'cost', 'sleep'];
+const RESOLVE_MODES = ['both', 'ours', 'theirs', 'none'];
 const SPAWN_TIMEOUT_MS = 120_000;
 const SPAWN_CAPTURE_CHARS = 1_000_000;
 const ATTACK_TIMEOUT_MS = 5_000;
@@ -161,6 +197,8 @@ function logLine(phase, exitCode) {
     end,
     exitCode,
     phase,
+    // names only, never values: tests check which variables a session could see (e.g. no git token)
+    envKeys: Object.keys(process.env).sort(),
   };
   try {
     fs.appendFileSync(file, `${JSON.stringify(entry)}\n`);
@@ -309,7 +347,7 @@ function validate(opts) {
 // Directives
 
 const DIRECTIVE_SRC =
-  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack)(?::([^\\]]*))?\\]\\]';
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|create|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
 const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
 // a run of markers with the blanks around them
 const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
@@ -335,6 +373,17 @@ function parseDirectives(text, into) {
       case 'attack':
         if (value !== undefined) into[name] = value;
         break;
+      case 'create':
+      case 'append':
+      case 'edit_line':
+      case 'delete':
+        into.edits.push({ op: name, value: value ?? '' });
+        break;
+      case 'resolve': {
+        const mode = (value ?? '').trim().toLowerCase();
+        if (RESOLVE_MODES.includes(mode)) into.resolve = mode;
+        break;
+      }
       case 'sleep':
       case 'split':
       case 'fail_times':
@@ -358,7 +407,14 @@ function parseDirectives(text, into) {
 }
 
 function newDirectives() {
-  return { choose: [], splitChild: [], splitAll: [] };
+  return { choose: [], splitChild: [], splitAll: [], edits: [] };
+}
+
+// A merge run keeps only the directives meant for it.
+function mergeDirectives(d) {
+  const out = newDirectives();
+  for (const key of MERGE_DIRECTIVES) if (d[key] !== undefined) out[key] = d[key];
+  return out;
 }
 
 // `a;b:1; c` -> ['[[a]]', '[[b:1]]', '[[c]]']
@@ -574,6 +630,7 @@ function nextAttempt(prompt) {
 
 function writeWorkFiles(d, ctx) {
   const cwd = process.cwd();
+  if (d.no_files) return;
   if (d.files !== undefined) {
     for (let k = 1; k <= d.files; k++) {
       fs.writeFileSync(path.join(cwd, `file_${k}.txt`), `File ${k} of ${d.files} for: ${ctx.firstLine}\n`);
@@ -587,10 +644,203 @@ function writeWorkFiles(d, ctx) {
     }
     return;
   }
+  if (d.edits.length) return;
   fs.writeFileSync(
     path.join(cwd, `output_${shortHash(ctx.cleanPrompt)}.md`),
     `# Note\n\nThis note was written for the prompt:\n\n> ${ctx.cleanPrompt.replace(/\n/g, '\n> ')}\n`,
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repository edits and merge runs
+
+class EditRefused extends Error {}
+
+// `PATH` of an edit directive -> a normalized path inside the cwd, or throws EditRefused.
+function safeRelPath(p, label) {
+  if (p === '') throw new EditRefused(`${label}: empty path`);
+  if (path.isAbsolute(p) || p.startsWith('\\')) {
+    throw new EditRefused(`${label}: absolute paths are not allowed`);
+  }
+  if (p.split(/[\\/]+/).includes('..')) throw new EditRefused(`${label}: '..' segments are not allowed`);
+  const norm = path.normalize(p);
+  if (norm === '.' || /[\\/]$/.test(p)) throw new EditRefused(`${label}: not a file path`);
+  return norm;
+}
+
+function expandNewlines(text) {
+  return text.replace(/\\n/g, '\n');
+}
+
+function splitFirst(text, sep) {
+  const i = text.indexOf(sep);
+  return i < 0 ? [text, undefined] : [text.slice(0, i), text.slice(i + sep.length)];
+}
+
+// Work out every edit in memory first, so that a refused edit leaves the cwd untouched.
+// Returns a Map: relative path -> new content, or null to delete.
+function planEdits(edits, cwd) {
+  const state = new Map();
+  const read = (rel, label) => {
+    if (state.has(rel)) return state.get(rel);
+    let st;
+    try {
+      st = fs.statSync(path.join(cwd, rel));
+    } catch {
+      return null;
+    }
+    if (!st.isFile()) throw new EditRefused(`${label}: not a regular file`);
+    return fs.readFileSync(path.join(cwd, rel), 'utf8');
+  };
+  for (const { op, value } of edits) {
+    const label = `Refused [[${op}:${value}]]`;
+    const [rawPath, rest] = splitFirst(value, ':');
+    const rel = safeRelPath(rawPath.trim(), label);
+    const old = read(rel, label);
+    if (op === 'create') {
+      state.set(rel, `${expandNewlines(rest ?? '')}\n`);
+    } else if (op === 'append') {
+      state.set(rel, `${old ?? ''}${expandNewlines(rest ?? '')}\n`);
+    } else if (op === 'delete') {
+      if (old === null) throw new EditRefused(`${label}: no such file ${rel}`);
+      state.set(rel, null);
+    } else {
+      const [lineSpec, text] = splitFirst(rest ?? '', ':');
+      if (!/^\s*\d+\s*$/.test(lineSpec) || Number(lineSpec) < 1) {
+        throw new EditRefused(`${label}: the line number must be a positive integer`);
+      }
+      const n = Number(lineSpec);
+      if (old === null) throw new EditRefused(`${label}: no such file ${rel}`);
+      const newline = old.endsWith('\n');
+      const lines = old === '' ? [] : (newline ? old.slice(0, -1) : old).split('\n');
+      if (n > lines.length) {
+        throw new EditRefused(`${label}: no line ${n} in ${rel}, which has ${lines.length} lines`);
+      }
+      const cr = lines[n - 1].endsWith('\r') ? '\r' : '';
+      lines[n - 1] = `${expandNewlines(text ?? '').replace(/\n/g, `${cr}\n`)}${cr}`;
+      state.set(rel, `${lines.join('\n')}${newline ? '\n' : ''}`);
+    }
+  }
+  return state;
+}
+
+function applyEdits(state, cwd) {
+  for (const [rel, content] of state) {
+    const abs = path.join(cwd, rel);
+    try {
+      if (content === null) {
+        fs.rmSync(abs, { force: true });
+      } else {
+        fs.mkdirSync(path.dirname(abs), { recursive: true });
+        fs.writeFileSync(abs, content);
+      }
+    } catch (e) {
+      throw new EditRefused(`Edit failed: cannot write ${rel}: ${e?.message ?? e}`);
+    }
+  }
+}
+
+function isMergeRun(prompt) {
+  return MERGE_MARKER_RE.test(prompt);
+}
+
+// The `- path` lines after the line `Conflicting files:`, up to the first blank line.
+function conflictingFiles(prompt) {
+  const lines = prompt.split(/\r?\n/);
+  const at = lines.findIndex((l) => /^\s*Conflicting files:\s*$/.test(l));
+  if (at < 0) return [];
+  const files = [];
+  for (const line of lines.slice(at + 1)) {
+    if (line.trim() === '') break;
+    const m = /^\s*-\s+(.*?)\s*$/.exec(line);
+    if (m?.[1]) files.push(m[1]);
+  }
+  return files;
+}
+
+const OURS_RE = /^<{7}(?:[ \t].*)?\r?$/;
+const BASE_RE = /^\|{7}(?:[ \t].*)?\r?$/;
+const SEP_RE = /^={7}\r?$/;
+const THEIRS_RE = /^>{7}(?:[ \t].*)?\r?$/;
+
+// Rewrite every conflict block of `text` as `mode` says; returns {text, blocks}.
+function resolveConflicts(text, mode) {
+  const lines = text.split('\n');
+  const out = [];
+  let blocks = 0;
+  let i = 0;
+  while (i < lines.length) {
+    if (!OURS_RE.test(lines[i])) {
+      out.push(lines[i]);
+      i += 1;
+      continue;
+    }
+    const ours = [];
+    const theirs = [];
+    let section = 'ours';
+    let end = -1;
+    for (let j = i + 1; j < lines.length && end < 0; j++) {
+      const line = lines[j];
+      if (section === 'ours' && BASE_RE.test(line)) section = 'base';
+      else if (section !== 'theirs' && SEP_RE.test(line)) section = 'theirs';
+      else if (section === 'theirs' && THEIRS_RE.test(line)) end = j;
+      else if (section === 'ours') ours.push(line);
+      else if (section === 'theirs') theirs.push(line);
+    }
+    if (end < 0) {
+      // no closing marker: not a conflict block
+      out.push(...lines.slice(i));
+      break;
+    }
+    blocks += 1;
+    if (mode !== 'theirs') out.push(...ours);
+    if (mode !== 'ours') out.push(...theirs);
+    i = end + 1;
+  }
+  return { text: out.join('\n'), blocks };
+}
+
+// Resolve the conflicts of the files listed in a merge prompt; returns the result text.
+function runMerge(prompt, mode, cwd) {
+  const resolved = [];
+  const unchanged = [];
+  const missing = [];
+  for (const file of conflictingFiles(prompt)) {
+    let rel;
+    try {
+      rel = safeRelPath(file, file);
+    } catch (e) {
+      if (!(e instanceof EditRefused)) throw e;
+      missing.push(file);
+      continue;
+    }
+    const abs = path.join(cwd, rel);
+    let isFile = false;
+    try {
+      isFile = fs.statSync(abs).isFile();
+    } catch {
+      // missing
+    }
+    if (!isFile) {
+      missing.push(file);
+      continue;
+    }
+    if (mode === 'none') {
+      unchanged.push(file);
+      continue;
+    }
+    const { text, blocks } = resolveConflicts(fs.readFileSync(abs, 'utf8'), mode);
+    if (blocks === 0) {
+      unchanged.push(file);
+      continue;
+    }
+    fs.writeFileSync(abs, text);
+    resolved.push(file);
+  }
+  const parts = [`Merge (resolve ${mode}): resolved ${resolved.length ? resolved.join(', ') : 'no files'}`];
+  if (unchanged.length) parts.push(`unchanged: ${unchanged.join(', ')}`);
+  if (missing.length) parts.push(`not found: ${missing.join(', ')}`);
+  return parts.join('; ');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -835,10 +1085,12 @@ async function main() {
     return finish(1);
   }
 
-  const decide = isDecideRun(prompt);
+  const merge = isMergeRun(prompt);
+  const decide = !merge && isDecideRun(prompt);
   const subtask = decide ? subtaskSection(prompt) : '';
-  const d = parseDirectives(process.env.CLAUDE_DOUBLE_DIRECTIVES ?? '', newDirectives());
+  let d = parseDirectives(process.env.CLAUDE_DOUBLE_DIRECTIVES ?? '', newDirectives());
   parseDirectives(decide ? subtask : prompt, d);
+  if (merge) d = mergeDirectives(d);
   const cleanPrompt = stripDirectives(prompt);
   const firstLine = (cleanPrompt.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 200);
   const format = opts.outputFormat ?? 'text';
@@ -893,7 +1145,7 @@ async function main() {
   }
 
   // Decide the outcome.
-  let turns = decide ? 1 : (d.turns ?? DEFAULT_TURNS);
+  let turns = decide || merge ? 1 : (d.turns ?? DEFAULT_TURNS);
   let cost = d.cost ?? (decide ? DECIDE_COST : DEFAULT_COST);
   let subtype = 'success';
   let isError = false;
@@ -911,7 +1163,11 @@ async function main() {
     resultText = 'Not logged in · Please run /login';
     stopReason = 'stop_sequence';
   } else if (
-    decide ? d.decide_fail : d.fail || (d.fail_times !== undefined && nextAttempt(prompt) <= d.fail_times)
+    merge
+      ? d.merge_fail
+      : decide
+        ? d.decide_fail
+        : d.fail || (d.fail_times !== undefined && nextAttempt(prompt) <= d.fail_times)
   ) {
     subtype = 'error_during_execution';
     isError = true;
@@ -948,7 +1204,28 @@ async function main() {
       reason: answer.reason,
       subtasks: answer.subtasks,
     });
+  } else if (!isError && merge) {
+    resultText = runMerge(prompt, d.resolve ?? 'both', process.cwd());
+    if (opts.schema) structured = generate(opts.schema, undefined, ctx);
   } else if (!isError) {
+    let refusal;
+    try {
+      applyEdits(planEdits(d.edits, process.cwd()), process.cwd());
+    } catch (e) {
+      if (!(e instanceof EditRefused)) throw e;
+      refusal = e.message;
+    }
+    if (refusal !== undefined) {
+      subtype = 'error_during_execution';
+      isError = true;
+      turns = Math.min(turns, 1);
+      resultText = refusal;
+      errors = [refusal];
+      stopReason = null;
+      terminalReason = 'error';
+    }
+  }
+  if (!isError && !decide && !merge) {
     const extra = [];
     if (d.spawn !== undefined) {
       const r = await runSpawn(d.spawn);

@@ -41,6 +41,8 @@ export interface DoubleInvocation {
   end: number | null;
   exitCode: number | null;
   phase?: string;
+  /** Names of the environment variables the session saw. */
+  envKeys?: string[];
 }
 
 /** `configYaml` is merged into defaults that suit tests (fast retries, short timeouts). */
@@ -49,6 +51,8 @@ export interface TestStackOptions {
   clientOptions?: ClientOptions;
   /** Keep DynamoDB on disk, e.g. to restart the emulators mid-run. */
   dataDir?: string;
+  /** Token for private git remotes (what ORCHESTRATOR_GIT_TOKEN is to local mode). */
+  gitToken?: string;
 }
 
 export async function startTestStack(
@@ -88,6 +92,7 @@ export async function startTestStack(
     env: EXTERNAL ? process.env : {},
     ...(options.clientOptions ? { clientOptions: options.clientOptions } : {}),
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.gitToken ? { gitToken: options.gitToken } : {}),
     workerEnv: {
       CLAUDE_DOUBLE_LOG: invocationLog,
       CLAUDE_DOUBLE_STATE_DIR: join(workspace, 'double-state'),

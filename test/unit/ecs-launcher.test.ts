@@ -54,6 +54,7 @@ class FakeEcs implements EcsLike {
 const CONFIG: EcsLauncherConfig = {
   cluster: 'arn:aws:ecs:eu-west-1:111122223333:cluster/fleet',
   taskDefinition: 'fleet-worker',
+  gitTaskDefinition: 'fleet-git',
   containerName: 'worker',
   subnets: ['subnet-a', 'subnet-b'],
   securityGroups: ['sg-1'],
@@ -67,6 +68,7 @@ const REQUEST: LaunchRequest = {
   attempt: 1,
   taskToken: `tt1.0123456789abcdef0123.2.1.${'A'.repeat(43)}`,
   timeoutSec: 600,
+  kind: 'work',
 };
 
 const TASK_ARN = 'arn:aws:ecs:eu-west-1:111122223333:task/fleet/0a1b2c3d4e5f';
@@ -160,6 +162,28 @@ describe('EcsLauncher.launch: the RunTask request', () => {
     expect(input.networkConfiguration.awsvpcConfiguration.assignPublicIp).toBe('ENABLED');
     expect(input.capacityProviderStrategy).toEqual([{ capacityProvider: 'FARGATE', weight: 1 }]);
     expect(input).not.toHaveProperty('launchType');
+  });
+
+  it('starts the steps without AI (fetch, push) from the git task definition, every other kind from the worker one', async () => {
+    const ecs = new FakeEcs([started(), started(), started(), started(), started()]);
+    for (const kind of ['source', 'push', 'work', 'plan', 'merge'] as const)
+      await launcher(ecs).launch({ ...REQUEST, kind });
+    expect(ecs.calls.map((c) => (c.input as { taskDefinition: string }).taskDefinition)).toEqual([
+      'fleet-git',
+      'fleet-git',
+      'fleet-worker',
+      'fleet-worker',
+      'fleet-worker',
+    ]);
+  });
+
+  it('refuses a credentialed step for good when no git task definition is configured', async () => {
+    const ecs = new FakeEcs([started()]);
+    const err = await refusal(
+      launcher(ecs, { gitTaskDefinition: undefined }).launch({ ...REQUEST, kind: 'source' }),
+    );
+    expect(err.retryable).toBe(false);
+    expect(ecs.calls).toHaveLength(0);
   });
 
   it('cuts startedBy to 36 characters for long job ids', async () => {

@@ -66,6 +66,7 @@ describe('EcsLauncher pacing', () => {
           attempt: 1,
           taskToken: `tt1.j.${i + 1}.1.x`,
           timeoutSec: 60,
+          kind: 'work',
         }),
       ),
     );

@@ -334,6 +334,7 @@ describe('countTasksByState', () => {
 
     // Assess
     expect(counts).toEqual({
+      pending: 0,
       queued: 0,
       launching: 0,
       running: 1,

@@ -20,6 +20,7 @@ import {
 } from '../../functions/core/task-states.ts';
 
 const ALL_TASK_STATES: readonly TaskState[] = [
+  'pending',
   'queued',
   'launching',
   'running',
@@ -36,7 +37,8 @@ const ALL_TASK_STATES: readonly TaskState[] = [
  * `running → waiting_on_child → recursive_success | failed`,
  * any non-terminal state `→ cancelled`, `failed | timed_out → queued` (retry),
  * plus launching → queued (launch refused), → failed (worker lost before it started),
- * and queued → failed (its work message went to the dead-letter queue: it can never start).
+ * and queued → failed (its work message went to the dead-letter queue: it can never start),
+ * and pending → queued | cancelled (a task waiting for its job's repository to be fetched).
  */
 const ALLOWED_TASK_MOVES: readonly (readonly [TaskState, TaskState])[] = [
   ['queued', 'launching'],
@@ -56,6 +58,8 @@ const ALLOWED_TASK_MOVES: readonly (readonly [TaskState, TaskState])[] = [
   ['timed_out', 'queued'],
   ['launching', 'queued'],
   ['launching', 'failed'],
+  ['pending', 'queued'],
+  ['pending', 'cancelled'],
 ];
 
 const ALL_JOB_STATUSES: readonly JobStatus[] = [
@@ -85,14 +89,14 @@ function everyPair<S extends string>(states: readonly S[], allowed: readonly (re
 }
 
 describe('task state machine', () => {
-  it('knows exactly the nine documented states', () => {
+  it('knows exactly the ten documented states', () => {
     expect([...TASK_STATES].sort()).toEqual([...ALL_TASK_STATES].sort());
   });
 
   const pairs = everyPair(ALL_TASK_STATES, ALLOWED_TASK_MOVES);
 
-  it('covers all 81 (from, to) pairs, 16 of them allowed', () => {
-    expect(pairs).toHaveLength(81);
+  it('covers all 100 (from, to) pairs, 19 of them allowed', () => {
+    expect(pairs).toHaveLength(100);
     expect(pairs.filter((p) => p.allowed)).toHaveLength(ALLOWED_TASK_MOVES.length);
   });
 

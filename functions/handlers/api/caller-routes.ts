@@ -5,9 +5,10 @@
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { InvalidCursorError } from '../../adapters/job-store.ts';
-import { ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
+import { CreateSourceBodySchema, ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
 import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts';
-import { finalReportKey, jobPrefix } from '../../core/layout.ts';
+import { finalReportKey, jobPrefix, mergeBundleKey, mergePatchKey } from '../../core/layout.ts';
+import { mergeResultOf } from '../../core/merge-plan.ts';
 import type { JobRecord } from '../../core/model.ts';
 import { renderTreeReports } from '../../core/reports.ts';
 import { buildTreeResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
@@ -16,9 +17,10 @@ import { requestCancel } from '../../services/cancel.ts';
 import { createChildJob } from '../../services/children.ts';
 import type { Deps } from '../../services/deps.ts';
 import { loadSubtree } from '../../services/job-tree.ts';
+import { createSourceUpload } from '../../services/sources.ts';
 import { submitJob } from '../../services/submit-job.ts';
 import { header, json, parseJsonBody, pathParam, principalOf } from '../http.ts';
-import { CHILD_MODE_HEADER, DECIDE_COST_HEADER } from '../routes.ts';
+import { CHILD_MODE_HEADER, DECIDE_COST_HEADER, SOURCE_COMMIT_HEADER } from '../routes.ts';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
@@ -90,7 +92,15 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
     }
     const cost = Number(header(event, DECIDE_COST_HEADER) ?? '0');
     const decideCostUsd = Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? cost : 0;
-    outcome = await createChildJob(deps, { scope: principal, body, mode, idempotencyKey, decideCostUsd });
+    const sourceCommit = header(event, SOURCE_COMMIT_HEADER);
+    outcome = await createChildJob(deps, {
+      scope: principal,
+      body,
+      mode,
+      idempotencyKey,
+      decideCostUsd,
+      sourceCommit,
+    });
   }
   const { job, created } = outcome;
   return json(
@@ -183,4 +193,59 @@ export async function cancel(deps: Deps, event: APIGatewayProxyEvent): Promise<A
   const job = await visibleJob(deps, event);
   const cancelled = await requestCancel(deps, job);
   return json(202, { job_id: cancelled.jobId, status: cancelled.status, links: links(cancelled.jobId) });
+}
+
+/** Starts a bundle upload: the id to name on submit and a presigned PUT for exactly `size_bytes`. */
+export async function createSource(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const tenant = tenantOf(deps, event);
+  const body = parseJsonBody(event, CreateSourceBodySchema);
+  return json(201, await createSourceUpload(deps, tenant, body.size_bytes));
+}
+
+/** The merged branch of a repository job, when it has one; 404 (with why) otherwise. */
+async function mergedBranch(deps: Deps, job: JobRecord) {
+  if (!job.source) throw notFound(`job ${job.jobId} has no repository`);
+  const merged = mergeResultOf(await deps.store.listTasks(job.jobId));
+  if (!merged || merged.headCommit === merged.baseCommit) {
+    throw notFound(
+      isTerminalJobStatus(job.status)
+        ? `job ${job.jobId} changed nothing in the repository`
+        : `job ${job.jobId} has not merged its workers' changes yet (${job.status})`,
+    );
+  }
+  return merged;
+}
+
+/** The unified diff of everything the job changed (base..head of its branch). */
+export async function getPatch(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const job = await visibleJob(deps, event);
+  await mergedBranch(deps, job);
+  const patch = await deps.artifacts.getText(mergePatchKey(job.rootJobId, job.path));
+  if (patch === undefined) throw notFound(`the patch of job ${job.jobId} is missing`);
+  return {
+    statusCode: 200,
+    headers: { 'content-type': 'text/x-diff; charset=utf-8', 'cache-control': 'no-store' },
+    body: patch,
+  };
+}
+
+/**
+ * Where to download the job's branch: a bundle of base..head, to fetch with
+ * `git fetch <file> +refs/heads/<branch>:refs/heads/<branch>` into a
+ * repository that has the base.
+ */
+export async function getBundle(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const job = await visibleJob(deps, event);
+  const merged = await mergedBranch(deps, job);
+  const key = mergeBundleKey(job.rootJobId, job.path);
+  const expires = deps.settings.presignExpirySec;
+  return json(200, {
+    job_id: job.jobId,
+    branch: merged.branch,
+    base_commit: merged.baseCommit,
+    head_commit: merged.headCommit,
+    url: await deps.artifacts.presignGet(key, expires),
+    size_bytes: (await deps.artifacts.size(key)) ?? 0,
+    expires_in: expires,
+  });
 }

@@ -13,6 +13,9 @@ type RouteFn = (deps: Deps, event: APIGatewayProxyEvent) => Promise<APIGatewayPr
 
 const IMPLEMENTATIONS: Readonly<Record<string, RouteFn>> = {
   submit: caller.submit,
+  createSource: caller.createSource,
+  getPatch: caller.getPatch,
+  getBundle: caller.getBundle,
   listJobs: caller.listJobs,
   getJob: caller.getJob,
   getStatus: caller.getStatus,

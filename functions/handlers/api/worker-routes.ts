@@ -1,7 +1,12 @@
 /** Routes for workers (task token): assignment, upload links, result. */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { toWorkerOutcome, uploadRequestSchema, workerResultSchema } from '../../core/api-schemas.ts';
-import { forbidden, notFound } from '../../core/errors.ts';
+import {
+  parseGitResult,
+  toWorkerOutcome,
+  uploadRequestSchema,
+  workerResultSchema,
+} from '../../core/api-schemas.ts';
+import { badRequest, forbidden, notFound } from '../../core/errors.ts';
 import type { TaskRecord } from '../../core/model.ts';
 import { ownsTask } from '../../services/auth.ts';
 import type { Deps } from '../../services/deps.ts';
@@ -56,6 +61,12 @@ export async function result(deps: Deps, event: APIGatewayProxyEvent): Promise<A
     });
     throw forbidden('this token belongs to another attempt');
   }
-  const recorded = await recordWorkerResult(deps, task, toWorkerOutcome(body));
+  const outcome = toWorkerOutcome(body);
+  if (body.git !== undefined) {
+    const git = parseGitResult(task.kind, body.git, deps.settings.limits);
+    if (!git.ok) throw badRequest('request body is invalid', git.issues);
+    outcome.git = git.value;
+  }
+  const recorded = await recordWorkerResult(deps, task, outcome);
   return json(200, { outcome: recorded.outcome, state: recorded.task.state, attempt: recorded.task.attempt });
 }

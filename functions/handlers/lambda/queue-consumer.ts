@@ -9,6 +9,8 @@ import { depsFromEnv, readEnv } from './runtime.ts';
 const EcsEnv = z.object({
   CLUSTER_ARN: z.string().min(1),
   TASK_DEFINITION_ARN: z.string().min(1),
+  /** The steps without AI (fetch, push): the only task definition with the repository token. */
+  GIT_TASK_DEFINITION_ARN: z.string().min(1),
   CONTAINER_NAME: z.string().min(1),
   SUBNET_IDS: z.string().min(1),
   SECURITY_GROUP_IDS: z.string().min(1),
@@ -29,6 +31,7 @@ const launcher = new EcsLauncher(
   {
     cluster: env.CLUSTER_ARN,
     taskDefinition: env.TASK_DEFINITION_ARN,
+    gitTaskDefinition: env.GIT_TASK_DEFINITION_ARN,
     containerName: env.CONTAINER_NAME,
     subnets: env.SUBNET_IDS.split(','),
     securityGroups: env.SECURITY_GROUP_IDS.split(','),
