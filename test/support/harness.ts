@@ -53,6 +53,8 @@ export interface TestStackOptions {
   dataDir?: string;
   /** Token for private git remotes (what ORCHESTRATOR_GIT_TOKEN is to local mode). */
   gitToken?: string;
+  /** The `claude` executable the workers run; the test double by default. */
+  claudeCommand?: string;
 }
 
 export async function startTestStack(
@@ -68,7 +70,11 @@ export async function startTestStack(
   const config = parseConfig(
     JSON.stringify({
       ...base,
-      orchestrator: { ...base.orchestrator, claude_command: CLAUDE_DOUBLE, workspace_root: workspace },
+      orchestrator: {
+        ...base.orchestrator,
+        claude_command: options.claudeCommand ?? CLAUDE_DOUBLE,
+        workspace_root: workspace,
+      },
       api: { ...base.api, port: 0 },
       aws: {
         ...base.aws,
