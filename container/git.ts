@@ -29,6 +29,11 @@ export interface GitOptions {
   okCodes?: readonly number[] | undefined;
   /** @default 64 MiB */
   maxOutputBytes?: number | undefined;
+  /**
+   * Read the user's own git configuration (global excludes, identity). Only
+   * for calls on the user's repository from the CLI; workers never do.
+   */
+  userConfig?: boolean | undefined;
 }
 
 export interface GitResult {
@@ -58,7 +63,7 @@ const SAFE_CONFIG = [
 ];
 
 /** The environment every git call starts from: no prompts, no system or global config, no pager. */
-export function gitEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+export function gitEnv(extra: NodeJS.ProcessEnv = {}, userConfig = false): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     // Inherited GIT_* variables (GIT_DIR from a hook, a token) must not steer our calls.
@@ -67,8 +72,7 @@ export function gitEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
     ...env,
     GIT_TERMINAL_PROMPT: '0',
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_CONFIG_GLOBAL: '/dev/null',
+    ...(userConfig ? {} : { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' }),
     GIT_PAGER: 'cat',
     GIT_OPTIONAL_LOCKS: '0',
     LC_ALL: 'C',
@@ -82,7 +86,7 @@ export function runGit(args: readonly string[], options: GitOptions): Promise<Gi
   return new Promise((resolve, reject) => {
     const child = spawn('git', full, {
       cwd: options.cwd,
-      env: gitEnv(options.env),
+      env: gitEnv(options.env, options.userConfig),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];

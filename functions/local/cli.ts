@@ -4,7 +4,9 @@
  * for other clients.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { spawnChild } from '../../container/spawn.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
@@ -14,6 +16,13 @@ import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
 import { mirrorJob } from './mirror.ts';
 import { checkClaudeCommand, PreflightError } from './preflight.ts';
+import {
+  addResultBranch,
+  diffstat,
+  findWorkTree,
+  type RepoSnapshot,
+  snapshotRepository,
+} from './repo-snapshot.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 
 const EXIT = { completed: 0, partial: 2, failed: 1, cancelled: 1 } as const;
@@ -30,6 +39,8 @@ interface RunOptions extends CommonOptions {
   timeout?: number;
   retries?: number;
   json?: boolean;
+  /** A directory in the repository to work on; false (`--no-repo`) to start in empty directories. */
+  repo?: string | false;
 }
 
 const positiveInt = (name: string) => (value: string) => {
@@ -74,16 +85,27 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     if (options.retries !== undefined) c.workers.max_retries = options.retries;
   });
   const say = (line: string) => process.stderr.write(`${line}\n`);
-  const stack = await startStack(config, Boolean(options.verbose), 0);
+  const snapshot = await repositorySnapshot(options, config.limits.max_source_mb, say);
+  const workspace = resolve(config.orchestrator.workspace_root);
+  if (snapshot && !options.workspace && isInside(workspace, snapshot.root)) {
+    // Reports mirrored into the work tree would change it; the repository gets only the branch.
+    config.orchestrator.workspace_root = join(userCacheDir(), 'claude-fleet', 'workspace');
+    say(`results go to ${config.orchestrator.workspace_root} (${workspace} is inside the repository)`);
+  }
+  const stack = await startStack(config, Boolean(options.verbose), 0).catch(async (err) => {
+    await snapshot?.cleanup();
+    throw err;
+  });
   const stopOnSignal = () => {
     say('interrupted; stopping workers');
-    void stack.stop().then(() => process.exit(130));
+    void Promise.all([stack.stop(), snapshot?.cleanup()]).then(() => process.exit(130));
   };
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
   try {
     const key = await stack.createApiKey('local', 'run');
     const api = apiClient(stack.apiUrl, key);
+    const source = snapshot ? { bundle_id: await uploadBundle(api, snapshot.bundleFile) } : undefined;
     const submitted = await api<{ job_id: string; status: JobStatus }>('POST', '/api/v1/orchestrate', {
       request,
       config: {
@@ -91,15 +113,16 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
         default_timeout: config.workers.default_timeout,
         max_retries: config.workers.max_retries,
       },
+      ...(source ? { source } : {}),
     });
     const jobId = submitted.job_id;
     say(
       `job ${jobId} submitted (${stack.backend === 'embedded' ? 'embedded emulators' : 'external endpoints'}, API ${stack.apiUrl})`,
     );
 
-    // Bounded by what the job itself may take: every attempt of planning and of the workers, plus slack.
+    // Bounded by what the job itself may take: every attempt of planning, the workers and the merge, plus slack.
     const attempts = config.workers.max_retries + 1;
-    const deadline = Date.now() + (2 * attempts * config.workers.default_timeout + 300) * 1000;
+    const deadline = Date.now() + (3 * attempts * config.workers.default_timeout + 300) * 1000;
     let status: JobStatus = submitted.status;
     let lastLine = '';
     while (!isTerminalJobStatus(status)) {
@@ -122,19 +145,121 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     const result = await api<JobResult>('GET', `/api/v1/jobs/${jobId}`);
     const mirror = await mirrorJob(stack.deps.artifacts, jobId, resolve(config.orchestrator.workspace_root));
     const finalReport = join(mirror.dir, 'FINAL_RESULT.md');
+    const branch = snapshot ? await bringBackBranch(snapshot, result, mirror.dir) : undefined;
     if (options.json) {
       process.stdout.write(
-        `${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport }, null, 2)}\n`,
+        `${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport, ...(branch ? { local_branch: branch.name } : {}) }, null, 2)}\n`,
       );
     } else {
       printSummary(result, mirror.dir, finalReport);
+      if (snapshot) printBranch(snapshot, result, branch);
     }
     return EXIT[status as keyof typeof EXIT] ?? 1;
   } finally {
     process.off('SIGINT', stopOnSignal);
     process.off('SIGTERM', stopOnSignal);
     await stack.stop();
+    await snapshot?.cleanup();
   }
+}
+
+/** The repository `run` works on (the current directory's, or --repo's), snapshotted; none with --no-repo. */
+async function repositorySnapshot(
+  options: RunOptions,
+  maxSourceMb: number,
+  say: (line: string) => void,
+): Promise<RepoSnapshot | undefined> {
+  if (options.repo === false) return undefined;
+  const dir = resolve(options.repo ?? '.');
+  const root = await findWorkTree(dir);
+  if (!root) {
+    if (options.repo !== undefined) throw new Error(`--repo ${options.repo}: not inside a git work tree`);
+    return undefined;
+  }
+  const snapshot = await snapshotRepository(root);
+  const size = (await stat(snapshot.bundleFile)).size;
+  if (size > maxSourceMb * 1024 * 1024) {
+    await snapshot.cleanup();
+    throw new Error(
+      `the repository at ${root} is ${Math.round(size / 1024 / 1024)} MB as a bundle, over limits.max_source_mb (${maxSourceMb}); use --no-repo or raise the limit`,
+    );
+  }
+  const where = snapshot.head ? `HEAD ${snapshot.head.slice(0, 12)}` : 'an empty history';
+  say(
+    snapshot.uncommitted.length > 0
+      ? `using the repository ${root}: ${where} plus uncommitted changes in ${snapshot.uncommitted.length} file${snapshot.uncommitted.length === 1 ? '' : 's'}, as snapshot ${snapshot.base.slice(0, 12)} (use --no-repo to start in empty directories)`
+      : `using the repository ${root} at ${where} (use --no-repo to start in empty directories)`,
+  );
+  return snapshot;
+}
+
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
+}
+
+function userCacheDir(): string {
+  return process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+}
+
+type Api = ReturnType<typeof apiClient>;
+
+async function uploadBundle(api: Api, file: string): Promise<string> {
+  const body = await readFile(file);
+  const created = await api<{ bundle_id: string; upload: { url: string } }>('POST', '/api/v1/sources', {
+    size_bytes: body.byteLength,
+  });
+  const put = await fetch(created.upload.url, {
+    method: 'PUT',
+    body,
+    signal: AbortSignal.timeout(15 * 60_000),
+  });
+  if (!put.ok) throw new Error(`uploading the repository bundle failed with ${put.status}`);
+  return created.bundle_id;
+}
+
+/**
+ * Fetches the job's branch into the user's repository from the mirrored
+ * `git/result.bundle`; undefined when the job changed nothing.
+ */
+async function bringBackBranch(
+  snapshot: RepoSnapshot,
+  result: JobResult,
+  dir: string,
+): Promise<{ name: string; stat: string } | undefined> {
+  const name = result.git?.branch;
+  if (!name) return undefined;
+  await addResultBranch(snapshot, join(dir, 'git', 'result.bundle'), name);
+  return { name, stat: await diffstat(snapshot, name) };
+}
+
+function printBranch(
+  snapshot: RepoSnapshot,
+  result: JobResult,
+  branch: { name: string; stat: string } | undefined,
+): void {
+  const out: string[] = [];
+  if (!branch) {
+    out.push(`  branch: none (${result.git?.note ?? 'nothing was merged'}); your repository was not changed`);
+  } else {
+    const base = snapshot.base.slice(0, 12);
+    out.push(
+      `  branch: ${branch.name} in ${snapshot.root} (your HEAD, index and working tree are unchanged)`,
+      '',
+    );
+    out.push(...branch.stat.split('\n').map((l) => `    ${l}`), '');
+    out.push(`  review: git diff ${snapshot.base === snapshot.head ? 'HEAD' : base}...${branch.name}`);
+    if (snapshot.base !== snapshot.head) {
+      out.push(
+        `          (the branch starts from ${base}, a snapshot of your uncommitted changes on top of HEAD)`,
+      );
+    }
+    out.push(
+      `  log:    git log --format='%an %s' ${base}..${branch.name}`,
+      `  merge:  git merge ${branch.name}`,
+    );
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 function printSummary(result: JobResult, dir: string, finalReport: string): void {
@@ -146,9 +271,11 @@ function printSummary(result: JobResult, dir: string, finalReport: string): void
     `  cost: $${s.total_cost_usd.toFixed(4)}   wall time: ${((result.wall_time_ms ?? 0) / 1000).toFixed(1)}s`,
   ];
   for (const t of result.results.tasks) {
-    out.push(
-      `  - ${t.worker_id} ${t.status}${t.error ? `: ${t.error.slice(0, 160)}` : ''} (${t.files_created.length} files)`,
-    );
+    const f = t.files_changed;
+    const files = f
+      ? `${f.added.length + f.modified.length + f.deleted.length} files changed`
+      : `${t.files_created.length} files`;
+    out.push(`  - ${t.worker_id} ${t.status}${t.error ? `: ${t.error.slice(0, 160)}` : ''} (${files})`);
   }
   if (result.error) out.push(`  error: ${result.error}`);
   out.push(`  files: ${dir}`, `  report: ${finalReport}`, '');
@@ -211,7 +338,12 @@ export function buildProgram(): Command {
           throw new InvalidArgumentError('--retries must be a whole number of at least 0');
         return n;
       })
-      .option('--json', 'print the result as JSON on stdout'),
+      .option('--json', 'print the result as JSON on stdout')
+      .option(
+        '--repo <dir>',
+        "work on the git repository <dir> is in (default: the current directory's, if any)",
+      )
+      .option('--no-repo', 'start the workers in empty directories even inside a repository'),
   ).action(async (request: string, options: RunOptions) => {
     process.exitCode = await runCommand(request, options);
   });
