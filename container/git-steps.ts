@@ -11,6 +11,11 @@ import { uploadAll } from './reporting.ts';
 import { type AttemptContext, attemptDir, post } from './session.ts';
 
 const REMOTE_TIMEOUT_MS = 20 * 60_000;
+/** The remote refused our credentials (git then wants a prompt, which is disabled). */
+const REFUSED_LOGIN =
+  /authentication failed|terminal prompts disabled|could not read (username|password)|\b(401|403)\b/i;
+/** Answers a retry will not change: a refused login, a missing repository or ref. */
+const PERMANENT_FETCH = new RegExp(`${REFUSED_LOGIN.source}|couldn't find remote ref|not found`, 'i');
 
 /** Fetches `fetch.ref` (or the remote's HEAD) and uploads it as the job's base bundle. */
 export async function runSourceStep(ctx: AttemptContext): Promise<number> {
@@ -39,7 +44,7 @@ export async function runSourceStep(ctx: AttemptContext): Promise<number> {
     } catch (err) {
       // A missing ref or a refused login will not change on a retry; a network error may.
       const text = (err as Error).message;
-      const permanent = /couldn't find remote ref|not found|authentication failed|403|401/i.test(text);
+      const permanent = PERMANENT_FETCH.test(text);
       return fail(ctx, `git fetch ${fetch.url} ${ref} failed: ${text}`, !permanent);
     }
     const base = await git(['rev-parse', 'refs/heads/fleet-base^{commit}'], { cwd: repo });
@@ -99,7 +104,7 @@ export async function runPushStep(ctx: AttemptContext): Promise<number> {
       );
     } catch (err) {
       const text = (err as Error).message;
-      const permanent = /rejected|non-fast-forward|authentication failed|403|401|denied/i.test(text);
+      const permanent = /rejected|non-fast-forward|denied/i.test(text) || REFUSED_LOGIN.test(text);
       return fail(ctx, `git push to ${push.url} failed: ${text}`, !permanent);
     }
     await uploadAll(ctx.api, ctx.base, ctx.assignment.attempt, { log: ctx.log.text() });

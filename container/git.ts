@@ -13,9 +13,18 @@ export class GitError extends Error {
     readonly stderr: string,
     readonly stdout: string,
   ) {
-    super(`git ${args.slice(0, 3).join(' ')} failed (exit ${exitCode}): ${stderr.trim().slice(-600)}`);
+    super(`git ${subcommand(args)} failed (exit ${exitCode}): ${stderr.trim().slice(-600)}`);
     this.name = 'GitError';
   }
+}
+
+/** `fetch` of `-c x=y fetch --quiet url`: what a reader of the error needs, without option values. */
+function subcommand(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c') i += 1;
+    else if (!args[i]?.startsWith('-')) return args[i] as string;
+  }
+  return args.join(' ');
 }
 
 export interface GitOptions {
