@@ -5,8 +5,8 @@
  * again from the base commit.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { git, runGit } from './git.ts';
@@ -19,6 +19,7 @@ export const WORK_BRANCH = 'fleet-work';
 
 /** Downloads one presigned URL to a file, with a deadline and bounded retries. */
 export async function download(url: string, file: string, attempts = 3): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
   let last: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
@@ -63,6 +64,22 @@ export interface CheckoutTimings {
   downloadMs: number;
   fetchMs: number;
   checkoutMs: number;
+  /** The objects came from the machine's shared store (local mode) instead of this attempt's own fetch. */
+  shared: boolean;
+}
+
+export interface CheckoutOptions {
+  /** No working tree: a bare repository (push) . */
+  bare?: boolean | undefined;
+  /** Fetch the objects but check nothing out yet (the merge step works without files until a conflict). */
+  checkout?: boolean | undefined;
+  /**
+   * Local mode: a folder where repositories of base commits are built once
+   * per machine and then borrowed read-only (git alternates), so five
+   * workers on one laptop do not each unpack the same 100 MB. Workers in
+   * separate containers have none and fetch their own.
+   */
+  sharedObjects?: string | undefined;
 }
 
 /**
@@ -74,10 +91,40 @@ export async function checkoutBase(
   downloads: string,
   bundles: readonly { url: string }[],
   baseCommit: string,
-  options: { bare?: boolean } = {},
+  options: CheckoutOptions = {},
 ): Promise<CheckoutTimings> {
-  await mkdir(downloads, { recursive: true });
   await mkdir(dir, { recursive: true });
+  await git(['init', '--quiet', ...(options.bare ? ['--bare'] : []), '.'], { cwd: dir });
+  let timings: Omit<CheckoutTimings, 'checkoutMs'>;
+  if (options.sharedObjects) {
+    const t = Date.now();
+    const store = await sharedRepository(options.sharedObjects, downloads, bundles, baseCommit);
+    const objects = options.bare ? join(dir, 'objects') : join(dir, '.git', 'objects');
+    await writeFile(join(objects, 'info', 'alternates'), `${join(store, 'objects')}\n`);
+    timings = { downloadMs: 0, fetchMs: Date.now() - t, shared: true };
+  } else {
+    timings = { ...(await fetchInto(dir, downloads, bundles)), shared: false };
+  }
+  await git(['cat-file', '-e', `${baseCommit}^{commit}`], { cwd: dir }).catch(() => {
+    throw new Error(`the repository bundles do not hold the base commit ${baseCommit}`);
+  });
+  const t = Date.now();
+  if (!options.bare && options.checkout !== false) {
+    await git(['checkout', '--quiet', '-B', WORK_BRANCH, baseCommit], {
+      cwd: dir,
+      timeoutMs: FETCH_TIMEOUT_MS,
+    });
+  }
+  return { ...timings, checkoutMs: Date.now() - t };
+}
+
+/** Downloads the bundles and fetches them, in order (each one's prerequisites are in the ones before it). */
+async function fetchInto(
+  repo: string,
+  downloads: string,
+  bundles: readonly { url: string }[],
+): Promise<{ downloadMs: number; fetchMs: number }> {
+  await mkdir(downloads, { recursive: true });
   let t = Date.now();
   const files = await Promise.all(
     bundles.map(async (b, i) => {
@@ -88,19 +135,56 @@ export async function checkoutBase(
   );
   const downloadMs = Date.now() - t;
   t = Date.now();
-  await git(['init', '--quiet', ...(options.bare ? ['--bare'] : []), '.'], { cwd: dir });
-  // In order: each bundle's prerequisites are in the ones before it.
-  for (const [i, file] of files.entries()) await fetchBundle(dir, file, i);
-  await git(['cat-file', '-e', `${baseCommit}^{commit}`], { cwd: dir }).catch(() => {
-    throw new Error(`the repository bundles do not hold the base commit ${baseCommit}`);
-  });
-  const fetchMs = Date.now() - t;
-  t = Date.now();
-  if (!options.bare) {
-    await git(['checkout', '--quiet', '-B', WORK_BRANCH, baseCommit], {
-      cwd: dir,
-      timeoutMs: FETCH_TIMEOUT_MS,
-    });
+  for (const [i, file] of files.entries()) await fetchBundle(repo, file, i);
+  return { downloadMs, fetchMs: Date.now() - t };
+}
+
+/** How long a worker waits for another to finish building a shared repository before building its own. */
+const SHARED_BUILD_WAIT_MS = 10 * 60_000;
+
+/**
+ * The shared repository holding `baseCommit`: built by the first worker that
+ * needs it (a lock directory makes that one at a time), ready once its
+ * marker exists. A builder that died leaves a stale lock, taken over after
+ * the wait.
+ */
+async function sharedRepository(
+  root: string,
+  downloads: string,
+  bundles: readonly { url: string }[],
+  baseCommit: string,
+): Promise<string> {
+  await mkdir(root, { recursive: true });
+  const repo = join(root, `${baseCommit}.git`);
+  const ready = join(repo, 'fleet-ready');
+  const lock = `${repo}.lock`;
+  const deadline = Date.now() + SHARED_BUILD_WAIT_MS;
+  for (;;) {
+    if (await exists(ready)) return repo;
+    const locked = await mkdir(lock).then(
+      () => true,
+      () => false,
+    );
+    if (locked || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 200));
   }
-  return { downloadMs, fetchMs, checkoutMs: Date.now() - t };
+  try {
+    if (await exists(ready)) return repo;
+    const building = await mkdtemp(`${repo}.building-`);
+    await git(['init', '--quiet', '--bare', '.'], { cwd: building });
+    await fetchInto(building, downloads, bundles);
+    await rm(repo, { recursive: true, force: true });
+    await rename(building, repo);
+    await writeFile(ready, `${baseCommit}\n`);
+    return repo;
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

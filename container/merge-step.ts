@@ -53,9 +53,14 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
   const cwd = join(scratch, 'repo');
   const base = repo.base_commit;
   try {
-    const t = await checkoutBase(cwd, join(scratch, 'bundles'), repo.bundles, base);
-    await git(['checkout', '--quiet', '-B', plan.branch, base], { cwd });
-    log.note(`git: checkout of ${base.slice(0, 12)} in ${t.downloadMs + t.fetchMs + t.checkoutMs} ms`);
+    // No files yet: clean merges are computed on trees (`git merge-tree`); only a conflict needs a checkout.
+    const t = await checkoutBase(cwd, join(scratch, 'bundles'), repo.bundles, base, {
+      checkout: false,
+      sharedObjects: ctx.env.FLEET_SHARED_OBJECTS || undefined,
+    });
+    log.note(`git: objects of ${base.slice(0, 12)} in ${t.downloadMs + t.fetchMs} ms`);
+    let head = base;
+    let checkedOut = false;
 
     let budget = assignment.max_budget_usd;
     let costUsd = 0;
@@ -96,21 +101,35 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
         });
         continue;
       }
-      const before = await git(['rev-parse', 'HEAD'], { cwd });
+      const before = head;
       const message = mergeCommitMessage({
         branch: plan.branch,
         jobId: plan.job_id,
         workerId: w.worker_id,
         title: w.title,
       });
+      const files = await changedFiles(cwd, base, w.commit);
+      const clean = await mergeTrees(cwd, head, w.commit, message);
+      if (clean) {
+        head = clean;
+        merged.push({ ...(await stats()), outcome: 'merged' });
+        onBranch.push({ input: w, files });
+        log.note(`${w.worker_id}: merged`);
+        continue;
+      }
+      // A conflict: redo this merge in a working tree, where a Claude session can resolve it.
+      await git(['checkout', '--quiet', '--force', '-B', plan.branch, head], { cwd, timeoutMs: 600_000 });
+      if (checkedOut) await git(['clean', '-fdxq'], { cwd, timeoutMs: 600_000 });
+      checkedOut = true;
       const attempt = await runGit(['merge', '--no-ff', '--no-edit', '--quiet', '-m', message, w.commit], {
         cwd,
         env: identityEnv(MERGE_IDENTITY),
         okCodes: [1],
         timeoutMs: 600_000,
       });
-      const files = await changedFiles(cwd, base, w.commit);
       if (attempt.exitCode === 0) {
+        // merge-tree saw a conflict that git merge resolved by itself: take git merge's word.
+        head = await git(['rev-parse', 'HEAD'], { cwd });
         merged.push({ ...(await stats()), outcome: 'merged' });
         onBranch.push({ input: w, files });
         log.note(`${w.worker_id}: merged`);
@@ -175,6 +194,7 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
             : `the resolution session ${verdict.status}: ${verdict.error ?? ''}`.trim();
       }
       if (reason === undefined) {
+        head = await git(['rev-parse', 'HEAD'], { cwd });
         conflict.resolution = 'resolved';
         merged.push({ ...(await stats()), outcome: 'resolved' });
         onBranch.push({ input: w, files });
@@ -188,7 +208,7 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
       conflicts.push(conflict);
     }
 
-    const head = await git(['rev-parse', 'HEAD'], { cwd });
+    await git(['update-ref', `refs/heads/${plan.branch}`, head], { cwd });
     const totals = head === base ? { insertions: 0, deletions: 0 } : await lineCounts(cwd, base, head);
     const filesChanged = head === base ? 0 : (await changedFiles(cwd, base, head)).size;
     const artifacts: Partial<Record<'bundle' | 'patch', string>> = {};
@@ -228,6 +248,30 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
   } finally {
     if (!ctx.env.KEEP_WORKSPACE) await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Merges `theirs` into `ours` without a working tree: the merge commit when
+ * it is clean, undefined on a conflict.
+ */
+async function mergeTrees(
+  cwd: string,
+  ours: string,
+  theirs: string,
+  message: string,
+): Promise<string | undefined> {
+  const out = await runGit(['merge-tree', '--write-tree', '--no-messages', ours, theirs], {
+    cwd,
+    okCodes: [1],
+    timeoutMs: 600_000,
+  });
+  if (out.exitCode === 1) return undefined;
+  const tree = out.stdout.split('\n')[0]?.trim() as string;
+  return git(['commit-tree', tree, '-p', ours, '-p', theirs, '-F', '-'], {
+    cwd,
+    env: identityEnv(MERGE_IDENTITY),
+    input: message,
+  });
 }
 
 function side(w: MergeInput) {

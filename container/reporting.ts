@@ -34,7 +34,8 @@ export interface Uploads {
   dir?: string | undefined;
   /** Git artifacts by name, as local files. */
   git?: Partial<Record<GitArtifact, string>> | undefined;
-  log: string;
+  /** The attempt's log; a function is read after everything else is uploaded (so it can note how long that took). */
+  log: string | (() => string);
 }
 
 /** Asks for presigned URLs, then uploads (bounded concurrency). Returns the file paths uploaded. */
@@ -73,7 +74,8 @@ export async function uploadAll(
       for (let next = queue.shift(); next; next = queue.shift()) await next();
     }),
   );
-  if (links.log) await putPresigned(links.log.url, uploads.log);
+  if (links.log)
+    await putPresigned(links.log.url, typeof uploads.log === 'function' ? uploads.log() : uploads.log);
   return uploaded.sort();
 }
 

@@ -74,9 +74,11 @@ export async function runSession(ctx: AttemptContext): Promise<number> {
   try {
     if (repo) {
       try {
-        const t = await checkoutBase(cwd, join(scratch, 'bundles'), repo.bundles, repo.base_commit);
+        const t = await checkoutBase(cwd, join(scratch, 'bundles'), repo.bundles, repo.base_commit, {
+          sharedObjects: env.FLEET_SHARED_OBJECTS || undefined,
+        });
         log.note(
-          `git: checkout of ${repo.base_commit.slice(0, 12)} in ${t.downloadMs + t.fetchMs + t.checkoutMs} ms (download ${t.downloadMs} ms, fetch ${t.fetchMs} ms, checkout ${t.checkoutMs} ms)`,
+          `git: checkout of ${repo.base_commit.slice(0, 12)} in ${t.downloadMs + t.fetchMs + t.checkoutMs} ms (download ${t.downloadMs} ms, fetch ${t.fetchMs} ms, checkout ${t.checkoutMs} ms${t.shared ? ', objects from the shared store' : ''})`,
         );
       } catch (err) {
         const error = `could not check out the repository: ${(err as Error).message}`;
@@ -218,8 +220,13 @@ async function collectCommit(
       : 'git: the session changed nothing; no commit',
   );
   const uploadStarted = Date.now();
-  await uploadAll(ctx.api, ctx.base, ctx.assignment.attempt, { git, log: ctx.log.text() });
-  if (work.commit) ctx.log.note(`git: upload in ${Date.now() - uploadStarted} ms`);
+  await uploadAll(ctx.api, ctx.base, ctx.assignment.attempt, {
+    git,
+    log: () => {
+      if (work.commit) ctx.log.note(`git: upload in ${Date.now() - uploadStarted} ms`);
+      return ctx.log.text();
+    },
+  });
   body.files_created = work.files.added.slice(0, MAX_FILES);
   body.git = {
     commit: work.commit ?? null,

@@ -6,6 +6,7 @@
  * reporting is handed to `onLost`, as ECS task-state events are in AWS.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { taskIdEnv } from '../adapters/ecs-launcher.ts';
 import {
@@ -173,6 +174,8 @@ function workerEnv(options: LocalLauncherOptions, request: LaunchRequest): NodeJ
     TASK_TOKEN: request.taskToken,
     CLAUDE_COMMAND: options.claudeCommand,
     WORKSPACE_DIR: options.workspaceDir,
+    // Workers on one machine unpack each base commit once and borrow its objects (see container/checkout.ts).
+    FLEET_SHARED_OBJECTS: join(options.workspaceDir, '.objects'),
     WORKER_ROLE: credentialed ? 'git' : 'ai',
     ...(credentialed && options.gitToken ? { GIT_TOKEN: options.gitToken } : {}),
   };

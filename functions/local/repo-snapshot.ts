@@ -91,7 +91,12 @@ export async function snapshotRepository(root: string): Promise<RepoSnapshot> {
     const shadowGit = { cwd: shadow, timeoutMs: LONG };
     await git(['update-ref', 'refs/heads/fleet-base', base as string], shadowGit);
     const bundleFile = join(scratch, 'base.bundle');
-    await runGit(['bundle', 'create', '--quiet', bundleFile, 'refs/heads/fleet-base'], shadowGit);
+    // No new delta search (existing deltas are still reused): on thousands of loose objects it costs
+    // seconds per thousand files and saves little, since the history is mostly packed already.
+    await runGit(
+      ['-c', 'pack.window=0', 'bundle', 'create', '--quiet', bundleFile, 'refs/heads/fleet-base'],
+      shadowGit,
+    );
     return { root, head, base: base as string, uncommitted, bundleFile, shadow, cleanup };
   } catch (err) {
     await cleanup();
