@@ -272,9 +272,8 @@ function printSummary(result: JobResult, dir: string, finalReport: string): void
   ];
   for (const t of result.results.tasks) {
     const f = t.files_changed;
-    const files = f
-      ? `${f.added.length + f.modified.length + f.deleted.length} files changed`
-      : `${t.files_created.length} files`;
+    const n = f ? f.added.length + f.modified.length + f.deleted.length : t.files_created.length;
+    const files = `${n} file${n === 1 ? '' : 's'}${f ? ' changed' : ''}`;
     out.push(`  - ${t.worker_id} ${t.status}${t.error ? `: ${t.error.slice(0, 160)}` : ''} (${files})`);
   }
   if (result.error) out.push(`  error: ${result.error}`);

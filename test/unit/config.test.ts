@@ -43,6 +43,10 @@ describe('parseConfig defaults', () => {
     expect(config.limits.max_workers_per_job).toBe(20);
     expect(config.aws.region).toBe('us-east-1');
     expect(config.aws.max_receive_count).toBe(5);
+    expect(config.limits.max_source_mb).toBe(500);
+    expect(config.limits.max_commit_file_mb).toBe(10);
+    expect(config.git).toEqual({ allow_http: false, push_results: false, token_username: 'x-access-token' });
+    expect(config.deploy.git).toEqual({ token_secret_name: null });
   });
 
   it('fills the options a file leaves out of a section it names', () => {
