@@ -42,11 +42,19 @@ export class Artifacts {
     }
   }
 
-  /** The first `bytes` bytes of an object (a ranged GET), or undefined when it does not exist. */
-  async getStart(key: string, bytes: number): Promise<Uint8Array | undefined> {
+  /**
+   * The first `bytes` bytes of an object (a ranged GET), or undefined when it
+   * does not exist; with `etag`, only that version of it.
+   */
+  async getStart(key: string, bytes: number, etag?: string): Promise<Uint8Array | undefined> {
     try {
       const out = await this.s3.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${bytes - 1}` }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: `bytes=0-${bytes - 1}`,
+          ...(etag ? { IfMatch: etag } : {}),
+        }),
       );
       return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
     } catch (err) {
@@ -57,22 +65,31 @@ export class Artifacts {
 
   /** Size of an object in bytes, or undefined when it does not exist. */
   async size(key: string): Promise<number | undefined> {
+    return (await this.head(key))?.size;
+  }
+
+  /** Size and ETag of an object, or undefined when it does not exist. */
+  async head(key: string): Promise<{ size: number; etag?: string | undefined } | undefined> {
     try {
       const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return out.ContentLength ?? 0;
+      return { size: out.ContentLength ?? 0, etag: out.ETag };
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
     }
   }
 
-  /** Server-side copy inside the bucket (up to 5 GB, which covers every bundle limit). */
-  async copy(from: string, to: string): Promise<void> {
+  /**
+   * Server-side copy inside the bucket (up to 5 GB, which covers every bundle
+   * limit); with `etag`, only if the source is still that version.
+   */
+  async copy(from: string, to: string, etag?: string): Promise<void> {
     await this.s3.send(
       new CopyObjectCommand({
         Bucket: this.bucket,
         Key: to,
         CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`,
+        ...(etag ? { CopySourceIfMatch: etag } : {}),
       }),
     );
   }

@@ -101,7 +101,8 @@ export function refNameProblem(ref: string): string | undefined {
   if (ref.includes('..') || ref.includes('@{') || ref.includes('//')) return 'is not a valid git ref';
   if (ref.startsWith('/') || ref.endsWith('/') || ref.endsWith('.') || ref.endsWith('.lock') || ref === '@')
     return 'is not a valid git ref';
-  if (ref.split('/').some((part) => part.startsWith('.'))) return 'is not a valid git ref';
+  if (ref.split('/').some((part) => part.startsWith('.') || part.endsWith('.lock')))
+    return 'is not a valid git ref';
   return undefined;
 }
 
@@ -120,6 +121,8 @@ export function gitUrlProblem(url: string, allowHttp: boolean): string | undefin
   }
   if (parsed.protocol !== 'https:' && !(allowHttp && parsed.protocol === 'http:'))
     return allowHttp ? 'must be an http:// or https:// URL' : 'must be an https:// URL';
+  // URL() quietly repairs `https:host/x` and `https:///x`; git gets the text as written.
+  if (!/^https?:\/\/[^/]/i.test(url)) return 'must be an absolute https:// URL';
   if (parsed.username || parsed.password)
     return "must not carry credentials; the deployment's git token is used for private repositories";
   if (!parsed.hostname) return 'must name a host';

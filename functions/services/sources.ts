@@ -93,8 +93,8 @@ export async function resolveJobSource(
     if (refProblem) throw badRequest('source.ref is invalid', [{ path: 'source.ref', message: refProblem }]);
   }
   const uploaded = sourceUploadKey(tenantDigest(tenant), bundleId);
-  const size = await deps.artifacts.size(uploaded);
-  if (size === undefined) {
+  const stored = await deps.artifacts.head(uploaded);
+  if (stored === undefined) {
     throw badRequest('source.bundle_id names no uploaded bundle', [
       {
         path: 'source.bundle_id',
@@ -104,11 +104,10 @@ export async function resolveJobSource(
     ]);
   }
   const max = deps.settings.limits.maxSourceBytes;
-  if (size > max) throw tooLarge(size, max);
-  // The copy is what the workers use: a later upload to the same URL cannot change this job's base.
-  const key = baseBundleKey(rootJobId);
-  await deps.artifacts.copy(uploaded, key);
-  const start = await deps.artifacts.getStart(key, BUNDLE_HEADER_BYTES);
+  if (stored.size > max) throw tooLarge(stored.size, max);
+  // Checked before anything is copied, and copied only if it is still the version that was checked
+  // (If-Match), so a refused bundle leaves nothing behind and a later upload cannot slip in.
+  const start = await deps.artifacts.getStart(uploaded, BUNDLE_HEADER_BYTES, stored.etag);
   let base: { oid: string; ref: string };
   try {
     base = bundleBase(parseBundleHeader(start ?? new Uint8Array()), source.ref);
@@ -117,5 +116,7 @@ export async function resolveJobSource(
       { path: source.ref !== undefined ? 'source.ref' : 'source.bundle_id', message: (err as Error).message },
     ]);
   }
+  const key = baseBundleKey(rootJobId);
+  await deps.artifacts.copy(uploaded, key, stored.etag);
   return { kind: 'bundle', ref: base.ref, baseCommit: base.oid, bundles: [key] };
 }
