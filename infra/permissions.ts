@@ -1,16 +1,18 @@
 /**
  * Least-privilege grants, written out instead of CDK's broad `grant*`
  * helpers: each function gets exactly the item and object actions its code
- * calls, on the table, its one index and the `jobs/` prefix.
+ * calls, on the table, its one index and the `jobs/` (or `sources/`) prefix,
+ * and the dispatcher may start exactly the worker task definitions.
  */
 import { type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { ICluster, TaskDefinition } from 'aws-cdk-lib/aws-ecs';
 import { Effect, type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
 import { TENANT_INDEX } from '../functions/adapters/table-schema.ts';
-import { JOBS_PREFIX } from '../functions/core/layout.ts';
+import { JOBS_PREFIX, SOURCES_PREFIX } from '../functions/core/layout.ts';
 
 export type TableAction = 'GetItem' | 'PutItem' | 'UpdateItem' | 'Query';
 export type ObjectAction = 'GetObject' | 'PutObject';
@@ -58,6 +60,57 @@ export function allowArtifacts(
     reason:
       'Object keys are per job and only known at run time; access is limited to the jobs/ prefix of the one artifacts bucket.',
   });
+}
+
+/**
+ * Object actions under `sources/`, where callers upload repository bundles
+ * through URLs the API signs: put so those URLs are honoured, get for the
+ * HeadObject and the CopyObject source at submit. No listing.
+ */
+export function allowSourceUploads(fn: Grantee, bucket: IBucket, actions: readonly ObjectAction[]): void {
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: actions.map((a) => `s3:${a}`),
+      resources: [bucket.arnForObjects(`${SOURCES_PREFIX}*`)],
+    }),
+  );
+  Validations.of(fn.role ?? fn).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::<${nagRef(bucket)}.Arn>/${SOURCES_PREFIX}*]`,
+    reason:
+      'Upload keys are per tenant and bundle and only known at run time; access is limited to the sources/ prefix of the one artifacts bucket, whose objects expire after a day.',
+  });
+}
+
+/**
+ * `ecs:RunTask` of exactly these task definitions, only in `cluster`, and
+ * `iam:PassRole` of exactly their task and execution roles, only to ECS tasks.
+ */
+export function allowRunTasks(
+  fn: Grantee,
+  cluster: ICluster,
+  taskDefinitions: readonly TaskDefinition[],
+): void {
+  const roles = taskDefinitions.flatMap((td) => {
+    if (!td.executionRole) throw new Error(`${td.node.path} has no execution role to pass`);
+    return [td.taskRole.roleArn, td.executionRole.roleArn];
+  });
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['ecs:RunTask'],
+      resources: taskDefinitions.map((td) => td.taskDefinitionArn),
+      conditions: { ArnEquals: { 'ecs:cluster': cluster.clusterArn } },
+    }),
+  );
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['iam:PassRole'],
+      resources: roles,
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+    }),
+  );
 }
 
 /** The name cdk-nag prints for a resource's ARN token, e.g. `StateArtifacts125AA632`. */

@@ -74,7 +74,12 @@ export class Artifacts {
       const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: out.ContentLength ?? 0, etag: out.ETag };
     } catch (err) {
-      if (isMissing(err)) return undefined;
+      // S3 answers a missing key with 403, not 404, to a role that may not list the prefix (sources/).
+      if (
+        isMissing(err) ||
+        (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403
+      )
+        return undefined;
       throw err;
     }
   }

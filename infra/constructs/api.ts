@@ -27,13 +27,14 @@ import { Construct } from 'constructs';
 import { z } from 'zod';
 import type { ApiLimits } from '../../functions/core/api-schemas.ts';
 import {
+  CreateSourceBodySchema,
   submitBodySchema,
   uploadRequestSchema,
   workerResultSchema,
 } from '../../functions/core/api-schemas.ts';
 import { ROUTES, type RouteAuth, TASK_TOKEN_HEADER } from '../../functions/handlers/routes.ts';
 import { OrchestratorFunction } from '../lambda-defaults.ts';
-import { allowArtifacts, allowTable } from '../permissions.ts';
+import { allowArtifacts, allowSourceUploads, allowTable } from '../permissions.ts';
 
 export interface ApiProps {
   readonly table: ITableV2;
@@ -51,6 +52,7 @@ export interface ApiProps {
 /** Bodies validated at the gateway too, from the same zod schemas the handlers use. */
 const BODY_SCHEMAS: Readonly<Record<string, (limits: ApiLimits) => z.ZodType>> = {
   submit: submitBodySchema,
+  createSource: () => CreateSourceBodySchema,
   uploads: uploadRequestSchema,
   result: workerResultSchema,
 };
@@ -81,6 +83,8 @@ export class Api extends Construct {
     props.queue.grantSendMessages(this.handler);
     // Get for reports and download links; put so the upload URLs it signs for workers are honoured.
     allowArtifacts(this.handler, props.bucket, ['GetObject', 'PutObject'], true);
+    // Put so the bundle upload URLs it signs for callers are honoured; get for HeadObject and the copy at submit.
+    allowSourceUploads(this.handler, props.bucket, ['GetObject', 'PutObject']);
 
     this.accessLogs = new LogGroup(this, 'AccessLogs', {
       retention: props.logRetention,

@@ -1,6 +1,7 @@
 /**
  * State: the single DynamoDB table (jobs, tasks, key hashes) and the
- * artifacts bucket (files, logs, reports), with its access-log bucket.
+ * artifacts bucket (files, logs, reports under `jobs/`, repository bundles
+ * callers upload under `sources/`), with its access-log bucket.
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
@@ -13,7 +14,10 @@ import {
   TENANT_INDEX_PARTITION_KEY,
   TENANT_INDEX_SORT_KEY,
 } from '../../functions/adapters/table-schema.ts';
-import { JOBS_PREFIX } from '../../functions/core/layout.ts';
+import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
+
+/** Days an uploaded bundle stays under `sources/` (submit copies it under the job at once). */
+export const SOURCE_UPLOAD_RETENTION_DAYS = 1;
 
 export interface StateProps {
   /** `RETAIN` keeps data when the stack is deleted. */
@@ -72,6 +76,12 @@ export class State extends Construct {
       lifecycleRules: [
         { abortIncompleteMultipartUploadAfter: Duration.days(2) },
         { noncurrentVersionExpiration: Duration.days(30) },
+        // Uploaded repository bundles are copied under jobs/ at submit; an unused upload goes after a day.
+        {
+          prefix: SOURCES_PREFIX,
+          expiration: Duration.days(SOURCE_UPLOAD_RETENTION_DAYS),
+          noncurrentVersionExpiration: Duration.days(SOURCE_UPLOAD_RETENTION_DAYS),
+        },
         ...(props.artifactRetentionDays > 0
           ? [{ prefix: JOBS_PREFIX, expiration: Duration.days(props.artifactRetentionDays) }]
           : []),

@@ -13,7 +13,13 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { OrchestratorFunction } from '../lambda-defaults.ts';
-import { allowArtifacts, allowTable, clusterTasksArn, nagClusterTasksArn } from '../permissions.ts';
+import {
+  allowArtifacts,
+  allowRunTasks,
+  allowTable,
+  clusterTasksArn,
+  nagClusterTasksArn,
+} from '../permissions.ts';
 
 /** SQS redelivers a message only after its visibility timeout; AWS advises at least 6x the consumer's timeout. */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
@@ -34,7 +40,11 @@ export interface DispatcherTargets {
   readonly bucket: IBucket;
   readonly jobSettings: string;
   readonly cluster: ICluster;
+  /** The Claude workers (planner, work, merge). */
   readonly taskDefinition: FargateTaskDefinition;
+  /** The steps without AI (fetch, push), the only ones given the repository token. */
+  readonly gitTaskDefinition: FargateTaskDefinition;
+  /** The worker container's name, the same in both task definitions. */
   readonly containerName: string;
   readonly subnetIds: string[];
   readonly securityGroupIds: string[];
@@ -84,6 +94,7 @@ export class WorkQueue extends Construct {
         JOB_SETTINGS: targets.jobSettings,
         CLUSTER_ARN: targets.cluster.clusterArn,
         TASK_DEFINITION_ARN: targets.taskDefinition.taskDefinitionArn,
+        GIT_TASK_DEFINITION_ARN: targets.gitTaskDefinition.taskDefinitionArn,
         CONTAINER_NAME: targets.containerName,
         SUBNET_IDS: targets.subnetIds.join(','),
         SECURITY_GROUP_IDS: targets.securityGroupIds.join(','),
@@ -106,8 +117,8 @@ export class WorkQueue extends Construct {
     this.queue.grantSendMessages(fn);
     // The aggregator writes the reports.
     allowArtifacts(fn, targets.bucket, ['PutObject']);
-    // RunTask on this task definition, and iam:PassRole for exactly its task and execution roles.
-    targets.taskDefinition.grantRun(fn);
+    // RunTask on the two worker task definitions in this cluster, and iam:PassRole for exactly their roles.
+    allowRunTasks(fn, targets.cluster, [targets.taskDefinition, targets.gitTaskDefinition]);
     fn.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,

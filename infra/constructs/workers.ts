@@ -1,9 +1,17 @@
 /**
- * Workers: the ECS cluster and the Fargate task definition whose container
- * runs `container/worker.ts`. The task role has no data-plane permissions:
- * a worker reaches DynamoDB, SQS and S3 only through the API with its task
- * token. The Anthropic key comes from Secrets Manager as an ECS secret, or
- * the task role may call Amazon Bedrock.
+ * Workers: the ECS cluster and two Fargate task definitions of one image,
+ * whose container (named `worker` in both) runs `container/worker.ts`:
+ *
+ * - `taskDefinition`, the Claude workers (planner, work, merge), with
+ *   `WORKER_ROLE=ai`. The Anthropic key comes from Secrets Manager as an ECS
+ *   secret, or the task role may call Amazon Bedrock.
+ * - `gitTaskDefinition`, the steps without AI (fetch a git URL, push a
+ *   result), with `WORKER_ROLE=git`: no Anthropic key, no Bedrock, and the
+ *   only one given the repository token (`GIT_TOKEN`) when
+ *   `deploy.git.token_secret_name` is set. Claude never runs next to it.
+ *
+ * Neither task role has data-plane permissions: a worker reaches DynamoDB,
+ * SQS and S3 only through the API with its task token.
  */
 import { Duration, Fn, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import {
@@ -15,7 +23,7 @@ import {
   SubnetType,
   Vpc,
 } from 'aws-cdk-lib/aws-ec2';
-import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import { DockerImageAsset, Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import {
   Cluster,
   ContainerImage,
@@ -35,6 +43,9 @@ import { nagArn } from '../permissions.ts';
 
 export const WORKER_CONTAINER_NAME = 'worker';
 
+/** `WORKER_ROLE` of each task definition; the worker refuses a step that belongs to the other one. */
+export const WORKER_ROLES = { ai: 'ai', git: 'git' } as const;
+
 export interface WorkersProps {
   /** Base URL of the API the workers call back. */
   readonly apiUrl: string;
@@ -48,6 +59,8 @@ export interface WorkersProps {
     secretName: string | null;
     bedrockRegion: string | null;
   };
+  /** Secrets Manager secret (by name) with the token for private git remotes; only the git task definition gets it. */
+  readonly gitTokenSecretName: string | null;
   /** Import these instead of creating a VPC. */
   readonly vpcId: string | null;
   readonly subnetIds: string[];
@@ -59,7 +72,10 @@ export interface WorkersProps {
 
 export class Workers extends Construct {
   readonly cluster: Cluster;
+  /** The Claude workers: planner, work and merge steps. */
   readonly taskDefinition: FargateTaskDefinition;
+  /** The steps without AI (fetch a git URL, push a result): the only one with the repository token. */
+  readonly gitTaskDefinition: FargateTaskDefinition;
   readonly securityGroup: SecurityGroup;
   /** Subnets workers start in. */
   readonly subnetIds: string[];
@@ -67,6 +83,7 @@ export class Workers extends Construct {
   readonly assignPublicIp: boolean;
   readonly logGroup: LogGroup;
   readonly anthropicSecret?: ISecret;
+  readonly gitTokenSecret?: ISecret;
 
   constructor(scope: Construct, id: string, props: WorkersProps) {
     super(scope, id);
@@ -129,20 +146,37 @@ export class Workers extends Construct {
     });
 
     const arm = props.architecture === 'arm64';
+    const runtimePlatform = {
+      cpuArchitecture: arm ? CpuArchitecture.ARM64 : CpuArchitecture.X86_64,
+      operatingSystemFamily: OperatingSystemFamily.LINUX,
+    };
     this.taskDefinition = new FargateTaskDefinition(this, 'TaskDefinition', {
       cpu: props.cpu,
       memoryLimitMiB: props.memoryMiB,
-      runtimePlatform: {
-        cpuArchitecture: arm ? CpuArchitecture.ARM64 : CpuArchitecture.X86_64,
-        operatingSystemFamily: OperatingSystemFamily.LINUX,
-      },
+      runtimePlatform,
+    });
+    // The same size: a large repository's fetch and bundle need the memory as much as a checkout does.
+    this.gitTaskDefinition = new FargateTaskDefinition(this, 'GitTaskDefinition', {
+      cpu: props.cpu,
+      memoryLimitMiB: props.memoryMiB,
+      runtimePlatform,
     });
 
     this.logGroup = new LogGroup(this, 'WorkerLogs', {
       retention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
-    const environment: Record<string, string> = { API_URL: props.apiUrl };
+    // One image for both task definitions, built once by `cdk deploy`.
+    const image = ContainerImage.fromDockerImageAsset(
+      new DockerImageAsset(this, 'WorkerImage', {
+        directory: REPO_ROOT,
+        file: 'container/Dockerfile',
+        platform: arm ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
+      }),
+    );
+    const stopTimeout = Duration.seconds(props.stopTimeoutSec);
+
+    const environment: Record<string, string> = { API_URL: props.apiUrl, WORKER_ROLE: WORKER_ROLES.ai };
     const secrets: Record<string, EcsSecret> = {};
     if (props.anthropic.mode === 'api_key') {
       const secret = props.anthropic.secretName
@@ -187,14 +221,11 @@ export class Workers extends Construct {
 
     this.taskDefinition.addContainer(WORKER_CONTAINER_NAME, {
       containerName: WORKER_CONTAINER_NAME,
-      image: ContainerImage.fromAsset(REPO_ROOT, {
-        file: 'container/Dockerfile',
-        platform: arm ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
-      }),
+      image,
       logging: LogDrivers.awsLogs({ streamPrefix: 'worker', logGroup: this.logGroup }),
       environment,
       secrets,
-      stopTimeout: Duration.seconds(props.stopTimeoutSec),
+      stopTimeout,
       essential: true,
     });
     Validations.of(this.taskDefinition).acknowledge({
@@ -205,7 +236,33 @@ export class Workers extends Construct {
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
       reason:
-        'The environment holds only non-secret settings (API_URL, Bedrock switch and region); the API key is an ECS secret.',
+        'The environment holds only non-secret settings (API_URL, WORKER_ROLE, Bedrock switch and region); the API key is an ECS secret.',
+    });
+
+    // The steps without AI: no Anthropic key, no Bedrock, and the repository token when one is configured.
+    const gitSecrets: Record<string, EcsSecret> = {};
+    if (props.gitTokenSecretName) {
+      this.gitTokenSecret = Secret.fromSecretNameV2(this, 'GitToken', props.gitTokenSecretName);
+      gitSecrets.GIT_TOKEN = EcsSecret.fromSecretsManager(this.gitTokenSecret);
+    }
+    this.gitTaskDefinition.addContainer(WORKER_CONTAINER_NAME, {
+      containerName: WORKER_CONTAINER_NAME,
+      image,
+      logging: LogDrivers.awsLogs({ streamPrefix: 'git', logGroup: this.logGroup }),
+      environment: { API_URL: props.apiUrl, WORKER_ROLE: WORKER_ROLES.git },
+      secrets: gitSecrets,
+      stopTimeout,
+      essential: true,
+    });
+    Validations.of(this.gitTaskDefinition).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'The execution role needs ecr:GetAuthorizationToken, which AWS only grants on "*"; it pulls this image and writes this log group only.',
+    });
+    Validations.of(this.gitTaskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason:
+        'The environment holds only non-secret settings (API_URL, WORKER_ROLE); the repository token is an ECS secret.',
     });
   }
 }

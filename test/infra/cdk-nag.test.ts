@@ -16,6 +16,10 @@ const VARIANTS = [
   ['default', ''],
   ['bedrock', 'deploy: { anthropic: { mode: bedrock } }'],
   [
+    'git token and existing Anthropic secret',
+    'deploy: { git: { token_secret_name: claude-fleet/git-token }, anthropic: { secret_name: claude-fleet/anthropic } }',
+  ],
+  [
     'imported VPC',
     'deploy: { vpc: { vpc_id: vpc-0abc1234, subnet_ids: [subnet-0abc1234, subnet-0def5678] } }',
   ],

@@ -1,8 +1,8 @@
 /**
  * The orchestrator stack's security and operational properties, each asserted
  * on its own against the synthesized template: the default configuration,
- * a variant that changes every deploy option the template depends on, the
- * Bedrock mode and an imported VPC.
+ * a variant that changes every deploy option the template depends on (a git
+ * token secret among them), the Bedrock mode and an imported VPC.
  */
 import { Match } from 'aws-cdk-lib/assertions';
 import { Runtime, RuntimeFamily } from 'aws-cdk-lib/aws-lambda';
@@ -14,9 +14,10 @@ import {
   TENANT_INDEX_PARTITION_KEY,
   TENANT_INDEX_SORT_KEY,
 } from '../../functions/adapters/table-schema.ts';
-import { JOBS_PREFIX } from '../../functions/core/layout.ts';
+import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
 import { METRIC_NAMESPACE } from '../../infra/constructs/monitoring.ts';
+import { WORKER_CONTAINER_NAME } from '../../infra/constructs/workers.ts';
 import { OrchestratorFunction } from '../../infra/lambda-defaults.ts';
 import {
   actionsOf,
@@ -31,6 +32,8 @@ import {
   synthesize,
 } from './synthesized-stack.ts';
 
+/** The repository token secret of the variant (`deploy.git.token_secret_name`). */
+const GIT_TOKEN_SECRET = 'claude-fleet/git-token';
 /** Every deploy option the template depends on, set away from its default. */
 const VARIANT_YAML = `
 aws:
@@ -42,6 +45,7 @@ deploy:
   worker: { architecture: x86_64, cpu: 2048, memory_mib: 8192, spot: false, stop_timeout_sec: 90 }
   dispatcher: { timeout_sec: 120, max_concurrency: 7, batch_size: 4 }
   api: { throttle_rate_per_sec: 7, throttle_burst: 9 }
+  git: { token_secret_name: ${GIT_TOKEN_SECRET} }
 `;
 const BEDROCK_YAML = 'deploy: { anthropic: { mode: bedrock } }';
 const IMPORTED_VPC_YAML =
@@ -118,18 +122,61 @@ function lambdaIds(built: SynthesizedStack): string[] {
   return ids;
 }
 
-function taskDefinition(built: SynthesizedStack): CfnResource {
-  return resource(built, logicalId(built.stack.workers.taskDefinition));
+/** The two worker task definitions: the Claude workers (`ai`) and the steps without AI (`git`). */
+type WorkerKind = 'ai' | 'git';
+
+function taskDefinition(built: SynthesizedStack, kind: WorkerKind = 'ai'): CfnResource {
+  const workers = built.stack.workers;
+  return resource(built, logicalId(kind === 'ai' ? workers.taskDefinition : workers.gitTaskDefinition));
 }
 
-function workerContainer(built: SynthesizedStack) {
-  const containers = taskDefinition(built).Properties.ContainerDefinitions;
+interface ContainerJson {
+  Name: string;
+  Image: unknown;
+  Environment?: { Name: string; Value: unknown }[];
+  Secrets?: { Name: string; ValueFrom: unknown }[];
+  // biome-ignore lint/suspicious/noExplicitAny: CloudFormation templates are untyped JSON
+  [key: string]: any;
+}
+
+function workerContainer(built: SynthesizedStack, kind: WorkerKind = 'ai'): ContainerJson {
+  const containers = taskDefinition(built, kind).Properties.ContainerDefinitions;
   expect(containers).toHaveLength(1);
   return containers[0];
 }
 
-function taskRoleId(built: SynthesizedStack): string {
-  return roleIdOfArn(taskDefinition(built).Properties.TaskRoleArn);
+function secretNames(built: SynthesizedStack, kind: WorkerKind): string[] {
+  return (workerContainer(built, kind).Secrets ?? []).map((s) => s.Name);
+}
+
+function taskRoleId(built: SynthesizedStack, kind: WorkerKind = 'ai'): string {
+  return roleIdOfArn(taskDefinition(built, kind).Properties.TaskRoleArn);
+}
+
+function executionRoleId(built: SynthesizedStack, kind: WorkerKind): string {
+  return roleIdOfArn(taskDefinition(built, kind).Properties.ExecutionRoleArn);
+}
+
+function dispatcherStatements(built: SynthesizedStack): PolicyStatementJson[] {
+  const roleId = roleIdOfArn(resource(built, dispatcherId(built)).Properties.Role);
+  return statementsOfRole(built.json, roleId).map(({ statement }) => statement);
+}
+
+function apiHandlerStatements(built: SynthesizedStack): PolicyStatementJson[] {
+  const roleId = roleIdOfArn(resource(built, logicalId(built.stack.api.handler)).Properties.Role);
+  return statementsOfRole(built.json, roleId).map(({ statement }) => statement);
+}
+
+/** `Resource` as a list. */
+function resourcesOf(statement: PolicyStatementJson): unknown[] {
+  return ([] as unknown[]).concat(statement.Resource);
+}
+
+/** The ARN `bucket.arnForObjects(pattern)` renders to for the artifacts bucket. */
+function artifactObjectsArn(built: SynthesizedStack, pattern: string): unknown {
+  return {
+    'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalId(built.stack.state.bucket), 'Arn'] }, `/${pattern}`]],
+  };
 }
 
 /** Every policy statement in the template, with the resource it lives in. */
@@ -253,10 +300,31 @@ describe('artifacts bucket', () => {
   });
 
   it('job artifacts never expire with artifact_retention_days: 0', () => {
-    const rules = resource(variant, logicalId(variant.stack.state.bucket)).Properties.LifecycleConfiguration
-      .Rules;
-    expect(rules.filter((r: { ExpirationInDays?: number }) => r.ExpirationInDays !== undefined)).toEqual([]);
+    const rules: { Prefix?: string; ExpirationInDays?: number }[] = resource(
+      variant,
+      logicalId(variant.stack.state.bucket),
+    ).Properties.LifecycleConfiguration.Rules;
+    // A rule reaches jobs/ when it has no prefix or a prefix of jobs/ (not sources/).
+    const reachingJobs = rules.filter(
+      (r) => r.ExpirationInDays !== undefined && JOBS_PREFIX.startsWith(r.Prefix ?? ''),
+    );
+    expect(reachingJobs).toEqual([]);
   });
+
+  it.each(['default', 'variant'] as const)(
+    'uploaded bundles under sources/ expire after 1 day, old versions too (%s)',
+    (name) => {
+      const built = build[name]();
+      expect(
+        resource(built, logicalId(built.stack.state.bucket)).Properties.LifecycleConfiguration.Rules,
+      ).toContainEqual({
+        Prefix: SOURCES_PREFIX,
+        ExpirationInDays: 1,
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+        Status: 'Enabled',
+      });
+    },
+  );
 
   it.each([
     ['default', 'Retain'],
@@ -431,6 +499,40 @@ describe('dispatcher event source mapping', () => {
   );
 });
 
+describe('dispatcher launches', () => {
+  const env = (built: SynthesizedStack) =>
+    resource(built, dispatcherId(built)).Properties.Environment.Variables;
+
+  it('gets the Claude task definition as TASK_DEFINITION_ARN', () => {
+    expect(env(defaults).TASK_DEFINITION_ARN).toEqual({
+      Ref: logicalId(defaults.stack.workers.taskDefinition),
+    });
+  });
+
+  it('gets the git task definition as GIT_TASK_DEFINITION_ARN', () => {
+    expect(env(defaults).GIT_TASK_DEFINITION_ARN).toEqual({
+      Ref: logicalId(defaults.stack.workers.gitTaskDefinition),
+    });
+  });
+
+  it('may run exactly the two worker task definitions, only in the workers cluster', () => {
+    const runTask = dispatcherStatements(defaults).filter((s) => actionsOf(s).includes('ecs:RunTask'));
+    expect(runTask).toHaveLength(1);
+    const [statement] = runTask as [PolicyStatementJson];
+    expect(actionsOf(statement)).toEqual(['ecs:RunTask']);
+    expect(resourcesOf(statement)).toHaveLength(2);
+    expect(resourcesOf(statement)).toEqual(
+      expect.arrayContaining([
+        { Ref: logicalId(defaults.stack.workers.taskDefinition) },
+        { Ref: logicalId(defaults.stack.workers.gitTaskDefinition) },
+      ]),
+    );
+    expect(statement.Condition).toEqual({
+      ArnEquals: { 'ecs:cluster': { 'Fn::GetAtt': [logicalId(defaults.stack.workers.cluster), 'Arn'] } },
+    });
+  });
+});
+
 // --- secrets --------------------------------------------------------------
 
 describe('secrets', () => {
@@ -493,37 +595,97 @@ describe('secrets', () => {
     expect(actions.length).toBeGreaterThan(0);
     for (const action of actions) expect(action).toMatch(/^bedrock:InvokeModel/);
   });
+
+  it('with deploy.git.token_secret_name, the git container gets GIT_TOKEN from that secret', () => {
+    const token = (workerContainer(variant, 'git').Secrets ?? []).find((s) => s.Name === 'GIT_TOKEN');
+    expect(token, 'GIT_TOKEN under Secrets').toBeDefined();
+    expect(JSON.stringify(token?.ValueFrom)).toContain(`:secret:${GIT_TOKEN_SECRET}`);
+  });
+
+  it('with deploy.git.token_secret_name, GIT_TOKEN is the only secret of the git container', () => {
+    expect(secretNames(variant, 'git')).toEqual(['GIT_TOKEN']);
+  });
+
+  it('without deploy.git.token_secret_name, the git container gets no secrets', () => {
+    expect(secretNames(defaults, 'git')).toEqual([]);
+  });
+
+  it.each(['default', 'variant', 'bedrock'] as const)(
+    'the git container never gets the Anthropic key or the Bedrock switch (%s)',
+    (name) => {
+      const container = workerContainer(build[name](), 'git');
+      expect(secretNames(build[name](), 'git')).not.toContain('ANTHROPIC_API_KEY');
+      expect((container.Environment ?? []).map((e) => e.Name)).not.toContain('CLAUDE_CODE_USE_BEDROCK');
+    },
+  );
+
+  it.each(['default', 'variant'] as const)(
+    'the Claude worker has no secret but ANTHROPIC_API_KEY, so never GIT_TOKEN (%s)',
+    (name) => {
+      expect(secretNames(build[name](), 'ai')).toEqual(['ANTHROPIC_API_KEY']);
+    },
+  );
+
+  it('only the git execution role may read the repository token secret', () => {
+    const readers = resourcesOfType(variant.json, 'AWS::IAM::Role')
+      .filter(([roleId]) =>
+        statementsOfRole(variant.json, roleId).some(
+          ({ statement }) =>
+            statement.Effect === 'Allow' &&
+            actionsOf(statement).some((a) => a.startsWith('secretsmanager:') || a === '*') &&
+            JSON.stringify(statement.Resource).includes(`:secret:${GIT_TOKEN_SECRET}`),
+        ),
+      )
+      .map(([roleId]) => roleId);
+    expect(readers).toEqual([executionRoleId(variant, 'git')]);
+  });
 });
 
 // --- IAM ------------------------------------------------------------------
 
 describe('IAM', () => {
-  it.each(['default', 'bedrock'] as const)(
-    'the worker task role has no DynamoDB, SQS or S3 actions and no "*" (%s)',
+  it.each([
+    ['default', 'ai'],
+    ['bedrock', 'ai'],
+    ['default', 'git'],
+    ['bedrock', 'git'],
+    ['variant', 'git'],
+  ] as const)('the %s %s worker task role has no DynamoDB, SQS or S3 actions and no "*"', (name, kind) => {
+    const built = build[name]();
+    const actions = statementsOfRole(built.json, taskRoleId(built, kind)).flatMap(({ statement }) =>
+      actionsOf(statement),
+    );
+    expect(actions.filter((a) => /^(dynamodb|sqs|s3):/i.test(a) || a === '*')).toEqual([]);
+  });
+
+  it.each(['default', 'variant', 'bedrock'] as const)(
+    'the git task role has no permissions at all, Bedrock included (%s)',
     (name) => {
       const built = build[name]();
-      const actions = statementsOfRole(built.json, taskRoleId(built)).flatMap(({ statement }) =>
-        actionsOf(statement),
-      );
-      expect(actions.filter((a) => /^(dynamodb|sqs|s3):/i.test(a) || a === '*')).toEqual([]);
+      expect(statementsOfRole(built.json, taskRoleId(built, 'git'))).toEqual([]);
     },
   );
 
-  it('iam:PassRole is only in the dispatcher policy, for exactly the task and execution roles', () => {
+  it('iam:PassRole is only in the dispatcher policy, for exactly the two task and two execution roles', () => {
     const passRole = allStatements(defaults).filter(({ statement }) =>
       actionsOf(statement).some((a) => a === 'iam:PassRole' || a === 'iam:*' || a === '*'),
     );
     const dispatcherRole = roleIdOfArn(resource(defaults, dispatcherId(defaults)).Properties.Role);
-    const td = taskDefinition(defaults).Properties;
+    const ai = taskDefinition(defaults, 'ai').Properties;
+    const git = taskDefinition(defaults, 'git').Properties;
+    const roles = [ai.TaskRoleArn, ai.ExecutionRoleArn, git.TaskRoleArn, git.ExecutionRoleArn];
     expect(passRole.length).toBeGreaterThan(0);
     const dispatcherPolicies = statementsOfRole(defaults.json, dispatcherRole).map((s) => s.source);
+    const passed: unknown[] = [];
     for (const { source, statement } of passRole) {
       expect(dispatcherPolicies, `iam:PassRole granted by ${source}`).toContain(source);
-      expect(([] as unknown[]).concat(statement.Resource)).toEqual(
-        expect.arrayContaining([td.TaskRoleArn, td.ExecutionRoleArn]),
-      );
-      expect(([] as unknown[]).concat(statement.Resource)).toHaveLength(2);
+      expect(statement.Condition, `iam:PassRole granted by ${source}`).toEqual({
+        StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' },
+      });
+      passed.push(...resourcesOf(statement));
     }
+    expect(passed).toHaveLength(roles.length);
+    expect(passed).toEqual(expect.arrayContaining(roles));
   });
 
   it("the orchestrator's Lambda roles do not use the AWSLambdaBasicExecutionRole managed policy", () => {
@@ -599,6 +761,15 @@ describe('log retention', () => {
     expect(isStackLogGroup(defaults, logging.Options['awslogs-group'])).toBe(true);
   });
 
+  it('the git container logs to the same log group under its own stream prefix (git)', () => {
+    const worker = workerContainer(defaults, 'ai').LogConfiguration;
+    const git = workerContainer(defaults, 'git').LogConfiguration;
+    expect(git.LogDriver).toBe('awslogs');
+    expect(git.Options['awslogs-group']).toEqual(worker.Options['awslogs-group']);
+    expect(git.Options['awslogs-stream-prefix']).toBe('git');
+    expect(worker.Options['awslogs-stream-prefix']).not.toBe('git');
+  });
+
   it('the API stage writes access logs to a log group of the stack', () => {
     const stages = resourcesOfType(defaults.json, 'AWS::ApiGateway::Stage');
     expect(stages.length).toBeGreaterThan(0);
@@ -662,6 +833,38 @@ describe('API', () => {
     });
   });
 
+  it('the API role may put and get objects under sources/ (the upload URLs it signs, the copy at submit)', () => {
+    const sources = artifactObjectsArn(defaults, `${SOURCES_PREFIX}*`);
+    const actions = apiHandlerStatements(defaults)
+      .filter(
+        (s) =>
+          s.Effect === 'Allow' && resourcesOf(s).some((r) => JSON.stringify(r) === JSON.stringify(sources)),
+      )
+      .flatMap(actionsOf);
+    expect(actions.sort()).toEqual(['s3:GetObject', 's3:PutObject']);
+  });
+
+  it('the API role may not list sources/', () => {
+    const listing = apiHandlerStatements(defaults).filter((s) => actionsOf(s).includes('s3:ListBucket'));
+    expect(listing.length).toBeGreaterThan(0);
+    for (const s of listing) expect(JSON.stringify(s.Condition)).not.toContain(SOURCES_PREFIX);
+  });
+
+  it('POST /api/v1/sources validates its body against the createSource model (size_bytes only)', () => {
+    const post = apiMethods(defaults).find((m) => m.httpMethod === 'POST' && m.path === '/api/v1/sources');
+    const modelId = post?.props.RequestModels?.['application/json']?.Ref;
+    expect(modelId, 'request model of POST /api/v1/sources').toBeDefined();
+    const model = resource(defaults, modelId).Properties;
+    expect(model.Name).toBe('createSourceBody');
+    expect(model.Schema).toMatchObject({
+      type: 'object',
+      required: ['size_bytes'],
+      additionalProperties: false,
+      properties: { size_bytes: { type: 'integer', minimum: 1 } },
+    });
+    expect(Object.keys(model.Schema.properties)).toEqual(['size_bytes']);
+  });
+
   it('every POST method with a body validates it against a model', () => {
     // Cancel takes no body.
     const posts = apiMethods(defaults).filter((m) => m.httpMethod === 'POST' && !m.path.endsWith('/cancel'));
@@ -692,13 +895,15 @@ describe('workers', () => {
     ['default', '1024', '4096', 'ARM64'],
     ['variant', '2048', '8192', 'X86_64'],
   ] as const)(
-    'the task size and architecture come from deploy.worker (%s: %s CPU, %s MiB, %s)',
+    'the task size and architecture of both task definitions come from deploy.worker (%s: %s CPU, %s MiB, %s)',
     (name, cpu, memory, arch) => {
-      expect(taskDefinition(build[name]()).Properties).toMatchObject({
-        Cpu: cpu,
-        Memory: memory,
-        RuntimePlatform: { CpuArchitecture: arch, OperatingSystemFamily: 'LINUX' },
-      });
+      for (const kind of ['ai', 'git'] as const) {
+        expect(taskDefinition(build[name](), kind).Properties, kind).toMatchObject({
+          Cpu: cpu,
+          Memory: memory,
+          RuntimePlatform: { CpuArchitecture: arch, OperatingSystemFamily: 'LINUX' },
+        });
+      }
     },
   );
 
@@ -707,6 +912,40 @@ describe('workers', () => {
     ['variant', 90],
   ] as const)('the container stop timeout is deploy.worker.stop_timeout_sec (%s: %d)', (name, seconds) => {
     expect(workerContainer(build[name]()).StopTimeout).toBe(seconds);
+    expect(workerContainer(build[name](), 'git').StopTimeout).toBe(seconds);
+  });
+
+  it('the Claude worker container is told WORKER_ROLE=ai', () => {
+    expect(workerContainer(defaults, 'ai').Environment).toContainEqual({ Name: 'WORKER_ROLE', Value: 'ai' });
+  });
+
+  it('the git task definition exists, its container told WORKER_ROLE=git', () => {
+    expect(workerContainer(defaults, 'git').Environment).toContainEqual({
+      Name: 'WORKER_ROLE',
+      Value: 'git',
+    });
+  });
+
+  it('the git task definition is a second one, with its own task and execution roles', () => {
+    expect(logicalId(defaults.stack.workers.gitTaskDefinition)).not.toBe(
+      logicalId(defaults.stack.workers.taskDefinition),
+    );
+    expect(taskRoleId(defaults, 'git')).not.toBe(taskRoleId(defaults, 'ai'));
+    expect(executionRoleId(defaults, 'git')).not.toBe(executionRoleId(defaults, 'ai'));
+  });
+
+  it('both containers are named worker (WORKER_CONTAINER_NAME) and run the same image', () => {
+    const ai = workerContainer(defaults, 'ai');
+    const git = workerContainer(defaults, 'git');
+    expect([ai.Name, git.Name]).toEqual([WORKER_CONTAINER_NAME, WORKER_CONTAINER_NAME]);
+    expect(git.Image).toEqual(ai.Image);
+  });
+
+  it('the git container calls the same API as the Claude worker', () => {
+    const apiUrl = (kind: WorkerKind) =>
+      workerContainer(defaults, kind).Environment?.find((e) => e.Name === 'API_URL');
+    expect(apiUrl('git')).toBeDefined();
+    expect(apiUrl('git')).toEqual(apiUrl('ai'));
   });
 
   it('the worker security group allows no inbound traffic', () => {
