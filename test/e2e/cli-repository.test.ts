@@ -23,7 +23,10 @@ async function fingerprint(dir: string): Promise<Record<string, string>> {
       // Objects may be added for the new branch; everything else must stay as it was.
       if (rel === '.git/objects' || rel === '.git/refs' || rel === '.git/logs') continue;
       if (e.isDirectory()) await walk(full);
-      else out[rel] = createHash('sha256').update(await readFile(full)).digest('hex');
+      else
+        out[rel] = createHash('sha256')
+          .update(await readFile(full))
+          .digest('hex');
     }
   };
   await walk(dir);
@@ -73,7 +76,9 @@ describe('orchestrator run inside a repository', () => {
   it('says it uses the repository with its uncommitted changes, and completes', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(
-      new RegExp(`using the repository ${repo}: HEAD ${head.slice(0, 12)} plus uncommitted changes in 3 files, as snapshot [0-9a-f]{12}`),
+      new RegExp(
+        `using the repository ${repo}: HEAD ${head.slice(0, 12)} plus uncommitted changes in 3 files, as snapshot [0-9a-f]{12}`,
+      ),
     );
   });
 
@@ -111,7 +116,15 @@ describe('orchestrator run inside a repository', () => {
   it('--no-repo starts in empty directories and adds no branch', async () => {
     const refs = await git(repo, 'for-each-ref', '--format=%(refname)');
     const plain = await runBin(
-      ['run', 'Just notes [[plan:1]]', '--no-repo', '--claude-command', CLAUDE_DOUBLE, '--workspace', join(dir, 'ws')],
+      [
+        'run',
+        'Just notes [[plan:1]]',
+        '--no-repo',
+        '--claude-command',
+        CLAUDE_DOUBLE,
+        '--workspace',
+        join(dir, 'ws'),
+      ],
       { cwd: repo, env: { ...process.env } },
     );
     expect(plain.code, plain.stderr).toBe(0);
