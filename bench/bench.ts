@@ -12,6 +12,7 @@
  * 4. Each Lambda bundle's size (esbuild with infra/lambda-defaults.ts options) and cold init
  *    (fresh node: import + first invocation against the emulators), BENCH_COLD_RUNS (5) times.
  * 5. Peak memory of local mode under load, from the last `npm run test:load` (bench/results/load.json).
+ * 6. The repository phase (bench/repo-bench.ts): git steps on a 10,000-file, 100 MB repository.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -37,6 +38,7 @@ import {
   table,
   waitForJobs,
 } from './common.ts';
+import { repoPhase } from './repo-bench.ts';
 
 const exec = promisify(execFile);
 const env = process.env;
@@ -695,6 +697,8 @@ async function main(): Promise<void> {
     );
   }
 
+  const repo = await repoPhase();
+
   console.log('\nTargets');
   const dispatcher = bundleRows.find((b) => b.name === 'queue-consumer');
   const dispInit = dispatcher
@@ -728,6 +732,16 @@ async function main(): Promise<void> {
           bundleRows.every((b) => b.bytes < 1024 * 1024) ? 'met' : 'MISSED',
         ],
         ['dispatcher cold init < 300 ms', `${ms(dispInit)} ms`, dispInit < 300 ? 'met' : 'MISSED'],
+        [
+          'git steps add ≤ 10 s to a job (10,000 files, 100 MB, 5 workers x 10 files)',
+          `${(repo.addedMs / 1000).toFixed(1)} s`,
+          repo.addedMs <= 10_000 ? 'met' : 'MISSED',
+        ],
+        [
+          "each worker's upload ≤ 2x its compressed change",
+          `${Math.max(...repo.uploadRatios).toFixed(2)}x max`,
+          Math.max(...repo.uploadRatios) <= 2 ? 'met' : 'MISSED',
+        ],
       ],
     ),
   );

@@ -153,7 +153,7 @@ export async function repoPhase(): Promise<RepoBenchResult> {
       const log = (await artifacts.getText(workerLogKey(repoJob.jobId, 0, n))) ?? '';
       const co = num(/git: checkout of \w+ in (\d+) ms/, log);
       const split =
-        /\(download (\d+) ms, fetch (\d+) ms, checkout (\d+) ms\)/.exec(log)?.slice(1).join(' / ') ?? '-';
+        /\(download (\d+) ms, fetch (\d+) ms, checkout (\d+) ms/.exec(log)?.slice(1).join(' / ') ?? '-';
       const cm =
         num(/in (\d+) ms; bundle and patch in (\d+) ms/, log) +
         num(/in (\d+) ms; bundle and patch in (\d+) ms/, log, 2);
