@@ -408,6 +408,7 @@ async function runColdInit(stack: TestStack, jobId: string): Promise<void> {
       AUTH_KIND: 'caller',
       CLUSTER_ARN: 'arn:aws:ecs:us-east-1:000000000000:cluster/bench',
       TASK_DEFINITION_ARN: 'arn:aws:ecs:us-east-1:000000000000:task-definition/bench:1',
+      GIT_TASK_DEFINITION_ARN: 'arn:aws:ecs:us-east-1:000000000000:task-definition/bench-git:1',
       CONTAINER_NAME: 'worker',
       SUBNET_IDS: 'subnet-0abc',
       SECURITY_GROUP_IDS: 'sg-0abc',

@@ -217,7 +217,7 @@ export async function repoPhase(): Promise<RepoBenchResult> {
           ],
           ['worker upload, p50 / max', `${percentile(upload, 50)} / ${Math.max(...upload)}`, ''],
           [
-            'merge step (checkout + 5 merges + result bundle)',
+            `merge step (objects, ${WORKERS} tree merges, result bundle and patch)`,
             String(mergeMs),
             `${resultBytes} bytes result bundle`,
           ],

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { judgeClaudeRun } from '../functions/core/claude-result.ts';
 import { MERGE_IDENTITY, mergeCommitMessage, mergeConflictPrompt } from '../functions/core/git-source.ts';
 import type { MergeInput } from '../functions/services/worker-access.ts';
-import { checkoutBase, download, fetchBundle } from './checkout.ts';
+import { checkoutBase, download, fetchBundle, PARALLEL_CHECKOUT } from './checkout.ts';
 import { bundleRange, lineCounts, writePatch } from './commit-work.ts';
 import { git, identityEnv, runGit, splitZ } from './git.ts';
 import { fail } from './git-steps.ts';
@@ -118,7 +118,10 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
         continue;
       }
       // A conflict: redo this merge in a working tree, where a Claude session can resolve it.
-      await git(['checkout', '--quiet', '--force', '-B', plan.branch, head], { cwd, timeoutMs: 600_000 });
+      await git([...PARALLEL_CHECKOUT, 'checkout', '--quiet', '--force', '-B', plan.branch, head], {
+        cwd,
+        timeoutMs: 600_000,
+      });
       if (checkedOut) await git(['clean', '-fdxq'], { cwd, timeoutMs: 600_000 });
       checkedOut = true;
       const attempt = await runGit(['merge', '--no-ff', '--no-edit', '--quiet', '-m', message, w.commit], {
