@@ -170,6 +170,29 @@ describe('a job on a repository', () => {
     expect((await stack.api('GET', `/api/v1/jobs/${jobId}/bundle`)).status).toBe(404);
   });
 
+  it('leaves a file over limits.max_commit_file_mb out of the commit, with the reason', async () => {
+    const { jobId, status, result } = await run([
+      {
+        title: 'Big and small',
+        prompt: `x [[create_bytes:big.bin:${11 * 1024 * 1024}]] [[create:small.txt:ok]]`,
+      },
+    ]);
+    expect(status).toBe('completed');
+    const task = result.results.tasks[0];
+    expect(task.files_changed).toEqual({ added: ['small.txt'], modified: [], deleted: [] });
+    expect(task.excluded_files).toEqual([
+      {
+        path: 'big.bin',
+        reason: expect.stringMatching(/^11534336 bytes, over the 10485760-byte limit .*max_commit_file_mb/),
+      },
+    ]);
+    const { clone, branch } = await branchOf(jobId);
+    expect(await git(clone, 'show', `${branch}:small.txt`)).toBe('ok');
+    await expect(git(clone, 'show', `${branch}:big.bin`)).rejects.toThrow();
+    const level = (await stack.deps.artifacts.getText(`jobs/${jobId}/depth_0/LEVEL_0_REPORT.md`)) as string;
+    expect(level).toContain('Left out: `big.bin`');
+  });
+
   it('resolves two workers changing the same line with a merge session, and the job completes', async () => {
     const { jobId, status, result } = await run([
       { title: 'Say hello', prompt: 'x [[edit_line:notes.txt:2:line two, hello]]' },

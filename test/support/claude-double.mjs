@@ -33,6 +33,7 @@
 //   [[edit_line:PATH:N:TEXT]]  replace line N (1-based) of the existing file PATH with TEXT, keeping
 //                              the other lines and the trailing newline (or its absence)
 //   [[delete:PATH]]            delete the existing file PATH
+//   [[create_bytes:PATH:N]]    create or overwrite PATH with N bytes (for size limits)
 //   [[no_files]]               write neither the default note nor [[files:N]]'s files
 //                              (edits, spawn_result.json and attack files are still written)
 //
@@ -347,7 +348,7 @@ function validate(opts) {
 // Directives
 
 const DIRECTIVE_SRC =
-  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|create|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
 const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
 // a run of markers with the blanks around them
 const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
@@ -374,6 +375,7 @@ function parseDirectives(text, into) {
         if (value !== undefined) into[name] = value;
         break;
       case 'create':
+      case 'create_bytes':
       case 'append':
       case 'edit_line':
       case 'delete':
@@ -699,6 +701,10 @@ function planEdits(edits, cwd) {
     const old = read(rel, label);
     if (op === 'create') {
       state.set(rel, `${expandNewlines(rest ?? '')}\n`);
+    } else if (op === 'create_bytes') {
+      const n = Number(rest);
+      if (!Number.isInteger(n) || n < 0 || n > 1e9) throw new EditRefused(`${label}: N must be a byte count`);
+      state.set(rel, 'x'.repeat(n));
     } else if (op === 'append') {
       state.set(rel, `${old ?? ''}${expandNewlines(rest ?? '')}\n`);
     } else if (op === 'delete') {
