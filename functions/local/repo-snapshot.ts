@@ -136,9 +136,11 @@ export async function addResultBranch(
 
 /** `git diff --stat base..branch` in the user's repository (reads objects only). */
 export async function diffstat(snapshot: RepoSnapshot, branch: string): Promise<string> {
-  return git(['diff', '--stat', '--no-color', `${snapshot.base}..${branch}`], {
+  const out = await runGit(['diff', '--stat', '--no-color', `${snapshot.base}..${branch}`], {
     cwd: snapshot.root,
     userConfig: true,
     timeoutMs: LONG,
   });
+  // Not trimmed at the start: git indents every line of the stat by one space.
+  return out.stdout.trimEnd();
 }
