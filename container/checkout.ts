@@ -52,7 +52,7 @@ export async function download(url: string, file: string, attempts = 3): Promise
  * Fetches every ref a bundle holds into `refs/fleet-in/<n>/…`, so its objects
  * are in the repository whatever its refs are called (HEAD included).
  */
-export async function fetchBundle(repo: string, file: string, n: number): Promise<void> {
+export async function fetchBundle(repo: string, file: string, n: number, checked = false): Promise<void> {
   const heads = await git(['bundle', 'list-heads', file], { cwd: repo, timeoutMs: 60_000 });
   const refspecs = heads
     .split('\n')
@@ -60,7 +60,9 @@ export async function fetchBundle(repo: string, file: string, n: number): Promis
     .filter((ref): ref is string => Boolean(ref))
     .map((ref, i) => `+${ref}:refs/fleet-in/${n}/${i}`);
   if (refspecs.length === 0) throw new Error('a repository bundle names no refs');
-  await runGit(['fetch', '--no-tags', '--quiet', '--no-write-fetch-head', file, ...refspecs], {
+  // `checked`: another worker wrote this bundle, so git checks every object it brings (fsck).
+  const fsck = checked ? ['-c', 'transfer.fsckObjects=true'] : [];
+  await runGit([...fsck, 'fetch', '--no-tags', '--quiet', '--no-write-fetch-head', file, ...refspecs], {
     cwd: repo,
     timeoutMs: FETCH_TIMEOUT_MS,
   });
@@ -141,7 +143,8 @@ async function fetchInto(
   );
   const downloadMs = Date.now() - t;
   t = Date.now();
-  for (const [i, file] of files.entries()) await fetchBundle(repo, file, i);
+  // The first bundle is the caller's base; the ones after it were written by workers.
+  for (const [i, file] of files.entries()) await fetchBundle(repo, file, i, i > 0);
   return { downloadMs, fetchMs: Date.now() - t };
 }
 

@@ -41,13 +41,34 @@ export async function commitWork(
   const tree = await git(['write-tree'], { cwd: dir });
   const baseTree = await git(['rev-parse', `${base}^{tree}`], { cwd: dir });
   if (tree === baseTree) return { files: EMPTY, insertions: 0, deletions: 0, excluded, truncated: false };
-  const commit = await git(['commit-tree', tree, '-p', base, '-F', '-'], {
-    cwd: dir,
-    env: identityEnv(identity),
-    input: message,
-  });
+  const children = await mergedChildBranches(dir);
+  const commit = await git(
+    ['commit-tree', tree, '-p', base, ...children.flatMap((c) => ['-p', c]), '-F', '-'],
+    {
+      cwd: dir,
+      env: identityEnv(identity),
+      input: message,
+    },
+  );
   const changes = await changesBetween(dir, base, commit);
   return { commit, ...changes, excluded };
+}
+
+/**
+ * Heads of child jobs' branches (`orchestrator spawn --wait` fetched them as
+ * `fleet/<child>`) that the session merged: they become extra parents of the
+ * worker's commit, so `git log` shows the children's commits in its lineage.
+ */
+async function mergedChildBranches(dir: string): Promise<string[]> {
+  const heads = (await git(['for-each-ref', '--format=%(objectname)', 'refs/heads/fleet/'], { cwd: dir }))
+    .split('\n')
+    .filter(Boolean);
+  const merged: string[] = [];
+  for (const head of heads) {
+    const ancestor = await runGit(['merge-base', '--is-ancestor', head, 'HEAD'], { cwd: dir, okCodes: [1] });
+    if (ancestor.exitCode === 0) merged.push(head);
+  }
+  return merged;
 }
 
 /** Added, modified and deleted paths and line counts between two commits (renames as delete + add). */

@@ -21,6 +21,8 @@ import { type AttemptContext, attemptDir, claudeArgs, claudeEnv, post } from './
 
 /** Below this nothing useful can be asked of Claude (matches the server's smallest attempt budget). */
 const MIN_SESSION_USD = 0.01;
+/** A resolution session needs at least this long to be worth starting. */
+const MIN_SESSION_MS = 30_000;
 const MAX_HUNKS = 20;
 const MAX_HUNK_LINES = 40;
 const MAX_HUNK_CHARS = 4_000;
@@ -61,6 +63,8 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
     log.note(`git: objects of ${base.slice(0, 12)} in ${t.downloadMs + t.fetchMs} ms`);
     let head = base;
     let checkedOut = false;
+    // Leave a tenth of the step's time for the result bundle, the patch and the uploads.
+    const deadline = started + assignment.timeout_sec * 900;
 
     let budget = assignment.max_budget_usd;
     let costUsd = 0;
@@ -85,7 +89,7 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
         for (const [i, b] of w.bundles.entries()) {
           const file = join(scratch, 'bundles', `w${n}-${i}.bundle`);
           await download(b.url, file);
-          await fetchBundle(cwd, file, 1000 + n * 10 + i);
+          await fetchBundle(cwd, file, 1000 + n * 10 + i, true);
         }
         await git(['cat-file', '-e', `${w.commit}^{commit}`], { cwd });
       } catch (err) {
@@ -157,6 +161,8 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
         reason = `git merge failed: ${attempt.stderr.trim().slice(-500)}`;
       } else if (budget < MIN_SESSION_USD) {
         reason = "the job's budget is used up, so no Claude session could resolve it";
+      } else if (deadline - Date.now() < MIN_SESSION_MS) {
+        reason = "the merge step's time is used up, so no Claude session could resolve it";
       } else {
         const prompt = mergeConflictPrompt({
           branch: plan.branch,
@@ -170,7 +176,8 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
           prompt,
           cwd,
           env: claudeEnv(ctx.env, cwd),
-          timeoutMs: assignment.timeout_sec * 1000,
+          // Every session shares the step's own timeout: what is left of it, not a fresh one each.
+          timeoutMs: deadline - Date.now(),
           ...(ctx.signal ? { signal: ctx.signal } : {}),
         });
         const verdict = judgeClaudeRun(run);

@@ -4,8 +4,12 @@
  * worker) and, with --wait, reads the child's results mid-session. Prints the
  * result as JSON; exits 0 completed, 2 partial, 1 failed or refused.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ApiError, sleep, WorkerApiClient } from './api-client.ts';
+import { git, identityEnv, runGit } from './git.ts';
 
 const TERMINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
 const OUTPUT_EXCERPT = 4_000;
@@ -16,11 +20,76 @@ export interface SpawnOptions {
   /** Seconds to wait for the child before giving up (the child keeps running). */
   timeoutSec: number;
   pollMs?: number;
+  /** The checkout the child's branch is merged into (default: the current directory). */
+  cwd?: string;
+}
+
+/**
+ * A repository job's child ended with a branch: it is fetched into the
+ * worker's checkout as `fleet/<child>` and merged, so the worker's commit
+ * carries the child's work (and its commits, as a parent). A conflict is
+ * left for the session to resolve, with how.
+ */
+async function mergeChildBranch(
+  api: WorkerApiClient,
+  jobId: string,
+  cwd: string,
+): Promise<{ branch: string; merged: boolean; note: string }> {
+  const scratch = await mkdtemp(join(tmpdir(), 'fleet-spawn-'));
+  try {
+    const info = await api.call<{ url: string; branch: string }>('GET', `/api/v1/jobs/${jobId}/bundle`);
+    const response = await fetch(info.url, { signal: AbortSignal.timeout(15 * 60_000) });
+    if (!response.ok) throw new Error(`download refused with ${response.status}`);
+    const file = join(scratch, 'child.bundle');
+    await writeFile(file, Buffer.from(await response.arrayBuffer()));
+    const ref = `refs/heads/${info.branch}`;
+    await git(
+      [
+        '-c',
+        'transfer.fsckObjects=true',
+        'fetch',
+        '--quiet',
+        '--no-write-fetch-head',
+        file,
+        `+${ref}:${ref}`,
+      ],
+      {
+        cwd,
+        timeoutMs: 600_000,
+      },
+    );
+    const merge = await runGit(['merge', '--no-edit', '--quiet', info.branch], {
+      cwd,
+      env: identityEnv({ name: 'spawn (claude-fleet)', email: 'spawn@claude-fleet.invalid' }),
+      okCodes: [1],
+      timeoutMs: 600_000,
+    });
+    return merge.exitCode === 0
+      ? {
+          branch: info.branch,
+          merged: true,
+          note: `the child's branch ${info.branch} is merged into your checkout`,
+        }
+      : {
+          branch: info.branch,
+          merged: false,
+          note: `merging ${info.branch} into your checkout stopped on conflicts: resolve them (no conflict markers may remain) and \`git commit\`, or \`git merge --abort\``,
+        };
+  } catch (err) {
+    return {
+      branch: jobId,
+      merged: false,
+      note: `the child's branch could not be merged: ${(err as Error).message}`,
+    };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
 }
 
 interface ChildResult {
   job_id: string;
   status: string;
+  git?: { branch: string | null };
   results?: {
     tasks?: {
       worker_id: string;
@@ -79,11 +148,15 @@ export async function spawnChild(
     status = (await api.call<{ status: string }>('GET', `/api/v1/jobs/${jobId}/status`)).status;
   }
   const result = await api.call<ChildResult>('GET', `/api/v1/jobs/${jobId}`);
+  const merged = result.git?.branch
+    ? await mergeChildBranch(api, jobId, options.cwd ?? process.cwd())
+    : undefined;
   out(
     JSON.stringify(
       {
         job_id: jobId,
         status: result.status,
+        ...(merged ? { git: merged } : {}),
         tasks: (result.results?.tasks ?? []).map((t) => ({
           worker_id: t.worker_id,
           status: t.status,

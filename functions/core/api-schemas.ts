@@ -147,12 +147,17 @@ export function workerResultSchema(limits: ApiLimits) {
 }
 
 const repoPath = z.string().min(1).max(1024);
+/** The most paths a worker may list per kind of change; the server keeps limits.max_files_per_worker of them. */
+const MAX_REPORTED_PATHS = 10_000;
 const objectId = z.string().regex(OBJECT_ID, 'a full git object id');
 const count = z.number().int().min(0).max(1e9);
 
 /** The `git` part of a worker's result, by the kind of its task; undefined for kinds without one. */
 export function gitResultSchema(kind: TaskKind, limits: ApiLimits) {
-  const paths = z.array(repoPath).max(limits.maxFilesPerWorker);
+  // Lists are cut to the deployment's bound rather than refused: the patch has everything.
+  const max = limits.maxFilesPerWorker;
+  const paths = z.array(repoPath).max(MAX_REPORTED_PATHS);
+  const cut = (list: string[]) => list.slice(0, max);
   switch (kind) {
     case 'work':
       return z
@@ -163,21 +168,23 @@ export function gitResultSchema(kind: TaskKind, limits: ApiLimits) {
           deletions: count,
           excluded: z
             .array(z.strictObject({ path: repoPath, reason: z.string().max(500) }))
-            .max(limits.maxFilesPerWorker)
+            .max(MAX_REPORTED_PATHS)
             .default([]),
           truncated: z.boolean().default(false),
         })
-        .transform(
-          (g): TaskGitResult => ({
+        .transform((g): TaskGitResult => {
+          const { added, modified, deleted } = g.files;
+          const over = [added, modified, deleted, g.excluded].some((l) => l.length > max);
+          return {
             kind: 'work',
             ...(g.commit ? { commit: g.commit } : {}),
-            files: g.files,
+            files: { added: cut(added), modified: cut(modified), deleted: cut(deleted) },
             insertions: g.insertions,
             deletions: g.deletions,
-            excluded: g.excluded,
-            truncated: g.truncated,
-          }),
-        );
+            excluded: g.excluded.slice(0, max),
+            truncated: g.truncated || over,
+          };
+        });
     case 'merge':
       return z
         .strictObject({

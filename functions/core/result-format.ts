@@ -592,7 +592,9 @@ function gitView(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): GitVi
   else if (work.length === 0 || work.some((t) => !isTerminalTaskState(t.state))) state = 'working';
   else if (commitsToMerge(tasks).length === 0) {
     state = 'unchanged';
-    note = 'no worker changed anything, so nothing was merged and there is no branch';
+    note = work.some((t) => t.state === 'succeeded' || t.state === 'recursive_success')
+      ? 'no worker changed anything, so nothing was merged and there is no branch'
+      : 'no worker succeeded, so nothing was merged and there is no branch';
   } else if (!mergeTask || !isTerminalTaskState(mergeTask.state)) state = 'merging';
   else if (!merged) {
     state = 'failed';

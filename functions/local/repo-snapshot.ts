@@ -116,10 +116,23 @@ export async function addResultBranch(
 ): Promise<void> {
   const ref = `refs/heads/${branch}`;
   // The result needs the snapshot's objects, which only the shadow has.
-  await git(['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', resultBundle, `${ref}:${ref}`], {
-    cwd: snapshot.shadow,
-    timeoutMs: LONG,
-  });
+  // The workers' objects are checked (fsck) before they come anywhere near the user's repository.
+  await git(
+    [
+      '-c',
+      'transfer.fsckObjects=true',
+      'fetch',
+      '--quiet',
+      '--no-tags',
+      '--no-write-fetch-head',
+      resultBundle,
+      `${ref}:${ref}`,
+    ],
+    {
+      cwd: snapshot.shadow,
+      timeoutMs: LONG,
+    },
+  );
   await git(
     [
       'fetch',

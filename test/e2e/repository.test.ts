@@ -170,6 +170,27 @@ describe('a job on a repository', () => {
     expect((await stack.api('GET', `/api/v1/jobs/${jobId}/bundle`)).status).toBe(404);
   });
 
+  it("spawn --wait: the child job starts from the base, and its branch is merged into the worker's commit", async () => {
+    const { jobId, status, result } = await run([
+      {
+        title: 'Parent with a helper',
+        prompt: 'x [[spawn:helper work;plan:1;create:helper.txt:from the child]] [[create:parent.txt:p]]',
+      },
+    ]);
+    expect(status).toBe('completed');
+    const parent = result.results.tasks.find((t: { worker_id: string }) => t.worker_id === 'worker_1');
+    expect(parent.files_changed.added).toEqual(expect.arrayContaining(['helper.txt', 'parent.txt']));
+    const { clone, branch } = await branchOf(jobId);
+    expect(await git(clone, 'show', `${branch}:helper.txt`)).toBe('from the child');
+    expect(await git(clone, 'show', `${branch}:parent.txt`)).toBe('p');
+    // The worker's commit has the child job's branch as a second parent: its commits are in the lineage.
+    const parents = (await git(clone, 'log', '-1', '--format=%P', parent.commit)).split(' ');
+    expect(parents).toHaveLength(2);
+    expect(parents[0]).toBe(base);
+    const authors = await git(clone, 'log', '--format=%an', `${base}..${branch}`);
+    expect(authors).toContain('worker_1_1 (claude-fleet)');
+  });
+
   it('leaves a file over limits.max_commit_file_mb out of the commit, with the reason', async () => {
     const { jobId, status, result } = await run([
       {
