@@ -65,16 +65,7 @@ export async function runSourceStep(ctx: AttemptContext): Promise<number> {
       git: { bundle: file },
       log: ctx.log.text(),
     });
-    return post(ctx, {
-      attempt: ctx.assignment.attempt,
-      status: 'succeeded',
-      output: `Fetched ${ref} of ${fetch.url} at ${base}`,
-      cost_usd: 0,
-      num_turns: 0,
-      duration_ms: Date.now() - started,
-      retryable: true,
-      git: { base_commit: base },
-    });
+    return succeed(ctx, started, `Fetched ${ref} of ${fetch.url} at ${base}`, { base_commit: base });
   } catch (err) {
     return fail(ctx, (err as Error).message, true);
   } finally {
@@ -108,21 +99,28 @@ export async function runPushStep(ctx: AttemptContext): Promise<number> {
       return fail(ctx, `git push to ${push.url} failed: ${text}`, !permanent);
     }
     await uploadAll(ctx.api, ctx.base, ctx.assignment.attempt, { log: ctx.log.text() });
-    return post(ctx, {
-      attempt: ctx.assignment.attempt,
-      status: 'succeeded',
-      output: `Pushed ${push.branch} (${push.head_commit}) to ${push.url}`,
-      cost_usd: 0,
-      num_turns: 0,
-      duration_ms: Date.now() - started,
-      retryable: true,
-      git: { remote_ref: target },
+    return succeed(ctx, started, `Pushed ${push.branch} (${push.head_commit}) to ${push.url}`, {
+      remote_ref: target,
     });
   } catch (err) {
     return fail(ctx, (err as Error).message, true);
   } finally {
     if (!ctx.env.KEEP_WORKSPACE) await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** Reports a step that ran no AI and succeeded: it spent nothing. */
+function succeed(ctx: AttemptContext, started: number, output: string, git: Record<string, unknown>) {
+  return post(ctx, {
+    attempt: ctx.assignment.attempt,
+    status: 'succeeded',
+    output,
+    cost_usd: 0,
+    num_turns: 0,
+    duration_ms: Date.now() - started,
+    retryable: true,
+    git,
+  });
 }
 
 /** Reports a failed step, with its log; the token never appears in what is reported. */

@@ -1,19 +1,15 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const DOUBLE = fileURLToPath(new URL('../support/claude-double.mjs', import.meta.url));
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { type DoubleRun, listFiles, resultOf, runDouble } from '../support/run-double.ts';
 
 let root: string;
+
+const run = (
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string | undefined> },
+): Promise<DoubleRun> => runDouble(args, { ...opts, stateDir: path.join(root, 'state') });
 let counter = 0;
 
 function freshDir(): string {
@@ -21,53 +17,6 @@ function freshDir(): string {
   const dir = path.join(root, `ws-${counter}`);
   fs.mkdirSync(dir);
   return dir;
-}
-
-function run(
-  args: string[],
-  opts: { cwd: string; env?: Record<string, string | undefined> },
-): Promise<RunResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, CLAUDE_DOUBLE_STATE_DIR: path.join(root, 'state') };
-  delete env.CLAUDE_DOUBLE_DIRECTIVES;
-  delete env.CLAUDE_DOUBLE_LOG;
-  for (const [k, v] of Object.entries(opts.env ?? {})) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  const child = spawn(process.execPath, [DOUBLE, ...args], {
-    cwd: opts.cwd,
-    env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  child.stdin.end('');
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function resultOf(r: RunResult): Record<string, unknown> {
-  const lines = r.stdout.trim().split('\n');
-  expect(lines).toHaveLength(1);
-  return JSON.parse(lines[0] ?? '') as Record<string, unknown>;
-}
-
-function listFiles(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...listFiles(path.join(dir, e.name), rel));
-    else out.push(rel);
-  }
-  return out.sort();
 }
 
 function read(cwd: string, rel: string): string {
