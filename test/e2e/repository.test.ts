@@ -274,6 +274,26 @@ describe('a job on a repository', () => {
     expect(report).toContain("worker_1 and worker_2 in `README.md`: **worker_2's change was left out**");
   });
 
+  it('leaves a conflicting change out without a session when the job budget is spent', async () => {
+    const { status, result } = await run(
+      [
+        { title: 'Spend half', prompt: 'x [[edit_line:README.md:3:Half.]] [[cost:0.025]]' },
+        { title: 'Spend the rest', prompt: 'y [[edit_line:README.md:3:The rest.]] [[cost:0.025]]' },
+      ],
+      // No decide runs: each worker spends exactly its [[cost]].
+      { max_budget_usd: 0.05, enable_recursion: false },
+    );
+    expect(status).toBe('partial');
+    expect(result.git.conflicts).toEqual([
+      expect.objectContaining({
+        workers: ['worker_1', 'worker_2'],
+        resolution: 'left_out',
+        reason: "the job's budget is used up, so no Claude session could resolve it",
+      }),
+    ]);
+    expect(result.steps[0]).toMatchObject({ kind: 'merge', status: 'succeeded', cost_usd: 0 });
+  });
+
   it("recursion: a worker that hands off gets its child job's merged branch as its commit", async () => {
     const { jobId, status, result } = await run([
       {
