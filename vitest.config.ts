@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { AttackTableReporter } from './test/security/attack-table-reporter.ts';
 
 export default defineConfig({
   test: {
@@ -7,6 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // The security suite's attack -> outcome table, printed before vitest's own summary.
+    reporters: [new AttackTableReporter(), 'default'],
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 });
