@@ -115,7 +115,7 @@ function levelMarkdown(result: JobResult, depth: number, ctx: ResultContext): st
         '',
         blockquote(job.request),
       );
-      if (job.error !== undefined) lines.push('', `**Job error:** ${oneLine(job.error)}`);
+      if (job.error !== undefined) lines.push('', `**Job error:** ${markdownText(job.error)}`);
     }
   }
 
@@ -129,7 +129,7 @@ function levelMarkdown(result: JobResult, depth: number, ctx: ResultContext): st
         ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r'],
         views.map((t) => [
           t.worker_id,
-          t.title,
+          escapeInline(t.title),
           t.status,
           String(t.attempts),
           formatDuration(t.duration_ms),
@@ -192,7 +192,7 @@ function finalMarkdown(result: JobResult): string {
         ['l', 'l', 'r', 'l', 'r', 'r', 'r'],
         views.map((t) => [
           t.worker_id,
-          t.title,
+          escapeInline(t.title),
           String(t.depth),
           t.status,
           String(t.attempts),
@@ -211,7 +211,7 @@ function finalMarkdown(result: JobResult): string {
     const withFiles = views.filter((t) => t.files_created.length > 0);
     if (withFiles.length === 0) lines.push('_No files were created._');
     for (const t of withFiles) {
-      lines.push(`- **${t.worker_id}** at depth ${t.depth} (${oneLine(t.title)})`);
+      lines.push(`- **${t.worker_id}** at depth ${t.depth} (${markdownText(t.title)})`);
       for (const file of t.files_created) lines.push(`  - ${inlineCode(`${t.files_prefix}${file}`)}`);
     }
   }
@@ -222,18 +222,19 @@ function finalMarkdown(result: JobResult): string {
   if (failures.length === 0 && failedJobs.length === 0) lines.push('_No worker failed._');
   for (const t of failures) {
     lines.push(
-      `- **${t.worker_id}** (${oneLine(t.title)}): ${t.status} after ${plural(t.attempts, 'attempt')}: ${oneLine(t.error ?? 'no reason recorded')}`,
+      `- **${t.worker_id}** (${markdownText(t.title)}): ${t.status} after ${plural(t.attempts, 'attempt')}: ${markdownText(t.error ?? 'no reason recorded')}`,
     );
     if (t.parent_worker_id !== undefined) {
       lines.push(`  - depth ${t.depth}, job ${inlineCode(t.job_id)} created by ${t.parent_worker_id}`);
     }
     for (const a of t.attempt_history) {
-      if (a.error !== undefined) lines.push(`  - attempt ${a.attempt} (${a.status}): ${oneLine(a.error)}`);
+      if (a.error !== undefined)
+        lines.push(`  - attempt ${a.attempt} (${a.status}): ${markdownText(a.error)}`);
     }
   }
   for (const j of failedJobs) {
     lines.push(
-      `- Job ${inlineCode(j.job_id)} (depth ${j.depth}, ${createdBy(j)}): ${j.status}: ${oneLine(j.error ?? '')}`,
+      `- Job ${inlineCode(j.job_id)} (depth ${j.depth}, ${createdBy(j)}): ${j.status}: ${markdownText(j.error ?? '')}`,
     );
   }
 
@@ -241,7 +242,7 @@ function finalMarkdown(result: JobResult): string {
   const root = jobPrefix(result.root_job_id);
   for (const depth of treeDepths(result)) {
     const path = levelReportKey(result.root_job_id, depth).slice(root.length);
-    lines.push(`- [Level ${depth} report](${path})`);
+    lines.push(`- [Level ${depth} report](${linkTarget(path)})`);
   }
   lines.push('- [result.json](result.json)');
   if (result.workspace !== undefined) lines.push(`- Files: ${inlineCode(result.workspace)}`);
@@ -255,7 +256,7 @@ function planningLines(result: JobResult): string[] {
     return ['The caller gave the tasks; there was no planning step.'];
   }
   const describe = (p: NonNullable<TreeJobView['planning']>) =>
-    `${p.status} after ${plural(p.attempts, 'attempt')}, ${formatCost(p.cost_usd)}${p.error === undefined ? '' : ` (${oneLine(p.error)})`}`;
+    `${p.status} after ${plural(p.attempts, 'attempt')}, ${formatCost(p.cost_usd)}${p.error === undefined ? '' : ` (${markdownText(p.error)})`}`;
   if (planned.length === 1 && planned[0] === root && root.planning !== undefined) {
     return [`Planner: ${describe(root.planning)}.`];
   }
@@ -295,7 +296,7 @@ function treeLines(result: JobResult): string[] {
     shown.add(job.job_id);
     const views = viewsOf(job.job_id);
     if (views.length === 0) {
-      const why = job.error === undefined ? job.status : `${job.status}: ${oneLine(job.error)}`;
+      const why = job.error === undefined ? job.status : `${job.status}: ${markdownText(job.error)}`;
       lines.push(`${indent}- _no workers (${why})_`);
     }
     for (const t of views) {
@@ -306,7 +307,7 @@ function treeLines(result: JobResult): string[] {
       if (handoff !== undefined) line += ` → child job ${inlineCode(handoff.job_id)} (${handoff.status})`;
       else if (t.recursive && t.child_job_id !== undefined)
         line += ` → child job ${inlineCode(t.child_job_id)}`;
-      lines.push(`${line}: ${oneLine(t.title)}`);
+      lines.push(`${line}: ${markdownText(t.title)}`);
       if (handoff !== undefined) renderJob(handoff, `${indent}  `);
       for (const child of children) {
         if (child === handoff) continue;
@@ -352,7 +353,7 @@ export function escapeTableCell(text: string): string {
 
 function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext): string[] {
   const lines = [
-    `## ${t.worker_id}: ${oneLine(t.title)}`,
+    `## ${t.worker_id}: ${markdownText(t.title)}`,
     '',
     `**Status:** ${t.status} · **Attempts:** ${t.attempts} · **Duration:** ${formatDuration(t.duration_ms)} · **Turns:** ${t.num_turns} · **Cost:** ${formatCost(t.cost_usd)}`,
   ];
@@ -370,7 +371,7 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
         a.exit_code === undefined ? undefined : `exit code ${a.exit_code}`,
       ].filter((f) => f !== undefined);
       const detail = facts.length > 0 ? ` (${facts.join(', ')})` : '';
-      const reason = a.error === undefined ? '' : `: ${oneLine(a.error)}`;
+      const reason = a.error === undefined ? '' : `: ${markdownText(a.error)}`;
       lines.push(`- Attempt ${a.attempt}: ${a.status}${detail}${reason}`);
     }
   }
@@ -393,7 +394,7 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
       if (list.length > 0) lines.push('', `${capitalize(label)}: ${list.map(inlineCode).join(', ')}`);
     }
     for (const e of t.excluded_files ?? [])
-      lines.push('', `Left out: ${inlineCode(e.path)} (${oneLine(e.reason)})`);
+      lines.push('', `Left out: ${inlineCode(e.path)} (${markdownText(e.reason)})`);
   } else if (t.commit !== undefined) {
     lines.push(`**Commit:** ${inlineCode(t.commit.slice(0, 12))} (the child job's merged branch)`);
   } else if (t.files_created.length === 0) {
@@ -451,10 +452,10 @@ function changesLines(git: NonNullable<JobResult['git']>, steps: NonNullable<Job
     );
     if (git.pushed_to !== undefined) lines.push(`- Pushed to ${inlineCode(git.pushed_to)}`);
   } else {
-    lines.push(`- Branch: none (${git.note ?? git.state})`);
+    lines.push(`- Branch: none (${markdownText(git.note ?? git.state)})`);
   }
   for (const step of steps.filter((s) => s.error !== undefined && s.status !== 'succeeded')) {
-    lines.push(`- ${capitalize(step.kind)} step ${step.status}: ${oneLine(step.error ?? '')}`);
+    lines.push(`- ${capitalize(step.kind)} step ${step.status}: ${markdownText(step.error ?? '')}`);
   }
   if (git.merged.length > 0) {
     lines.push(
@@ -463,7 +464,7 @@ function changesLines(git: NonNullable<JobResult['git']>, steps: NonNullable<Job
         ['Worker', 'Commit', 'Outcome', 'Files', 'Insertions', 'Deletions'],
         ['l', 'l', 'l', 'r', 'r', 'r'],
         git.merged.map((m) => [
-          m.worker_id,
+          markdownText(m.worker_id),
           m.commit.slice(0, 12),
           m.outcome.replace('_', ' '),
           String(m.files_changed),
@@ -475,12 +476,12 @@ function changesLines(git: NonNullable<JobResult['git']>, steps: NonNullable<Job
   }
   if (git.conflicts.length > 0) lines.push('', '### Conflicts', '');
   for (const c of git.conflicts) {
-    const who = c.workers.join(' and ');
+    const who = markdownText(c.workers.join(' and '));
     const files = c.files.map(inlineCode).join(', ');
     lines.push(
       c.resolution === 'resolved'
         ? `- ${who} in ${files}: resolved by a Claude session; the merge commit names both.`
-        : `- ${who} in ${files}: **${c.workers.at(-1)}'s change was left out**${c.reason ? `: ${oneLine(c.reason)}` : ''}`,
+        : `- ${who} in ${files}: **${markdownText(c.workers.at(-1) ?? '')}'s change was left out**${c.reason ? `: ${markdownText(c.reason)}` : ''}`,
     );
     for (const hunk of c.hunks.slice(0, 5)) lines.push('', fenced(hunk));
   }
@@ -552,7 +553,7 @@ function levelLink(rootJobId: string, fromDepth: number, toDepth: number): strin
     here.slice(0, here.lastIndexOf('/') + 1) === there.slice(0, there.lastIndexOf('/') + 1)
       ? there.slice(there.lastIndexOf('/') + 1)
       : `../${there.slice(root.length)}`;
-  return `[Level ${toDepth} report](${relative})`;
+  return `[Level ${toDepth} report](${linkTarget(relative)})`;
 }
 
 /** `created by **worker_2** of job `p` in handoff mode`, or `the root job`. */
@@ -607,10 +608,62 @@ function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
+/**
+ * Text written by a worker or a caller (titles, errors, file names), placed in
+ * running markdown: on one line, and unable to open a link, an image, HTML, an
+ * autolink or a code span, or to escape the markup around it. Pipes are left
+ * to `escapeTableCell`.
+ */
+export function markdownText(text: string): string {
+  return escapeInline(oneLine(text));
+}
+
+const WORD_CHAR = /[\p{L}\p{N}]/u;
+
+function escapeInline(text: string): string {
+  return (
+    text
+      // An underscore inside a word (`worker_2_1`) can neither open nor close emphasis: left as written.
+      .replace(/[\\`*_~[\]<>&#]/g, (c, at: number) =>
+        c === '_' && WORD_CHAR.test(text[at - 1] ?? '') && WORD_CHAR.test(text[at + 1] ?? '') ? c : `\\${c}`,
+      )
+      // GFM turns bare `https://…` and `www.…` into links; an escaped character breaks the match.
+      .replace(/:\/\//g, '\\://')
+      .replace(/\b(www)\./gi, '$1\\.')
+  );
+}
+
+/**
+ * A link destination with every character outside a plain URL's set
+ * percent-encoded, so that spaces, brackets, parentheses, quotes and
+ * non-ASCII can neither end the link early nor open another construct.
+ * Existing `%xx` escapes are kept.
+ */
+export function linkTarget(url: string): string {
+  return url.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#@!$&*+,;=%]/gu, (c) => {
+    try {
+      // encodeURIComponent leaves ' ( ) as they are, and parentheses end a link.
+      return encodeURIComponent(c).replace(/['()]/g, (p) => `%${p.charCodeAt(0).toString(16).toUpperCase()}`);
+    } catch {
+      return '%EF%BF%BD'; // a lone surrogate has no UTF-8 form
+    }
+  });
+}
+
+/** A line that starts a block (heading, list, quote, fence, HTML, table, setext underline) when it comes first. */
+const BLOCK_START = /^( {0,3})([-+*=_>#`~|<]|\d{1,9}(?=[.)]))/;
+
+/** Quoted text, each line escaped so that it stays a paragraph of plain text. */
 function blockquote(text: string): string {
   return text
     .split(/\r\n|\r|\n/)
-    .map((line) => (line.length > 0 ? `> ${line}` : '>'))
+    .map((line) => {
+      if (line.length === 0) return '>';
+      const escaped = escapeInline(line).replace(BLOCK_START, (_m, pad: string, mark: string) =>
+        /\d/.test(mark) ? `${pad}${mark}\\` : `${pad}\\${mark}`,
+      );
+      return `> ${escaped}`;
+    })
     .join('\n');
 }
 

@@ -10,7 +10,7 @@ import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts
 import { finalReportKey, jobPrefix, mergeBundleKey, mergePatchKey } from '../../core/layout.ts';
 import { mergeResultOf } from '../../core/merge-plan.ts';
 import type { JobRecord } from '../../core/model.ts';
-import { renderTreeReports } from '../../core/reports.ts';
+import { linkTarget, markdownText, renderTreeReports } from '../../core/reports.ts';
 import { buildTreeResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
 import { isTerminalJobStatus } from '../../core/task-states.ts';
 import { requestCancel } from '../../services/cancel.ts';
@@ -176,7 +176,8 @@ export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promis
   const lines = await Promise.all(
     objects.map(
       async (o) =>
-        `- [${o.key.slice(prefix.length)}](${await deps.artifacts.presignGet(o.key, expires)}) (${o.size} bytes)`,
+        // Object names are chosen by workers: as link text they must stay text.
+        `- [${markdownText(o.key.slice(prefix.length))}](${linkTarget(await deps.artifacts.presignGet(o.key, expires))}) (${o.size} bytes)`,
     ),
   );
   const body = `${report.trimEnd()}\n\n## Artifact links (valid ${Math.round(expires / 60)} min)\n\n${lines.join('\n') || '_none yet_'}\n`;
