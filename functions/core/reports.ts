@@ -147,8 +147,7 @@ function levelMarkdown(result: JobResult, depth: number, ctx: ResultContext): st
 /** The final report of the root: the whole tree's outcome, totals, workers, files, failures and links. */
 function finalMarkdown(result: JobResult): string {
   const { summary, tasks: views } = result.results;
-  const planningCost = result.planning?.cost_usd ?? 0;
-  const mergeCost = (result.steps ?? []).reduce((sum, step) => sum + step.cost_usd, 0);
+  const { cost } = result;
   const running =
     summary.running > 0 || result.jobs.some((j) => j.status === 'running' || j.status === 'planning');
 
@@ -170,7 +169,7 @@ function finalMarkdown(result: JobResult): string {
     `- Workers: ${workerCounts(summary)}`,
     `- Depths: ${summary.depths}`,
     `- Jobs: ${summary.jobs}`,
-    `- Total cost: ${formatCost(summary.total_cost_usd + planningCost + mergeCost)} (workers ${formatCost(summary.total_cost_usd)}, planning ${formatCost(planningCost)}${result.steps === undefined ? '' : `, merging ${formatCost(mergeCost)}`})`,
+    `- Total cost: ${formatCost(cost.total_usd)} (workers ${formatCost(cost.workers_usd)}, planning ${formatCost(cost.planning_usd)}${result.steps === undefined && cost.steps_usd === 0 ? '' : `, merging ${formatCost(cost.steps_usd)}`})`,
     `- Total turns: ${summary.total_turns}`,
     `- Worker time: ${formatDuration(summary.total_duration_ms)}`,
     `- Wall time: ${result.wall_time_ms === undefined ? 'unknown' : formatDuration(result.wall_time_ms)}${running ? ' (so far)' : ''}`,

@@ -25,6 +25,10 @@
  * - **Summary**: work tasks only (the planner, task 0, is reported under
  *   `planning`); `succeeded` counts `succeeded` and `recursive_success`;
  *   `running` counts every non-terminal state.
+ * - **Total cost** (`cost`): every session of every job of the tree: the
+ *   work tasks (their decide runs included), every planner and every step
+ *   (the merge step's conflict sessions, the source and push steps). The
+ *   `summary` and `planning` costs are parts of it, never added to it again.
  * - **Trees**: a job tree (the root and its child jobs, see `buildTreeResult`)
  *   lists every work task of every job. A task that handed off to a child job
  *   counts once (its own attempts, e.g. the decision to decompose) and the
@@ -91,8 +95,12 @@ export interface TaskResultView {
   attempts: number;
   output: string;
   output_truncated: boolean;
-  /** Paths relative to the worker's folder (`files_prefix`). */
+  /** Paths relative to the worker's folder (`files_prefix`), as stored when the result was recorded. */
   files_created: string[];
+  /** Names the API refused to sign for the worker's uploads, each with why (at most 20 kept). */
+  refused_files?: { path: string; reason: string }[];
+  /** How many names were refused in all, when more than `refused_files` holds. */
+  refused_count?: number;
   /** S3 key prefix of the worker's files. */
   files_prefix: string;
   log_key: string;
@@ -193,6 +201,17 @@ export interface ResultSummary extends TaskSummary {
   jobs: number;
 }
 
+/** What the whole tree spent, in dollars; `total_usd` is the sum of the three parts. */
+export interface CostView {
+  total_usd: number;
+  /** Work tasks of every job (`results.summary.total_cost_usd`). */
+  workers_usd: number;
+  /** Every planner of the tree (`planning.cost_usd`). */
+  planning_usd: number;
+  /** Every step of every job: merging (with its conflict sessions), fetching, pushing. */
+  steps_usd: number;
+}
+
 export interface PlanningView {
   status: TaskState;
   attempts: number;
@@ -252,6 +271,8 @@ export interface JobResult {
    * caller gave the root's tasks, of the first child planner).
    */
   planning?: PlanningView;
+  /** Every session of the tree: the one total that the summary, the reports and `run` print. */
+  cost: CostView;
   error?: string;
   /** Repository jobs: the base, the merged branch, what each worker's commit did and every conflict. */
   git?: GitView;
@@ -295,9 +316,11 @@ export function buildTreeResult(tree: TreeNode[], ctx: ResultContext): JobResult
   const rootNode = tree[0];
   if (rootNode === undefined) throw new Error('buildTreeResult needs at least the root job');
   const job = rootNode.job;
-  const { jobs, views } = walkTree(tree);
+  const { jobs, views, steps } = walkTree(tree);
   const wallTime = wallTimeMs(job, ctx.now);
   const planning = treePlanning(jobs);
+  const summary = summarizeTasks(views);
+  const cost = costView(summary.total_cost_usd, planning?.cost_usd ?? 0, steps);
 
   const result: JobResult = {
     job_id: job.jobId,
@@ -321,13 +344,14 @@ export function buildTreeResult(tree: TreeNode[], ctx: ResultContext): JobResult
     results: {
       tasks: views,
       summary: {
-        ...summarizeTasks(views),
+        ...summary,
         depths: new Set(jobs.map((j) => j.depth)).size,
         jobs: jobs.length,
       },
     },
     jobs,
     ...(planning !== undefined && { planning }),
+    cost,
     ...(job.error !== undefined && { error: job.error }),
     ...(job.source !== undefined && {
       git: gitView(job, rootNode.tasks, ctx),
@@ -370,7 +394,7 @@ export function countTasksByState(tasks: TaskRecord[]): Record<TaskState, number
  * the child jobs it created (by creation time). Jobs not reached from the root
  * (their parent is missing) are visited afterwards, by depth and lineage.
  */
-function walkTree(tree: TreeNode[]): { jobs: TreeJobView[]; views: TaskResultView[] } {
+function walkTree(tree: TreeNode[]): { jobs: TreeJobView[]; views: TaskResultView[]; steps: TaskRecord[] } {
   const nodes: TreeNode[] = [];
   const byId = new Map<string, TreeNode>();
   for (const node of tree) {
@@ -396,6 +420,7 @@ function walkTree(tree: TreeNode[]): { jobs: TreeJobView[]; views: TaskResultVie
 
   const jobs: TreeJobView[] = [];
   const views: TaskResultView[] = [];
+  const steps: TaskRecord[] = [];
   const visited = new Set<string>();
   const visit = (node: TreeNode): void => {
     if (visited.has(node.job.jobId)) return;
@@ -429,7 +454,7 @@ function walkTree(tree: TreeNode[]): { jobs: TreeJobView[]; views: TaskResultVie
         const view = taskView(job, task, parentWorker, children);
         own.push(view);
         views.push(view);
-      }
+      } else if (isStep(task)) steps.push(task);
       for (const child of children) visit(child);
     }
     jobView.summary = summarizeTasks(own);
@@ -447,7 +472,7 @@ function walkTree(tree: TreeNode[]): { jobs: TreeJobView[]; views: TaskResultVie
         compareText(a.job.jobId, b.job.jobId),
     );
   for (const node of unreached) visit(node);
-  return { jobs, views };
+  return { jobs, views, steps };
 }
 
 function taskKey(jobId: string, taskNo: number): string {
@@ -492,6 +517,16 @@ function treePlanning(jobs: TreeJobView[]): PlanningView | undefined {
   };
 }
 
+function costView(workersUsd: number, planningUsd: number, steps: readonly TaskRecord[]): CostView {
+  const stepsUsd = roundUsd(steps.reduce((sum, t) => sum + attemptUsage(t).costUsd, 0));
+  return {
+    total_usd: roundUsd(workersUsd + planningUsd + stepsUsd),
+    workers_usd: workersUsd,
+    planning_usd: planningUsd,
+    steps_usd: stepsUsd,
+  };
+}
+
 function taskView(
   job: JobRecord,
   task: TaskRecord,
@@ -520,6 +555,10 @@ function taskView(
     output: task.result?.output ?? '',
     output_truncated: task.result?.outputTruncated ?? false,
     files_created: [...(task.result?.filesCreated ?? [])],
+    ...(task.result?.refusedFiles?.length && {
+      refused_files: task.result.refusedFiles.map((r) => ({ path: r.path, reason: r.reason })),
+      refused_count: task.result.refusedCount ?? task.result.refusedFiles.length,
+    }),
     files_prefix: workerFilesPrefix(task.rootJobId, task.depth, task.taskNo, task.jobPath),
     log_key: workerLogKey(task.rootJobId, task.depth, task.taskNo, task.jobPath),
     duration_ms: usage.durationMs,

@@ -268,7 +268,7 @@ function printSummary(result: JobResult, dir: string, finalReport: string): void
     '',
     `Job ${result.job_id}: ${result.status.toUpperCase()}`,
     `  workers: ${s.total} (${s.succeeded} succeeded, ${s.failed} failed, ${s.timed_out} timed out)`,
-    `  cost: $${s.total_cost_usd.toFixed(4)}   wall time: ${((result.wall_time_ms ?? 0) / 1000).toFixed(1)}s`,
+    `  cost: ${costLine(result)}   wall time: ${((result.wall_time_ms ?? 0) / 1000).toFixed(1)}s`,
   ];
   for (const t of result.results.tasks) {
     const f = t.files_changed;
@@ -279,6 +279,15 @@ function printSummary(result: JobResult, dir: string, finalReport: string): void
   if (result.error) out.push(`  error: ${result.error}`);
   out.push(`  files: ${dir}`, `  report: ${finalReport}`, '');
   process.stdout.write(out.join('\n'));
+}
+
+/** `$0.0500 (workers $0.0375, planning $0.0125)`: every session of the tree, as the report totals it. */
+function costLine(result: JobResult): string {
+  const c = result.cost;
+  const usd = (n: number) => `$${n.toFixed(4)}`;
+  const parts = [`workers ${usd(c.workers_usd)}`, `planning ${usd(c.planning_usd)}`];
+  if (c.steps_usd > 0 || result.steps !== undefined) parts.push(`merging ${usd(c.steps_usd)}`);
+  return `${usd(c.total_usd)} (${parts.join(', ')})`;
 }
 
 async function serveCommand(options: CommonOptions & { port?: number }): Promise<void> {

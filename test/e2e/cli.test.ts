@@ -39,7 +39,8 @@ describe('the orchestrator command', () => {
     expect(run.code, run.stderr).toBe(0);
     const reportPath = /report: (.+FINAL_RESULT\.md)/.exec(run.stdout)?.[1] as string;
     expect(reportPath).toMatch(new RegExp(`^${cwd}/workspace/job_[0-9a-f]{20}/FINAL_RESULT\\.md$`));
-    expect(await readFile(reportPath, 'utf8')).toMatch(/completed/);
+    const report = await readFile(reportPath, 'utf8');
+    expect(report).toMatch(/completed/);
     const jobDir = reportPath.replace(/FINAL_RESULT\.md$/, '');
     for (const f of [
       'result.json',
@@ -49,6 +50,16 @@ describe('the orchestrator command', () => {
     ]) {
       expect(existsSync(join(jobDir, f)), f).toBe(true);
     }
+    // One total everywhere, the planner's session included: the summary printed, result.json and the report.
+    const result = JSON.parse(await readFile(join(jobDir, 'result.json'), 'utf8'));
+    const workers = result.results.tasks.reduce((s: number, t: { cost_usd: number }) => s + t.cost_usd, 0);
+    expect(result.planning.cost_usd).toBeGreaterThan(0);
+    expect(result.cost.total_usd).toBeCloseTo(workers + result.planning.cost_usd, 6);
+    const usd = (n: number) => `$${n.toFixed(4)}`;
+    expect(run.stdout).toContain(
+      `cost: ${usd(result.cost.total_usd)} (workers ${usd(workers)}, planning ${usd(result.planning.cost_usd)})`,
+    );
+    expect(report).toContain(`- Total cost: ${usd(result.cost.total_usd)} `);
   });
 
   it('run --json prints the result object; a failed job exits 1', async () => {
