@@ -46,6 +46,41 @@ export const NOT_LOGGED_IN_HINT =
   'the claude CLI is not logged in: run `claude` once and use /login, or set ANTHROPIC_API_KEY ' +
   '(or CLAUDE_CODE_USE_BEDROCK=1 with AWS credentials) in the environment that starts the orchestrator';
 
+export const ROOT_REFUSED_HINT =
+  'the claude CLI refuses --permission-mode bypassPermissions when run as root ' +
+  '("--dangerously-skip-permissions cannot be used with root/sudo privileges"): run the orchestrator ' +
+  'as a non-root user, or inside a sandbox (a container or VM of its own); set IS_SANDBOX=1 only inside such a sandbox, ' +
+  "since it turns off the CLI's own check";
+
+/**
+ * Failures that the same command meets again on every retry, so the attempt
+ * fails at once, with what the user has to change. Read from the real CLI:
+ * the first two print on stderr and exit 1 before any result object.
+ */
+const PERMANENT_FAILURES: readonly { pattern: RegExp; hint: (m: RegExpExecArray) => string }[] = [
+  {
+    pattern: /--dangerously-skip-permissions cannot be used with root\/sudo privileges/i,
+    hint: () => ROOT_REFUSED_HINT,
+  },
+  {
+    pattern: /error: unknown option '([^'\n]{1,100})'/i,
+    hint: (m) =>
+      `the claude CLI does not accept the option ${m[1]} (error: unknown option), so it is not a version ` +
+      'this orchestrator can drive: update it (npm install -g @anthropic-ai/claude-code), or point ' +
+      'orchestrator.claude_command at one that accepts the option',
+  },
+  { pattern: NOT_LOGGED_IN, hint: () => NOT_LOGGED_IN_HINT },
+];
+
+/** The fix for a failure no retry can get past, when `text` shows one. */
+export function permanentFailure(text: string): string | undefined {
+  for (const { pattern, hint } of PERMANENT_FAILURES) {
+    const m = pattern.exec(text);
+    if (m) return hint(m);
+  }
+  return undefined;
+}
+
 /** Finds the result object: the last stdout line that parses as `{"type":"result"}`. */
 export function findResultObject(stdout: string): ClaudeResultObject | undefined {
   const lines = stdout.split('\n');
@@ -84,6 +119,8 @@ export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
   }
   if (!result) {
     const how = run.signal ? `was killed by ${run.signal}` : `exited with code ${run.exitCode}`;
+    const fix = run.signal ? undefined : permanentFailure(`${run.stderr}\n${run.stdout}`);
+    if (fix) return { ...base, status: 'failed', retryable: false, error: fix };
     return {
       ...base,
       status: 'failed',
@@ -96,16 +133,15 @@ export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
   if (!failed) {
     return { ...base, status: 'succeeded', retryable: true, structuredOutput: result.structured_output };
   }
-  if (NOT_LOGGED_IN.test(result.result ?? '')) {
-    return { ...base, status: 'failed', retryable: false, error: NOT_LOGGED_IN_HINT };
-  }
+  const errors = Array.isArray(result.errors) ? result.errors.map(String).join('; ') : '';
+  const fix = permanentFailure(`${result.result ?? ''}\n${errors}\n${run.stderr}`);
+  if (fix) return { ...base, status: 'failed', retryable: false, error: fix };
   const reason =
     result.subtype && result.subtype !== 'success'
       ? result.subtype
       : result.is_error === true
         ? 'is_error'
         : 'non-zero exit';
-  const errors = Array.isArray(result.errors) ? result.errors.map(String).join('; ') : '';
   const detail = (result.result || errors).slice(0, 500);
   return {
     ...base,

@@ -92,6 +92,26 @@ describe('failures, retries and timeouts, end to end', () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
+  it('a claude that refuses to run as root fails its task at once, without retries, and names the fix', async () => {
+    const jobId = await submit({
+      request: 'two parts, one on a root-only machine',
+      config: { max_retries: 3 },
+      tasks: [{ prompt: 'part one' }, { prompt: 'part two as root [[as_root]]' }],
+    });
+    expect(await stack.waitForJob(jobId)).toBe('partial');
+    const result = (await stack.api('GET', `/api/v1/jobs/${jobId}`)).json;
+    const refused = result.results.tasks.find((t: { task_no: number }) => t.task_no === 2);
+    expect(refused.status).toBe('failed');
+    expect(refused.attempts).toBe(1);
+    expect(refused.error).toMatch(/bypassPermissions when run as root/);
+    expect(refused.error).toMatch(/non-root user, or inside a sandbox/);
+    expect(refused.error).toMatch(/IS_SANDBOX=1 only inside/);
+    const runs = (await stack.invocations()).filter(
+      (r) => r.end !== null && (r.prompt ?? '').includes('part two as root'),
+    );
+    expect(runs).toHaveLength(1);
+  });
+
   it('the same run message delivered twice starts one worker', async () => {
     const jobId = await submit({
       request: 'duplicate delivery',

@@ -14,6 +14,9 @@
 //   [[hang]]          never finish; exit 143 on SIGTERM
 //   [[hang_hard]]     never finish; ignore SIGTERM (only SIGKILL ends it)
 //   [[logged_out]]    "Not logged in · Please run /login", is_error with subtype success, exit 1
+//   [[as_root]]       act as the real CLI run as root: with bypassPermissions (--permission-mode or
+//                     --dangerously-skip-permissions) and neither IS_SANDBOX=1 nor CLAUDE_CODE_BUBBLEWRAP
+//                     set, print its refusal on stderr and exit 1 without a result (any kind of run)
 //   [[cost:X]]        total_cost_usd is X (fails with error_max_budget_usd when above --max-budget-usd)
 //   [[turns:N]]       the run takes N turns (fails with error_max_turns when above --max-turns)
 //   [[files:N]]       write file_1.txt .. file_N.txt (+ notes/summary.md when N >= 2)
@@ -367,7 +370,7 @@ function validate(opts) {
 // Directives
 
 const DIRECTIVE_SRC =
-  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|hold|hold_plan|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|as_root|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|hold|hold_plan|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
 const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
 // a run of markers with the blanks around them
 const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
@@ -429,6 +432,13 @@ function parseDirectives(text, into) {
     }
   }
   return into;
+}
+
+// Root may skip permissions only inside a sandbox the CLI is told about.
+function refusesRoot(opts) {
+  const bypass = opts.dangerouslySkipPermissions || opts.permissionMode === 'bypassPermissions';
+  const sandboxed = process.env.IS_SANDBOX === '1' || Boolean(process.env.CLAUDE_CODE_BUBBLEWRAP);
+  return bypass && !sandboxed;
 }
 
 function newDirectives() {
@@ -1205,6 +1215,13 @@ async function main() {
   const subtask = decide ? subtaskSection(prompt) : '';
   let d = parseDirectives(process.env.CLAUDE_DOUBLE_DIRECTIVES ?? '', newDirectives());
   parseDirectives(decide ? subtask : prompt, d);
+  if (d.as_root && refusesRoot(opts)) {
+    // The real CLI's exact words (2.1.197, run as root), before any session starts.
+    process.stderr.write(
+      '--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n',
+    );
+    return finish(1);
+  }
   if (merge) d = mergeDirectives(d);
   const cleanPrompt = stripDirectives(prompt);
   const firstLine = (cleanPrompt.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 200);

@@ -484,6 +484,25 @@ describe('claude double: failures', () => {
     expect(listFiles(cwd)).toEqual([]);
   });
 
+  it('[[as_root]] refuses bypassPermissions like the real CLI as root, unless told it is in a sandbox', async () => {
+    const refusal =
+      '--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n';
+    const sandbox = { IS_SANDBOX: undefined, CLAUDE_CODE_BUBBLEWRAP: undefined };
+    const args = (mode: string[]) => ['-p', 'Anything [[as_root]]', '--output-format', 'json', ...mode];
+    const cwd = freshDir();
+    for (const mode of [['--permission-mode', 'bypassPermissions'], ['--dangerously-skip-permissions']]) {
+      const r = await run(args(mode), { cwd, env: sandbox });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(refusal);
+    }
+    expect(listFiles(cwd)).toEqual([]);
+    const bypass = ['--permission-mode', 'bypassPermissions'];
+    expect((await run(args(bypass), { env: { ...sandbox, IS_SANDBOX: '1' } })).code).toBe(0);
+    expect((await run(args(bypass), { env: { ...sandbox, CLAUDE_CODE_BUBBLEWRAP: '1' } })).code).toBe(0);
+    expect((await run(args(['--permission-mode', 'acceptEdits']), { env: sandbox })).code).toBe(0);
+  });
+
   it('[[cost:X]] with --max-budget-usd fails with error_max_budget_usd when X exceeds it', async () => {
     const over = await run(['-p', 'Pricey [[cost:2.5]]', '--output-format', 'json', '--max-budget-usd', '1']);
     expect(over.code).toBe(1);

@@ -197,6 +197,67 @@ describe('judgeClaudeRun', () => {
   });
 });
 
+describe('failures that no retry can change', () => {
+  /** What the real CLI (2.1.197) prints, as root, for `--permission-mode bypassPermissions`: stderr only, exit 1. */
+  const ROOT_REFUSAL =
+    '--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n';
+
+  it('fails a root refusal at once, naming the fix: a non-root user or a sandbox, IS_SANDBOX=1 only inside one', () => {
+    const verdict = judgeClaudeRun(run({ exitCode: 1, stdout: '', stderr: ROOT_REFUSAL }));
+    expect(verdict.status).toBe('failed');
+    expect(verdict.retryable).toBe(false);
+    expect(verdict.error).toMatch(/as root/);
+    expect(verdict.error).toMatch(/non-root user/);
+    expect(verdict.error).toMatch(/sandbox/);
+    expect(verdict.error).toMatch(/IS_SANDBOX=1 only inside/);
+  });
+
+  it('fails an unknown option at once, naming the option and how to get a CLI that takes it', () => {
+    const verdict = judgeClaudeRun(
+      run({ exitCode: 1, stdout: '', stderr: "error: unknown option '--max-turnz'\n" }),
+    );
+    expect(verdict).toMatchObject({ status: 'failed', retryable: false });
+    expect(verdict.error).toContain('--max-turnz');
+    expect(verdict.error).toMatch(/orchestrator\.claude_command/);
+  });
+
+  it.each([
+    ['the result text', { result: 'Invalid API key · Fix external API key' }, ''],
+    ['the errors array', { result: '', errors: ['Invalid API key'] }, ''],
+    ['stderr', { result: '' }, 'Please run /login\n'],
+  ])('fails a rejected key or missing login found in %s at once', (_where, fields, stderr) => {
+    const verdict = judgeClaudeRun(
+      run({ exitCode: 1, stdout: `${resultLine({ is_error: true, ...fields })}\n`, stderr }),
+    );
+    expect(verdict).toMatchObject({ status: 'failed', retryable: false });
+    expect(verdict.error).toMatch(/not logged in.*ANTHROPIC_API_KEY/);
+  });
+
+  it('keeps retrying failures that may pass next time', () => {
+    const crash = judgeClaudeRun(
+      run({ exitCode: 134, stdout: '{"type":"res', stderr: 'panic: simulated crash' }),
+    );
+    expect(crash.retryable).toBe(true);
+    const killed = judgeClaudeRun(
+      run({ exitCode: null, signal: 'SIGKILL', stdout: '', stderr: ROOT_REFUSAL }),
+    );
+    expect(killed.retryable).toBe(true);
+    const failed = judgeClaudeRun(
+      run({ exitCode: 1, stdout: `${resultLine({ is_error: true, subtype: 'error_during_execution' })}\n` }),
+    );
+    expect(failed.retryable).toBe(true);
+  });
+
+  it('does not take a successful answer that quotes a refusal for one', () => {
+    const verdict = judgeClaudeRun(
+      run({
+        stdout: `${resultLine({ result: "Documented: error: unknown option '--x' and Invalid API key" })}\n`,
+      }),
+    );
+    expect(verdict).toMatchObject({ status: 'succeeded', retryable: true });
+  });
+});
+
 describe('findResultObject', () => {
   it('ignores JSON lines that are not result objects', () => {
     expect(findResultObject('{"type":"assistant"}\nnull\n[1,2]\n')).toBeUndefined();
