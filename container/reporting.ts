@@ -2,7 +2,7 @@
  * What every kind of worker does at the end of its attempt: upload its files,
  * git artifacts and log through presigned links, then post its result.
  */
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitArtifact } from '../functions/core/api-schemas.ts';
 import type { UploadLinks } from '../functions/services/worker-access.ts';
@@ -38,45 +38,109 @@ export interface Uploads {
   log: string | (() => string);
 }
 
-/** Asks for presigned URLs, then uploads (bounded concurrency). Returns the file paths uploaded. */
+/**
+ * Asks for presigned URLs, each for a file's exact size, then uploads
+ * (bounded concurrency); then asks for the log's link and uploads it, with a
+ * note of anything refused or skipped. A file the API refuses, or that cannot
+ * be read as it was sized, is left out on its own; a git artifact that cannot
+ * go up, or a request the API refuses as a whole (over a limit), fails the
+ * call after the log is up. Returns the file paths uploaded.
+ */
 export async function uploadAll(
   api: WorkerApiClient,
   base: string,
   attempt: number,
   uploads: Uploads,
 ): Promise<string[]> {
-  const files = uploads.files ?? [];
-  const artifacts = Object.entries(uploads.git ?? {}) as [GitArtifact, string][];
-  const links = await api.call<UploadLinks>('POST', `${base}/uploads`, {
-    attempt,
-    files,
-    include_log: true,
-    git: artifacts.map(([name]) => name),
-  });
-  const jobs: (() => Promise<void>)[] = [];
+  const notes: string[] = [];
+  const dir = uploads.dir ?? '.';
+  const files: { path: string; size_bytes: number }[] = [];
+  for (const path of uploads.files ?? []) {
+    const info = await lstat(join(dir, path)).catch(() => undefined);
+    if (!info?.isFile()) notes.push(`not uploaded: ${path}: not a regular file`);
+    else if (info.size > MAX_FILE_BYTES)
+      notes.push(`not uploaded: ${path}: larger than ${MAX_FILE_BYTES} bytes`);
+    else files.push({ path, size_bytes: info.size });
+  }
+  const artifacts = await Promise.all(
+    (Object.entries(uploads.git ?? {}) as [GitArtifact, string][]).map(async ([name, file]) => ({
+      name,
+      file,
+      size_bytes: (await stat(file)).size,
+    })),
+  );
+
   const uploaded: string[] = [];
-  for (const link of links.files) {
-    jobs.push(async () => {
-      const body = await readFile(join(uploads.dir ?? '.', link.path));
-      if (body.byteLength > MAX_FILE_BYTES) return;
-      await putPresigned(link.url, body);
-      uploaded.push(link.path);
+  let failure: unknown;
+  let bytesLeft: number | undefined;
+  if (files.length > 0 || artifacts.length > 0) {
+    try {
+      const links = await api.call<UploadLinks>('POST', `${base}/uploads`, {
+        attempt,
+        files,
+        git: artifacts.map(({ name, size_bytes }) => ({ name, size_bytes })),
+      });
+      bytesLeft = links.bytes_left;
+      for (const r of links.refused ?? []) notes.push(`refused by the API: ${r.path}: ${r.reason}`);
+      const sizes = new Map(files.map((f) => [f.path, f.size_bytes]));
+      const jobs: (() => Promise<void>)[] = [];
+      for (const link of links.files) {
+        jobs.push(async () => {
+          try {
+            const body = await readFile(join(dir, link.path));
+            // The link signs the size asked for: a file that changed since is left out, not sent.
+            if (body.byteLength !== sizes.get(link.path))
+              throw new Error(`changed size while uploading (${body.byteLength} bytes)`);
+            await putPresigned(link.url, body);
+            uploaded.push(link.path);
+          } catch (err) {
+            notes.push(`not uploaded: ${link.path}: ${(err as Error).message}`);
+          }
+        });
+      }
+      for (const { name, file } of artifacts) {
+        const url = links.git?.[name]?.url;
+        if (!url) throw new Error(`the API gave no upload link for the ${name}`);
+        jobs.push(async () => putPresigned(url, await readFile(file), 4, 15 * 60_000));
+      }
+      await runBounded(jobs, UPLOAD_CONCURRENCY);
+    } catch (err) {
+      failure = err;
+      notes.push(`uploads failed: ${(err as Error).message}`);
+    }
+  }
+
+  try {
+    let text = typeof uploads.log === 'function' ? uploads.log() : uploads.log;
+    if (notes.length > 0) text += `\n--- uploads ---\n${notes.join('\n')}\n`;
+    let body = Buffer.from(text, 'utf8');
+    if (bytesLeft !== undefined && body.byteLength > bytesLeft) {
+      const marker = Buffer.from('\n[log cut to what limits.max_upload_mb_per_worker leaves]\n');
+      body = Buffer.concat([body.subarray(0, Math.max(0, bytesLeft - marker.byteLength)), marker]).subarray(
+        0,
+        Math.max(0, bytesLeft),
+      );
+    }
+    const link = await api.call<UploadLinks>('POST', `${base}/uploads`, {
+      attempt,
+      files: [],
+      log_bytes: body.byteLength,
     });
+    if (link.log) await putPresigned(link.log.url, body);
+  } catch (err) {
+    failure ??= err;
   }
-  for (const [name, file] of artifacts) {
-    const url = links.git?.[name]?.url;
-    if (!url) throw new Error(`the API gave no upload link for the ${name}`);
-    jobs.push(async () => putPresigned(url, await readFile(file), 4, 15 * 60_000));
-  }
+  if (failure !== undefined) throw failure;
+  return uploaded.sort();
+}
+
+async function runBounded(jobs: readonly (() => Promise<void>)[], concurrency: number): Promise<void> {
   const queue = [...jobs];
   await Promise.all(
-    Array.from({ length: UPLOAD_CONCURRENCY }, async () => {
+    Array.from({ length: concurrency }, async () => {
       for (let next = queue.shift(); next; next = queue.shift()) await next();
     }),
   );
-  if (links.log)
-    await putPresigned(links.log.url, typeof uploads.log === 'function' ? uploads.log() : uploads.log);
-  return uploaded.sort();
 }
 
 /** The result a worker posts, in the API's snake_case. */

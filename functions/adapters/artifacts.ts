@@ -14,6 +14,8 @@ const MAX_LIST_PAGES = 100;
 export interface ArtifactObject {
   key: string;
   size: number;
+  /** Without quotes; changes whenever the object's content does. */
+  etag?: string | undefined;
 }
 
 export class Artifacts {
@@ -106,21 +108,30 @@ export class Artifacts {
 
   /** Every object under a prefix, bounded to MAX_LIST_PAGES pages of 1,000. */
   async list(prefix: string): Promise<ArtifactObject[]> {
+    const { objects, truncated } = await this.listUpTo(prefix, MAX_LIST_PAGES * 1000);
+    if (truncated) throw new Error(`more than ${MAX_LIST_PAGES * 1000} objects under ${prefix}`);
+    return objects;
+  }
+
+  /** The first `max` objects under a prefix in key order, and whether there are more. */
+  async listUpTo(prefix: string, max: number): Promise<{ objects: ArtifactObject[]; truncated: boolean }> {
     const objects: ArtifactObject[] = [];
     let token: string | undefined;
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+    for (let page = 0; page < MAX_LIST_PAGES && objects.length < max; page++) {
       const out = await this.s3.send(
         new ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: prefix,
+          MaxKeys: Math.min(1000, max - objects.length),
           ...(token ? { ContinuationToken: token } : {}),
         }),
       );
-      for (const o of out.Contents ?? []) if (o.Key) objects.push({ key: o.Key, size: o.Size ?? 0 });
+      for (const o of out.Contents ?? [])
+        if (o.Key) objects.push({ key: o.Key, size: o.Size ?? 0, etag: o.ETag?.replaceAll('"', '') });
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
-      if (!token) return objects;
+      if (!token) return { objects, truncated: false };
     }
-    throw new Error(`more than ${MAX_LIST_PAGES * 1000} objects under ${prefix}`);
+    return { objects: objects.slice(0, max), truncated: true };
   }
 
   /**

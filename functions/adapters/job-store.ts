@@ -11,7 +11,7 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { AttemptRecord, JobRecord, TaskRecord, TaskResultSummary } from '../core/model.ts';
+import type { AttemptRecord, JobRecord, RefusedFile, TaskRecord, TaskResultSummary } from '../core/model.ts';
 import {
   assertJobTransition,
   assertTaskTransition,
@@ -55,6 +55,18 @@ export interface ApiKeyRecord {
   name: string;
   createdAt: string;
   revokedAt?: string | undefined;
+}
+
+/** What one upload request adds to its attempt's counters (see JobStore.countUploads). */
+export interface UploadGrant {
+  /** Short hashes of the file paths this attempt has not been given links for yet. */
+  newPaths: string[];
+  /** Bytes signed by this request (files, log and git artifacts). */
+  bytes: number;
+  /** Names refused by this request, to keep on the item (already bounded by the caller). */
+  refused: RefusedFile[];
+  /** How many names this request refused, kept or not. */
+  refusedCount: number;
 }
 
 export interface JobPage {
@@ -531,6 +543,67 @@ export class JobStore {
       ),
     );
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
+  }
+
+  /**
+   * Counts one upload request against its attempt's caps, in one conditional
+   * update that holds only while the attempt is in one of `states`. The first
+   * request of an attempt (`first`) starts the counters afresh; a later one
+   * adds to them only if they stay within `caps`. `false` when the condition
+   * failed: the attempt ended, another request counted first, or a cap was
+   * reached; read the task to learn which.
+   */
+  async countUploads(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    states: readonly TaskState[],
+    first: boolean,
+    grant: UploadGrant,
+    caps: { files: number; bytes: number },
+  ): Promise<boolean> {
+    const files = grant.newPaths.length;
+    if (files > caps.files || grant.bytes > caps.bytes) return false;
+    const stateValues = Object.fromEntries(states.map((s, i) => [`:s${i}`, s]));
+    const live = `attempt = :a AND #state IN (${Object.keys(stateValues).join(', ')})`;
+    const values: Record<string, unknown> = {
+      ':a': attempt,
+      ':nf': files,
+      ':nb': grant.bytes,
+      ':rf': grant.refused,
+      ':rc': grant.refusedCount,
+      ...stateValues,
+    };
+    if (files > 0) values[':ps'] = new Set(grant.newPaths);
+    let update: string;
+    let condition: string;
+    if (first) {
+      update =
+        'SET uploadAttempt = :a, uploadFiles = :nf, uploadBytes = :nb, uploadRefused = :rf, uploadRefusedCount = :rc' +
+        (files > 0 ? ', uploadPaths = :ps' : ' REMOVE uploadPaths');
+      condition = `${live} AND (attribute_not_exists(uploadAttempt) OR uploadAttempt <> :a)`;
+    } else {
+      update =
+        'SET uploadFiles = uploadFiles + :nf, uploadBytes = uploadBytes + :nb, ' +
+        'uploadRefused = list_append(uploadRefused, :rf), uploadRefusedCount = uploadRefusedCount + :rc' +
+        (files > 0 ? ' ADD uploadPaths :ps' : '');
+      condition = `${live} AND uploadAttempt = :a AND uploadFiles <= :fmax AND uploadBytes <= :bmax`;
+      values[':fmax'] = caps.files - files;
+      values[':bmax'] = caps.bytes - grant.bytes;
+    }
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+    return out !== undefined;
   }
 
   /**

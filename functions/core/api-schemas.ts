@@ -24,6 +24,8 @@ export interface ApiLimits {
   maxSourceBytes: number;
   /** A changed file larger than this is left out of a worker's commit. */
   maxCommitFileBytes: number;
+  /** Bytes one worker attempt may be given upload links for, in all. */
+  maxUploadBytesPerWorker: number;
 }
 
 /** Job settings used when a submission leaves them out. */
@@ -297,12 +299,34 @@ export function parseGitResult(
 export const GIT_ARTIFACTS = ['bundle', 'patch', 'snapshot'] as const;
 export type GitArtifact = (typeof GIT_ARTIFACTS)[number];
 
-/** A worker asks where to upload its files; the server answers with presigned PUT URLs. */
+/** S3's largest single PUT. */
+const MAX_PUT_BYTES = 5 * 1024 ** 3;
+const sizeBytes = z.number().int().min(0).max(MAX_PUT_BYTES);
+
+/**
+ * A worker asks where to upload its files, its log and its git artifacts,
+ * each with its exact size; the server answers with presigned PUT URLs that
+ * sign that size. A file named by a bare string (no size) is refused by name,
+ * like an unsafe path, not the whole request.
+ */
 export function uploadRequestSchema(limits: ApiLimits) {
   return z.strictObject({
     attempt: z.number().int().min(1),
-    files: z.array(z.string().min(1).max(512)).max(limits.maxFilesPerWorker),
-    include_log: z.boolean().default(true),
-    git: z.array(z.enum(GIT_ARTIFACTS)).max(GIT_ARTIFACTS.length).default([]),
+    files: z
+      .array(
+        z.union([
+          z.string().min(1).max(512),
+          z.strictObject({ path: z.string().min(1).max(512), size_bytes: sizeBytes }),
+        ]),
+      )
+      .max(limits.maxFilesPerWorker)
+      .default([]),
+    log_bytes: sizeBytes.optional(),
+    git: z
+      .array(z.strictObject({ name: z.enum(GIT_ARTIFACTS), size_bytes: sizeBytes }))
+      .max(GIT_ARTIFACTS.length)
+      .default([]),
   });
 }
+
+export type UploadRequest = z.infer<ReturnType<typeof uploadRequestSchema>>;

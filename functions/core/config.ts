@@ -79,6 +79,8 @@ export const ConfigSchema = z.strictObject({
       max_source_mb: positiveInt(5_000).default(500),
       /** A file a worker changed that is larger than this is left out of its commit, with the reason. */
       max_commit_file_mb: positiveInt(1_000).default(10),
+      /** Bytes one worker attempt may upload in all (files, log, git artifacts); each link signs its file's size. */
+      max_upload_mb_per_worker: positiveInt(100_000).default(100),
     })
     .prefault({}),
   /** Jobs on a repository (`source` on a job); both local mode and the deployment read it. */

@@ -171,6 +171,8 @@ export interface AttemptRecord {
   durationMs?: number | undefined;
   costUsd?: number | undefined;
   finishedAt: string;
+  /** Canonical hash of the result body that ended it: only that exact body may be replayed. */
+  resultHash?: string | undefined;
 }
 
 /** What a worker reported about its last attempt, bounded for the 400 KB item limit. */
@@ -187,6 +189,21 @@ export interface TaskResultSummary {
   exitCode?: number | undefined;
   /** Repository jobs: the worker's commit (work), the merged branch (merge), the fetched base (source). */
   git?: TaskGitResult | undefined;
+  /**
+   * `<size>:<etag>` of each file in `filesCreated`, as stored when the result
+   * was recorded: an object changed afterwards is no longer the worker's result.
+   */
+  fileVersions?: string[] | undefined;
+  /** File names the API refused to sign during the attempt, each with why (bounded). */
+  refusedFiles?: RefusedFile[] | undefined;
+  /** How many names were refused in all, when more than `refusedFiles` holds. */
+  refusedCount?: number | undefined;
+}
+
+/** A file a worker asked to upload and was refused, and why. */
+export interface RefusedFile {
+  path: string;
+  reason: string;
 }
 
 export type TaskGitResult =
@@ -228,6 +245,18 @@ export interface TaskRecord {
   budgetAttempt?: number | undefined;
   /** A result that arrived after the task was cancelled; recorded, never applied. */
   lateResult?: TaskResultSummary | undefined;
+  /**
+   * What the attempt `uploadAttempt` was given upload links for, counted by
+   * conditional updates on this item against the per-attempt caps: files
+   * (distinct paths; `uploadPaths` holds a short hash of each), bytes signed,
+   * and the names refused.
+   */
+  uploadAttempt?: number | undefined;
+  uploadFiles?: number | undefined;
+  uploadBytes?: number | undefined;
+  uploadPaths?: Set<string> | undefined;
+  uploadRefused?: RefusedFile[] | undefined;
+  uploadRefusedCount?: number | undefined;
 }
 
 /** A subtask as planned or as given by the caller. */

@@ -10,6 +10,7 @@ import { commitsToMerge, findStep, mergeResultOf, pushWanted } from '../core/mer
 import type {
   AttemptRecord,
   JobRecord,
+  RefusedFile,
   TaskRecord,
   TaskResultSummary,
   WorkerOutcome,
@@ -23,25 +24,35 @@ import {
   retryTimeoutSec,
   type TaskState,
 } from '../core/task-states.ts';
+import { canonicalHash } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
 import { runMessage, stepTask, workTasks } from './submit-job.ts';
+import { storedFiles } from './worker-access.ts';
 
 export type RecordOutcome = 'recorded' | 'replayed' | 'late';
 
+/**
+ * `resultHash` is the canonical hash of the posted body: once an attempt has
+ * ended, only that same body is acknowledged again (a worker retrying after a
+ * lost response); any other is a 409 and changes nothing.
+ */
 export async function recordWorkerResult(
   deps: Deps,
   task: TaskRecord,
   outcome: WorkerOutcome,
+  resultHash: string,
 ): Promise<{ outcome: RecordOutcome; task: TaskRecord }> {
   const now = deps.now().toISOString();
-  const alreadyRecorded = task.attempts.some((a) => a.attempt === outcome.attempt);
-  if (alreadyRecorded) {
-    await followUp(deps, task, now);
-    return { outcome: 'replayed', task };
-  }
+  const ended = task.attempts.find((a) => a.attempt === outcome.attempt);
+  if (ended) return replay(deps, task, ended, resultHash, now);
   if (task.state === 'cancelled' && task.attempt === outcome.attempt) {
     // The job was cancelled while this worker ran: keep what it said, change nothing.
-    await deps.tree.recordLateResult(task.jobId, task.taskNo, summarize(deps, outcome));
+    const late = summarize(deps, { ...outcome, filesCreated: [] });
+    if (task.lateResult !== undefined) {
+      if (canonicalHash(task.lateResult) === canonicalHash(late)) return { outcome: 'late', task };
+      refuseReplay(deps, task, outcome.attempt, 'cancelled');
+    }
+    await deps.tree.recordLateResult(task.jobId, task.taskNo, late);
     deps.log.info('late result after cancel recorded', {
       jobId: task.jobId,
       taskNo: task.taskNo,
@@ -61,7 +72,24 @@ export async function recordWorkerResult(
     );
   }
 
-  let verdict = outcome;
+  // What the attempt stored, as the storage lists it now; the worker's own list is only compared.
+  const stored = await storedFiles(deps, task, outcome.attempt);
+  const unlisted = outcome.filesCreated.filter((f) => !stored.paths.includes(f));
+  if (unlisted.length > 0)
+    deps.log.warn('result names files that were not stored', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: outcome.attempt,
+      count: unlisted.length,
+      paths: unlisted.slice(0, 5).map((f) => f.slice(0, 200)),
+    });
+  const extra: ResultExtra = {
+    resultHash,
+    fileVersions: stored.versions,
+    refused: stored.refused,
+    refusedCount: stored.refusedCount,
+  };
+  let verdict: WorkerOutcome = { ...outcome, filesCreated: stored.paths };
   if (task.kind === 'plan' && outcome.status === 'succeeded')
     verdict = await admitPlan(deps, task, outcome, now);
   // The base is stored before the step is marked succeeded, so a replay only has to release the waiting tasks.
@@ -72,19 +100,51 @@ export async function recordWorkerResult(
   if (task.kind === 'plan' && verdict.status === 'succeeded')
     await putPlannedTasks(deps, task, outcome.structuredOutput, now);
 
-  const ended = await endAttempt(deps, task, verdict, now);
-  if (!ended) {
+  const written = await endAttempt(deps, task, verdict, now, extra);
+  if (!written) {
     // Someone else moved the task between our read and write (e.g. a duplicate POST).
     const fresh = await deps.store.getTask(task.jobId, task.taskNo);
-    if (fresh?.attempts.some((a) => a.attempt === outcome.attempt)) {
-      await followUp(deps, fresh, now);
-      return { outcome: 'replayed', task: fresh };
-    }
+    const record = fresh?.attempts.find((a) => a.attempt === outcome.attempt);
+    if (fresh && record) return replay(deps, fresh, record, resultHash, now);
     throw conflict(`task ${task.taskNo} changed while its result was being recorded`);
   }
   // Independent steps after the final write: the spend settles while the job counts the task.
-  await Promise.all([settleAttemptSpend(deps, task, verdict.costUsd), followUp(deps, ended, now)]);
-  return { outcome: 'recorded', task: ended };
+  await Promise.all([settleAttemptSpend(deps, task, verdict.costUsd), followUp(deps, written, now)]);
+  return { outcome: 'recorded', task: written };
+}
+
+/** The attempt already ended: the same result again finishes what follows it; anything else is refused. */
+async function replay(
+  deps: Deps,
+  task: TaskRecord,
+  ended: AttemptRecord,
+  resultHash: string,
+  now: string,
+): Promise<{ outcome: RecordOutcome; task: TaskRecord }> {
+  if (ended.resultHash === undefined || ended.resultHash !== resultHash)
+    refuseReplay(deps, task, ended.attempt, ended.state);
+  await followUp(deps, task, now);
+  return { outcome: 'replayed', task };
+}
+
+function refuseReplay(deps: Deps, task: TaskRecord, attempt: number, state: string): never {
+  deps.log.warn('result refused: attempt already ended with another result', {
+    jobId: task.jobId,
+    taskNo: task.taskNo,
+    attempt,
+    state,
+  });
+  throw conflict(
+    `attempt ${attempt} of task ${task.taskNo} has already ended (${state}); only the result it ended with may be posted again, unchanged`,
+  );
+}
+
+/** What the server adds to a worker's report when it records the attempt. */
+interface ResultExtra {
+  resultHash: string;
+  fileVersions: string[];
+  refused: RefusedFile[];
+  refusedCount: number;
 }
 
 /**
@@ -148,7 +208,7 @@ async function settleAttemptSpend(deps: Deps, task: TaskRecord, costUsd: number)
   await deps.tree.settleSpend(task.rootJobId, reserved, costUsd);
 }
 
-function summarize(deps: Deps, outcome: WorkerOutcome): TaskResultSummary {
+function summarize(deps: Deps, outcome: WorkerOutcome, extra?: ResultExtra): TaskResultSummary {
   const maxChars = deps.settings.limits.maxOutputChars;
   return {
     output: outcome.output.slice(0, maxChars),
@@ -161,6 +221,9 @@ function summarize(deps: Deps, outcome: WorkerOutcome): TaskResultSummary {
     error: outcome.error,
     exitCode: outcome.exitCode,
     ...(outcome.git ? { git: outcome.git } : {}),
+    ...(extra?.fileVersions.length ? { fileVersions: extra.fileVersions } : {}),
+    ...(extra?.refused.length ? { refusedFiles: extra.refused } : {}),
+    ...(extra && extra.refusedCount > extra.refused.length ? { refusedCount: extra.refusedCount } : {}),
   };
 }
 
@@ -208,7 +271,13 @@ export async function recordLostWorker(
   return ended;
 }
 
-async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, now: string) {
+async function endAttempt(
+  deps: Deps,
+  task: TaskRecord,
+  outcome: WorkerOutcome,
+  now: string,
+  extra?: ResultExtra,
+) {
   const ok = outcome.status === 'succeeded';
   const next = ok
     ? { state: 'succeeded' as TaskState, attempt: task.attempt }
@@ -228,8 +297,9 @@ async function endAttempt(deps: Deps, task: TaskRecord, outcome: WorkerOutcome, 
     durationMs: outcome.durationMs,
     costUsd: outcome.costUsd,
     finishedAt: now,
+    ...(extra ? { resultHash: extra.resultHash } : {}),
   };
-  const result = summarize(deps, outcome);
+  const result = summarize(deps, outcome, extra);
   // A worker reports from `running`; a worker lost before fetching its assignment is still `launching`.
   const from = (['launching', 'running'] as const).filter((s) => canTransitionTask(s, record.state));
   const ended = await deps.store.endAttempt(

@@ -29,6 +29,7 @@ export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): 
       maxTaskBudgetUsd: config.limits.max_task_budget_usd,
       maxSourceBytes: config.limits.max_source_mb * 1024 * 1024,
       maxCommitFileBytes: config.limits.max_commit_file_mb * 1024 * 1024,
+      maxUploadBytesPerWorker: config.limits.max_upload_mb_per_worker * 1024 * 1024,
     },
     git: {
       allowHttp: config.git.allow_http,

@@ -1,5 +1,5 @@
 /** What a worker may ask for during its attempt: its assignment and upload links. */
-import type { GitArtifact } from '../core/api-schemas.ts';
+import type { GitArtifact, UploadRequest } from '../core/api-schemas.ts';
 import { conflict, forbidden, HttpError } from '../core/errors.ts';
 import { workerIdentity } from '../core/git-source.ts';
 import {
@@ -7,7 +7,6 @@ import {
   mergeBundleKey,
   mergePatchKey,
   resultBranch,
-  safeRelativePath,
   snapshotBundleKey,
   workerBundleKey,
   workerFilesPrefix,
@@ -16,10 +15,12 @@ import {
   workerPatchKey,
 } from '../core/layout.ts';
 import { commitsToMerge, mergeResultOf } from '../core/merge-plan.ts';
-import type { JobRecord, TaskRecord } from '../core/model.ts';
+import type { JobRecord, RefusedFile, TaskRecord } from '../core/model.ts';
 import { plannerSchema, workerPrompt } from '../core/planner.ts';
 import { decidePrompt, decideSchema, splitOffer } from '../core/recursion-policy.ts';
-import { isActiveAttempt } from './auth.ts';
+import { fileVersion } from '../core/report-links.ts';
+import { isTerminalJobStatus, type TaskState } from '../core/task-states.ts';
+import { sha256Hex, type TaskTokenScope } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
 
 export interface Assignment {
@@ -92,17 +93,7 @@ export interface MergeInput {
 
 /** Returns the attempt's assignment and marks the task running (repeat calls are harmless). */
 export async function getAssignment(deps: Deps, task: TaskRecord, attempt: number): Promise<Assignment> {
-  if (!isActiveAttempt(task, attempt)) {
-    deps.log.warn('assignment refused: attempt no longer active', {
-      jobId: task.jobId,
-      taskNo: task.taskNo,
-      attempt,
-      state: task.state,
-    });
-    throw forbidden(
-      `task ${task.taskNo} attempt ${attempt} is no longer active (${task.state}, attempt ${task.attempt}); its token is no longer valid`,
-    );
-  }
+  await liveTask(deps, { jobId: task.jobId, taskNo: task.taskNo, attempt }, 'assignment', LIVE_STATES, task);
   if (task.state === 'launching') {
     await deps.store.markRunning(task.jobId, task.taskNo, attempt, deps.now().toISOString());
   }
@@ -250,74 +241,289 @@ function gitArtifactKey(task: TaskRecord, artifact: GitArtifact): string | undef
 
 export interface UploadLinks {
   files: { path: string; url: string }[];
+  /** Names refused one by one, each with why; everything else asked for stands. */
+  refused: RefusedFile[];
   log?: { url: string } | undefined;
   git?: Partial<Record<GitArtifact, { url: string }>> | undefined;
+  /** Seconds the links stay valid: never past the attempt's deadline. */
   expires_in: number;
+  /** What the attempt may still ask for (limits.max_files_per_worker, limits.max_upload_mb_per_worker). */
+  files_left: number;
+  bytes_left: number;
 }
 
-/** Presigned PUT links under the worker's own prefix; a path that would leave it is refused. */
+/**
+ * A worker uploads after its session ends, which the sweep allows this long
+ * past the timeout (reconcile.ts overrunGraceMs): no link outlives that.
+ */
+const UPLOAD_GRACE_MS = 5 * 60_000;
+/** Refused names kept on the task item per attempt (the count covers the rest). */
+const KEPT_REFUSALS = 20;
+/** Concurrent requests of one attempt race on its counters; each retry re-reads them. */
+const MAX_COUNT_TRIES = 4;
+
+/**
+ * Why a worker-given file name cannot be used as it stands under the
+ * worker's own prefix; undefined when it can. Names are never rewritten, so
+ * the key is exactly the name the worker will read its file by.
+ */
+export function unsafeNameReason(name: string): string | undefined {
+  if (name.length === 0) return 'empty name';
+  if (Buffer.byteLength(name, 'utf8') > 900) return 'longer than 900 bytes';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'holds a control character';
+  if (name.includes('\\')) return 'holds a backslash, a path separator on Windows';
+  if (name.startsWith('/')) return 'an absolute path';
+  const segments = name.split('/');
+  if (segments.includes('..')) return 'a .. segment would leave the worker directory';
+  if (segments.some((s) => s === '' || s === '.')) return 'an empty or . segment';
+  return undefined;
+}
+
+/** The short hash a path is counted by on the task item (bounded item size, whatever the names). */
+function pathTag(path: string): string {
+  return sha256Hex(path).slice(0, 16);
+}
+
+/** Bytes an attempt may be given links for: a repository step may also carry a bundle up to the source limit. */
+function uploadByteCap(deps: Deps, task: TaskRecord): number {
+  const { maxUploadBytesPerWorker, maxSourceBytes } = deps.settings.limits;
+  return task.kind === 'plan' || task.kind === 'work'
+    ? maxUploadBytesPerWorker
+    : maxUploadBytesPerWorker + maxSourceBytes;
+}
+
+/** Seconds a link may live: the presign setting, cut to what is left of the attempt. */
+function uploadExpiry(deps: Deps, task: TaskRecord): number {
+  const started = Date.parse(task.startedAt ?? task.launchedAt ?? task.updatedAt);
+  const deadline = started + task.timeoutSec * 1000 + UPLOAD_GRACE_MS;
+  const left = Math.floor((deadline - deps.now().getTime()) / 1000);
+  if (!(left >= 1)) {
+    deps.log.warn('uploads refused: attempt past its deadline', {
+      jobId: task.jobId,
+      taskNo: task.taskNo,
+      attempt: task.attempt,
+    });
+    throw forbidden(`task ${task.taskNo} attempt ${task.attempt} is past its deadline; no more uploads`);
+  }
+  return Math.min(deps.settings.presignExpirySec, left);
+}
+
+/**
+ * Presigned PUT links under the worker's own prefix, each signing the exact
+ * size asked for, so storage refuses any other body. Every request counts
+ * against the attempt's caps on the task item (files: distinct names; bytes:
+ * everything signed, a repeat included) and is refused whole once it would
+ * pass one. An unsafe name is refused on its own: the rest is signed, and
+ * the refusals are kept for the attempt's result.
+ */
 export async function uploadLinks(
   deps: Deps,
   task: TaskRecord,
-  request: { attempt: number; files: string[]; include_log: boolean; git?: GitArtifact[] | undefined },
+  request: UploadRequest,
 ): Promise<UploadLinks> {
-  // After a hand-off the worker still uploads its log for the attempt.
-  const uploading =
-    task.attempt === request.attempt && ['launching', 'running', 'waiting_on_child'].includes(task.state);
-  if (!uploading) {
-    deps.log.warn('uploads refused: attempt no longer active', {
-      jobId: task.jobId,
-      taskNo: task.taskNo,
-      attempt: request.attempt,
-      state: task.state,
-    });
-    throw forbidden(
-      `task ${task.taskNo} attempt ${request.attempt} is no longer active; its token is no longer valid`,
-    );
+  const scope = { jobId: task.jobId, taskNo: task.taskNo, attempt: request.attempt };
+  // After a hand-off the worker still uploads its log for the attempt, and nothing else.
+  const logOnly = request.files.length === 0 && request.git.length === 0;
+  const states: readonly TaskState[] = logOnly ? [...LIVE_STATES, 'waiting_on_child'] : LIVE_STATES;
+  let current = await liveTask(deps, scope, 'uploads', states, task);
+  const expires = uploadExpiry(deps, current);
+
+  const granted: { path: string; size: number }[] = [];
+  const refused: RefusedFile[] = [];
+  const seen = new Set<string>();
+  for (const entry of request.files) {
+    const path = typeof entry === 'string' ? entry : entry.path;
+    const reason =
+      unsafeNameReason(path) ??
+      (typeof entry === 'string' ? 'no size: ask for each file as {path, size_bytes}' : undefined);
+    if (reason !== undefined) refused.push({ path, reason });
+    else if (!seen.has(path)) {
+      seen.add(path);
+      granted.push({ path, size: (entry as { size_bytes: number }).size_bytes });
+    }
   }
-  const bad = request.files.filter((f) => safeRelativePath(f) === undefined);
-  if (bad.length > 0) {
+  const gitKeys = request.git.map((g) => ({ ...g, key: gitArtifactKey(current, g.name) }));
+  const wrongGit = gitKeys.filter((g) => g.key === undefined).map((g) => g.name);
+  if (wrongGit.length > 0) throw forbidden(`a ${current.kind} task has no ${wrongGit.join(', ')} to upload`);
+  if (refused.length > 0) {
     deps.log.warn('uploads refused: path outside the worker prefix', {
       jobId: task.jobId,
       taskNo: task.taskNo,
-      paths: bad.slice(0, 5),
+      refused: refused.length,
+      paths: refused.slice(0, 5).map((r) => r.path.slice(0, 200)),
     });
+  }
+
+  const bytes =
+    granted.reduce((n, f) => n + f.size, 0) +
+    request.git.reduce((n, g) => n + g.size_bytes, 0) +
+    (request.log_bytes ?? 0);
+  const caps = { files: deps.settings.limits.maxFilesPerWorker, bytes: uploadByteCap(deps, current) };
+  let used = { files: 0, bytes: 0 };
+  for (let tries = 1; ; tries++) {
+    const first = current.uploadAttempt !== request.attempt;
+    const known = first ? new Set<string>() : (current.uploadPaths ?? new Set<string>());
+    const newPaths = [...new Set(granted.map((f) => pathTag(f.path)))].filter((t) => !known.has(t));
+    used = first
+      ? { files: 0, bytes: 0 }
+      : { files: current.uploadFiles ?? 0, bytes: current.uploadBytes ?? 0 };
+    if (used.files + newPaths.length > caps.files)
+      throw uploadLimit(
+        deps,
+        current,
+        'max_files_per_worker',
+        `${used.files + newPaths.length} files`,
+        caps.files,
+      );
+    if (used.bytes + bytes > caps.bytes)
+      throw uploadLimit(deps, current, 'max_upload_mb_per_worker', `${used.bytes + bytes} bytes`, caps.bytes);
+    const kept = first ? 0 : (current.uploadRefused?.length ?? 0);
+    const grant = {
+      newPaths,
+      bytes,
+      refused: refused
+        .slice(0, Math.max(0, KEPT_REFUSALS - kept))
+        .map((r) => ({ path: r.path.slice(0, 200), reason: r.reason })),
+      refusedCount: refused.length,
+    };
+    if (await deps.store.countUploads(task.jobId, task.taskNo, request.attempt, states, first, grant, caps)) {
+      used = { files: used.files + newPaths.length, bytes: used.bytes + bytes };
+      break;
+    }
+    // The attempt ended, or another request of it counted first: read again and decide.
+    if (tries >= MAX_COUNT_TRIES) throw conflict('the upload counters kept changing; ask again');
+    current = await liveTask(deps, scope, 'uploads', states);
+  }
+
+  const nothingSigned = granted.length === 0 && request.git.length === 0 && request.log_bytes === undefined;
+  if (nothingSigned && refused.length > 0) {
     throw new HttpError(
       403,
-      'file paths must be relative and stay inside the worker directory',
-      bad.slice(0, 20).map((f) => ({ path: 'files', message: `refused path: ${f}` })),
+      'every file named was refused: names must be relative paths that stay inside the worker directory',
+      refused
+        .slice(0, 20)
+        .map((r) => ({ path: 'files', message: `refused path: ${r.path.slice(0, 200)} (${r.reason})` })),
       'forbidden',
+      { refused: refused.slice(0, 20) },
     );
   }
-  const expires = deps.settings.presignExpirySec;
-  const prefix = workerFilesPrefix(task.rootJobId, task.depth, task.taskNo, task.jobPath);
+
+  const { rootJobId: root, depth, taskNo, jobPath } = current;
+  const prefix = workerFilesPrefix(root, depth, taskNo, jobPath);
   const files = await Promise.all(
-    request.files.map(async (f) => {
-      const path = safeRelativePath(f) as string;
-      return { path, url: await deps.artifacts.presignPut(`${prefix}${path}`, expires) };
-    }),
+    granted.map(async (f) => ({
+      path: f.path,
+      url: await deps.artifacts.presignPut(`${prefix}${f.path}`, expires, f.size),
+    })),
   );
-  const log = request.include_log
-    ? {
-        url: await deps.artifacts.presignPut(
-          workerLogKey(task.rootJobId, task.depth, task.taskNo, task.jobPath),
-          expires,
-        ),
-      }
-    : undefined;
-  const wanted = request.git ?? [];
-  const refused = wanted.filter((a) => gitArtifactKey(task, a) === undefined);
-  if (refused.length > 0) throw forbidden(`a ${task.kind} task has no ${refused.join(', ')} to upload`);
+  const log =
+    request.log_bytes === undefined
+      ? undefined
+      : {
+          url: await deps.artifacts.presignPut(
+            workerLogKey(root, depth, taskNo, jobPath),
+            expires,
+            request.log_bytes,
+          ),
+        };
   const git =
-    wanted.length > 0
+    gitKeys.length > 0
       ? Object.fromEntries(
           await Promise.all(
-            wanted.map(async (a) => [
-              a,
-              { url: await deps.artifacts.presignPut(gitArtifactKey(task, a) as string, expires) },
+            gitKeys.map(async (g) => [
+              g.name,
+              { url: await deps.artifacts.presignPut(g.key as string, expires, g.size_bytes) },
             ]),
           ),
         )
       : undefined;
-  return { files, log, ...(git ? { git } : {}), expires_in: expires };
+  return {
+    files,
+    refused,
+    ...(log ? { log } : {}),
+    ...(git ? { git } : {}),
+    expires_in: expires,
+    files_left: caps.files - used.files,
+    bytes_left: caps.bytes - used.bytes,
+  };
+}
+
+function uploadLimit(deps: Deps, task: TaskRecord, limit: string, wanted: string, cap: number): HttpError {
+  deps.log.warn('uploads refused: over the attempt cap', {
+    jobId: task.jobId,
+    taskNo: task.taskNo,
+    attempt: task.attempt,
+    limit,
+  });
+  return new HttpError(
+    413,
+    `this attempt would reach ${wanted}, over limits.${limit} (${cap}); nothing was signed`,
+    undefined,
+    'limit_exceeded',
+    { limit, max: cap },
+  );
+}
+
+/**
+ * The files an attempt stored under its prefix, as the storage lists them
+ * when its result is recorded: only names the attempt was given links for,
+ * with the size and ETag of each. What the worker says it created is not used.
+ */
+export async function storedFiles(
+  deps: Deps,
+  task: TaskRecord,
+  attempt: number,
+): Promise<{ paths: string[]; versions: string[]; refused: RefusedFile[]; refusedCount: number }> {
+  const counted = task.uploadAttempt === attempt;
+  const refused = counted ? (task.uploadRefused ?? []) : [];
+  const refusedCount = counted ? (task.uploadRefusedCount ?? refused.length) : 0;
+  const grants = counted ? task.uploadPaths : undefined;
+  if (!grants || grants.size === 0) return { paths: [], versions: [], refused, refusedCount };
+  const prefix = workerFilesPrefix(task.rootJobId, task.depth, task.taskNo, task.jobPath);
+  const max = deps.settings.limits.maxFilesPerWorker;
+  // Earlier attempts of the task left at most `max` objects each under the same prefix.
+  const { objects } = await deps.artifacts.listUpTo(prefix, max * Math.max(1, attempt));
+  const mine = objects
+    .map((o) => ({ ...o, path: o.key.slice(prefix.length) }))
+    .filter((o) => grants.has(pathTag(o.path)))
+    .slice(0, max);
+  return {
+    paths: mine.map((o) => o.path),
+    versions: mine.map((o) => fileVersion(o)),
+    refused,
+    refusedCount,
+  };
+}
+
+/** Task states in which a task token acts for its attempt. */
+export const LIVE_STATES: readonly TaskState[] = ['launching', 'running'];
+
+/**
+ * The task of a worker token, provided its attempt is live: the token's
+ * attempt is the task's current one, the task is in one of `states`, and its
+ * job has not ended. Anything else is a 403, logged as `<what> refused`: a
+ * token is refused once its attempt has ended. `known` saves the task read.
+ */
+export async function liveTask(
+  deps: Deps,
+  scope: TaskTokenScope,
+  what: string,
+  states: readonly TaskState[] = LIVE_STATES,
+  known?: TaskRecord,
+): Promise<TaskRecord> {
+  const task = known ?? (await deps.store.getTask(scope.jobId, scope.taskNo));
+  const live = task !== undefined && task.attempt === scope.attempt && states.includes(task.state);
+  const job = live ? await deps.store.getJob(scope.jobId) : undefined;
+  if (!live || !job || isTerminalJobStatus(job.status)) {
+    deps.log.warn(`${what} refused: attempt no longer active`, {
+      ...scope,
+      state: task?.state,
+      jobStatus: job?.status,
+    });
+    throw forbidden(
+      `task ${scope.taskNo} attempt ${scope.attempt} is no longer active (${task?.state ?? 'gone'}${job ? `, job ${job.status}` : ''}); its token is no longer valid`,
+    );
+  }
+  return task;
 }

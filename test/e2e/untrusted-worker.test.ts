@@ -282,21 +282,21 @@ describe('a prompt-injected worker, end to end', () => {
     expect((await stack.deps.store.getJob(mainId))?.status).toBe('completed');
   });
 
-  it("a replayed result for the worker's own ended attempt is acknowledged and changes nothing", async () => {
+  it("another result for the worker's own ended attempt is refused and changes nothing", async () => {
     expect(mainId).toBeDefined();
     const stolen = (await stack.deps.artifacts.getText(
       `${workerFilesPrefix(mainId, 0, 2)}stolen_token.txt`,
     )) as string;
     const before = await stack.deps.store.getTask(mainId, 2);
-    // By design a worker may repeat its result POST (record-result.ts: 'replayed'); it must not overwrite anything.
+    // Only the very result the attempt ended with may be posted again (record-result.ts: 'replayed').
     const replay = await withToken(stolen, 'POST', `/api/v1/jobs/${mainId}/tasks/2/result`, {
       attempt: 1,
       status: 'failed',
       output: 'pwned',
       error: 'pwned',
     });
-    expect(replay.status).toBe(200);
-    expect(replay.json.outcome).toBe('replayed');
+    expect(replay.status, replay.text).toBe(409);
+    expect(replay.json.code).toBe('conflict');
     const after = await stack.deps.store.getTask(mainId, 2);
     expect(after?.state).toBe('succeeded');
     expect(after?.result).toEqual(before?.result);

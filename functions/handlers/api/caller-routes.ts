@@ -10,6 +10,7 @@ import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts
 import { finalReportKey, jobPrefix, mergeBundleKey, mergePatchKey } from '../../core/layout.ts';
 import { mergeResultOf } from '../../core/merge-plan.ts';
 import type { JobRecord } from '../../core/model.ts';
+import { reportObjects } from '../../core/report-links.ts';
 import { linkTarget, markdownText, renderTreeReports } from '../../core/reports.ts';
 import { buildTreeResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
 import { isTerminalJobStatus } from '../../core/task-states.ts';
@@ -19,6 +20,7 @@ import type { Deps } from '../../services/deps.ts';
 import { loadSubtree } from '../../services/job-tree.ts';
 import { createSourceUpload } from '../../services/sources.ts';
 import { submitJob } from '../../services/submit-job.ts';
+import { liveTask } from '../../services/worker-access.ts';
 import { header, json, parseJsonBody, pathParam, principalOf } from '../http.ts';
 import { CHILD_MODE_HEADER, DECIDE_COST_HEADER, SOURCE_COMMIT_HEADER } from '../routes.ts';
 
@@ -35,18 +37,28 @@ function tenantOf(deps: Deps, event: APIGatewayProxyEvent): string {
 
 /**
  * The job named by the path, if the principal may see it: a tenant its own
- * jobs, a worker the child jobs of its own task. Anything else answers exactly
- * like a job that does not exist.
+ * jobs; a worker, while its attempt is live, the child jobs that attempt
+ * created (and through them their subtrees), never its own job, its parent,
+ * the root or a sibling's. Anything else answers exactly like a job that does
+ * not exist; a token whose attempt has ended is refused outright (403).
  */
 async function visibleJob(deps: Deps, event: APIGatewayProxyEvent): Promise<JobRecord> {
   const principal = principalOf(event);
+  if (principal.kind === 'worker')
+    await liveTask(
+      deps,
+      { jobId: principal.jobId, taskNo: principal.taskNo, attempt: principal.attempt },
+      'read',
+    );
   const jobId = pathParam(event, 'id');
   const job = /^[A-Za-z0-9_-]{1,64}$/.test(jobId) ? await deps.store.getJob(jobId) : undefined;
   const visible =
     job !== undefined &&
     (principal.kind === 'caller'
       ? job.tenant === principal.tenant
-      : job.parentJobId === principal.jobId && job.parentTaskNo === principal.taskNo);
+      : job.parentJobId === principal.jobId &&
+        job.parentTaskNo === principal.taskNo &&
+        job.parentAttempt === principal.attempt);
   if (!visible) {
     if (principal.kind === 'worker')
       deps.log.warn('worker tried to read a job that is not its child', {
@@ -158,20 +170,21 @@ export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise
 }
 
 /**
- * FINAL_RESULT.md as markdown, followed by short-lived links to every
- * artifact of the job. While the job runs, the report is rendered from the
- * current state so progress is visible.
+ * FINAL_RESULT.md as markdown, followed by short-lived links to the job's
+ * artifacts: its own and its descendants' (report-links.ts), each worker's
+ * files only as its result recorded them. While the job runs, the report is
+ * rendered from the current state so progress is visible.
  */
 export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   const job = await visibleJob(deps, event);
+  const subtree = await loadSubtree(deps, job);
   const stored =
     job.depth === 0 && isTerminalJobStatus(job.status)
       ? await deps.artifacts.getText(finalReportKey(job.rootJobId))
       : undefined;
-  const report =
-    stored ?? renderTreeReports(await loadSubtree(deps, job), resultContext(deps, job)).finalReport;
+  const report = stored ?? renderTreeReports(subtree, resultContext(deps, job)).finalReport;
   const prefix = jobPrefix(job.rootJobId);
-  const objects = await deps.artifacts.list(prefix);
+  const { linked: objects, withheld } = reportObjects(subtree, await deps.artifacts.list(prefix));
   const expires = deps.settings.presignExpirySec;
   const lines = await Promise.all(
     objects.map(
@@ -180,6 +193,10 @@ export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promis
         `- [${markdownText(o.key.slice(prefix.length))}](${linkTarget(await deps.artifacts.presignGet(o.key, expires))}) (${o.size} bytes)`,
     ),
   );
+  if (withheld > 0)
+    lines.push(
+      `- _${withheld} worker file(s) not linked: stored or changed after their attempt's result was recorded_`,
+    );
   const body = `${report.trimEnd()}\n\n## Artifact links (valid ${Math.round(expires / 60)} min)\n\n${lines.join('\n') || '_none yet_'}\n`;
   return {
     statusCode: 200,

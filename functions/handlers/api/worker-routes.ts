@@ -8,6 +8,7 @@ import {
 } from '../../core/api-schemas.ts';
 import { badRequest, forbidden, notFound } from '../../core/errors.ts';
 import type { TaskRecord } from '../../core/model.ts';
+import { canonicalHash } from '../../core/tokens.ts';
 import { ownsTask } from '../../services/auth.ts';
 import type { Deps } from '../../services/deps.ts';
 import { recordWorkerResult } from '../../services/record-result.ts';
@@ -67,6 +68,7 @@ export async function result(deps: Deps, event: APIGatewayProxyEvent): Promise<A
     if (!git.ok) throw badRequest('request body is invalid', git.issues);
     outcome.git = git.value;
   }
-  const recorded = await recordWorkerResult(deps, task, outcome);
+  // The body as the schema reads it, key order aside: only this exact result may be replayed.
+  const recorded = await recordWorkerResult(deps, task, outcome, canonicalHash(body));
   return json(200, { outcome: recorded.outcome, state: recorded.task.state, attempt: recorded.task.attempt });
 }
