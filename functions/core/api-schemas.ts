@@ -127,6 +127,25 @@ export const ListJobsQuerySchema = z.strictObject({
   cursor: z.string().max(2048).optional(),
 });
 
+/** Deeper than any structured output or git result we read; the server hashes and stores these values. */
+const MAX_RESULT_DEPTH = 64;
+
+/** Whether a parsed JSON value nests at most `max` arrays/objects deep; iterative, so any depth is safe to ask. */
+export function jsonDepthWithin(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (depth + 1 > max) return false;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+const boundedJson = z
+  .unknown()
+  .refine((v) => jsonDepthWithin(v, MAX_RESULT_DEPTH), `nested deeper than ${MAX_RESULT_DEPTH} levels`);
+
 /** What a worker posts when its attempt ends. */
 export function workerResultSchema(limits: ApiLimits) {
   return z.strictObject({
@@ -139,12 +158,12 @@ export function workerResultSchema(limits: ApiLimits) {
     num_turns: z.number().int().min(0).default(0),
     duration_ms: z.number().int().min(0).default(0),
     session_id: z.string().max(200).optional(),
-    structured_output: z.unknown().optional(),
+    structured_output: boundedJson.optional(),
     error: z.string().max(4000).optional(),
     exit_code: z.number().int().optional(),
     retryable: z.boolean().default(true),
     /** Repository jobs: what the attempt did in git; checked against the task's kind (gitResultSchema). */
-    git: z.record(z.string(), z.unknown()).optional(),
+    git: z.record(z.string(), boundedJson).optional(),
   });
 }
 
