@@ -14,7 +14,7 @@ import type { JobResult } from '../core/result-format.ts';
 import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
 import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
-import { mirrorJob } from './mirror.ts';
+import { type MirrorResult, mirrorJob } from './mirror.ts';
 import { checkClaudeCommand, PreflightError } from './preflight.ts';
 import {
   addResultBranch,
@@ -148,10 +148,10 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     const branch = snapshot ? await bringBackBranch(snapshot, result, mirror.dir) : undefined;
     if (options.json) {
       process.stdout.write(
-        `${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport, ...(branch ? { local_branch: branch.name } : {}) }, null, 2)}\n`,
+        `${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport, local_skipped: mirror.skipped, ...(branch ? { local_branch: branch.name } : {}) }, null, 2)}\n`,
       );
     } else {
-      printSummary(result, mirror.dir, finalReport);
+      printSummary(result, mirror, finalReport);
       if (snapshot) printBranch(snapshot, result, branch);
     }
     return EXIT[status as keyof typeof EXIT] ?? 1;
@@ -262,7 +262,10 @@ function printBranch(
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-function printSummary(result: JobResult, dir: string, finalReport: string): void {
+/** Files a summary lists by name when some were not mirrored; the rest are counted. */
+const SKIPPED_SHOWN = 10;
+
+function printSummary(result: JobResult, mirror: MirrorResult, finalReport: string): void {
   const s = result.results.summary;
   const out = [
     '',
@@ -277,7 +280,15 @@ function printSummary(result: JobResult, dir: string, finalReport: string): void
     out.push(`  - ${t.worker_id} ${t.status}${t.error ? `: ${t.error.slice(0, 160)}` : ''} (${files})`);
   }
   if (result.error) out.push(`  error: ${result.error}`);
-  out.push(`  files: ${dir}`, `  report: ${finalReport}`, '');
+  out.push(`  files: ${mirror.dir}`);
+  if (mirror.skipped.length > 0) {
+    out.push(`  not copied to ${mirror.dir}: ${mirror.skipped.length}`);
+    for (const s of mirror.skipped.slice(0, SKIPPED_SHOWN))
+      out.push(`    - ${JSON.stringify(s.path)}: ${s.reason}`);
+    if (mirror.skipped.length > SKIPPED_SHOWN)
+      out.push(`    - and ${mirror.skipped.length - SKIPPED_SHOWN} more`);
+  }
+  out.push(`  report: ${finalReport}`, '');
   process.stdout.write(out.join('\n'));
 }
 
