@@ -39,6 +39,21 @@ export interface JobDefaults {
   model?: string | undefined;
 }
 
+/** The smallest budget a job may set: a cent (below it no worker can run, see MIN_ATTEMPT_BUDGET_USD). */
+export const MIN_BUDGET_USD = 0.01;
+
+/**
+ * Dollars in whole cents, from a cent to `max`. Anything else (0, negatives,
+ * 1e-300, 1e308, fractions of a cent) is refused with the reason, never
+ * passed on to a store whose numbers it would under- or overflow.
+ */
+export const usdAmount = (max: number, maxName: string) =>
+  z
+    .number({ error: 'must be a number of dollars' })
+    .min(MIN_BUDGET_USD, `must be at least ${MIN_BUDGET_USD} (one cent)`)
+    .max(max, `must be at most ${max} (${maxName})`)
+    .refine((usd) => Math.round(usd * 100) / 100 === usd, 'must be in whole cents (at most 2 decimals)');
+
 const text = (max: number) =>
   z.string().trim().min(1, 'must not be empty').max(max, `at most ${max} characters`);
 
@@ -56,7 +71,7 @@ export function submitBodySchema(limits: ApiLimits) {
         max_retries: z.number().int().min(0).max(limits.maxRetries).optional(),
         enable_recursion: z.boolean().optional(),
         max_recursion_depth: z.number().int().min(0).max(limits.maxRecursionDepth).optional(),
-        max_budget_usd: z.number().positive().max(limits.maxSpendUsdPerRoot).optional(),
+        max_budget_usd: usdAmount(limits.maxSpendUsdPerRoot, 'limits.max_spend_usd_per_root').optional(),
         model: z
           .string()
           .regex(/^[A-Za-z0-9._:@/-]{1,100}$/, 'a model id: letters, digits and . _ : @ / - only')
@@ -154,7 +169,13 @@ export function workerResultSchema(limits: ApiLimits) {
     // Cut rather than refuse: a long answer is still an answer.
     output: z.string().transform((s) => s.slice(0, limits.maxOutputChars * 4)),
     files_created: z.array(z.string().min(1).max(512)).max(limits.maxFilesPerWorker).default([]),
-    cost_usd: z.number().min(0).max(1_000_000).default(0),
+    // To the micro-dollar, like every total: 1e-300 would underflow the store's numbers.
+    cost_usd: z
+      .number()
+      .min(0)
+      .max(1_000_000)
+      .default(0)
+      .transform((usd) => Math.round(usd * 1e6) / 1e6),
     num_turns: z.number().int().min(0).default(0),
     duration_ms: z.number().int().min(0).default(0),
     session_id: z.string().max(200).optional(),

@@ -72,9 +72,13 @@ export const ConfigSchema = z.strictObject({
       /** Tasks one root job's whole tree may create, recursion included. */
       max_tasks_per_root: positiveInt(10_000).default(100),
       /** Highest spend (sum of workers' total_cost_usd) a root job's tree may reach; a job may set less. */
-      max_spend_usd_per_root: z.number().positive().max(100_000).default(25),
+      max_spend_usd_per_root: z
+        .number()
+        .min(0.01, 'must be at least 0.01 (one cent)')
+        .max(100_000)
+        .default(25),
       /** Most one worker attempt may spend (`claude --max-budget-usd`), within what the tree has left. */
-      max_task_budget_usd: z.number().positive().max(10_000).default(5),
+      max_task_budget_usd: z.number().min(0.01, 'must be at least 0.01 (one cent)').max(10_000).default(5),
       /** Largest repository bundle a job may start from (`POST /sources`, `orchestrator run`, a fetched URL). */
       max_source_mb: positiveInt(5_000).default(500),
       /** A file a worker changed that is larger than this is left out of its commit, with the reason. */

@@ -4,7 +4,7 @@
  * subtasks, and how much an attempt may spend.
  */
 import type { ApiLimits } from './api-schemas.ts';
-import type { ChildResults, JobConfig, JobRecord, RootBudget, TaskRecord } from './model.ts';
+import type { ChildResults, JobConfig, JobRecord, RootBudget, TaskKind, TaskRecord } from './model.ts';
 import { SUBTASK_ITEM_SCHEMA } from './planner.ts';
 import type { JobStatus } from './task-states.ts';
 
@@ -23,6 +23,18 @@ export function rootBudgetFor(config: JobConfig, limits: ApiLimits, initialTasks
 }
 
 export type Refusal = { limit: string; message: string; details: Record<string, unknown> };
+
+/**
+ * Only a work task's token may create child jobs. A planner answers with its
+ * plan, and the steps (source, merge, push) run no subtask of their own: a
+ * child job under one of them would complete that task in the child's name
+ * (a planner would end `recursive_success` and fail its job's planning).
+ */
+export function childCreatorRefusal(kind: TaskKind): string | undefined {
+  if (kind === 'work') return undefined;
+  const who = kind === 'plan' ? "a planner's task token" : `the ${kind} step's task token`;
+  return `${who} cannot create child jobs: only a work task may hand off or spawn a child job`;
+}
 
 /** Whether a task of `parent` may create a child job of `requestedTasks` tasks; the reason when not. */
 export function childRefusal(

@@ -12,7 +12,7 @@ import { badRequest, conflict, forbidden, limitExceeded } from '../core/errors.t
 import { OBJECT_ID } from '../core/git-source.ts';
 import { childJobPath, childLinkKey, snapshotBundleKey } from '../core/layout.ts';
 import type { JobRecord, JobSource, TaskRecord } from '../core/model.ts';
-import { childRefusal, tasksRefusal } from '../core/recursion-policy.ts';
+import { childCreatorRefusal, childRefusal, tasksRefusal } from '../core/recursion-policy.ts';
 import type { TaskTokenScope } from '../core/tokens.ts';
 import { canonicalHash, sha256Hex } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
@@ -40,6 +40,11 @@ export async function createChildJob(
   if (!task || task.attempt !== scope.attempt || task.state !== 'running') {
     deps.log.warn('child job refused: token no longer valid', { ...scope, state: task?.state });
     throw forbidden('this task token is no longer valid for creating child jobs');
+  }
+  const notCreator = childCreatorRefusal(task.kind);
+  if (notCreator) {
+    deps.log.warn('child job refused: not a work task', { ...scope, kind: task.kind });
+    throw forbidden(notCreator);
   }
   const parent = await deps.store.getJob(task.jobId);
   const root = parent && parent.depth === 0 ? parent : await deps.store.getJob(task.rootJobId);

@@ -71,6 +71,8 @@
 //                     `hold: released` (or `hold: gave up waiting`, `hold: collector unreachable (...)`).
 //   [[hold_plan:LABEL]]  the same in a plan run (one that asks for structured output and is neither a
 //                     decide nor a merge run); put it in the job's request. Ignored in other runs.
+//   [[hold_merge:LABEL]] the same in a merge run (a conflict session, holding the merge step's token);
+//                     put it in a conflicting worker's prompt, which the merge prompt quotes.
 //
 // Merge runs. A merge run is one whose prompt has the line ORCHESTRATOR-MERGE (checked before
 // ORCHESTRATOR-DECIDE). Its prompt quotes the workers' subtasks, so only [[resolve:MODE]],
@@ -111,7 +113,7 @@ const DECIDE_COST = 0.001;
 const DECIDE_MARKER_RE = /^[ \t]*ORCHESTRATOR-DECIDE[ \t]*$/m;
 const MERGE_MARKER_RE = /^[ \t]*ORCHESTRATOR-MERGE[ \t]*$/m;
 // the only directives a merge run honours (its prompt quotes the workers' subtasks)
-const MERGE_DIRECTIVES = ['resolve', 'merge_fail', 'cost', 'sleep'];
+const MERGE_DIRECTIVES = ['resolve', 'merge_fail', 'cost', 'sleep', 'hold_merge'];
 const RESOLVE_MODES = ['both', 'ours', 'theirs', 'none'];
 const SPAWN_TIMEOUT_MS = 120_000;
 const SPAWN_CAPTURE_CHARS = 1_000_000;
@@ -370,7 +372,7 @@ function validate(opts) {
 // Directives
 
 const DIRECTIVE_SRC =
-  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|as_root|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|hold|hold_plan|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|as_root|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|hold|hold_plan|hold_merge|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
 const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
 // a run of markers with the blanks around them
 const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
@@ -398,6 +400,7 @@ function parseDirectives(text, into) {
         break;
       case 'hold':
       case 'hold_plan':
+      case 'hold_merge':
         if (value !== undefined && HOLD_LABEL_RE.test(value.trim())) into[name] = value.trim();
         break;
       case 'create':
@@ -1266,7 +1269,7 @@ async function main() {
   if (d.sleep) await sleep(d.sleep);
 
   // A plan run is the one that asks for structured output without being a decide or merge run.
-  const holdLabel = decide || merge ? undefined : opts.schema ? d.hold_plan : d.hold;
+  const holdLabel = merge ? d.hold_merge : decide ? undefined : opts.schema ? d.hold_plan : d.hold;
   const holdNote = holdLabel !== undefined ? await runHold(holdLabel) : undefined;
 
   if (d.crash && !decide) {

@@ -103,7 +103,9 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
       ]);
     }
     const cost = Number(header(event, DECIDE_COST_HEADER) ?? '0');
-    const decideCostUsd = Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? cost : 0;
+    // To the micro-dollar: a cost such as 1e-300 would underflow the store's numbers.
+    const decideCostUsd =
+      Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? Math.round(cost * 1e6) / 1e6 : 0;
     const sourceCommit = header(event, SOURCE_COMMIT_HEADER);
     outcome = await createChildJob(deps, {
       scope: principal,
