@@ -148,7 +148,7 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     const branch = snapshot ? await bringBackBranch(snapshot, result, mirror.dir) : undefined;
     if (options.json) {
       process.stdout.write(
-        `${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport, local_skipped: mirror.skipped, ...(branch ? { local_branch: branch.name } : {}) }, null, 2)}\n`,
+        `${JSON.stringify({ ...result, local_workspace: mirror.dir, local_final_report: finalReport, local_skipped: mirror.skipped, local_removed_links: mirror.removedLinks, ...(branch ? { local_branch: branch.name } : {}) }, null, 2)}\n`,
       );
     } else {
       printSummary(result, mirror, finalReport);
@@ -281,6 +281,12 @@ function printSummary(result: JobResult, mirror: MirrorResult, finalReport: stri
   }
   if (result.error) out.push(`  error: ${result.error}`);
   out.push(`  files: ${mirror.dir}`);
+  if (mirror.removedLinks.length > 0) {
+    const shown = mirror.removedLinks.slice(0, SKIPPED_SHOWN).map((l) => JSON.stringify(l));
+    out.push(
+      `  removed symbolic links found in it (not followed; something wrote them there): ${shown.join(', ')}${mirror.removedLinks.length > SKIPPED_SHOWN ? ', …' : ''}`,
+    );
+  }
   if (mirror.skipped.length > 0) {
     out.push(`  not copied to ${mirror.dir}: ${mirror.skipped.length}`);
     for (const s of mirror.skipped.slice(0, SKIPPED_SHOWN))

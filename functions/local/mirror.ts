@@ -2,13 +2,15 @@
  * Copies a job's S3 prefix to `<workspace>/job_<id>/`, the original tool's
  * on-disk layout; the repository's base bundle is left out.
  *
- * Object names come from workers, so the copy trusts none of them: a name
- * that cannot be a path, or that collides with another (`a` and `a/b`), is
- * skipped with the reason and the rest is still copied. Nothing is written
- * through a symbolic link: every folder on the way is checked with lstat and
- * must resolve inside the job's folder, and each file is created anew with
- * O_EXCL and O_NOFOLLOW (an existing one is removed first, since it may be a
- * hard link to a file elsewhere).
+ * Object names come from workers, and a local worker can write into the
+ * workspace before the copy, so the copy trusts neither. A name that cannot
+ * be a path, or that collides with another (`a` and `a/b`), is skipped with
+ * the reason and the rest is still copied. Nothing is written through a
+ * symbolic link: a link found where the job's folder, a folder or a file goes
+ * is removed (its target is never touched) and the real thing made in its
+ * place; every folder must resolve inside the job's folder; each file is
+ * created anew with O_EXCL and O_NOFOLLOW, an existing one removed first
+ * since it may be a hard link to a file elsewhere.
  */
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, realpath, unlink } from 'node:fs/promises';
@@ -28,9 +30,11 @@ export interface MirrorResult {
   /** Files copied. */
   files: number;
   skipped: SkippedFile[];
+  /** Symbolic links found in the job's folder and removed, relative to it (`.` for the folder itself). */
+  removedLinks: string[];
 }
 
-// A new file every time (O_EXCL), never through a link (O_NOFOLLOW; absent on Windows, where the folder checks still apply).
+// O_NOFOLLOW is absent on Windows, where the folder checks still apply.
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 
 class Skip extends Error {}
@@ -43,22 +47,18 @@ export async function mirrorJob(
   const prefix = jobPrefix(rootJobId);
   const dir = join(workspaceRoot, `job_${rootJobId}`);
   await mkdir(workspaceRoot, { recursive: true });
-  const skipped: SkippedFile[] = [];
-  const top = await lstat(dir).catch(() => undefined);
-  if (top?.isSymbolicLink()) {
-    // A link where the job's folder goes would send every file elsewhere.
-    return {
-      dir,
-      files: 0,
-      skipped: [{ path: '.', reason: `${dir} is a symbolic link; nothing was copied` }],
-    };
+  const removedLinks: string[] = [];
+  try {
+    await ensureFolder(dir, '.', removedLinks);
+  } catch (err) {
+    if (!(err instanceof Skip)) throw err;
+    return { dir, files: 0, skipped: [{ path: '.', reason: `${dir}: ${err.message}` }], removedLinks };
   }
-  if (!top) await mkdir(dir);
   const root = await realpath(dir);
 
-  const objects = await artifacts.list(prefix);
+  const skipped: SkippedFile[] = [];
   let files = 0;
-  for (const object of objects) {
+  for (const object of await artifacts.list(prefix)) {
     // The base is the caller's own repository: a copy of it in the workspace helps nobody.
     if (object.key === baseBundleKey(rootJobId)) continue;
     const name = object.key.slice(prefix.length);
@@ -68,10 +68,10 @@ export async function mirrorJob(
       continue;
     }
     try {
-      const target = await placeFor(root, relative);
+      const target = await placeFor(root, relative, removedLinks);
       const body = await artifacts.getBytes(object.key);
       if (body === undefined) continue;
-      await writeNoFollow(target, body);
+      await writeNew(target, body);
       files += 1;
     } catch (err) {
       const reason =
@@ -81,15 +81,31 @@ export async function mirrorJob(
       skipped.push({ path: relative, reason });
     }
   }
-  return { dir, files, skipped };
+  return { dir, files, skipped, removedLinks };
 }
 
-/**
- * The path to write `relative` at, below `root`, making its folders one at a
- * time; throws Skip when a folder on the way is a link or a file, or the place
- * is taken by a folder or a link.
- */
-async function placeFor(root: string, relative: string): Promise<string> {
+/** Makes `path` a real folder: a link there is removed first; a file there is a Skip. */
+async function ensureFolder(path: string, shown: string, removedLinks: string[]): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (st?.isDirectory()) return;
+  if (st?.isSymbolicLink()) {
+    await unlink(path);
+    removedLinks.push(shown);
+  } else if (st) {
+    throw new Skip(
+      shown === '.'
+        ? 'a file is where the folder goes'
+        : `${shown} is a file of this job, so it cannot also be a folder`,
+    );
+  }
+  await mkdir(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  if (!(await lstat(path)).isDirectory()) throw new Skip(`${shown} was replaced while it was being made`);
+}
+
+/** Where to write `relative` below `root`, its folders made one at a time. */
+async function placeFor(root: string, relative: string, removedLinks: string[]): Promise<string> {
   const segments = relative.split('/');
   const leaf = segments.pop() as string;
   let current = root;
@@ -97,33 +113,23 @@ async function placeFor(root: string, relative: string): Promise<string> {
   for (const segment of segments) {
     current = join(current, segment);
     shown = shown ? `${shown}/${segment}` : segment;
-    const st = await lstat(current).catch(() => undefined);
-    if (!st) {
-      await mkdir(current).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err;
-      });
-      const made = await lstat(current);
-      if (!made.isDirectory()) throw new Skip(`${shown} was replaced by something that is not a folder`);
-    } else if (st.isSymbolicLink()) {
-      throw new Skip(`${shown} is a symbolic link, which is not followed`);
-    } else if (!st.isDirectory()) {
-      throw new Skip(`${shown} is a file of this job, so it cannot also be a folder`);
-    }
+    await ensureFolder(current, shown, removedLinks);
   }
-  // Belt and braces against a link swapped in after the checks: the folder must still be inside the job's.
+  // Against a link swapped in after the checks: the folder must still be inside the job's.
   const parent = await realpath(current);
   if (parent !== root && !parent.startsWith(`${root}${sep}`))
-    throw new Skip(`${shown || '.'} resolves outside the job's folder`);
+    throw new Skip(`${shown} resolves outside the job's folder`);
   const target = join(parent, leaf);
   const st = await lstat(target).catch(() => undefined);
-  if (st?.isSymbolicLink()) throw new Skip(`${relative} is a symbolic link, which is not followed`);
   if (st?.isDirectory()) throw new Skip(`${relative} is a folder of this job, so it cannot also be a file`);
-  // An existing file is replaced, not written into: it may be a hard link to a file elsewhere.
-  if (st) await unlink(target);
+  if (st) {
+    await unlink(target);
+    if (st.isSymbolicLink()) removedLinks.push(relative);
+  }
   return target;
 }
 
-async function writeNoFollow(target: string, body: Uint8Array): Promise<void> {
+async function writeNew(target: string, body: Uint8Array): Promise<void> {
   const handle = await open(target, CREATE_NEW, 0o644);
   try {
     await handle.writeFile(body);

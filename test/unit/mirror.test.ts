@@ -3,7 +3,7 @@
  * workers, so colliding or unsafe names are skipped one by one with the
  * reason, and nothing is ever written through a link planted in the folder.
  */
-import { link, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -63,7 +63,7 @@ describe('mirrorJob', () => {
       'logs/depth_0_worker_1.log': 'l',
     };
     const out = await mirrorJob(storage(files), JOB, workspace);
-    expect(out).toEqual({ dir: jobDir, files: 3, skipped: [] });
+    expect(out).toEqual({ dir: jobDir, files: 3, skipped: [], removedLinks: [] });
     expect(await tree(jobDir)).toEqual(Object.keys(files).sort());
     expect(await readFile(join(jobDir, 'depth_0/worker_1/notes.md'), 'utf8')).toBe('n');
   });
@@ -96,53 +96,59 @@ describe('mirrorJob', () => {
     expect(await tree(scratch)).toEqual([`outside/secret.txt`, `workspace/job_${JOB}/ok.txt`]);
   });
 
-  it('does not follow a link planted where a file goes', async () => {
+  it('does not follow a link planted where a file goes: the link is replaced by the file', async () => {
     await mkdir(jobDir, { recursive: true });
     await symlink(join(outside, 'secret.txt'), join(jobDir, 'FINAL_RESULT.md'));
     const out = await mirrorJob(
-      storage({ 'FINAL_RESULT.md': 'forged', 'result.json': '{}' }),
+      storage({ 'FINAL_RESULT.md': 'the report', 'result.json': '{}' }),
       JOB,
       workspace,
     );
-    expect(out.skipped).toEqual([
-      { path: 'FINAL_RESULT.md', reason: 'FINAL_RESULT.md is a symbolic link, which is not followed' },
-    ]);
-    expect(out.files).toBe(1);
+    expect(out).toMatchObject({ files: 2, skipped: [], removedLinks: ['FINAL_RESULT.md'] });
+    expect((await lstat(join(jobDir, 'FINAL_RESULT.md'))).isFile()).toBe(true);
+    expect(await readFile(join(jobDir, 'FINAL_RESULT.md'), 'utf8')).toBe('the report');
     expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('the user file\n');
   });
 
-  it('does not follow a link planted where a folder goes', async () => {
+  it('does not follow a link planted where a folder goes: the link is replaced by a folder', async () => {
     await mkdir(jobDir, { recursive: true });
     await symlink(outside, join(jobDir, 'depth_0'));
     const out = await mirrorJob(
-      storage({ 'depth_0/secret.txt': 'forged', 'depth_0/new.txt': 'planted' }),
+      storage({ 'depth_0/secret.txt': 'mirrored', 'depth_0/new.txt': 'mirrored too' }),
       JOB,
       workspace,
     );
-    expect(out.files).toBe(0);
-    expect(out.skipped.map((s) => s.reason)).toEqual([
-      'depth_0 is a symbolic link, which is not followed',
-      'depth_0 is a symbolic link, which is not followed',
-    ]);
+    expect(out).toMatchObject({ files: 2, skipped: [], removedLinks: ['depth_0'] });
     expect(await tree(outside)).toEqual(['secret.txt']);
     expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('the user file\n');
+    expect(await tree(jobDir)).toEqual(['depth_0/new.txt', 'depth_0/secret.txt']);
   });
 
-  it('copies nothing when the job folder itself is a link', async () => {
+  it('does not follow a link planted as the job folder itself', async () => {
     await mkdir(workspace, { recursive: true });
     await symlink(outside, jobDir);
-    const out = await mirrorJob(storage({ 'secret.txt': 'forged', 'x.txt': 'x' }), JOB, workspace);
-    expect(out.files).toBe(0);
-    expect(out.skipped).toEqual([{ path: '.', reason: `${jobDir} is a symbolic link; nothing was copied` }]);
+    const out = await mirrorJob(storage({ 'secret.txt': 'mirrored', 'x.txt': 'x' }), JOB, workspace);
+    expect(out).toMatchObject({ files: 2, skipped: [], removedLinks: ['.'] });
     expect(await tree(outside)).toEqual(['secret.txt']);
     expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('the user file\n');
+    expect((await lstat(jobDir)).isDirectory()).toBe(true);
+  });
+
+  it('copies nothing, and says why, when a file is where the job folder goes', async () => {
+    await mkdir(workspace, { recursive: true });
+    await writeFile(jobDir, 'planted');
+    const out = await mirrorJob(storage({ 'x.txt': 'x' }), JOB, workspace);
+    expect(out).toMatchObject({
+      files: 0,
+      skipped: [{ path: '.', reason: `${jobDir}: a file is where the folder goes` }],
+    });
   });
 
   it('replaces a planted hard link instead of writing into the file it shares', async () => {
     await mkdir(jobDir, { recursive: true });
     await link(join(outside, 'secret.txt'), join(jobDir, 'result.json'));
     const out = await mirrorJob(storage({ 'result.json': '{"real":true}' }), JOB, workspace);
-    expect(out).toMatchObject({ files: 1, skipped: [] });
+    expect(out).toMatchObject({ files: 1, skipped: [], removedLinks: [] });
     expect(await readFile(join(jobDir, 'result.json'), 'utf8')).toBe('{"real":true}');
     expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('the user file\n');
   });
