@@ -175,7 +175,7 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
           args: claudeArgs(assignment, budget),
           prompt,
           cwd,
-          env: claudeEnv(ctx.env, cwd),
+          env: claudeEnv(ctx.env, cwd, ctx.assignment.model_gateway),
           // Every session shares the step's own timeout: what is left of it, not a fresh one each.
           timeoutMs: deadline - Date.now(),
           ...(ctx.signal ? { signal: ctx.signal } : {}),

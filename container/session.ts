@@ -48,21 +48,52 @@ export function claudeArgs(a: Assignment, budgetUsd = a.max_budget_usd): string[
   return args;
 }
 
+/** Variables that choose a model's endpoint or credential; ANTHROPIC_MODEL and its kin only pick a model. */
+const MODEL_CHOICE = /^ANTHROPIC_(MODEL|SMALL_FAST_MODEL|DEFAULT_\w+_MODEL)$/;
+
+/**
+ * Whether a variable could let Claude reach a model other than through the
+ * gateway, or with someone else's credential: any Anthropic key, token, URL
+ * or header, the switches to Bedrock, Vertex or Foundry, and every AWS or
+ * Google credential setting (the container's role included).
+ */
+export function isModelCredential(name: string): boolean {
+  if (MODEL_CHOICE.test(name)) return false;
+  return (
+    name.startsWith('ANTHROPIC_') ||
+    name.startsWith('AWS_') ||
+    /^CLAUDE_CODE_(USE|SKIP)_\w*(BEDROCK|VERTEX|FOUNDRY)/.test(name) ||
+    name === 'CLAUDE_CODE_OAUTH_TOKEN' ||
+    name === 'GOOGLE_APPLICATION_CREDENTIALS'
+  );
+}
+
 /**
  * Claude gets the worker's environment, token included, and `orchestrator` on
  * its PATH, so it can run `orchestrator spawn --wait`. The token cannot reach
  * beyond this task: the API scopes it to this attempt and its own children.
  * Repository credentials never reach it, and git run in its directory stops
  * at that directory's parent, so it can never find a repository around it.
+ * With the model gateway, the task token is Claude's only model credential:
+ * ANTHROPIC_BASE_URL is the gateway, ANTHROPIC_API_KEY the token, and every
+ * other model credential is dropped.
  */
-export function claudeEnv(env: NodeJS.ProcessEnv, cwd: string): NodeJS.ProcessEnv {
+export function claudeEnv(
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  gateway?: Assignment['model_gateway'],
+): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(env))
-    if (k !== 'GIT_TOKEN' && k !== 'ORCHESTRATOR_GIT_TOKEN') out[k] = v;
+  for (const [k, v] of Object.entries(env)) {
+    if (k === 'GIT_TOKEN' || k === 'ORCHESTRATOR_GIT_TOKEN') continue;
+    if (gateway && isModelCredential(k)) continue;
+    out[k] = v;
+  }
   return {
     ...out,
     PATH: `${SPAWN_BIN_DIR}${delimiter}${env.PATH ?? ''}`,
     GIT_CEILING_DIRECTORIES: dirname(cwd),
+    ...(gateway ? { ANTHROPIC_BASE_URL: gateway.base_url, ANTHROPIC_API_KEY: env.TASK_TOKEN ?? '' } : {}),
   };
 }
 
@@ -88,7 +119,12 @@ export async function runSession(ctx: AttemptContext): Promise<number> {
     }
     const command = env.CLAUDE_COMMAND || 'claude';
     const baseArgs = claudeArgs(assignment);
-    const invocation = { command, cwd, env: claudeEnv(env, cwd), ...(signal ? { signal } : {}) };
+    const invocation = {
+      command,
+      cwd,
+      env: claudeEnv(env, cwd, assignment.model_gateway),
+      ...(signal ? { signal } : {}),
+    };
 
     const handoff =
       repo && assignment.kind === 'work' ? snapshotForHandoff(ctx, cwd, scratch, repo) : undefined;

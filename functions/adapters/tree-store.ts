@@ -4,7 +4,7 @@
  * listing a root's descendants. Same table and item shapes as JobStore.
  */
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { AttemptRecord, ChildResults, JobRecord, TaskRecord } from '../core/model.ts';
+import type { AttemptMeter, AttemptRecord, ChildResults, JobRecord, TaskRecord } from '../core/model.ts';
 import {
   assertTaskTransition,
   TASK_STATES,
@@ -135,6 +135,161 @@ export class TreeStore {
       ),
     );
     return out !== undefined;
+  }
+
+  /**
+   * Opens the model gateway's meter for an attempt that is launching or
+   * running, once: false if it is already open for this attempt, or if an
+   * earlier attempt's meter still holds reservations (close those first).
+   */
+  async openMeter(jobId: string, taskNo: number, attempt: number, limitUsd: number): Promise<boolean> {
+    const meter: AttemptMeter = {
+      attempt,
+      limitUsd,
+      committedUsd: 0,
+      meteredUsd: 0,
+      requests: 0,
+      open: {},
+    };
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression: 'SET #m = :meter',
+          ConditionExpression:
+            'attempt = :a AND #state IN (:launching, :running) AND (attribute_not_exists(#m) OR (#m.attempt <> :a AND size(#m.#open) = :zero))',
+          ExpressionAttributeNames: { '#m': 'meter', '#open': 'open', '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':meter': meter,
+            ':a': attempt,
+            ':zero': 0,
+            ':launching': 'launching',
+            ':running': 'running',
+          },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /**
+   * Reserves a request's maximum cost on its attempt's meter, within the
+   * attempt's limit, while the attempt is active. One conditional update:
+   * concurrent requests of one attempt can never commit past its limit.
+   */
+  async reserveRequest(
+    task: Pick<TaskRecord, 'jobId' | 'taskNo'>,
+    attempt: number,
+    requestId: string,
+    usd: number,
+    limitUsd: number,
+  ): Promise<boolean> {
+    const allowed = limitUsd - usd + EPSILON;
+    if (allowed < 0) return false;
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.jobId, task.taskNo),
+          UpdateExpression:
+            'SET #m.committedUsd = #m.committedUsd + :usd, #m.requests = #m.requests + :one, #m.#open.#rid = :usd',
+          ConditionExpression:
+            'attempt = :a AND #state IN (:launching, :running) AND #m.attempt = :a AND #m.limitUsd = :limit AND #m.committedUsd <= :allowed',
+          ExpressionAttributeNames: { '#m': 'meter', '#open': 'open', '#rid': requestId, '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':usd': usd,
+            ':one': 1,
+            ':a': attempt,
+            ':limit': limitUsd,
+            ':allowed': allowed,
+            ':launching': 'launching',
+            ':running': 'running',
+          },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /**
+   * A request ended: its reservation on the attempt becomes what it cost.
+   * True only for the one call that removed the reservation, so the tree is
+   * settled exactly once whoever gets here first (the gateway, or closeMeter
+   * when the attempt ended with the request still open).
+   */
+  async settleRequest(
+    task: Pick<TaskRecord, 'jobId' | 'taskNo'>,
+    requestId: string,
+    reservedUsd: number,
+    actualUsd: number,
+  ): Promise<boolean> {
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.jobId, task.taskNo),
+          UpdateExpression:
+            'REMOVE #m.#open.#rid SET #m.committedUsd = #m.committedUsd + :delta, #m.meteredUsd = #m.meteredUsd + :actual',
+          ConditionExpression: 'attribute_exists(#m.#open.#rid)',
+          ExpressionAttributeNames: { '#m': 'meter', '#open': 'open', '#rid': requestId },
+          ExpressionAttributeValues: { ':delta': actualUsd - reservedUsd, ':actual': actualUsd },
+        }),
+      ),
+    );
+    return out !== undefined;
+  }
+
+  /** Notes on the attempt's meter that the gateway refused it for good, and why (once). */
+  async markMeterRefusal(
+    task: Pick<TaskRecord, 'jobId' | 'taskNo'>,
+    attempt: number,
+    message: string,
+  ): Promise<void> {
+    await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.jobId, task.taskNo),
+          UpdateExpression: 'SET #m.refusal = :message',
+          ConditionExpression: '#m.attempt = :a AND attribute_not_exists(#m.refusal)',
+          ExpressionAttributeNames: { '#m': 'meter' },
+          ExpressionAttributeValues: { ':a': attempt, ':message': message },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Marks a queued task as waiting for the tree's spend (or clears the mark),
+   * so the job's status can say why it has not started.
+   */
+  async setWaiting(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    reason: 'spend_budget' | undefined,
+    now: string,
+  ): Promise<void> {
+    await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          ...(reason
+            ? {
+                UpdateExpression:
+                  'SET waitingFor = :reason, waitingSince = if_not_exists(waitingSince, :now)',
+                ConditionExpression: 'attempt = :a',
+                ExpressionAttributeValues: { ':reason': reason, ':now': now, ':a': attempt },
+              }
+            : {
+                UpdateExpression: 'REMOVE waitingFor, waitingSince',
+                ConditionExpression: 'attribute_exists(waitingFor)',
+              }),
+        }),
+      ),
+    );
   }
 
   /** `running -> waiting_on_child`: the worker handed its subtask to a child job and may exit. */

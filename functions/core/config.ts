@@ -9,6 +9,16 @@ import { type FieldIssue, zodIssues } from './errors.ts';
 
 const positiveInt = (max: number) => z.number().int().min(1).max(max);
 
+/** USD per million tokens; `cache_write_1h` defaults to twice `input`, `web_search` (per search) to 0.01. */
+const ModelPriceSchema = z.strictObject({
+  input: z.number().min(0).max(10_000),
+  output: z.number().min(0).max(10_000),
+  cache_write: z.number().min(0).max(10_000),
+  cache_read: z.number().min(0).max(10_000),
+  cache_write_1h: z.number().min(0).max(10_000).optional(),
+  web_search: z.number().min(0).max(100).optional(),
+});
+
 const ApiKeySchema = z.strictObject({
   name: z.string().min(1).max(64),
   tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)'),
@@ -96,6 +106,32 @@ export const ConfigSchema = z.strictObject({
       push_results: z.boolean().default(false),
       /** User name sent with the token (GitHub: x-access-token, GitLab: oauth2). */
       token_username: z.string().min(1).max(100).default('x-access-token'),
+    })
+    .prefault({}),
+  /**
+   * The model gateway: workers reach Claude only through the API, with their
+   * task token, and every request is metered and held to the budgets.
+   */
+  gateway: z
+    .strictObject({
+      /** `auto`: on when the orchestrator has ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) in its environment. */
+      enabled: z
+        .union([z.literal('auto'), z.boolean()], { error: 'must be auto, true or false' })
+        .default('auto'),
+      /** Where requests go; null: ANTHROPIC_BASE_URL, else https://api.anthropic.com. */
+      upstream_url: z
+        .url({ protocol: /^https?$/ })
+        .nullable()
+        .default(null),
+      /** Model id → price, added to (and overriding) the built-in table; a model in neither is refused. */
+      prices: z
+        .record(z.string().min(1).max(200), ModelPriceSchema)
+        .default({})
+        .superRefine((prices, ctx) => {
+          for (const model of Object.keys(prices))
+            if (model === '__proto__' || model === 'constructor' || model === 'prototype')
+              ctx.addIssue({ code: 'custom', path: [model], message: 'not a model id' });
+        }),
     })
     .prefault({}),
   aws: z
@@ -258,6 +294,7 @@ export const ENV_OVERRIDES: Readonly<
   ENABLE_RECURSION: ['recursion', 'enable', 'boolean'],
   MAX_RECURSION_DEPTH: ['recursion', 'max_depth', 'number'],
   LOG_LEVEL: ['logging', 'level', 'text'],
+  MODEL_GATEWAY: ['gateway', 'enabled', 'boolean'],
 };
 
 /**

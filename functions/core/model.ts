@@ -170,6 +170,8 @@ export interface AttemptRecord {
   exitCode?: number | undefined;
   durationMs?: number | undefined;
   costUsd?: number | undefined;
+  /** With the model gateway, `costUsd` is metered; this is what the worker said it cost (for comparison only). */
+  reportedCostUsd?: number | undefined;
   finishedAt: string;
   /** Canonical hash of the result body that ended it: only that exact body may be replayed. */
   resultHash?: string | undefined;
@@ -182,6 +184,8 @@ export interface TaskResultSummary {
   outputTruncated: boolean;
   filesCreated: string[];
   costUsd: number;
+  /** With the model gateway, `costUsd` is metered; this is what the worker said it cost (for comparison only). */
+  reportedCostUsd?: number | undefined;
   numTurns: number;
   durationMs: number;
   sessionId?: string | undefined;
@@ -243,6 +247,11 @@ export interface TaskRecord {
   /** Spend reserved on the root for the current attempt, and which attempt it is for. */
   budgetUsd?: number | undefined;
   budgetAttempt?: number | undefined;
+  /** The model gateway's account of the attempt `meter.attempt` (see AttemptMeter). */
+  meter?: AttemptMeter | undefined;
+  /** Queued, but not started because other attempts hold the tree's spend (the gateway off). */
+  waitingFor?: 'spend_budget' | undefined;
+  waitingSince?: string | undefined;
   /** A result that arrived after the task was cancelled; recorded, never applied. */
   lateResult?: TaskResultSummary | undefined;
   /**
@@ -257,6 +266,28 @@ export interface TaskRecord {
   uploadPaths?: Set<string> | undefined;
   uploadRefused?: RefusedFile[] | undefined;
   uploadRefusedCount?: number | undefined;
+}
+
+/**
+ * What the model gateway reserved and metered for one attempt, kept on its
+ * task item and changed only by conditional updates: a request reserves its
+ * maximum cost (`open`, by request id) within `limitUsd`, and settles to what
+ * its answer reported. Present from the attempt's dispatch when the gateway
+ * is on; its presence for the current attempt means the cost is metered.
+ */
+export interface AttemptMeter {
+  attempt: number;
+  /** The attempt's spend limit (limits.max_task_budget_usd). */
+  limitUsd: number;
+  /** Metered plus still reserved. */
+  committedUsd: number;
+  /** What the settled requests cost. */
+  meteredUsd: number;
+  requests: number;
+  /** Reservations of requests still in flight, by request id. */
+  open: Record<string, number>;
+  /** Why the gateway refused a request for good (the tree's budget is spent); a retry cannot help. */
+  refusal?: string | undefined;
 }
 
 /** A subtask as planned or as given by the caller. */
@@ -280,5 +311,7 @@ export interface WorkerOutcome {
   exitCode?: number | undefined;
   /** False when retrying cannot help (e.g. the CLI is not logged in). */
   retryable: boolean;
+  /** Set by the server when the model gateway metered the attempt: what the worker reported instead. */
+  reportedCostUsd?: number | undefined;
   git?: TaskGitResult | undefined;
 }

@@ -81,11 +81,20 @@ export function tasksRefusal(root: JobRecord, requested: number): Refusal {
   };
 }
 
-/** What one attempt may spend: the per-task cap, within what the tree has left; 0 when nothing is left. */
-export function attemptBudget(budget: RootBudget, maxTaskBudgetUsd: number): number {
+/**
+ * What one attempt may reserve when the CLI's own budget is the only cap (the
+ * model gateway off): the per-task cap, within an even share of what the tree
+ * has not committed among the job's free running slots (`freeSlots`, this
+ * attempt's included). Every slot can then take its share at once, so the
+ * reservations never hold fewer than max_workers attempts back; 0 when
+ * nothing is left.
+ */
+export function attemptBudget(budget: RootBudget, maxTaskBudgetUsd: number, freeSlots = 1): number {
   const left = budget.maxSpendUsd - budget.committedUsd;
-  const slice = Math.min(maxTaskBudgetUsd, left);
-  return slice >= MIN_ATTEMPT_BUDGET_USD ? Math.floor(slice * 10_000) / 10_000 : 0;
+  if (left < MIN_ATTEMPT_BUDGET_USD) return 0;
+  const share = Math.max(left / Math.max(1, Math.floor(freeSlots)), MIN_ATTEMPT_BUDGET_USD);
+  const slice = Math.min(maxTaskBudgetUsd, share, left);
+  return Math.floor(slice * 10_000) / 10_000;
 }
 
 /** Whether a worker should be offered the choice to split, and how many subtasks it may ask for. */

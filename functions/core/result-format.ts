@@ -70,6 +70,8 @@ export interface AttemptView {
   exit_code?: number;
   duration_ms?: number;
   cost_usd?: number;
+  /** With the model gateway, `cost_usd` is metered; this is what the worker reported (comparison only). */
+  reported_cost_usd?: number;
   finished_at: string;
 }
 
@@ -107,6 +109,8 @@ export interface TaskResultView {
   duration_ms: number;
   num_turns: number;
   cost_usd: number;
+  /** With the model gateway, `cost_usd` is metered; this sums what the worker reported (comparison only). */
+  reported_cost_usd?: number;
   /** Failure reason of the final attempt, for failed, timed-out and cancelled tasks. */
   error?: string;
   attempt_history: AttemptView[];
@@ -564,6 +568,7 @@ function taskView(
     duration_ms: usage.durationMs,
     num_turns: task.result?.numTurns ?? 0,
     cost_usd: usage.costUsd,
+    ...reportedCost(task),
     ...(error !== undefined && { error }),
     attempt_history: task.attempts.map(attemptView),
     ...(task.startedAt !== undefined && { started_at: task.startedAt }),
@@ -696,6 +701,7 @@ function attemptView(record: AttemptRecord): AttemptView {
     ...(record.exitCode !== undefined && { exit_code: record.exitCode }),
     ...(record.durationMs !== undefined && { duration_ms: record.durationMs }),
     ...(record.costUsd !== undefined && { cost_usd: record.costUsd }),
+    ...(record.reportedCostUsd !== undefined && { reported_cost_usd: record.reportedCostUsd }),
     finished_at: record.finishedAt,
   };
 }
@@ -732,6 +738,13 @@ function attemptsMade(task: TaskRecord): number {
   return task.attempt;
 }
 
+/** What the worker reported its metered attempts cost; absent when no attempt was metered. */
+function reportedCost(task: TaskRecord): { reported_cost_usd?: number } {
+  const reported = task.attempts.filter((a) => a.reportedCostUsd !== undefined);
+  if (reported.length === 0) return {};
+  return { reported_cost_usd: roundUsd(reported.reduce((sum, a) => sum + (a.reportedCostUsd ?? 0), 0)) };
+}
+
 function attemptUsage(task: TaskRecord): { costUsd: number; durationMs: number } {
   let costUsd = 0;
   let durationMs = 0;
@@ -742,6 +755,9 @@ function attemptUsage(task: TaskRecord): { costUsd: number; durationMs: number }
   if (task.result !== undefined && resultIsUnrecorded(task)) {
     costUsd += task.result.costUsd;
     durationMs += task.result.durationMs;
+  } else if (task.meter?.attempt === task.attempt && !task.attempts.some((a) => a.attempt === task.attempt)) {
+    // An attempt the model gateway meters and that has not ended (running, or cancelled): what it spent so far.
+    costUsd += task.meter.meteredUsd;
   }
   return { costUsd: roundUsd(costUsd), durationMs };
 }

@@ -4,7 +4,7 @@
  * exactly as the deployed API does.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type {
   APIGatewayAuthorizerResult,
@@ -13,9 +13,15 @@ import type {
   APIGatewayRequestAuthorizerEvent,
   Context,
 } from 'aws-lambda';
+import { anthropicErrorBody } from '../core/model-metering.ts';
 import { matchRoute, type RouteAuth } from '../handlers/routes.ts';
+import type { GatewayRequest, GatewayResponse } from '../services/model-gateway.ts';
 
 const MAX_BODY = 2 * 1024 * 1024;
+/** The Messages API takes requests of up to 32 MB (long conversations, images, documents). */
+const MAX_GATEWAY_BODY = 32 * 1024 * 1024;
+/** Workers' ANTHROPIC_BASE_URL is `<api>/gateway`; everything below it is the model gateway's. */
+export const GATEWAY_PREFIX = '/gateway';
 
 export interface LocalApiOptions {
   host: string;
@@ -25,6 +31,8 @@ export interface LocalApiOptions {
     RouteAuth,
     (event: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>
   >;
+  /** The model gateway (`/gateway/*`), streamed; absent: those paths answer 404. */
+  gateway?: ((req: GatewayRequest) => Promise<GatewayResponse>) | undefined;
 }
 
 export interface LocalApi {
@@ -36,6 +44,16 @@ const jsonHeaders = { 'content-type': 'application/json; charset=utf-8' };
 
 export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi> {
   const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === GATEWAY_PREFIX || path.startsWith(`${GATEWAY_PREFIX}/`)) {
+      serveGateway(req, res, options.gateway).catch(() => {
+        if (!res.headersSent) {
+          res.writeHead(500, jsonHeaders);
+          res.end(anthropicErrorBody('api_error', 'the model gateway failed'));
+        } else res.destroy();
+      });
+      return;
+    }
     handle(req, options)
       .then((result) => {
         res.writeHead(result.statusCode, result.headers as Record<string, string>);
@@ -152,16 +170,74 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
   return options.api(event, { awsRequestId: requestId, functionName: 'api-local' } as Context);
 }
 
+/**
+ * The model gateway, as the deployed streaming integration serves it: the
+ * request whole, the answer streamed chunk by chunk as it arrives. A worker
+ * that disconnects stops the iteration, which stops the upstream request and
+ * settles it.
+ */
+async function serveGateway(
+  req: IncomingMessage,
+  res: ServerResponse,
+  gateway: LocalApiOptions['gateway'],
+): Promise<void> {
+  const body = await readBody(req, MAX_GATEWAY_BODY);
+  if (!gateway || body === undefined) {
+    res.writeHead(gateway ? 413 : 404, jsonHeaders);
+    res.end(
+      gateway
+        ? anthropicErrorBody('request_too_large', `request body is larger than ${MAX_GATEWAY_BODY} bytes`)
+        : anthropicErrorBody('not_found_error', 'the model gateway is not enabled'),
+    );
+    return;
+  }
+  const url = new URL(req.url ?? '/', 'http://local');
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers))
+    if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+  const client = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) client.abort(new Error('the worker disconnected'));
+  });
+  const answer = await gateway({
+    method: req.method ?? 'GET',
+    path: `${url.pathname.slice(GATEWAY_PREFIX.length) || '/'}${url.search}`,
+    headers,
+    body: body.toString('utf8'),
+    signal: client.signal,
+  });
+  res.writeHead(answer.status, answer.headers);
+  res.flushHeaders();
+  for await (const chunk of answer.body) {
+    // Leaving the loop ends the body's iteration, which settles the request.
+    if (client.signal.aborted || res.destroyed) break;
+    if (!res.write(chunk)) await drained(res);
+  }
+  res.end();
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 function reply(statusCode: number, body: unknown): APIGatewayProxyResult {
   return { statusCode, headers: jsonHeaders, body: JSON.stringify(body) };
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+async function readBody(req: IncomingMessage, max = MAX_BODY): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) return undefined;
+    if (size > max) return undefined;
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

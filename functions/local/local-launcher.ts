@@ -31,6 +31,12 @@ export interface LocalLauncherOptions {
   gitToken?: string | undefined;
   /** Extra environment for workers (e.g. the test double's switches). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The workers sign in with the user's own `claude /login` (no API key is
+   * configured): a sandbox then shows the user's ~/.claude, read-write, in
+   * the worker's home, and a copy of ~/.claude.json.
+   */
+  shareClaudeLogin?: boolean;
   /** Time past the task's timeout before the process is killed. */
   killGraceSec?: number;
   onLost?: (request: LaunchRequest, reason: string, exitCode: number | undefined) => void;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Artifacts } from '../adapters/artifacts.ts';
 import { type ClientOptions, createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
 import { JobStore } from '../adapters/job-store.ts';
+import { anthropicUpstream, type ModelUpstream } from '../adapters/model-upstream.ts';
 import { ensureResources } from '../adapters/provision.ts';
 import { RunSlots, TreeStore } from '../adapters/tree-store.ts';
 import { WorkQueue } from '../adapters/work-queue.ts';
@@ -21,6 +22,7 @@ import { createAuthorizer } from '../handlers/authorizer.ts';
 import { createDeadLetterConsumer } from '../handlers/dead-letter-consumer.ts';
 import { createQueueConsumer } from '../handlers/queue-consumer.ts';
 import type { Deps, DispatchDeps, Log } from '../services/deps.ts';
+import { gatewaySettingsFromConfig, serveModelRequest } from '../services/model-gateway.ts';
 import { sweepActiveTasks } from '../services/reconcile.ts';
 import { recordLostWorker } from '../services/record-result.ts';
 import { settingsFromConfig } from '../services/settings.ts';
@@ -44,6 +46,16 @@ export interface LocalStackOptions {
   dataDir?: string;
   /** Token for private git remotes; defaults to ORCHESTRATOR_GIT_TOKEN. Only steps without AI receive it. */
   gitToken?: string;
+  /**
+   * Where the model gateway finds its credential and upstream (ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN,
+   * ANTHROPIC_BASE_URL); defaults to `env`, then the process environment. With one, `gateway.enabled: auto`
+   * turns the gateway on, and workers reach the model only through it.
+   */
+  modelEnv?: NodeJS.ProcessEnv;
+  /** The gateway's upstream instead of one built from `modelEnv` (tests). */
+  upstream?: ModelUpstream;
+  /** With the gateway off, workers use the user's own Claude login (`claude /login`); never shared with it on. */
+  shareClaudeLogin?: boolean;
 }
 
 export interface LocalStack {
@@ -93,6 +105,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // The API URL is known only once the server listens; the launcher is built after it.
     const settings = settingsFromConfig(config, '');
+    const modelEnv = options.modelEnv ?? outerEnv;
+    settings.gateway = gatewaySettingsFromConfig(config, modelEnv);
+    const upstream = settings.gateway.enabled
+      ? (options.upstream ?? localUpstream(settings.gateway.upstreamUrl, modelEnv))
+      : undefined;
     const deps: Deps = {
       store,
       tree: new TreeStore(store),
@@ -103,6 +120,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log,
       now: () => new Date(),
       randomBytes: (n) => randomBytes(n),
+      upstream,
     };
     const api = await startLocalApi({
       host: config.api.host,
@@ -112,6 +130,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         caller: createAuthorizer(store, 'caller', log),
         worker: createAuthorizer(store, 'worker', log),
       },
+      gateway: (req) => serveModelRequest(deps, req),
     });
     cleanups.unshift(() => api.close());
     settings.apiUrl = api.url;
@@ -126,6 +145,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       workspaceDir: scratch,
       gitToken: options.gitToken ?? (outerEnv.ORCHESTRATOR_GIT_TOKEN || undefined),
       env: options.workerEnv ?? {},
+      // Through the gateway, workers hold no model credential of the user's: not the key, not the login.
+      shareClaudeLogin: options.shareClaudeLogin === true && !settings.gateway.enabled,
       // What ECS task-state events do in AWS: a worker gone without a result is a failed attempt.
       onLost: (req, reason, code) => {
         recordLostWorker(deps, req, reason, code).catch((err) =>
@@ -205,6 +226,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await runCleanups(cleanups);
     throw err;
   }
+}
+
+/** The gateway's upstream from the orchestrator's own credential. */
+function localUpstream(baseUrl: string, env: NodeJS.ProcessEnv): ModelUpstream {
+  const apiKey = env.ANTHROPIC_API_KEY || undefined;
+  const authToken = env.ANTHROPIC_AUTH_TOKEN || undefined;
+  if (!apiKey && !authToken)
+    throw new Error(
+      'gateway.enabled is true, but the orchestrator has no ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) for the model gateway to use; set one, or set gateway.enabled to auto or false to let workers use your own Claude login',
+    );
+  return anthropicUpstream({ baseUrl, apiKey, authToken });
 }
 
 async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {

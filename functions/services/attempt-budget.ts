@@ -1,12 +1,23 @@
 /**
- * An attempt's spend is reserved on the root before its worker starts. When
- * only other attempts' reservations stand in the way, the attempt waits (its
- * run message comes back later); when the tree has actually spent its limit,
- * the attempt fails without retries, naming the limit.
+ * An attempt's claim on the tree's spend before its worker starts.
+ *
+ * With the model gateway on, the attempt reserves nothing: each of its model
+ * requests reserves its own maximum cost at the gateway and settles to what
+ * it used, so running attempts hold only what their requests in flight may
+ * cost, and parallelism is max_workers. The attempt's meter is opened here.
+ *
+ * With the gateway off, the CLI's `--max-budget-usd` is the only cap, so the
+ * attempt reserves its budget on the root: an even share of what is left
+ * among the job's free slots (see attemptBudget), so max_workers attempts
+ * fit at once. When only other attempts' reservations stand in the way, the
+ * attempt waits (its run message comes back later, and the job's status says
+ * so); when the tree has actually spent its limit, the attempt fails without
+ * retries, naming the limit.
  */
-import type { TaskRecord } from '../core/model.ts';
+import type { RootBudget, TaskRecord } from '../core/model.ts';
 import { attemptBudget, MIN_ATTEMPT_BUDGET_USD } from '../core/recursion-policy.ts';
 import type { Deps } from './deps.ts';
+import { gatewayEnabled, openAttemptMeter } from './model-gateway.ts';
 
 export type BudgetGrant =
   | { kind: 'granted'; usd: number }
@@ -15,8 +26,16 @@ export type BudgetGrant =
 
 export async function reserveAttemptSpend(deps: Deps, task: TaskRecord): Promise<BudgetGrant> {
   const root = await deps.store.getJob(task.rootJobId);
+  if (gatewayEnabled(deps.settings)) {
+    if (root?.budget && root.budget.maxSpendUsd - root.budget.spentUsd < MIN_ATTEMPT_BUDGET_USD)
+      return exhausted(root.budget);
+    await openAttemptMeter(deps, task, task.attempt);
+    return { kind: 'granted', usd: 0 };
+  }
   if (!root?.budget) return { kind: 'granted', usd: 0 };
-  const usd = attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd);
+  const job = task.jobId === root.jobId ? root : await deps.store.getJob(task.jobId);
+  const freeSlots = (job?.config.maxWorkers ?? 1) - (job?.runningTasks ?? 0);
+  const usd = attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd, freeSlots);
   if (usd > 0 && (await deps.tree.reserveSpend(root, usd))) {
     if (await deps.tree.setTaskBudget(task, task.attempt, usd)) return { kind: 'granted', usd };
     // This attempt already holds a reservation (a replayed dispatch): ours goes back.
@@ -25,9 +44,13 @@ export async function reserveAttemptSpend(deps: Deps, task: TaskRecord): Promise
   }
   const fresh = (await deps.store.getJob(root.jobId))?.budget ?? root.budget;
   if (fresh.maxSpendUsd - fresh.spentUsd >= MIN_ATTEMPT_BUDGET_USD) return { kind: 'busy' };
+  return exhausted(fresh);
+}
+
+function exhausted(budget: RootBudget): BudgetGrant {
   return {
     kind: 'exhausted',
-    message: `the job tree's spend limit (max_budget_usd $${fresh.maxSpendUsd}) is used up: $${fresh.spentUsd.toFixed(4)} spent`,
+    message: `the job tree's spend limit (max_budget_usd $${budget.maxSpendUsd}) is used up: $${budget.spentUsd.toFixed(4)} spent`,
   };
 }
 

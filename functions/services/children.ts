@@ -16,6 +16,7 @@ import { childCreatorRefusal, childRefusal, tasksRefusal } from '../core/recursi
 import type { TaskTokenScope } from '../core/tokens.ts';
 import { canonicalHash, sha256Hex } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
+import { meteredCostOf, settleMeteredAttempt } from './model-gateway.ts';
 import { firstTasks, runMessage } from './submit-job.ts';
 
 export type ChildMode = 'handoff' | 'wait';
@@ -119,11 +120,14 @@ export async function createChildJob(
     throw err;
   }
   if (mode === 'handoff') {
-    const cost = input.decideCostUsd ?? 0;
+    // With the model gateway, what the decision cost is what it metered; the worker's figure is kept beside it.
+    const metered = meteredCostOf(task);
+    const cost = metered ?? input.decideCostUsd ?? 0;
     const record = {
       attempt: scope.attempt,
       state: 'waiting_on_child' as const,
       costUsd: cost,
+      ...(metered !== undefined ? { reportedCostUsd: input.decideCostUsd ?? 0 } : {}),
       finishedAt: now,
     };
     const waiting = await deps.tree.handoffToChild(task, scope.attempt, jobId, record, now);
@@ -132,7 +136,7 @@ export async function createChildJob(
       await deps.slots.release(task.jobId);
       // The parent's own spending ends here: its reservation becomes what the decision cost.
       const reserved = task.budgetAttempt === scope.attempt ? (task.budgetUsd ?? 0) : 0;
-      await deps.tree.settleSpend(root.jobId, reserved, cost);
+      if (!(await settleMeteredAttempt(deps, task))) await deps.tree.settleSpend(root.jobId, reserved, cost);
     } else {
       deps.log.warn('parent task moved on before the hand-off was recorded', { ...scope, childJobId: jobId });
     }

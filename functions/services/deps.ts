@@ -3,9 +3,11 @@
 import type { Artifacts } from '../adapters/artifacts.ts';
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Launcher } from '../adapters/launcher.ts';
+import type { ModelUpstream } from '../adapters/model-upstream.ts';
 import type { RunSlots, TreeStore } from '../adapters/tree-store.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
 import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
+import type { PriceTable } from '../core/model-metering.ts';
 
 export interface WorkerSettings {
   /** Workers running at once across the deployment (each job is also capped by its max_workers). */
@@ -23,6 +25,19 @@ export interface Settings {
   presignExpirySec: number;
   worker: WorkerSettings;
   git: GitSettings;
+  /** The model gateway; absent or disabled: workers call the model with their own credentials. */
+  gateway?: GatewaySettings | undefined;
+}
+
+/** The model gateway (services/model-gateway.ts): workers' Messages API requests, metered. */
+export interface GatewaySettings {
+  enabled: boolean;
+  /** Workers' ANTHROPIC_BASE_URL; default `${apiUrl}/gateway`. */
+  baseUrl?: string | undefined;
+  /** Model id → price; a model not in it is refused. */
+  prices: PriceTable;
+  /** Where requests go (the Anthropic upstream); the upstream adapter reads it. */
+  upstreamUrl: string;
 }
 
 export interface GitSettings {
@@ -51,6 +66,8 @@ export interface Deps {
   log: Log;
   now(): Date;
   randomBytes(size: number): Buffer;
+  /** Where the model gateway sends requests; absent: the gateway answers that it is not enabled. */
+  upstream?: ModelUpstream | undefined;
 }
 
 export interface DispatchDeps extends Deps {

@@ -29,11 +29,15 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   const grant = await attemptGrant(deps, claimed);
   if (grant.kind === 'busy') {
     // Other attempts hold the tree's spend for now: come back later, without using up a delivery.
-    await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
+    const at = deps.now().toISOString();
+    await deps.store.releaseClaim(jobId, taskNo, attempt, at);
+    // The job's status shows it too: a task that waits is not simply queued.
+    await deps.tree.setWaiting(jobId, taskNo, attempt, 'spend_budget', at);
     await deps.queue.send(message, BUDGET_WAIT_SEC);
     deps.log.info('waiting for spend budget', { jobId, taskNo, attempt });
     return 'waiting';
   }
+  if (claimed.waitingFor) await deps.tree.setWaiting(jobId, taskNo, attempt, undefined, now);
   if (grant.kind === 'exhausted') {
     await recordLostWorker(deps, { jobId, taskNo, attempt }, grant.message, undefined, 'failed', false);
     deps.log.warn('attempt refused: spend limit reached', {

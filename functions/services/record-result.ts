@@ -26,6 +26,7 @@ import {
 } from '../core/task-states.ts';
 import { canonicalHash } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
+import { settleMeteredAttempt, withMeteredCost } from './model-gateway.ts';
 import { runMessage, stepTask, workTasks } from './submit-job.ts';
 import { storedFiles } from './worker-access.ts';
 
@@ -99,6 +100,8 @@ export async function recordWorkerResult(
   // response (or a crash) only has to start them: see startPlannedJob.
   if (task.kind === 'plan' && verdict.status === 'succeeded')
     await putPlannedTasks(deps, task, outcome.structuredOutput, now);
+  // With the model gateway the cost is what it metered; the worker's figure is kept for comparison.
+  verdict = await withMeteredCost(deps, task, verdict);
 
   const written = await endAttempt(deps, task, verdict, now, extra);
   if (!written) {
@@ -203,6 +206,8 @@ async function admitSource(
 
 /** The attempt's spend reservation on the root becomes its reported cost. */
 async function settleAttemptSpend(deps: Deps, task: TaskRecord, costUsd: number): Promise<void> {
+  // Metered by the model gateway: its requests already settled the tree's spend.
+  if (await settleMeteredAttempt(deps, task)) return;
   const reserved = task.budgetAttempt === task.attempt ? (task.budgetUsd ?? 0) : 0;
   if (reserved === 0 && costUsd === 0) return;
   await deps.tree.settleSpend(task.rootJobId, reserved, costUsd);
@@ -215,6 +220,7 @@ function summarize(deps: Deps, outcome: WorkerOutcome, extra?: ResultExtra): Tas
     outputTruncated: outcome.output.length > maxChars,
     filesCreated: outcome.filesCreated,
     costUsd: outcome.costUsd,
+    ...(outcome.reportedCostUsd !== undefined ? { reportedCostUsd: outcome.reportedCostUsd } : {}),
     numTurns: outcome.numTurns,
     durationMs: outcome.durationMs,
     sessionId: outcome.sessionId,
@@ -244,18 +250,23 @@ export async function recordLostWorker(
   const ended = await endAttempt(
     deps,
     task,
-    {
-      attempt: scope.attempt,
-      status,
-      output: '',
-      filesCreated: [],
-      costUsd: 0,
-      numTurns: 0,
-      durationMs: task.startedAt ? Math.max(0, deps.now().getTime() - Date.parse(task.startedAt)) : 0,
-      error: reason,
-      exitCode,
-      retryable,
-    },
+    await withMeteredCost(
+      deps,
+      task,
+      {
+        attempt: scope.attempt,
+        status,
+        output: '',
+        filesCreated: [],
+        costUsd: 0,
+        numTurns: 0,
+        durationMs: task.startedAt ? Math.max(0, deps.now().getTime() - Date.parse(task.startedAt)) : 0,
+        error: reason,
+        exitCode,
+        retryable,
+      },
+      false,
+    ),
     deps.now().toISOString(),
   );
   if (!ended) {
@@ -296,6 +307,7 @@ async function endAttempt(
     exitCode: outcome.exitCode,
     durationMs: outcome.durationMs,
     costUsd: outcome.costUsd,
+    ...(outcome.reportedCostUsd !== undefined ? { reportedCostUsd: outcome.reportedCostUsd } : {}),
     finishedAt: now,
     ...(extra ? { resultHash: extra.resultHash } : {}),
   };

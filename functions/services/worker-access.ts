@@ -22,6 +22,7 @@ import { fileVersion } from '../core/report-links.ts';
 import { isTerminalJobStatus, type TaskState } from '../core/task-states.ts';
 import { sha256Hex, type TaskTokenScope } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
+import { gatewayBaseUrl, gatewayEnabled } from './model-gateway.ts';
 
 export interface Assignment {
   job_id: string;
@@ -38,6 +39,11 @@ export interface Assignment {
   max_turns?: number | undefined;
   /** `claude --max-budget-usd` for this attempt, from what the job tree has left. */
   max_budget_usd: number;
+  /**
+   * Present when the model gateway is on: Claude's ANTHROPIC_BASE_URL, with the task token as its only
+   * credential; the gateway meters and bounds the spend, so `max_budget_usd` is 0.
+   */
+  model_gateway?: { base_url: string } | undefined;
   /** Present when the worker may split its subtask into a child job (ask Claude with `decide_schema` first). */
   recursion?:
     | {
@@ -135,6 +141,9 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
     permission_mode: deps.settings.worker.permissionMode,
     max_turns: deps.settings.worker.maxTurns,
     max_budget_usd: budgetUsd,
+    ...(gatewayEnabled(deps.settings) && ['plan', 'work', 'merge'].includes(task.kind)
+      ? { model_gateway: { base_url: gatewayBaseUrl(deps.settings) } }
+      : {}),
     recursion: offer.allowed
       ? {
           depth: job.depth,

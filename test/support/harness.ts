@@ -55,6 +55,11 @@ export interface TestStackOptions {
   gitToken?: string;
   /** The `claude` executable the workers run; the test double by default. */
   claudeCommand?: string;
+  /**
+   * The orchestrator's model credentials for the model gateway (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL as
+   * the upstream); none by default, so `gateway.enabled: auto` leaves the gateway off.
+   */
+  modelEnv?: NodeJS.ProcessEnv;
 }
 
 export async function startTestStack(
@@ -99,6 +104,7 @@ export async function startTestStack(
     ...(options.clientOptions ? { clientOptions: options.clientOptions } : {}),
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.gitToken ? { gitToken: options.gitToken } : {}),
+    modelEnv: options.modelEnv ?? {},
     workerEnv: {
       CLAUDE_DOUBLE_LOG: invocationLog,
       CLAUDE_DOUBLE_STATE_DIR: join(workspace, 'double-state'),

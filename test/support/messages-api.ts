@@ -42,6 +42,8 @@ export interface MessagesRequest {
   /** tool_result blocks sent back so far, in order, as { tool_use_id, content: string, is_error }. */
   toolResults: { toolUseId: string; content: string; isError: boolean }[];
   raw: unknown;
+  /** The request's headers (lower-case names), e.g. to see which credential reached the API. */
+  headers: Record<string, string>;
 }
 
 export type ScriptedBlock =
@@ -51,7 +53,12 @@ export type ScriptedBlock =
 export interface ScriptedReply {
   content: ScriptedBlock[];
   stop_reason?: 'end_turn' | 'tool_use';
-  usage?: { input_tokens: number; output_tokens: number };
+  usage?: {
+    input_tokens: number;
+    output_tokens: number;
+    cache_creation_input_tokens?: number;
+    cache_read_input_tokens?: number;
+  };
 }
 
 export type Script = (
@@ -123,6 +130,9 @@ export async function startMessagesApi(script: Script): Promise<MessagesApi> {
     }
 
     const request = toMessagesRequest(body);
+    request.headers = Object.fromEntries(
+      Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]),
+    );
     requests.push(request);
     const requestNo = ++requestCounter;
 
@@ -161,7 +171,7 @@ export async function startMessagesApi(script: Script): Promise<MessagesApi> {
         content,
         stop_reason: stopReason,
         stop_sequence: null,
-        usage: { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens },
+        usage: { ...usage },
       });
       return;
     }
@@ -183,7 +193,7 @@ export async function startMessagesApi(script: Script): Promise<MessagesApi> {
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: { input_tokens: usage.input_tokens, output_tokens: 1 },
+        usage: { ...usage, output_tokens: 1 },
       },
     });
     content.forEach((block, index) => {
@@ -278,6 +288,7 @@ function toMessagesRequest(body: Record<string, unknown>): MessagesRequest {
     toolsCalled,
     toolResults,
     raw: body,
+    headers: {},
   };
   if (body.system !== undefined) request.system = body.system;
   return request;

@@ -9,7 +9,7 @@ import { CreateSourceBodySchema, ListJobsQuerySchema, submitBodySchema } from '.
 import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts';
 import { finalReportKey, jobPrefix, mergeBundleKey, mergePatchKey } from '../../core/layout.ts';
 import { mergeResultOf } from '../../core/merge-plan.ts';
-import type { JobRecord } from '../../core/model.ts';
+import type { JobRecord, TaskRecord } from '../../core/model.ts';
 import { reportObjects } from '../../core/report-links.ts';
 import { linkTarget, markdownText, renderTreeReports } from '../../core/reports.ts';
 import { buildTreeResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
@@ -139,11 +139,20 @@ export async function getStatus(deps: Deps, event: APIGatewayProxyEvent): Promis
     total_tasks: job.totalTasks,
     finished_tasks: job.finishedTasks.length,
     tasks: countTasksByState(tasks),
+    ...waitingTasks(tasks),
     created_at: job.createdAt,
     updated_at: job.updatedAt,
     finished_at: job.finishedAt,
     links: links(job.jobId),
   });
+}
+
+/** Queued tasks held back, by why: `spend_budget` (other attempts hold the tree's spend). */
+function waitingTasks(tasks: readonly TaskRecord[]): { waiting?: Record<string, number> } {
+  const waiting: Record<string, number> = {};
+  for (const t of tasks)
+    if (t.state === 'queued' && t.waitingFor) waiting[t.waitingFor] = (waiting[t.waitingFor] ?? 0) + 1;
+  return Object.keys(waiting).length > 0 ? { waiting } : {};
 }
 
 export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
