@@ -75,7 +75,8 @@ async function startStack(config: OrchestratorConfig, verbose: boolean, port?: n
     structured: config.logging.enable_structured,
     file: logFile,
   });
-  return startLocalStack({ config, log, ...(port !== undefined ? { port } : {}) });
+  // Without the model gateway (no API key here), workers sign in with the user's own `claude /login`.
+  return startLocalStack({ config, log, shareClaudeLogin: true, ...(port !== undefined ? { port } : {}) });
 }
 
 async function runCommand(request: string, options: RunOptions): Promise<number> {
@@ -119,6 +120,7 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     say(
       `job ${jobId} submitted (${stack.backend === 'embedded' ? 'embedded emulators' : 'external endpoints'}, API ${stack.apiUrl})`,
     );
+    say(modelAccessLine(stack));
 
     // Bounded by what the job itself may take: every attempt of planning, the workers and the merge, plus slack.
     const attempts = config.workers.max_retries + 1;
@@ -133,12 +135,13 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
         total_tasks: number;
         finished_tasks: number;
         tasks: Record<string, number>;
+        waiting?: Record<string, number>;
       }>('GET', `/api/v1/jobs/${jobId}/status`);
       status = s.status;
       const line =
         status === 'planning'
           ? 'planning…'
-          : `${status}: ${s.finished_tasks}/${s.total_tasks} finished, ${(s.tasks.running ?? 0) + (s.tasks.launching ?? 0)} running, ${s.tasks.queued ?? 0} queued`;
+          : `${status}: ${s.finished_tasks}/${s.total_tasks} finished, ${(s.tasks.running ?? 0) + (s.tasks.launching ?? 0)} running, ${s.tasks.queued ?? 0} queued${s.waiting?.spend_budget ? ` (${s.waiting.spend_budget} waiting for spend budget)` : ''}`;
       if (line !== lastLine) say(line);
       lastLine = line;
     }
@@ -161,6 +164,25 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     await stack.stop();
     await snapshot?.cleanup();
   }
+}
+
+/** One line on how workers reach the model: through the metered gateway, or with the user's own login. */
+export function modelAccessLine(
+  stack: Pick<LocalStack, 'deps'>,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const credential = env.ANTHROPIC_API_KEY
+    ? 'ANTHROPIC_API_KEY'
+    : env.ANTHROPIC_AUTH_TOKEN
+      ? 'ANTHROPIC_AUTH_TOKEN'
+      : undefined;
+  if (stack.deps.settings.gateway?.enabled)
+    return `model: through the orchestrator's gateway with your ${credential ?? 'key'}; workers never hold it, and every request is metered against the job's max_budget_usd`;
+  const login =
+    "workers use your own Claude login (claude /login) directly, each capped by the CLI's --max-budget-usd";
+  return credential
+    ? `model: the gateway is off (gateway.enabled: false), so ${login}`
+    : `model: no ANTHROPIC_API_KEY here, so ${login}; set one to have the orchestrator meter every request instead`;
 }
 
 /** The repository `run` works on (the current directory's, or --repo's), snapshotted; none with --no-repo. */
