@@ -6,7 +6,8 @@
  * report. Each is refused, and the job it came from still ends as it would
  * have: nothing written, lost or leaked.
  */
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import MarkdownIt from 'markdown-it';
@@ -16,7 +17,7 @@ import { jobIdFor } from '../../functions/core/tokens.ts';
 import { CLAUDE_DOUBLE } from '../support/harness.ts';
 import { type HeldWorker, type HostileStack, startHostileStack } from '../support/hostile-worker.ts';
 import { bundleOf, sampleRepo, uploadSource } from '../support/repos.ts';
-import { runBin } from '../support/run-bin.ts';
+import { BIN, type BinRun } from '../support/run-bin.ts';
 
 /** The tenant of the hostile stack's own API key (see startTestStack). */
 const TENANT = 'tenant-a';
@@ -271,32 +272,34 @@ describe('hostile inputs', () => {
     expect(headings.at(-1)).toMatch(/^Artifact links/);
   });
 
-  it('attack: a local worker stores both a and a/b and plants links where run mirrors the job, to break run or write outside', async () => {
+  it('attack: a worker stores both a and a/b, and links are planted where run mirrors the job, to break run or write outside', async () => {
     const ws = join(scratch, 'mirror-ws');
     const victim = join(scratch, 'victim.txt');
     const victimDir = join(scratch, 'victim-dir');
     await mkdir(victimDir, { recursive: true });
     await writeFile(victim, 'the user file\n');
-    // A claude stand-in for `run`: in a work session it does what a prompt-injected agent on the
-    // user's machine could, with its own token and the file system, then runs the test double.
     const wrapper = join(scratch, 'hostile-claude.mjs');
-    await writeFile(wrapper, hostileClaude(ws, victim, victimDir, join(scratch, 'hostile-uploads.json')));
+    await writeFile(wrapper, hostileClaude());
     await chmod(wrapper, 0o755);
 
-    const run = await runBin(
+    // As soon as run names the job, links go where its folder will be: what a worker without a
+    // sandbox (or anything else on the machine) can do before the mirror.
+    const run = await runPlanting(
       ['run', 'Write one note [[plan:1]]', '--claude-command', wrapper, '--workspace', ws, '--no-repo'],
-      { cwd: scratch, env: { ...process.env } },
+      async (jobId) => {
+        const dir = join(ws, `job_${jobId}`);
+        await mkdir(dir, { recursive: true });
+        await symlink(victim, join(dir, 'FINAL_RESULT.md'));
+        await symlink(victimDir, join(dir, 'logs'));
+      },
     );
-    const uploads = JSON.parse(await readFile(join(scratch, 'hostile-uploads.json'), 'utf8'));
-    expect(uploads).toEqual({ status: 200, files: ['a', 'a/b'], puts: [200, 200] });
 
     // run ends normally and prints its summary, naming what it did not copy and the links it removed.
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/Job [0-9a-f]{20}: COMPLETED/);
     expect(run.stdout).toContain('"depth_0/worker_1/a/b": depth_0/worker_1/a is a file of this job');
-    expect(run.stdout).toMatch(
-      /removed symbolic links .*not followed.*"(logs|FINAL_RESULT\.md)", "(logs|FINAL_RESULT\.md)"/,
-    );
+    expect(run.stdout).toMatch(/removed symbolic links .*not followed.*"FINAL_RESULT\.md"/);
+    expect(run.stdout).toMatch(/removed symbolic links .*not followed.*"logs"/);
 
     // Nothing written outside: the link targets are as they were.
     expect(await readFile(victim, 'utf8')).toBe('the user file\n');
@@ -304,6 +307,7 @@ describe('hostile inputs', () => {
 
     // Everything else is mirrored, as real files.
     const reportPath = /report: (.+FINAL_RESULT\.md)/.exec(run.stdout)?.[1] as string;
+    expect((await lstat(reportPath)).isFile()).toBe(true);
     expect(await readFile(reportPath, 'utf8')).toMatch(/^# Final result: job/);
     const jobDir = reportPath.replace(/FINAL_RESULT\.md$/, '');
     expect(await readFile(join(jobDir, 'depth_0/worker_1/a'), 'utf8')).toBe('hello\n');
@@ -312,38 +316,58 @@ describe('hostile inputs', () => {
   }, 180_000);
 });
 
+/** Runs the bin like runBin, calling `plant` with the job id as soon as run prints it. */
+function runPlanting(args: string[], plant: (jobId: string) => Promise<void>): Promise<BinRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: tmpdir(),
+      env: { ...process.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let planted: Promise<void> | undefined;
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+      const id = /job ([0-9a-f]{20}) submitted/.exec(stderr)?.[1];
+      if (id && !planted) planted = plant(id);
+    });
+    child.on('close', (code) => {
+      if (!planted) return reject(new Error(`run never named its job: ${stderr}`));
+      planted.then(() => resolve({ code, stdout, stderr }), reject);
+    });
+  });
+}
+
 /**
- * A `claude` for `orchestrator run` that, in a work session, plants links to the victims where
- * run will mirror its job, stores both `a` and `a/b` through the upload API with its own token,
- * writes what it got to `evidence`, then runs the test double as usual.
+ * A `claude` for `orchestrator run` that, in a work session, stores both `a` and `a/b` through
+ * the upload API with its own token (as a prompt-injected agent could), then runs the test double.
  */
-function hostileClaude(ws: string, victim: string, victimDir: string, evidence: string): string {
-  const q = JSON.stringify;
+function hostileClaude(): string {
   return `#!/usr/bin/env node
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 const args = process.argv.slice(2);
 let prompt = '';
 if (args.includes('-p')) for await (const chunk of process.stdin) prompt += chunk;
 const work = args.includes('-p') && !args.includes('--json-schema') && !/ORCHESTRATOR-(DECIDE|MERGE)/.test(prompt);
 if (work) {
   const [jobId, taskNo, attempt] = (process.env.TASK_ID ?? '').split('/');
-  const dir = path.join(${q(ws)}, 'job_' + jobId);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.symlinkSync(${q(victim)}, path.join(dir, 'FINAL_RESULT.md'));
-  fs.symlinkSync(${q(victimDir)}, path.join(dir, 'logs'));
   const res = await fetch(process.env.API_URL + '/api/v1/jobs/' + jobId + '/tasks/' + taskNo + '/uploads', {
     method: 'POST',
     headers: { 'x-task-token': process.env.TASK_TOKEN ?? '', 'content-type': 'application/json' },
     body: JSON.stringify({ attempt: Number(attempt), files: [{ path: 'a', size_bytes: 6 }, { path: 'a/b', size_bytes: 6 }] }),
   });
   const body = await res.json();
-  const puts = [];
-  for (const f of body.files ?? []) puts.push((await fetch(f.url, { method: 'PUT', body: 'hello\\n' })).status);
-  fs.writeFileSync(${q(evidence)}, JSON.stringify({ status: res.status, files: (body.files ?? []).map((f) => f.path), puts }));
+  for (const f of body.files ?? []) {
+    const put = await fetch(f.url, { method: 'PUT', body: 'hello\\n' });
+    process.stderr.write('hostile upload ' + f.path + ': ' + put.status + '\\n');
+  }
+  process.stderr.write('hostile uploads: ' + res.status + '\\n');
 }
-const child = spawn(process.execPath, [${q(CLAUDE_DOUBLE)}, ...args], { stdio: ['pipe', 'inherit', 'inherit'] });
+const child = spawn(process.execPath, [${JSON.stringify(CLAUDE_DOUBLE)}, ...args], { stdio: ['pipe', 'inherit', 'inherit'] });
 child.stdin.end(prompt);
 child.on('exit', (code) => process.exit(code ?? 1));
 `;
