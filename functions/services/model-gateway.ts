@@ -305,6 +305,17 @@ async function reserve(
       task = (await deps.store.getTask(task.jobId, task.taskNo)) ?? task;
       if (!isActiveAttempt(task, attempt)) return ended(task, attempt);
     }
+    // The tree first: when it is spent, no retry can help, and the refusal says so.
+    const root = await deps.store.getJob(task.rootJobId);
+    const budget = root?.budget;
+    if (budget && budget.spentUsd + maxUsd > budget.maxSpendUsd + 1e-9) {
+      return {
+        kind: 'tree',
+        message:
+          `${GATEWAY_NAME}: budget exhausted: the job tree has spent ${usd(budget.spentUsd)} of its ` +
+          `max_budget_usd ${usd(budget.maxSpendUsd)}, and this request could cost up to ${usd(maxUsd)}`,
+      };
+    }
     const meter = currentMeter(task);
     const limit = meter?.limitUsd ?? limitUsd;
     const metered = meter?.meteredUsd ?? 0;
@@ -314,16 +325,6 @@ async function reserve(
         message:
           `${GATEWAY_NAME}: budget exhausted: this attempt has spent ${usd(metered)} of its ${usd(limit)} ` +
           `(limits.max_task_budget_usd), and this request could cost up to ${usd(maxUsd)}`,
-      };
-    }
-    const root = await deps.store.getJob(task.rootJobId);
-    const budget = root?.budget;
-    if (budget && budget.spentUsd + maxUsd > budget.maxSpendUsd + 1e-9) {
-      return {
-        kind: 'tree',
-        message:
-          `${GATEWAY_NAME}: budget exhausted: the job tree has spent ${usd(budget.spentUsd)} of its ` +
-          `max_budget_usd ${usd(budget.maxSpendUsd)}, and this request could cost up to ${usd(maxUsd)}`,
       };
     }
     if (await deps.tree.reserveRequest(task, attempt, requestId, maxUsd, limit)) {
