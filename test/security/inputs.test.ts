@@ -19,6 +19,11 @@ import { type HeldWorker, type HostileStack, startHostileStack } from '../suppor
 import { bundleOf, sampleRepo, uploadSource } from '../support/repos.ts';
 import { BIN, type BinRun } from '../support/run-bin.ts';
 
+/** How long a held session or a job may take on a machine busy with the whole suite. */
+const SLOW_MS = 120_000;
+/** The time of a test that runs a job to its end. */
+const JOB_TEST_MS = 2 * SLOW_MS + 30_000;
+
 /** The tenant of the hostile stack's own API key (see startTestStack). */
 const TENANT = 'tenant-a';
 
@@ -57,10 +62,15 @@ describe('hostile inputs', () => {
   it.each(['handoff', 'wait'] as const)(
     "attack: a planner's task token creates a child job (%s mode), which would end its planning as recursive_success",
     async (mode) => {
-      const planner = await hostile.capture({
-        request: `Write three notes [[hold_plan:planner-${mode}]]`,
-        config: { enable_recursion: true, max_retries: 0 },
-      });
+      const planner = await hostile.capture(
+        {
+          request: `Write three notes [[hold_plan:planner-${mode}]]`,
+          config: { enable_recursion: true, max_retries: 0 },
+        },
+        undefined,
+        undefined,
+        SLOW_MS,
+      );
       expect(planner.taskNo).toBe(0);
       const before = await hostile.deps.store.getJob(planner.jobId);
 
@@ -78,53 +88,58 @@ describe('hostile inputs', () => {
 
       // Nothing lost: the job plans and completes as if nothing had happened.
       await planner.release();
-      expect(await hostile.waitForJob(planner.jobId, 60_000)).toBe('completed');
+      expect(await hostile.waitForJob(planner.jobId, SLOW_MS)).toBe('completed');
       const result = (await hostile.api('GET', `/api/v1/jobs/${planner.jobId}`)).json;
       expect(result.planning).toMatchObject({ status: 'succeeded', attempts: 1 });
       expect(result.error).toBeUndefined();
       expect(result.results.summary).toMatchObject({ total: 3, succeeded: 3 });
       expect(result.jobs).toHaveLength(1);
     },
+    JOB_TEST_MS,
   );
 
-  it("attack: a merge step's conflict session uses the step's token to create a child job", async () => {
-    const origin = join(scratch, 'origin');
-    await sampleRepo(origin, { 'notes.txt': 'one\ntwo\nthree\n' });
-    const bundleId = await uploadSource(
-      hostile,
-      await readFile(await bundleOf(origin, join(scratch, 'b.bundle'))),
-    );
-    const submitted = await hostile.api('POST', '/api/v1/orchestrate', {
-      body: {
-        request: 'Two workers change the same line',
-        source: { bundle_id: bundleId },
-        config: { enable_recursion: true, max_retries: 0 },
-        tasks: [
-          { title: 'Hello', prompt: 'x [[edit_line:notes.txt:2:two, hello]]' },
-          { title: 'Goodbye', prompt: 'y [[edit_line:notes.txt:2:two, goodbye]] [[hold_merge:merger]]' },
-        ],
-      },
-    });
-    expect(submitted.status, submitted.text).toBe(202);
-    const jobId = submitted.json.job_id as string;
-    const merger = await hostile.held('merger', jobId, 60_000);
-    const step = await hostile.deps.store.getTask(jobId, merger.taskNo);
-    expect(step?.kind).toBe('merge');
+  it(
+    "attack: a merge step's conflict session uses the step's token to create a child job",
+    async () => {
+      const origin = join(scratch, 'origin');
+      await sampleRepo(origin, { 'notes.txt': 'one\ntwo\nthree\n' });
+      const bundleId = await uploadSource(
+        hostile,
+        await readFile(await bundleOf(origin, join(scratch, 'b.bundle'))),
+      );
+      const submitted = await hostile.api('POST', '/api/v1/orchestrate', {
+        body: {
+          request: 'Two workers change the same line',
+          source: { bundle_id: bundleId },
+          config: { enable_recursion: true, max_retries: 0 },
+          tasks: [
+            { title: 'Hello', prompt: 'x [[edit_line:notes.txt:2:two, hello]]' },
+            { title: 'Goodbye', prompt: 'y [[edit_line:notes.txt:2:two, goodbye]] [[hold_merge:merger]]' },
+          ],
+        },
+      });
+      expect(submitted.status, submitted.text).toBe(202);
+      const jobId = submitted.json.job_id as string;
+      const merger = await hostile.held('merger', jobId, SLOW_MS);
+      const step = await hostile.deps.store.getTask(jobId, merger.taskNo);
+      expect(step?.kind).toBe('merge');
 
-    for (const mode of ['handoff', 'wait'] as const) {
-      const res = await createChild(merger, mode);
-      expect(res.status, res.text).toBe(403);
-      expect(res.json.error).toMatch(/merge step's task token cannot create child jobs/);
-    }
-    expect(await hostile.deps.tree.listDescendants(jobId)).toEqual([]);
-    expect((await hostile.deps.store.getTask(jobId, merger.taskNo))?.state).toBe('running');
+      for (const mode of ['handoff', 'wait'] as const) {
+        const res = await createChild(merger, mode);
+        expect(res.status, res.text).toBe(403);
+        expect(res.json.error).toMatch(/merge step's task token cannot create child jobs/);
+      }
+      expect(await hostile.deps.tree.listDescendants(jobId)).toEqual([]);
+      expect((await hostile.deps.store.getTask(jobId, merger.taskNo))?.state).toBe('running');
 
-    await merger.release();
-    expect(await hostile.waitForJob(jobId, 60_000)).toBe('completed');
-    const result = (await hostile.api('GET', `/api/v1/jobs/${jobId}`)).json;
-    expect(result.git.conflicts).toEqual([expect.objectContaining({ resolution: 'resolved' })]);
-    expect(result.jobs).toHaveLength(1);
-  });
+      await merger.release();
+      expect(await hostile.waitForJob(jobId, SLOW_MS)).toBe('completed');
+      const result = (await hostile.api('GET', `/api/v1/jobs/${jobId}`)).json;
+      expect(result.git.conflicts).toEqual([expect.objectContaining({ resolution: 'resolved' })]);
+      expect(result.jobs).toHaveLength(1);
+    },
+    JOB_TEST_MS,
+  );
 
   /** Submits `config` under a fresh Idempotency-Key; the job id that key would have made. */
   async function submitWith(config: unknown, label: string, rawBody?: string) {
@@ -196,124 +211,150 @@ describe('hostile inputs', () => {
     },
   );
 
-  it('a budget in whole cents is taken as given', async () => {
-    const { res, jobId } = await submitWith({ max_budget_usd: 0.07 }, 'cents');
-    expect(res.status, res.text).toBe(202);
-    expect((await hostile.deps.store.getJob(jobId))?.config.maxBudgetUsd).toBe(0.07);
-    expect(await hostile.waitForJob(jobId, 60_000)).toMatch(/completed|partial|failed/);
-  });
+  it(
+    'a budget in whole cents is taken as given',
+    async () => {
+      const { res, jobId } = await submitWith({ max_budget_usd: 0.07 }, 'cents');
+      expect(res.status, res.text).toBe(202);
+      expect((await hostile.deps.store.getJob(jobId))?.config.maxBudgetUsd).toBe(0.07);
+      expect(await hostile.waitForJob(jobId, SLOW_MS)).toMatch(/completed|partial|failed/);
+    },
+    JOB_TEST_MS,
+  );
 
-  it('attack: a worker hands off with x-decide-cost-usd 1e-300, to break the hand-off after the child exists', async () => {
-    const w = await hostile.capture({
-      request: 'split me',
-      config: { enable_recursion: true, max_retries: 0 },
-      tasks: [{ prompt: 'big part [[hold:tiny-cost]]' }],
-    });
-    const res = await hostile.withToken(
-      w.token,
-      'POST',
-      '/api/v1/orchestrate',
-      { request: 'the parts', tasks: [{ prompt: 'part a' }, { prompt: 'part b' }] },
-      { 'x-child-mode': 'handoff', 'x-decide-cost-usd': '1e-300' },
-    );
-    expect(res.status, res.text).toBe(202);
-    const parent = await hostile.deps.store.getTask(w.jobId, w.taskNo);
-    expect(parent?.state).toBe('waiting_on_child');
-    expect(parent?.attempts.at(-1)?.costUsd).toBe(0);
-    await w.release();
-    expect(await hostile.waitForJob(w.jobId, 60_000)).toBe('completed');
-    expect((await hostile.deps.store.getTask(w.jobId, w.taskNo))?.state).toBe('recursive_success');
-  });
+  it(
+    'attack: a worker hands off with x-decide-cost-usd 1e-300, to break the hand-off after the child exists',
+    async () => {
+      const w = await hostile.capture(
+        {
+          request: 'split me',
+          config: { enable_recursion: true, max_retries: 0 },
+          tasks: [{ prompt: 'big part [[hold:tiny-cost]]' }],
+        },
+        undefined,
+        undefined,
+        SLOW_MS,
+      );
+      const res = await hostile.withToken(
+        w.token,
+        'POST',
+        '/api/v1/orchestrate',
+        { request: 'the parts', tasks: [{ prompt: 'part a' }, { prompt: 'part b' }] },
+        { 'x-child-mode': 'handoff', 'x-decide-cost-usd': '1e-300' },
+      );
+      expect(res.status, res.text).toBe(202);
+      const parent = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+      expect(parent?.state).toBe('waiting_on_child');
+      expect(parent?.attempts.at(-1)?.costUsd).toBe(0);
+      await w.release();
+      expect(await hostile.waitForJob(w.jobId, SLOW_MS)).toBe('completed');
+      expect((await hostile.deps.store.getTask(w.jobId, w.taskNo))?.state).toBe('recursive_success');
+    },
+    JOB_TEST_MS,
+  );
 
-  it('attack: a worker names its files and titles so that GET /report renders a heading, a link, an image or HTML', async () => {
-    const names = [
-      '# Owned.md',
-      '[click](javascript:alert(1)).md',
-      '![pixel](x).png',
-      '<img src=x onerror=alert(1)>.html',
-      'x](https:evil.example) [y.txt',
-    ];
-    const title = '[t](https://evil.example) <img src=x onerror=alert(1)>';
-    const w = await hostile.capture({
-      request: 'names',
-      config: { enable_recursion: false, max_retries: 0 },
-      tasks: [{ title, prompt: 'write hostile names [[hold:names]]' }],
-    });
-    // What Claude could write into its own folder: these files are uploaded as the worker's.
-    for (const name of names) await writeFile(join(w.cwd, name), 'x\n');
-    await w.release();
-    expect(await hostile.waitForJob(w.jobId, 60_000)).toBe('completed');
+  it(
+    'attack: a worker names its files and titles so that GET /report renders a heading, a link, an image or HTML',
+    async () => {
+      const names = [
+        '# Owned.md',
+        '[click](javascript:alert(1)).md',
+        '![pixel](x).png',
+        '<img src=x onerror=alert(1)>.html',
+        'x](https:evil.example) [y.txt',
+      ];
+      const title = '[t](https://evil.example) <img src=x onerror=alert(1)>';
+      const w = await hostile.capture(
+        {
+          request: 'names',
+          config: { enable_recursion: false, max_retries: 0 },
+          tasks: [{ title, prompt: 'write hostile names [[hold:names]]' }],
+        },
+        undefined,
+        undefined,
+        SLOW_MS,
+      );
+      // What Claude could write into its own folder: these files are uploaded as the worker's.
+      for (const name of names) await writeFile(join(w.cwd, name), 'x\n');
+      await w.release();
+      expect(await hostile.waitForJob(w.jobId, SLOW_MS)).toBe('completed');
 
-    const res = await hostile.api('GET', `/api/v1/jobs/${w.jobId}/report`);
-    expect(res.status).toBe(200);
-    const html = md.render(res.text);
-    const prefix = jobPrefix(w.jobId);
-    const objects = (await keysOf(w.jobId)).map((k) => k.slice(prefix.length));
-    for (const name of names) expect(objects).toContain(`depth_0/worker_1/${name}`);
+      const res = await hostile.api('GET', `/api/v1/jobs/${w.jobId}/report`);
+      expect(res.status).toBe(200);
+      const html = md.render(res.text);
+      const prefix = jobPrefix(w.jobId);
+      const objects = (await keysOf(w.jobId)).map((k) => k.slice(prefix.length));
+      for (const name of names) expect(objects).toContain(`depth_0/worker_1/${name}`);
 
-    // No image, no HTML a worker wrote; every link is the report's own or one artifact link per object.
-    expect(html).not.toMatch(/<img|<script|<iframe/i);
-    const links = [...html.matchAll(/<a href="([^"]*)">(.*?)<\/a>/g)].map((m) => ({
-      href: m[1],
-      text: m[2],
-    }));
-    const artifactLinks = links.filter((l) => /^https?:/.test(l.href ?? ''));
-    const htmlText = (t: string) =>
-      t.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"').replaceAll('&amp;', '&');
-    expect(artifactLinks.map((l) => htmlText(l.text ?? '')).sort()).toEqual([...objects].sort());
-    expect(links.filter((l) => !/^https?:/.test(l.href ?? '')).map((l) => l.href)).toEqual([
-      'depth_0/LEVEL_0_REPORT.md',
-      'result.json',
-    ]);
-    for (const l of artifactLinks) expect(l.href).toMatch(/X-Amz-Signature=/);
-    // Headings are the report's own; the worker's title is text inside one.
-    const headings = [...html.matchAll(/<h(\d)>(.*?)<\/h\1>/g)].map((m) => m[2] ?? '');
-    expect(headings.filter((h) => /Owned|pixel|click/.test(h))).toEqual([]);
-    expect(headings.at(-1)).toMatch(/^Artifact links/);
-  });
+      // No image, no HTML a worker wrote; every link is the report's own or one artifact link per object.
+      expect(html).not.toMatch(/<img|<script|<iframe/i);
+      const links = [...html.matchAll(/<a href="([^"]*)">(.*?)<\/a>/g)].map((m) => ({
+        href: m[1],
+        text: m[2],
+      }));
+      const artifactLinks = links.filter((l) => /^https?:/.test(l.href ?? ''));
+      const htmlText = (t: string) =>
+        t.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"').replaceAll('&amp;', '&');
+      expect(artifactLinks.map((l) => htmlText(l.text ?? '')).sort()).toEqual([...objects].sort());
+      expect(links.filter((l) => !/^https?:/.test(l.href ?? '')).map((l) => l.href)).toEqual([
+        'depth_0/LEVEL_0_REPORT.md',
+        'result.json',
+      ]);
+      for (const l of artifactLinks) expect(l.href).toMatch(/X-Amz-Signature=/);
+      // Headings are the report's own; the worker's title is text inside one.
+      const headings = [...html.matchAll(/<h(\d)>(.*?)<\/h\1>/g)].map((m) => m[2] ?? '');
+      expect(headings.filter((h) => /Owned|pixel|click/.test(h))).toEqual([]);
+      expect(headings.at(-1)).toMatch(/^Artifact links/);
+    },
+    JOB_TEST_MS,
+  );
 
-  it('attack: a worker stores both a and a/b, and links are planted where run mirrors the job, to break run or write outside', async () => {
-    const ws = join(scratch, 'mirror-ws');
-    const victim = join(scratch, 'victim.txt');
-    const victimDir = join(scratch, 'victim-dir');
-    await mkdir(victimDir, { recursive: true });
-    await writeFile(victim, 'the user file\n');
-    const wrapper = join(scratch, 'hostile-claude.mjs');
-    await writeFile(wrapper, hostileClaude());
-    await chmod(wrapper, 0o755);
+  it(
+    'attack: a worker stores both a and a/b, and links are planted where run mirrors the job, to break run or write outside',
+    async () => {
+      const ws = join(scratch, 'mirror-ws');
+      const victim = join(scratch, 'victim.txt');
+      const victimDir = join(scratch, 'victim-dir');
+      await mkdir(victimDir, { recursive: true });
+      await writeFile(victim, 'the user file\n');
+      const wrapper = join(scratch, 'hostile-claude.mjs');
+      await writeFile(wrapper, hostileClaude());
+      await chmod(wrapper, 0o755);
 
-    // As soon as run names the job, links go where its folder will be: what a worker without a
-    // sandbox (or anything else on the machine) can do before the mirror.
-    const run = await runPlanting(
-      ['run', 'Write one note [[plan:1]]', '--claude-command', wrapper, '--workspace', ws, '--no-repo'],
-      async (jobId) => {
-        const dir = join(ws, `job_${jobId}`);
-        await mkdir(dir, { recursive: true });
-        await symlink(victim, join(dir, 'FINAL_RESULT.md'));
-        await symlink(victimDir, join(dir, 'logs'));
-      },
-    );
+      // As soon as run names the job, links go where its folder will be: what a worker without a
+      // sandbox (or anything else on the machine) can do before the mirror.
+      const run = await runPlanting(
+        ['run', 'Write one note [[plan:1]]', '--claude-command', wrapper, '--workspace', ws, '--no-repo'],
+        async (jobId) => {
+          const dir = join(ws, `job_${jobId}`);
+          await mkdir(dir, { recursive: true });
+          await symlink(victim, join(dir, 'FINAL_RESULT.md'));
+          await symlink(victimDir, join(dir, 'logs'));
+        },
+      );
 
-    // run ends normally and prints its summary, naming what it did not copy and the links it removed.
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/Job [0-9a-f]{20}: COMPLETED/);
-    expect(run.stdout).toContain('"depth_0/worker_1/a/b": depth_0/worker_1/a is a file of this job');
-    expect(run.stdout).toMatch(/removed symbolic links .*not followed.*"FINAL_RESULT\.md"/);
-    expect(run.stdout).toMatch(/removed symbolic links .*not followed.*"logs"/);
+      // run ends normally and prints its summary, naming what it did not copy and the links it removed.
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/Job [0-9a-f]{20}: COMPLETED/);
+      expect(run.stdout).toContain('"depth_0/worker_1/a/b": depth_0/worker_1/a is a file of this job');
+      expect(run.stdout).toMatch(/removed symbolic links .*not followed.*"FINAL_RESULT\.md"/);
+      expect(run.stdout).toMatch(/removed symbolic links .*not followed.*"logs"/);
 
-    // Nothing written outside: the link targets are as they were.
-    expect(await readFile(victim, 'utf8')).toBe('the user file\n');
-    expect(await readdir(victimDir)).toEqual([]);
+      // Nothing written outside: the link targets are as they were.
+      expect(await readFile(victim, 'utf8')).toBe('the user file\n');
+      expect(await readdir(victimDir)).toEqual([]);
 
-    // Everything else is mirrored, as real files.
-    const reportPath = /report: (.+FINAL_RESULT\.md)/.exec(run.stdout)?.[1] as string;
-    expect((await lstat(reportPath)).isFile()).toBe(true);
-    expect(await readFile(reportPath, 'utf8')).toMatch(/^# Final result: job/);
-    const jobDir = reportPath.replace(/FINAL_RESULT\.md$/, '');
-    expect(await readFile(join(jobDir, 'depth_0/worker_1/a'), 'utf8')).toBe('hello\n');
-    expect(await readFile(join(jobDir, 'logs/depth_0_worker_1.log'), 'utf8')).not.toBe('');
-    expect(await readFile(join(jobDir, 'result.json'), 'utf8')).toMatch(/"status": "completed"/);
-  }, 180_000);
+      // Everything else is mirrored, as real files.
+      const reportPath = /report: (.+FINAL_RESULT\.md)/.exec(run.stdout)?.[1] as string;
+      expect((await lstat(reportPath)).isFile()).toBe(true);
+      expect(await readFile(reportPath, 'utf8')).toMatch(/^# Final result: job/);
+      const jobDir = reportPath.replace(/FINAL_RESULT\.md$/, '');
+      expect(await readFile(join(jobDir, 'depth_0/worker_1/a'), 'utf8')).toBe('hello\n');
+      expect(await readFile(join(jobDir, 'logs/depth_0_worker_1.log'), 'utf8')).not.toBe('');
+      expect(await readFile(join(jobDir, 'result.json'), 'utf8')).toMatch(/"status": "completed"/);
+    },
+    JOB_TEST_MS,
+  );
 });
 
 /** Runs the bin like runBin, calling `plant` with the job id as soon as run prints it. */
