@@ -38,11 +38,20 @@ export function createAwsClients(
 ): AwsClients {
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
   const anyEndpoint = endpointFor('DYNAMODB', env) ?? endpointFor('SQS', env) ?? endpointFor('S3', env);
-  // Emulators accept any signature; AWS itself never sees these.
-  const credentials =
-    anyEndpoint && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE
-      ? { accessKeyId: 'local', secretAccessKey: 'local' }
-      : undefined;
+  // Against an endpoint, the keys in `env` itself: the embedded emulators' gate checks presigned URLs
+  // against the random keys of its start, which are in the env given here, not in process.env.
+  // Other emulators accept any signature; AWS itself never sees these.
+  const credentials = !anyEndpoint
+    ? undefined
+    : env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? {
+          accessKeyId: env.AWS_ACCESS_KEY_ID,
+          secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+          ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+        }
+      : !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE
+        ? { accessKeyId: 'local', secretAccessKey: 'local' }
+        : undefined;
   const common = {
     region,
     requestHandler: REQUEST_HANDLER,
@@ -69,6 +78,10 @@ export function createAwsClients(
     requestChecksumCalculation: 'WHEN_REQUIRED',
     ...(s3Endpoint ? { endpoint: s3Endpoint, forcePathStyle: true } : {}),
   });
+  const emulatorSecret = anyEndpoint ? env[EMULATOR_SECRET_ENV] : undefined;
+  if (emulatorSecret) {
+    for (const client of [rawDdb, sqs, s3]) addEmulatorAuth(client, emulatorSecret);
+  }
   if (options.instrument) {
     // The document client shares the raw client's middleware stack.
     options.instrument(rawDdb, 'DYNAMODB');
@@ -76,6 +89,35 @@ export function createAwsClients(
     options.instrument(s3, 'S3');
   }
   return { ddb, sqs, s3 };
+}
+
+/** Where the embedded emulators' secret is found in the env given to `createAwsClients`. */
+export const EMULATOR_SECRET_ENV = 'ORCHESTRATOR_EMULATOR_SECRET';
+/** The header that carries it (functions/local/emulator-guard.ts checks it). */
+export const EMULATOR_AUTH_HEADER = 'x-fleet-emulator-auth';
+
+/**
+ * Sends the embedded emulators' secret with every request the client makes.
+ * At the deserialize step, the last before the wire: after signing, so it is
+ * in no signature, and never reached when a URL is presigned (the presigner
+ * stops the stack at signing), so no presigned URL carries or needs it.
+ */
+function addEmulatorAuth(client: DynamoDBClient | SQSClient | S3Client, secret: string): void {
+  type Args = { request?: unknown };
+  const stack = client.middlewareStack as unknown as {
+    add(
+      middleware: (next: (args: Args) => Promise<unknown>) => (args: Args) => Promise<unknown>,
+      options: { step: 'deserialize'; name: string; priority: 'low' },
+    ): void;
+  };
+  stack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> } | undefined;
+      if (request?.headers) request.headers[EMULATOR_AUTH_HEADER] = secret;
+      return next(args);
+    },
+    { step: 'deserialize', name: 'emulatorAuthMiddleware', priority: 'low' },
+  );
 }
 
 let shared: AwsClients | undefined;

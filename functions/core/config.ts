@@ -38,6 +38,8 @@ export const ConfigSchema = z.strictObject({
         .enum(['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'])
         .default('bypassPermissions'),
       max_turns: positiveInt(500).nullable().default(null),
+      /** Local workers' jail: auto (bubblewrap when installed and working, Linux), bwrap (required), none. */
+      sandbox: z.enum(['auto', 'bwrap', 'none']).default('auto'),
     })
     .prefault({}),
   workers: z
@@ -296,6 +298,7 @@ export const ENV_OVERRIDES: Readonly<
   LOG_LEVEL: ['logging', 'level', 'text'],
   MODEL_GATEWAY: ['gateway', 'enabled', 'boolean'],
 };
+  ORCHESTRATOR_SANDBOX: ['orchestrator', 'sandbox', 'text'],
 
 /**
  * Parses YAML text plus environment overrides into a validated config.

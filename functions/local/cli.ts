@@ -9,13 +9,14 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { spawnChild } from '../../container/spawn.ts';
+import { EMULATOR_SECRET_ENV } from '../adapters/aws-clients.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
 import type { JobResult } from '../core/result-format.ts';
 import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
 import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
 import { type MirrorResult, mirrorJob } from './mirror.ts';
-import { checkClaudeCommand, PreflightError } from './preflight.ts';
+import { checkClaudeCommand, checkWorkerContainment, PreflightError } from './preflight.ts';
 import {
   addResultBranch,
   diffstat,
@@ -23,6 +24,7 @@ import {
   type RepoSnapshot,
   snapshotRepository,
 } from './repo-snapshot.ts';
+import { resolveSandbox } from './sandbox.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 
 const EXIT = { completed: 0, partial: 2, failed: 1, cancelled: 1 } as const;
@@ -66,6 +68,12 @@ function loadConfig(options: CommonOptions, overrides: (c: OrchestratorConfig) =
 async function startStack(config: OrchestratorConfig, verbose: boolean, port?: number): Promise<LocalStack> {
   const claude = await checkClaudeCommand(config.orchestrator.claude_command);
   config.orchestrator.claude_command = claude.path;
+  const sandbox = await resolveSandbox(config.orchestrator.sandbox);
+  await checkWorkerContainment({
+    sandbox,
+    permissionMode: config.orchestrator.permission_mode,
+    claudePath: claude.path,
+  });
   const workspace = resolve(config.orchestrator.workspace_root);
   const logFile = verbose
     ? undefined
@@ -76,7 +84,13 @@ async function startStack(config: OrchestratorConfig, verbose: boolean, port?: n
     file: logFile,
   });
   // Without the model gateway (no API key here), workers sign in with the user's own `claude /login`.
-  return startLocalStack({ config, log, shareClaudeLogin: true, ...(port !== undefined ? { port } : {}) });
+  return startLocalStack({
+    config,
+    log,
+    sandbox,
+    shareClaudeLogin: true,
+    ...(port !== undefined ? { port } : {}),
+  });
 }
 
 async function runCommand(request: string, options: RunOptions): Promise<number> {
@@ -121,6 +135,11 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
       `job ${jobId} submitted (${stack.backend === 'embedded' ? 'embedded emulators' : 'external endpoints'}, API ${stack.apiUrl})`,
     );
     say(modelAccessLine(stack));
+    say(
+      stack.sandbox.kind === 'bwrap'
+        ? 'workers run in a bubblewrap sandbox: each sees its own checkout, not your home or repository'
+        : `workers run without a sandbox (${stack.sandbox.reason}): they can read and write whatever you can`,
+    );
 
     // Bounded by what the job itself may take: every attempt of planning, the workers and the merge, plus slack.
     const attempts = config.workers.max_retries + 1;
@@ -336,7 +355,9 @@ async function serveCommand(options: CommonOptions & { port?: number }): Promise
   process.stdout.write(`API_URL=${stack.apiUrl}\nAPI_KEY=${key}\n`);
   // What `orchestrator keys … --table` needs to manage this stack's keys from another terminal.
   for (const [name, value] of Object.entries(stack.dataPlane.env)) {
-    if (name.startsWith('AWS_ENDPOINT_URL_DYNAMODB')) process.stdout.write(`${name}=${value}\n`);
+    // The emulators serve only holders of this secret (workers never get it), so `keys` needs it too.
+    if (name === 'AWS_ENDPOINT_URL_DYNAMODB' || name === EMULATOR_SECRET_ENV)
+      process.stdout.write(`${name}=${value}\n`);
   }
   process.stdout.write(`TABLE_NAME=${stack.dataPlane.tableName}\n`);
   await new Promise<void>((resolveStop) => {

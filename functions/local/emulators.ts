@@ -4,6 +4,13 @@
  * 127.0.0.1 on free ports; the returned `env` points child processes (and
  * `createAwsClients`) at them through the SDK's own endpoint variables.
  *
+ * Workers share that loopback, so neither emulator takes a request its gate
+ * (emulator-guard.ts) refuses: only callers holding this start's secret
+ * (`ORCHESTRATOR_EMULATOR_SECRET`, sent as a header by `createAwsClients`),
+ * and for S3 objects, URLs presigned with this start's random credentials.
+ * `env` carries both: give it to the orchestrator's own processes, never to
+ * a worker.
+ *
  * Known gaps against AWS (see also ARCHITECTURE.md, "Embedded emulators"):
  * - `startFauxqs()` always listens on 0.0.0.0, so we build the app with the
  *   exported `buildApp()` and listen on 127.0.0.1 ourselves.
@@ -16,8 +23,8 @@
  * - fauxqs refuses a request body over 11 MiB; we replace its catch-all body
  *   parser with one that takes up to 1 GiB, so repository bundles (up to
  *   limits.max_source_mb) go up in one presigned PUT as they do on S3. It
- *   never checks signatures or checksums, so presigned-URL expiry/authorization
- *   is untested, and it accepts a presigned PutObject URL signed with the CRC32
+ *   never checks signatures or checksums itself (the gate checks presigned
+ *   signatures, expiry and signed content-length), and it accepts a presigned PutObject URL signed with the CRC32
  *   of an empty body (the SDK default `requestChecksumCalculation:
  *   'WHEN_SUPPORTED'` does that), which real S3 rejects for non-empty uploads.
  * - Endpoints use port 0, so they change on every start: never persist queue
@@ -29,6 +36,8 @@ import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from 'fauxqs';
+import { EMULATOR_SECRET_ENV } from '../adapters/aws-clients.ts';
+import { createEmulatorAccess, type EmulatorAccess, guardServer } from './emulator-guard.ts';
 
 export interface EmulatorEndpoints {
   dynamodb: string;
@@ -38,8 +47,14 @@ export interface EmulatorEndpoints {
 
 export interface Emulators {
   endpoints: EmulatorEndpoints;
-  /** `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_S3` and `AWS_REGION`, for child processes and `createAwsClients`. */
+  /**
+   * `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_S3`, `AWS_REGION`, the credentials
+   * and `ORCHESTRATOR_EMULATOR_SECRET`, for `createAwsClients` and the
+   * orchestrator's own child processes (never a worker's).
+   */
   env: Record<string, string>;
+  /** The secret and credentials the gate accepts. */
+  access: EmulatorAccess;
   /** Closes both servers and their connections; safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -64,7 +79,10 @@ const HOST = '127.0.0.1';
 /** Largest object body the embedded S3 accepts in one request. */
 const MAX_OBJECT_BYTES = 1024 * 1024 * 1024;
 
-async function startDynalite(dataDir: string | undefined): Promise<{ server: Server; url: string }> {
+async function startDynalite(
+  dataDir: string | undefined,
+  access: EmulatorAccess,
+): Promise<{ server: Server; url: string }> {
   const dynalite = require('dynalite') as Dynalite;
   if (dataDir) await mkdir(dataDir, { recursive: true });
   const server = dynalite({
@@ -73,6 +91,7 @@ async function startDynalite(dataDir: string | undefined): Promise<{ server: Ser
     updateTableMs: 0,
     ...(dataDir ? { path: dataDir } : {}),
   });
+  guardServer(server, access, 'secret-only');
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -96,7 +115,8 @@ function closeDynalite(server: Server): Promise<void> {
 
 export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<Emulators> {
   const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
-  const ddb = await startDynalite(opts.dataDir);
+  const access = createEmulatorAccess(region);
+  const ddb = await startDynalite(opts.dataDir, access);
 
   // forceCloseConnections is set by buildApp, so close() does not wait on keep-alive sockets;
   // its preClose hook releases long-polling ReceiveMessage waiters.
@@ -106,6 +126,7 @@ export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<
   fauxqs.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_OBJECT_BYTES }, (_req, body, done) =>
     done(null, body),
   );
+  guardServer(fauxqs.server, access, 'secret-or-presigned-s3');
   let fauxqsUrl: string;
   try {
     const address = await fauxqs.listen({ port: 0, host: HOST });
@@ -124,7 +145,11 @@ export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<
       AWS_ENDPOINT_URL_SQS: endpoints.sqs,
       AWS_ENDPOINT_URL_S3: endpoints.s3,
       AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: access.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: access.credentials.secretAccessKey,
+      [EMULATOR_SECRET_ENV]: access.secret,
     },
+    access,
     stop() {
       stopping ??= (async () => {
         const results = await Promise.allSettled([fauxqs.close(), closeDynalite(ddb.server)]);

@@ -4,9 +4,17 @@
  * once; the rest wait in launch order. A worker that outlives its task's
  * timeout by the grace period is killed, and a worker that exits without
  * reporting is handed to `onLost`, as ECS task-state events are in AWS.
+ *
+ * Each worker gets a scratch directory of its own under `workspaceDir`, an
+ * environment built from an allow-list (never the orchestrator's keys or
+ * AWS settings), and, with a sandbox, a bubblewrap jail (sandbox.ts) that
+ * shows it only that directory read-write.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { taskIdEnv } from '../adapters/ecs-launcher.ts';
 import {
@@ -16,6 +24,8 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from '../adapters/launcher.ts';
+import { bwrapArgs, claudeExecutable, type ResolvedSandbox, runtimePaths } from './sandbox.ts';
+import { inheritedByWorkers } from './worker-env.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../../container/worker.ts', import.meta.url));
 // Resolved from here, not from the caller's directory, so `orchestrator` works from anywhere.
@@ -29,14 +39,22 @@ export interface LocalLauncherOptions {
   workspaceDir: string;
   /** Token for private git remotes: given only to the steps that run no AI (fetch, push). */
   gitToken?: string | undefined;
-  /** Extra environment for workers (e.g. the test double's switches). */
+  /**
+   * Environment given to workers on purpose, on top of the allow-list (the
+   * test double's switches, the model gateway's ANTHROPIC_BASE_URL). An
+   * explicit HOME here is the workers' home, writable inside a sandbox.
+   */
   env?: NodeJS.ProcessEnv;
+  /** Run each worker in this sandbox; none when omitted. */
+  sandbox?: ResolvedSandbox;
   /**
    * The workers sign in with the user's own `claude /login` (no API key is
    * configured): a sandbox then shows the user's ~/.claude, read-write, in
    * the worker's home, and a copy of ~/.claude.json.
    */
   shareClaudeLogin?: boolean;
+  /** More paths a sandboxed worker may write (tests: the double's log and state). */
+  writablePaths?: readonly string[];
   /** Time past the task's timeout before the process is killed. */
   killGraceSec?: number;
   onLost?: (request: LaunchRequest, reason: string, exitCode: number | undefined) => void;
@@ -46,6 +64,8 @@ interface Slot {
   request: LaunchRequest;
   handle: string;
   child?: ChildProcess;
+  /** Inside a sandbox: the worker's own pid, which signals must reach (bwrap does not pass them on). */
+  innerPid?: number;
   stopped?: string;
 }
 
@@ -76,7 +96,7 @@ export class LocalLauncher implements Launcher {
     const slot = this.running.get(handle);
     if (slot?.child) {
       slot.stopped = reason;
-      slot.child.kill('SIGTERM');
+      terminate(slot);
     }
   }
 
@@ -102,7 +122,7 @@ export class LocalLauncher implements Launcher {
     this.waiting.length = 0;
     for (const slot of this.running.values()) {
       slot.stopped = 'shutdown';
-      slot.child?.kill('SIGTERM');
+      terminate(slot);
     }
     if (this.running.size === 0) return;
     const killer = setTimeout(() => {
@@ -123,13 +143,51 @@ export class LocalLauncher implements Launcher {
   }
 
   private start(slot: Slot): void {
-    const { request } = slot;
-    const child = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_ENTRY], {
-      env: workerEnv(this.options, request),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    slot.child = child;
+    // Counted as running from here, so the slot is held while its directory is made.
     this.running.set(slot.handle, slot);
+    this.sequence += 1;
+    const workerDir = join(this.options.workspaceDir, `w${this.sequence}`);
+    prepareWorkerDir(workerDir, this.options)
+      .then(() => {
+        if (slot.stopped) throw new Error(slot.stopped);
+        this.spawnWorker(slot, workerDir);
+      })
+      .catch((err: Error) => {
+        this.running.delete(slot.handle);
+        if (slot.stopped !== 'shutdown')
+          this.options.onLost?.(slot.request, `could not start the worker: ${err.message}`, undefined);
+        this.pump();
+      });
+  }
+
+  private spawnWorker(slot: Slot, workerDir: string): void {
+    const { request } = slot;
+    const env = workerEnv(this.options, request, workerDir);
+    const sandbox = this.options.sandbox;
+    const node = [process.execPath, '--import', TSX_LOADER, WORKER_ENTRY];
+    const child =
+      sandbox?.kind === 'bwrap'
+        ? spawn(sandbox.command, [...bwrapArgs(sandboxLayout(this.options, workerDir, env)), ...node], {
+            env,
+            stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+          })
+        : spawn(node[0] as string, node.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    slot.child = child;
+    const info = child.stdio[3];
+    if (info && 'setEncoding' in info) {
+      let text = '';
+      info.setEncoding('utf8');
+      info.on('data', (c: string) => {
+        text += c;
+        const pid = /"child-pid":\s*(\d+)/.exec(text)?.[1];
+        if (pid && slot.innerPid === undefined) {
+          slot.innerPid = Number(pid);
+          // Stopped while bwrap was still starting: pass the SIGTERM on now.
+          if (slot.stopped) terminate(slot);
+        }
+      });
+      info.on('error', () => {});
+    }
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (c: string) => {
       stderr = (stderr + c).slice(-4000);
@@ -138,11 +196,15 @@ export class LocalLauncher implements Launcher {
     const deadline = setTimeout(
       () => {
         slot.stopped = `worker exceeded its timeout of ${request.timeoutSec}s by more than ${grace / 1000}s`;
+        // SIGKILL to bwrap takes the sandboxed worker with it (--die-with-parent).
         child.kill('SIGKILL');
       },
       request.timeoutSec * 1000 + grace,
     );
     deadline.unref();
+    child.on('error', (err) => {
+      stderr += `\n${err.message}`;
+    });
     child.on('close', (code, signal) => {
       clearTimeout(deadline);
       this.running.delete(slot.handle);
@@ -152,34 +214,111 @@ export class LocalLauncher implements Launcher {
         const detail = stderr.trim().split('\n').slice(-3).join(' | ');
         this.options.onLost?.(request, detail ? `${why}: ${detail}` : why, code ?? undefined);
       }
+      if (!env.KEEP_WORKSPACE) void rm(workerDir, { recursive: true, force: true }).catch(() => {});
       this.pump();
     });
   }
 }
 
-/** Variables that carry repository credentials: never inherited, given only to credentialed steps. */
-const GIT_TOKEN_VARIABLES = new Set(['ORCHESTRATOR_GIT_TOKEN', 'GIT_TOKEN']);
+/**
+ * Where the stack makes the workers' scratch folder: the system's temporary
+ * folder, unless TMPDIR points into the user's home or the current
+ * directory (a repository, most likely); then /tmp. Checkouts must never
+ * sit inside the user's folders, where git would find the user's repository
+ * around them.
+ */
+export function workerScratchParent(
+  temp: string = tmpdir(),
+  userDirs: readonly string[] = [homedir(), process.cwd()],
+): string {
+  const inside = (dir: string) => {
+    const rel = relative(resolve(dir), resolve(temp));
+    return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  };
+  if (!userDirs.some(inside)) return temp;
+  return '/tmp';
+}
+
+/** SIGTERM to the worker itself: inside a sandbox that is the inner pid, not bwrap's. */
+function terminate(slot: Slot): void {
+  const child = slot.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  if (slot.innerPid !== undefined) {
+    try {
+      process.kill(slot.innerPid, 'SIGTERM');
+      return;
+    } catch {
+      // Already gone: stop bwrap itself.
+    }
+  }
+  child.kill('SIGTERM');
+}
+
+/** The worker's own directory (0700), with its home; the shared object store next to it. */
+async function prepareWorkerDir(workerDir: string, options: LocalLauncherOptions): Promise<void> {
+  await mkdir(join(workerDir, 'home'), { recursive: true, mode: 0o700 });
+  await mkdir(join(options.workspaceDir, '.objects'), { recursive: true, mode: 0o700 });
+  if (options.sandbox?.kind === 'bwrap' && options.shareClaudeLogin) {
+    // A copy: the CLI replaces this file by renaming over it, which a bind-mounted file refuses.
+    await copyFile(join(homedir(), '.claude.json'), join(workerDir, 'home', '.claude.json')).catch(() => {});
+  }
+}
+
+/** What one worker's bubblewrap shows: its directory, the object store and what the options name. */
+function sandboxLayout(
+  options: LocalLauncherOptions,
+  workerDir: string,
+  env: NodeJS.ProcessEnv,
+): Parameters<typeof bwrapArgs>[0] {
+  const writable = [join(options.workspaceDir, '.objects'), ...(options.writablePaths ?? [])];
+  const explicitHome = options.env?.HOME;
+  if (explicitHome) writable.push(explicitHome);
+  const mounts: { source: string; target: string }[] = [];
+  const login = join(homedir(), '.claude');
+  if (options.shareClaudeLogin && !explicitHome && existsSync(login))
+    mounts.push({ source: login, target: join(env.HOME as string, '.claude') });
+  return {
+    workerDir,
+    writable: writable.filter((p) => existsSync(p)),
+    readOnly: runtimePaths(options.claudeCommand, TSX_LOADER),
+    mounts,
+  };
+}
 
 /**
  * The worker sees the API and its token, never the data plane's endpoints or
  * credentials; a step without AI (fetch, push) also gets the git token, and
  * a worker that runs Claude never does.
  */
-function workerEnv(options: LocalLauncherOptions, request: LaunchRequest): NodeJS.ProcessEnv {
+export function workerEnv(
+  options: LocalLauncherOptions,
+  request: LaunchRequest,
+  workerDir: string,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...options.env })) {
-    if (k.startsWith('AWS_') || k === 'NODE_OPTIONS' || k.startsWith('VITEST') || GIT_TOKEN_VARIABLES.has(k))
-      continue;
-    env[k] = v;
-  }
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && inheritedByWorkers(k)) env[k] = v;
+  Object.assign(env, options.env);
   const credentialed = isCredentialedStep(request.kind);
+  const sandboxed = options.sandbox?.kind === 'bwrap';
+  const claude = sandboxed ? claudeExecutable(options.claudeCommand) : undefined;
   return {
     ...env,
+    ...(sandboxed
+      ? {
+          // Only the worker's own folders exist in there: its home unless one was given on purpose.
+          HOME: options.env?.HOME || join(workerDir, 'home'),
+          TMPDIR: '/tmp',
+          // The real CLI refuses bypassPermissions as root unless it is told it runs in a sandbox.
+          IS_SANDBOX: '1',
+          CLAUDE_CODE_BUBBLEWRAP: '1',
+        }
+      : {}),
     API_URL: options.apiUrl,
     TASK_ID: taskIdEnv(request),
     TASK_TOKEN: request.taskToken,
-    CLAUDE_COMMAND: options.claudeCommand,
-    WORKSPACE_DIR: options.workspaceDir,
+    // The real path: a symlink on PATH may point into a folder the sandbox does not show.
+    CLAUDE_COMMAND: claude?.path ?? options.claudeCommand,
+    WORKSPACE_DIR: workerDir,
     // Workers on one machine unpack each base commit once and borrow its objects (see container/checkout.ts).
     FLEET_SHARED_OBJECTS: join(options.workspaceDir, '.objects'),
     WORKER_ROLE: credentialed ? 'git' : 'ai',

@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Artifacts } from '../adapters/artifacts.ts';
 import { type ClientOptions, createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
@@ -28,8 +27,9 @@ import { recordLostWorker } from '../services/record-result.ts';
 import { settingsFromConfig } from '../services/settings.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { startLocalApi } from './http-server.ts';
-import { LocalLauncher } from './local-launcher.ts';
+import { LocalLauncher, workerScratchParent } from './local-launcher.ts';
 import { startQueuePoller } from './queue-poller.ts';
+import { type ResolvedSandbox, resolveSandbox } from './sandbox.ts';
 
 export interface LocalStackOptions {
   config: OrchestratorConfig;
@@ -56,12 +56,18 @@ export interface LocalStackOptions {
   upstream?: ModelUpstream;
   /** With the gateway off, workers use the user's own Claude login (`claude /login`); never shared with it on. */
   shareClaudeLogin?: boolean;
+  /** How workers are jailed, when already decided (the CLI's preflight); otherwise from orchestrator.sandbox. */
+  sandbox?: ResolvedSandbox;
+  /** More paths a sandboxed worker may write (tests: the test double's log and state). */
+  workerWritablePaths?: string[];
 }
 
 export interface LocalStack {
   apiUrl: string;
   deps: DispatchDeps;
   launcher: LocalLauncher;
+  /** How the workers are jailed. */
+  sandbox: ResolvedSandbox;
   /** Where the endpoints came from. */
   backend: 'embedded' | 'external';
   /** Endpoint variables and table name other local tools (`orchestrator keys`) can use to reach this stack. */
@@ -136,8 +142,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     settings.apiUrl = api.url;
 
     // Workers' checkouts live outside the user's folder: git run there must never find the user's repository.
-    const scratch = await mkdtemp(join(tmpdir(), 'claude-fleet-'));
+    const scratch = await mkdtemp(join(workerScratchParent(), 'claude-fleet-'));
     cleanups.push(() => rm(scratch, { recursive: true, force: true }));
+    const sandbox = options.sandbox ?? (await resolveSandbox(config.orchestrator.sandbox));
+    if (sandbox.kind === 'bwrap') log.info('workers run in a bubblewrap sandbox', { bwrap: sandbox.command });
+    else log.warn('workers run without a sandbox', { reason: sandbox.reason });
     const launcher = new LocalLauncher({
       apiUrl: api.url,
       maxConcurrent: config.workers.max_workers,
@@ -145,6 +154,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       workspaceDir: scratch,
       gitToken: options.gitToken ?? (outerEnv.ORCHESTRATOR_GIT_TOKEN || undefined),
       env: options.workerEnv ?? {},
+      sandbox,
+      ...(options.workerWritablePaths ? { writablePaths: options.workerWritablePaths } : {}),
       // Through the gateway, workers hold no model credential of the user's: not the key, not the login.
       shareClaudeLogin: options.shareClaudeLogin === true && !settings.gateway.enabled,
       // What ECS task-state events do in AWS: a worker gone without a result is a failed attempt.
@@ -203,6 +214,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       apiUrl: api.url,
       deps: dispatchDeps,
       launcher,
+      sandbox,
       backend: external ? 'external' : 'embedded',
       dataPlane: { env: emulators?.env ?? {}, tableName: resources.tableName },
       createApiKey: async (tenant, name = 'local', given) => {

@@ -153,7 +153,18 @@ describe('the orchestrator command', () => {
     // `orchestrator keys` manages the running server's keys from another process, as it does for a deployment.
     const keysEnv = {
       AWS_ENDPOINT_URL_DYNAMODB: /^AWS_ENDPOINT_URL_DYNAMODB=(\S+)$/m.exec(stdout)?.[1] as string,
+      // The embedded DynamoDB answers only holders of the stack's secret, which serve prints for this.
+      ORCHESTRATOR_EMULATOR_SECRET: /^ORCHESTRATOR_EMULATOR_SECRET=(\S+)$/m.exec(stdout)?.[1] as string,
     };
+    expect(keysEnv.ORCHESTRATOR_EMULATOR_SECRET).toMatch(/^[0-9a-f]{64}$/);
+    // Without it, the endpoint refuses `keys` as it refuses a worker.
+    const refused = await orchestrator(
+      ['keys', 'list', '--table', /^TABLE_NAME=(\S+)$/m.exec(stdout)?.[1] as string],
+      cwd,
+      { AWS_ENDPOINT_URL_DYNAMODB: keysEnv.AWS_ENDPOINT_URL_DYNAMODB },
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/AccessDenied/);
     const table = /^TABLE_NAME=(\S+)$/m.exec(stdout)?.[1] as string;
     const created = await orchestrator(
       ['keys', 'create', '--tenant', 'team-b', '--table', table],

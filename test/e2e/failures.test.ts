@@ -5,7 +5,8 @@ import { startTestStack, type TestStack } from '../support/harness.ts';
 describe('failures, retries and timeouts, end to end', () => {
   let stack: TestStack;
   beforeAll(async () => {
-    stack = await startTestStack();
+    // No sandbox: `[[as_root]]` stands for the real CLI run as root outside one (a sandbox sets IS_SANDBOX=1).
+    stack = await startTestStack('orchestrator: {sandbox: none}');
   });
   afterAll(async () => {
     await stack?.stop();

@@ -4,7 +4,7 @@
  * `claude` test double. Every test awaits `stop()` in its own clean-up.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +69,10 @@ export async function startTestStack(
 ): Promise<TestStack> {
   const workspace = await mkdtemp(join(tmpdir(), 'orch-test-'));
   const invocationLog = join(workspace, 'claude-invocations.jsonl');
+  // Made now so a sandboxed worker can be shown them (bwrap binds only what exists).
+  const doubleState = join(workspace, 'double-state');
+  await writeFile(invocationLog, '');
+  await mkdir(doubleState, { recursive: true });
   const base = parseConfig(configYaml, {});
   // Against LocalStack every stack gets its own table, queue and bucket: test files run in parallel and state persists.
   const suffix = EXTERNAL ? `-${randomBytes(4).toString('hex')}` : '';
@@ -105,9 +109,11 @@ export async function startTestStack(
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.gitToken ? { gitToken: options.gitToken } : {}),
     modelEnv: options.modelEnv ?? {},
+    // The only folders of the test a sandboxed worker may write: the double's log and state.
+    workerWritablePaths: [invocationLog, doubleState],
     workerEnv: {
       CLAUDE_DOUBLE_LOG: invocationLog,
-      CLAUDE_DOUBLE_STATE_DIR: join(workspace, 'double-state'),
+      CLAUDE_DOUBLE_STATE_DIR: doubleState,
       ...workerEnv,
     },
   });
