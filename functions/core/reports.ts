@@ -402,6 +402,15 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
     lines.push(`**Files created** (under ${inlineCode(prefix)})`, '');
     for (const file of t.files_created) lines.push(`- ${inlineCode(file)}`);
   }
+  if (t.refused_files !== undefined) {
+    const more = (t.refused_count ?? 0) - t.refused_files.length;
+    lines.push(
+      '',
+      `**Files refused by the API** (not uploaded${more > 0 ? `; ${more} more not listed` : ''})`,
+      '',
+    );
+    for (const r of t.refused_files) lines.push(`- ${inlineCode(r.path)}: ${markdownText(r.reason)}`);
+  }
 
   const children = childJobs(t, result);
   const handoff = t.recursive ? children.find((c) => c.child_mode !== 'wait') : undefined;

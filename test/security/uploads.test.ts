@@ -102,6 +102,27 @@ describe('upload scope', () => {
     expect(task?.uploadFiles).toBe(MAX_FILES);
   });
 
+  it('attack: race many upload requests at once past the file cap', async () => {
+    const w = await capture('race');
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => uploads(w, { files: [{ path: `race_${i}.txt`, size_bytes: 1 }] })),
+    );
+    const granted = answers.filter((a) => a.status === 200);
+    expect(granted.length).toBeGreaterThan(0);
+    expect(granted.length).toBeLessThanOrEqual(MAX_FILES);
+    // The rest are refused: over the cap, or counters that kept moving under them.
+    for (const a of answers.filter((x) => x.status !== 200))
+      expect([409, 413, 429], a.text).toContain(a.status);
+    for (const a of granted) expect(await put(a.json.files[0].url, 'r')).toBe(200);
+    const counted = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    expect(counted?.uploadFiles).toBe(granted.length);
+    expect(counted?.uploadPaths?.size).toBe(granted.length);
+
+    await w.release();
+    expect(await hostile.waitForJob(w.jobId)).toBe('completed');
+    expect((await stored(w)).length).toBeLessThanOrEqual(MAX_FILES);
+  });
+
   it('attack: upload past the byte cap of the attempt', async () => {
     const w = await capture('byte-cap');
     const mb = 1024 * 1024;
