@@ -93,8 +93,18 @@ export function claudeEnv(
     ...out,
     PATH: `${SPAWN_BIN_DIR}${delimiter}${env.PATH ?? ''}`,
     GIT_CEILING_DIRECTORIES: dirname(cwd),
-    ...(gateway ? { ANTHROPIC_BASE_URL: gateway.base_url, ANTHROPIC_API_KEY: env.TASK_TOKEN ?? '' } : {}),
+    ...(gateway
+      ? {
+          ANTHROPIC_BASE_URL: gatewayUrl(gateway.base_url, env.API_URL),
+          ANTHROPIC_API_KEY: env.TASK_TOKEN ?? '',
+        }
+      : {}),
   };
+}
+
+/** A base URL the API gave as a path (it may not know its own address) is below the worker's API_URL. */
+function gatewayUrl(baseUrl: string, apiUrl: string | undefined): string {
+  return baseUrl.startsWith('/') ? `${(apiUrl ?? '').replace(/\/+$/, '')}${baseUrl}` : baseUrl;
 }
 
 export async function runSession(ctx: AttemptContext): Promise<number> {

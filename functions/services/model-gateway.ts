@@ -88,7 +88,11 @@ export function gatewayEnabled(settings: Pick<Settings, 'gateway'>): boolean {
   return settings.gateway?.enabled === true;
 }
 
-/** Workers' ANTHROPIC_BASE_URL. */
+/**
+ * Workers' ANTHROPIC_BASE_URL: `gateway.baseUrl`, else `/gateway` below the
+ * API's URL; a path (the API's own URL unknown, as in a deployment's
+ * settings) is taken by the worker as below its API_URL.
+ */
 export function gatewayBaseUrl(settings: Pick<Settings, 'gateway' | 'apiUrl'>): string {
   return settings.gateway?.baseUrl ?? `${settings.apiUrl.replace(/\/+$/, '')}/gateway`;
 }

@@ -98,6 +98,12 @@ describe("Claude's environment", () => {
     expect(isModelCredential('ANTHROPIC_DEFAULT_OPUS_MODEL')).toBe(false);
   });
 
+  it("takes a gateway path as below the worker's API_URL (a deployment does not know its own URL)", () => {
+    const out = claudeEnv({ ...env, API_URL: 'https://api.example/v1/' }, '/w/a', { base_url: '/gateway' });
+    expect(out.ANTHROPIC_BASE_URL).toBe('https://api.example/v1/gateway');
+    expect(gatewayBaseUrl({ apiUrl: '', gateway: undefined })).toBe('/gateway');
+  });
+
   it('without the gateway: the environment is passed on as before, repository tokens aside', () => {
     const out = claudeEnv(env, '/work/a/repo');
     expect(out.ANTHROPIC_API_KEY).toBe('sk-ant-real');
