@@ -145,8 +145,8 @@ export class LocalLauncher implements Launcher {
   private start(slot: Slot): void {
     // Counted as running from here, so the slot is held while its directory is made.
     this.running.set(slot.handle, slot);
-    this.sequence += 1;
-    const workerDir = join(this.options.workspaceDir, `w${this.sequence}`);
+    // Named after the launch, so one launch's folder is never another's.
+    const workerDir = join(this.options.workspaceDir, `w${slot.handle.split(':').pop()}`);
     prepareWorkerDir(workerDir, this.options)
       .then(() => {
         if (slot.stopped) throw new Error(slot.stopped);

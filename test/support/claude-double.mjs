@@ -62,7 +62,9 @@
 //                     raw token to stolen_token.txt, then succeeds normally
 //   [[hold:LABEL]]    work run: a hostile-worker stand-in. It probes what it can reach (env secrets,
 //                     writes to each path in env HOSTILE_WRITE_TARGETS, TCP to each URL in env
-//                     HOSTILE_PROBE_URLS; both comma-separated), POSTs {label, token, task_id, api_url,
+//                     HOSTILE_PROBE_URLS; both comma-separated; reads of HOSTILE_READ_TARGETS and
+//                     listings of HOSTILE_LIST_TARGETS; `${NAME}` in a path is the session's $NAME),
+//                     POSTs {label, token, task_id, api_url,
 //                     env, probes, cwd, pid} to $HOSTILE_COLLECTOR_URL/held, then long-polls
 //                     $HOSTILE_COLLECTOR_URL/release/LABEL until released (at most $HOSTILE_HOLD_MS,
 //                     default 60000) and finishes like a normal run, honouring the other directives.
@@ -1096,7 +1098,8 @@ function listEnv(name) {
   return (process.env[name] ?? '')
     .split(',')
     .map((s) => s.trim())
-    .filter(Boolean);
+    .filter(Boolean)
+    .map((s) => s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, v) => process.env[v] ?? ''));
 }
 
 function tcpProbe(url) {
@@ -1134,7 +1137,21 @@ async function holdProbes() {
     }
   });
   const connections = await Promise.all(listEnv('HOSTILE_PROBE_URLS').map(tcpProbe));
-  return { secrets, writes, connections };
+  const reads = listEnv('HOSTILE_READ_TARGETS').map((target) => {
+    try {
+      return { path: target, read: true, text: fs.readFileSync(target, 'utf8').slice(0, 4000) };
+    } catch (e) {
+      return { path: target, read: false, error: e?.code ?? String(e?.message ?? e) };
+    }
+  });
+  const listings = listEnv('HOSTILE_LIST_TARGETS').map((target) => {
+    try {
+      return { path: target, entries: fs.readdirSync(target).sort() };
+    } catch (e) {
+      return { path: target, entries: null, error: e?.code ?? String(e?.message ?? e) };
+    }
+  });
+  return { secrets, writes, connections, reads, listings };
 }
 
 async function runHold(label) {

@@ -19,6 +19,10 @@ export interface HeldProbes {
   writes: { path: string; written: boolean; error?: string }[];
   /** One entry per URL in HOSTILE_PROBE_URLS: whether a TCP connection opened. */
   connections: { url: string; connected: boolean; error?: string }[];
+  /** One entry per path in HOSTILE_READ_TARGETS: its text (first 4,000 characters) if it could be read. */
+  reads?: { path: string; read: boolean; text?: string; error?: string }[];
+  /** One entry per folder in HOSTILE_LIST_TARGETS: its entries as the session sees them (null if unreadable). */
+  listings?: { path: string; entries: string[] | null; error?: string }[];
 }
 
 /** A session that is holding, as it reported itself. */
@@ -46,6 +50,10 @@ export interface HostileStackOptions extends TestStackOptions {
   writeTargets?: string[];
   /** URLs the held session tries to open a TCP connection to (HOSTILE_PROBE_URLS). */
   probeUrls?: string[];
+  /** Files the held session tries to read (HOSTILE_READ_TARGETS); `${NAME}` is the session's $NAME. */
+  readTargets?: string[];
+  /** Folders the held session lists (HOSTILE_LIST_TARGETS); `${NAME}` is the session's $NAME. */
+  listTargets?: string[];
 }
 
 type ApiResult = Awaited<ReturnType<TestStack['api']>>;
@@ -91,7 +99,7 @@ export async function startHostileStack(
   workerEnv: NodeJS.ProcessEnv = {},
   options: HostileStackOptions = {},
 ): Promise<HostileStack> {
-  const { holdMs, writeTargets, probeUrls, ...stackOptions } = options;
+  const { holdMs, writeTargets, probeUrls, readTargets, listTargets, ...stackOptions } = options;
   const arrived: HeldWorker[] = [];
   const released = new Set<string>();
   const pollers = new Map<string, ServerResponse[]>();
@@ -180,6 +188,8 @@ export async function startHostileStack(
         ...(holdMs !== undefined ? { HOSTILE_HOLD_MS: String(holdMs) } : {}),
         ...(writeTargets ? { HOSTILE_WRITE_TARGETS: writeTargets.join(',') } : {}),
         ...(probeUrls ? { HOSTILE_PROBE_URLS: probeUrls.join(',') } : {}),
+        ...(readTargets ? { HOSTILE_READ_TARGETS: readTargets.join(',') } : {}),
+        ...(listTargets ? { HOSTILE_LIST_TARGETS: listTargets.join(',') } : {}),
         ...workerEnv,
       },
       stackOptions,
