@@ -7,7 +7,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -261,7 +267,8 @@ describe('embedded emulators', () => {
     const got = await clients.s3.send(new GetObjectCommand({ Bucket, Key: 'jobs/a/log.txt' }));
     expect(await got.Body?.transformToString()).toBe('body of jobs/a/log.txt');
 
-    // Gap: fauxqs does not verify signatures or checksums. With the SDK default
+    // fauxqs itself verifies neither signatures nor checksums (the gate in front of it checks
+    // presigned signatures: see below). With the SDK default
     // requestChecksumCalculation 'WHEN_SUPPORTED' this URL carries x-amz-checksum-crc32 of an
     // empty body (AAAAAA==), which real S3 rejects for any non-empty upload (aws-sdk-js-v3#6994);
     // the presigning S3 client needs requestChecksumCalculation: 'WHEN_REQUIRED'.
@@ -288,6 +295,251 @@ describe('embedded emulators', () => {
     await emulators.stop();
     expect(await portRefuses(dynamodb)).toBe(true);
     expect(await portRefuses(sqs)).toBe(true);
+  });
+});
+
+describe('the gate in front of the embedded emulators', () => {
+  let emulators: Emulators;
+  let clients: AwsClients;
+  let res: ProvisionedResources;
+  /** The emulators' env without the secret: what a worker that found the ports would have at best. */
+  let withoutSecret: Record<string, string>;
+  const Bucket = 'gate-artifacts';
+
+  beforeAll(async () => {
+    emulators = await startEmulators();
+    clients = createAwsClients({ ...emulators.env });
+    res = await ensureResources(clients, {
+      ...NAMES,
+      tableName: 'gate-table',
+      queueName: 'gate-work',
+      deadLetterQueueName: 'gate-work-dlq',
+      bucketName: Bucket,
+    });
+    const { ORCHESTRATOR_EMULATOR_SECRET: _secret, ...rest } = emulators.env;
+    withoutSecret = rest;
+  });
+  afterAll(async () => {
+    clients?.ddb.destroy();
+    clients?.sqs.destroy();
+    clients?.s3.destroy();
+    await emulators?.stop();
+  });
+
+  const refused = { $metadata: { httpStatusCode: 403 } };
+  const object = async (Key: string) => {
+    try {
+      const out = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
+      return await out.Body?.transformToString();
+    } catch (err) {
+      if ((err as Error).name === 'NoSuchKey') return undefined;
+      throw err;
+    }
+  };
+  const put = async (url: string, init: RequestInit = {}) => {
+    try {
+      const r = await fetch(url, { method: 'PUT', ...init, signal: AbortSignal.timeout(10_000) });
+      return { status: r.status, text: await r.text() };
+    } catch (err) {
+      // A refused upload's connection is closed: a client still sending may see it reset.
+      return { status: 0, text: (err as Error).message };
+    }
+  };
+
+  it('answers only the orchestrator: without its secret header DynamoDB, SQS and S3 refuse with 403 and change nothing', async () => {
+    for (const env of [withoutSecret, { ...withoutSecret, ORCHESTRATOR_EMULATOR_SECRET: 'a'.repeat(64) }]) {
+      const other = createAwsClients(env);
+      try {
+        await expect(
+          other.ddb.send(new PutCommand({ TableName: res.tableName, Item: { PK: 'KEY#x', SK: 'META' } })),
+        ).rejects.toMatchObject({ name: 'AccessDeniedException', ...refused });
+        await expect(
+          other.sqs.send(new SendMessageCommand({ QueueUrl: res.queueUrl, MessageBody: 'forged' })),
+        ).rejects.toMatchObject(refused);
+        await expect(
+          other.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/x/FINAL_RESULT.md', Body: 'forged' })),
+        ).rejects.toMatchObject({ name: 'AccessDenied', ...refused });
+      } finally {
+        other.ddb.destroy();
+        other.sqs.destroy();
+        other.s3.destroy();
+      }
+    }
+    const { Item } = await clients.ddb.send(
+      new GetCommand({ TableName: res.tableName, Key: { PK: 'KEY#x', SK: 'META' } }),
+    );
+    expect(Item).toBeUndefined();
+    expect(await object('jobs/x/FINAL_RESULT.md')).toBeUndefined();
+    const { Messages } = await clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: res.queueUrl, WaitTimeSeconds: 0 }),
+    );
+    expect(Messages ?? []).toEqual([]);
+
+    // Shaped as each service answers, so an SDK reports it as what it is.
+    const ddb = await fetch(emulators.endpoints.dynamodb, {
+      method: 'POST',
+      headers: {
+        'x-amz-target': 'DynamoDB_20120810.ListTables',
+        'content-type': 'application/x-amz-json-1.0',
+      },
+      body: '{}',
+    });
+    expect(ddb.status).toBe(403);
+    expect(await ddb.json()).toMatchObject({ __type: 'com.amazon.coral.service#AccessDeniedException' });
+    const s3 = await fetch(`${emulators.endpoints.s3}/${Bucket}?list-type=2`);
+    expect(s3.status).toBe(403);
+    expect(await s3.text()).toMatch(/<Error><Code>AccessDenied<\/Code>/);
+  });
+
+  it('a presigned URL carries no secret, and a genuine presigned PUT, GET and HEAD work', async () => {
+    const body = 'exactly these bytes';
+    const url = await getSignedUrl(
+      clients.s3,
+      new PutObjectCommand({ Bucket, Key: 'jobs/p/out.txt', ContentLength: Buffer.byteLength(body) }),
+      { expiresIn: 60, signableHeaders: new Set(['host', 'content-length']) },
+    );
+    expect(url).not.toContain(emulators.env.ORCHESTRATOR_EMULATOR_SECRET);
+    expect(url).not.toContain(emulators.env.AWS_SECRET_ACCESS_KEY);
+    expect(new URL(url).searchParams.get('X-Amz-SignedHeaders')).toBe('content-length;host');
+    expect((await put(url, { body })).status).toBe(200);
+    expect(await object('jobs/p/out.txt')).toBe(body);
+
+    const get = await getSignedUrl(clients.s3, new GetObjectCommand({ Bucket, Key: 'jobs/p/out.txt' }), {
+      expiresIn: 60,
+    });
+    const got = await fetch(get);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe(body);
+    const head = await getSignedUrl(clients.s3, new HeadObjectCommand({ Bucket, Key: 'jobs/p/out.txt' }), {
+      expiresIn: 60,
+    });
+    const headed = await fetch(head, { method: 'HEAD' });
+    expect(headed.status).toBe(200);
+    expect(headed.headers.get('content-length')).toBe(String(Buffer.byteLength(body)));
+  });
+
+  it('refuses a presigned PUT that was changed, and stores nothing', async () => {
+    const body = 'mine';
+    const Key = 'jobs/q/worker_1/mine.txt';
+    const url = new URL(
+      await getSignedUrl(
+        clients.s3,
+        new PutObjectCommand({ Bucket, Key, ContentLength: Buffer.byteLength(body) }),
+        { expiresIn: 60, signableHeaders: new Set(['host', 'content-length']) },
+      ),
+    );
+    await clients.s3.send(
+      new PutObjectCommand({ Bucket, Key: 'jobs/victim/FINAL_RESULT.md', Body: 'original' }),
+    );
+    const changed = (edit: (u: URL) => void) => {
+      const u = new URL(url);
+      edit(u);
+      return u.toString();
+    };
+    const attempts: [string, string, RequestInit][] = [
+      [
+        'another key',
+        changed((u) => {
+          u.pathname = `/${Bucket}/jobs/victim/FINAL_RESULT.md`;
+        }),
+        { body },
+      ],
+      [
+        'another bucket',
+        changed((u) => {
+          u.pathname = `/other-bucket/${Key}`;
+        }),
+        { body },
+      ],
+      [
+        'a forged signature',
+        changed((u) => {
+          u.searchParams.set('X-Amz-Signature', 'f'.repeat(64));
+        }),
+        { body },
+      ],
+      [
+        'no signature',
+        changed((u) => {
+          u.searchParams.delete('X-Amz-Signature');
+        }),
+        { body },
+      ],
+      [
+        'a longer life',
+        changed((u) => {
+          u.searchParams.set('X-Amz-Expires', '604800');
+        }),
+        { body },
+      ],
+      [
+        'a later date',
+        changed((u) => {
+          u.searchParams.set('X-Amz-Date', '20991231T000000Z');
+        }),
+        { body },
+      ],
+      [
+        'another operation',
+        changed((u) => {
+          u.searchParams.set('uploads', '');
+        }),
+        { body },
+      ],
+      [
+        'fewer signed headers',
+        changed((u) => {
+          u.searchParams.set('X-Amz-SignedHeaders', 'host');
+        }),
+        { body },
+      ],
+      ['a bigger body', url.toString(), { body: `${body} and much more` }],
+      ['a smaller body', url.toString(), { body: 'mi' }],
+      [
+        'an unsigned copy source',
+        url.toString(),
+        { body, headers: { 'x-amz-copy-source': `${Bucket}/jobs/victim/FINAL_RESULT.md` } },
+      ],
+      ['another method', url.toString(), { method: 'POST', body }],
+      ['DELETE', url.toString(), { method: 'DELETE' }],
+    ];
+    for (const [what, target, init] of attempts) {
+      const r = await put(target, init);
+      expect([0, 403], `${what}: ${r.status} ${r.text}`).toContain(r.status);
+    }
+    expect(await object(Key)).toBeUndefined();
+    expect(await object('jobs/victim/FINAL_RESULT.md')).toBe('original');
+    expect((await put(url.toString(), { body })).status).toBe(200);
+    expect(await object(Key)).toBe(body);
+  });
+
+  it("refuses an expired link, and one signed with keys other than the orchestrator's", async () => {
+    const url = await getSignedUrl(clients.s3, new PutObjectCommand({ Bucket, Key: 'jobs/e/late.txt' }), {
+      expiresIn: 1,
+    });
+    await new Promise((r) => setTimeout(r, 2_100));
+    const late = await put(url, { body: 'late' });
+    expect(late.status).toBe(403);
+    expect(late.text).toMatch(/Request has expired/);
+
+    for (const credentials of [
+      { accessKeyId: 'local', secretAccessKey: 'local' },
+      { accessKeyId: emulators.env.AWS_ACCESS_KEY_ID as string, secretAccessKey: 'guessed' },
+    ]) {
+      const s3 = new S3Client({
+        region: emulators.env.AWS_REGION,
+        endpoint: emulators.endpoints.s3,
+        forcePathStyle: true,
+        credentials,
+      });
+      const forged = await getSignedUrl(s3, new PutObjectCommand({ Bucket, Key: 'jobs/e/forged.txt' }), {
+        expiresIn: 60,
+      });
+      s3.destroy();
+      expect((await put(forged, { body: 'forged' })).status).toBe(403);
+    }
+    expect(await object('jobs/e/late.txt')).toBeUndefined();
+    expect(await object('jobs/e/forged.txt')).toBeUndefined();
   });
 });
 
