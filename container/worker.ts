@@ -1,7 +1,8 @@
 /**
  * The worker entrypoint: one attempt of one task, in a Fargate container or
- * as a local child process. It starts with only API_URL and TASK_TOKEN (the
- * token names its job, task and attempt), fetches its assignment and runs it:
+ * as a local child process. It starts with only API_URL and its task token
+ * (TASK_TOKEN, or on Fargate TASK_TOKEN_SEALED, see task-token.ts; the token
+ * names its job, task and attempt), fetches its assignment and runs it:
  * a Claude session (planner, work), the merge of a job's commits, or a step
  * without AI (fetch a git URL, push a branch). It holds no AWS credentials.
  *
@@ -20,6 +21,7 @@ import { fail, runPushStep, runSourceStep } from './git-steps.ts';
 import { runMergeStep } from './merge-step.ts';
 import { AttemptLog } from './reporting.ts';
 import { type AttemptContext, runSession } from './session.ts';
+import { resolveTaskToken } from './task-token.ts';
 
 export interface WorkerEnv {
   API_URL?: string | undefined;
@@ -32,13 +34,22 @@ export interface WorkerEnv {
   GIT_TOKEN?: string | undefined;
 }
 
-export async function runWorker(env: WorkerEnv & NodeJS.ProcessEnv, signal?: AbortSignal): Promise<number> {
-  const token = env.TASK_TOKEN;
+export async function runWorker(
+  env: WorkerEnv & NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+  resolveToken: typeof resolveTaskToken = resolveTaskToken,
+): Promise<number> {
+  const source = await resolveToken(env);
+  const token = 'token' in source ? source.token : undefined;
   const scope = token ? parseTaskToken(token) : undefined;
   if (!env.API_URL || !token || !scope) {
-    process.stderr.write('worker: API_URL and a valid TASK_TOKEN are required\n');
+    const why = 'error' in source ? `: ${source.error}` : '';
+    process.stderr.write(`worker: API_URL and a valid task token are required${why}\n`);
     return 2;
   }
+  // Sessions (and `orchestrator spawn` inside them) read the plain token; the ciphertext is of no further use.
+  env.TASK_TOKEN = token;
+  delete env.TASK_TOKEN_SEALED;
   const api = new WorkerApiClient({ baseUrl: env.API_URL, token });
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
   const log = new AttemptLog();

@@ -1,7 +1,8 @@
 /**
  * The Fargate launcher: one worker is one ECS task started with RunTask. The
  * task definition carries everything static (image, API_URL, secrets, roles);
- * the RunTask overrides carry only the ids and the task token.
+ * the RunTask overrides carry only the ids and the task token, sealed with
+ * KMS so that DescribeTasks and CloudTrail show only a ciphertext.
  *
  * A launch is idempotent per attempt: every RunTask for one attempt sends the
  * same client token, so a retry after a timeout returns the task the first
@@ -31,6 +32,7 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from './launcher.ts';
+import { SEALED_TOKEN_ENV, type TokenSealer } from './token-seal.ts';
 
 export interface EcsLauncherConfig {
   /** Cluster name or ARN. */
@@ -49,6 +51,11 @@ export interface EcsLauncherConfig {
   securityGroups: string[];
   assignPublicIp: boolean;
   capacityProvider: 'FARGATE' | 'FARGATE_SPOT';
+  /**
+   * Seals the task token for the overrides (KMS). Without one the token
+   * travels in the clear, which only tests and trusted setups should accept.
+   */
+  tokenSealer?: TokenSealer | undefined;
 }
 
 /** The one method of `ECSClient` the launcher uses; tests pass a fake. */
@@ -183,8 +190,11 @@ export class EcsLauncher implements Launcher {
     this.random = options.random ?? Math.random;
   }
 
-  /** The RunTask input for one attempt; throws a non-retryable refusal if it cannot be sent. */
-  runTaskInput(request: LaunchRequest): RunTaskCommandInput {
+  /**
+   * The RunTask input for one attempt; throws a non-retryable refusal if it
+   * cannot be sent. `sealedToken` replaces the plain token in the overrides.
+   */
+  runTaskInput(request: LaunchRequest, sealedToken?: string): RunTaskCommandInput {
     const { jobId, taskNo, attempt } = request;
     if (!Number.isSafeInteger(taskNo) || taskNo < 0 || !Number.isSafeInteger(attempt) || attempt < 0)
       throw new LaunchRefusedError(`invalid task number ${taskNo} or attempt ${attempt}`, false);
@@ -194,7 +204,9 @@ export class EcsLauncher implements Launcher {
           name: this.config.containerName,
           environment: [
             { name: 'TASK_ID', value: taskIdEnv(request) },
-            { name: 'TASK_TOKEN', value: request.taskToken },
+            sealedToken === undefined
+              ? { name: 'TASK_TOKEN', value: request.taskToken }
+              : { name: SEALED_TOKEN_ENV, value: sealedToken },
           ],
         },
       ],
@@ -238,8 +250,18 @@ export class EcsLauncher implements Launcher {
   }
 
   async launch(request: LaunchRequest): Promise<LaunchHandle> {
-    const input = this.runTaskInput(request);
     const what = `task ${request.jobId}/${request.taskNo} attempt ${request.attempt}`;
+    let sealed: string | undefined;
+    if (this.config.tokenSealer) {
+      try {
+        sealed = await this.config.tokenSealer.seal(request.taskToken, request);
+      } catch (err) {
+        // Nothing started: the message comes back and the next delivery seals a new token.
+        throw new LaunchRefusedError(`cannot seal the token of ${what}: ${(err as Error).message}`, true);
+      }
+    }
+    // Sealed once: every RunTask retry below sends the same input under the same client token.
+    const input = this.runTaskInput(request, sealed);
     let out: RunTaskCommandOutput;
     try {
       // The same input, and so the same client token, on every try: ECS starts at most one task for it.

@@ -1,7 +1,9 @@
 /** Lambda entry point: the work-queue consumer (dispatcher and aggregator), launching Fargate workers. */
 import { ECSClient } from '@aws-sdk/client-ecs';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { z } from 'zod';
 import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
+import { kmsTokenSealer } from '../../adapters/token-seal.ts';
 import { RateLimiter } from '../../core/rate-limiter.ts';
 import { createQueueConsumer } from '../queue-consumer.ts';
 import { depsFromEnv, readEnv } from './runtime.ts';
@@ -18,6 +20,8 @@ const EcsEnv = z.object({
   CAPACITY_PROVIDER: z.enum(['FARGATE', 'FARGATE_SPOT']),
   /** This instance's share of ECS's 20 RunTask calls per second. */
   RUN_TASK_RATE: z.coerce.number().positive().default(4),
+  /** KMS key that seals task tokens for the RunTask overrides. */
+  TASK_SEAL_KMS_ARN: z.string().min(1),
 });
 
 const env = readEnv(EcsEnv);
@@ -37,6 +41,10 @@ const launcher = new EcsLauncher(
     securityGroups: env.SECURITY_GROUP_IDS.split(','),
     assignPublicIp: env.ASSIGN_PUBLIC_IP === 'true',
     capacityProvider: env.CAPACITY_PROVIDER,
+    tokenSealer: kmsTokenSealer(
+      new KMSClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 3_000, requestTimeout: 5_000 } }),
+      env.TASK_SEAL_KMS_ARN,
+    ),
   },
   {
     runTaskLimiter: new RateLimiter({

@@ -1,0 +1,27 @@
+/**
+ * Where the worker gets its task token: `TASK_TOKEN` locally, or on Fargate
+ * `TASK_TOKEN_SEALED`, a KMS ciphertext bound to this attempt (TASK_ID), which
+ * the task role may decrypt. The plain token then lives only in this process
+ * and the sessions it starts, never in the RunTask request.
+ */
+import { KMSClient } from '@aws-sdk/client-kms';
+import { parseTaskIdEnv } from '../functions/adapters/ecs-launcher.ts';
+import { kmsTokenUnsealer, SEALED_TOKEN_ENV, type TokenUnsealer } from '../functions/adapters/token-seal.ts';
+
+export type TokenSource = { token: string } | { error: string };
+
+export async function resolveTaskToken(
+  env: NodeJS.ProcessEnv,
+  unsealer: () => TokenUnsealer = () => kmsTokenUnsealer(new KMSClient({ maxAttempts: 3 })),
+): Promise<TokenSource> {
+  if (env.TASK_TOKEN) return { token: env.TASK_TOKEN };
+  const sealed = env[SEALED_TOKEN_ENV];
+  if (!sealed) return { error: 'neither TASK_TOKEN nor TASK_TOKEN_SEALED is set' };
+  const scope = parseTaskIdEnv(env.TASK_ID ?? '');
+  if (!scope) return { error: 'TASK_TOKEN_SEALED needs a valid TASK_ID (<job>/<task>/<attempt>)' };
+  try {
+    return { token: await unsealer().unseal(sealed, scope) };
+  } catch (err) {
+    return { error: `cannot unseal the task token: ${(err as Error).message}` };
+  }
+}
