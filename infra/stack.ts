@@ -6,9 +6,11 @@ import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { OrchestratorConfig } from '../functions/core/config.ts';
+import { gatewaySettingsFromConfig } from '../functions/services/model-gateway.ts';
 import { settingsFromConfig } from '../functions/services/settings.ts';
 import { Api } from './constructs/api.ts';
 import { Events } from './constructs/events.ts';
+import { ModelGateway } from './constructs/model-gateway.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { State } from './constructs/state.ts';
 import { WorkQueue } from './constructs/work-queue.ts';
@@ -24,6 +26,7 @@ export class OrchestratorStack extends Stack {
   readonly api: Api;
   readonly workQueue: WorkQueue;
   readonly workers: Workers;
+  readonly gateway: ModelGateway;
   readonly events: Events;
   readonly monitoring: Monitoring;
 
@@ -33,7 +36,11 @@ export class OrchestratorStack extends Stack {
     const deploy = config.deploy;
     const removalPolicy = deploy.removal_policy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
     const logRetention = deploy.log_retention_days as RetentionDays;
-    const settings = settingsFromConfig(config, '');
+    // On AWS the gateway is always on: workers hold no model credential of their own.
+    const settings = {
+      ...settingsFromConfig(config, ''),
+      gateway: gatewaySettingsFromConfig(config, {}, { enabled: true }),
+    };
     const jobSettings = JSON.stringify(settings);
 
     this.state = new State(this, 'State', {
@@ -59,17 +66,27 @@ export class OrchestratorStack extends Stack {
       logRetention,
       removalPolicy,
     });
+    this.gateway = new ModelGateway(this, 'ModelGateway', {
+      restApi: this.api.restApi,
+      table: this.state.table,
+      queueUrl: this.workQueue.queue.queueUrl,
+      bucketName: this.state.bucket.bucketName,
+      jobSettings,
+      anthropic: {
+        mode: deploy.anthropic.mode,
+        secretName: deploy.anthropic.secret_name,
+        bedrockRegion: deploy.anthropic.bedrock_region,
+        bedrockModels: deploy.anthropic.bedrock_models,
+      },
+      logRetention,
+      removalPolicy,
+    });
     this.workers = new Workers(this, 'Workers', {
       apiUrl: this.api.restApi.url,
       cpu: deploy.worker.cpu,
       memoryMiB: deploy.worker.memory_mib,
       architecture: deploy.worker.architecture,
       stopTimeoutSec: deploy.worker.stop_timeout_sec,
-      anthropic: {
-        mode: deploy.anthropic.mode,
-        secretName: deploy.anthropic.secret_name,
-        bedrockRegion: deploy.anthropic.bedrock_region,
-      },
       gitTokenSecretName: deploy.git.token_secret_name,
       vpcId: deploy.vpc.vpc_id,
       subnetIds: deploy.vpc.subnet_ids,
@@ -86,6 +103,7 @@ export class OrchestratorStack extends Stack {
       taskDefinition: this.workers.taskDefinition,
       gitTaskDefinition: this.workers.gitTaskDefinition,
       containerName: WORKER_CONTAINER_NAME,
+      tokenKey: this.workers.tokenKey,
       subnetIds: this.workers.subnetIds,
       securityGroupIds: [this.workers.securityGroup.securityGroupId],
       assignPublicIp: this.workers.assignPublicIp,
@@ -129,10 +147,10 @@ export class OrchestratorStack extends Stack {
       value: `npx orchestrator keys create --stack ${this.stackName} --tenant <your-team>`,
       description: 'Creates the first API key (printed once)',
     });
-    if (this.workers.anthropicSecret && !deploy.anthropic.secret_name) {
+    if (this.gateway.anthropicSecret && !deploy.anthropic.secret_name) {
       new CfnOutput(this, 'AnthropicSecretCommand', {
-        value: `aws secretsmanager put-secret-value --secret-id ${this.workers.anthropicSecret.secretArn} --secret-string "$ANTHROPIC_API_KEY"`,
-        description: 'Stores your Anthropic API key where the workers read it',
+        value: `aws secretsmanager put-secret-value --secret-id ${this.gateway.anthropicSecret.secretArn} --secret-string "$ANTHROPIC_API_KEY"`,
+        description: 'Stores your Anthropic API key where the model gateway (and only it) reads it',
       });
     }
   }

@@ -184,11 +184,19 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
       anthropic: z
         .strictObject({
-          /** `api_key`: ANTHROPIC_API_KEY from a Secrets Manager secret; `bedrock`: Amazon Bedrock through the task role. */
+          /** How the model gateway reaches Claude: `api_key`, the Anthropic API with a key from Secrets Manager; `bedrock`, Amazon Bedrock with the gateway's own role. Workers get neither. */
           mode: z.enum(['api_key', 'bedrock']).default('api_key'),
           /** Name of an existing secret holding the key; created empty (to fill in) when null. */
           secret_name: z.string().min(1).max(512).nullable().default(null),
           bedrock_region: z.string().min(1).nullable().default(null),
+          /**
+           * bedrock mode: model id as the CLI sends it → Bedrock model or inference profile id. The
+           * gateway's role may invoke exactly these; any other model is refused.
+           */
+          bedrock_models: z.record(z.string().min(1).max(100), z.string().min(1).max(300)).default({
+            'claude-sonnet-4-5-20250929': 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+            'claude-haiku-4-5-20251001': 'global.anthropic.claude-haiku-4-5-20251001-v1:0',
+          }),
         })
         .prefault({}),
       vpc: z
@@ -290,6 +298,7 @@ export const ENV_OVERRIDES: Readonly<
   CLAUDE_MODEL: ['orchestrator', 'model', 'text'],
   ORCHESTRATOR_WORKSPACE: ['orchestrator', 'workspace_root', 'text'],
   ORCHESTRATOR_LAUNCHER: ['orchestrator', 'launcher', 'text'],
+  ORCHESTRATOR_SANDBOX: ['orchestrator', 'sandbox', 'text'],
   MAX_WORKERS: ['workers', 'max_workers', 'number'],
   DEFAULT_TIMEOUT: ['workers', 'default_timeout', 'number'],
   MAX_RETRIES: ['workers', 'max_retries', 'number'],
@@ -298,7 +307,6 @@ export const ENV_OVERRIDES: Readonly<
   LOG_LEVEL: ['logging', 'level', 'text'],
   MODEL_GATEWAY: ['gateway', 'enabled', 'boolean'],
 };
-  ORCHESTRATOR_SANDBOX: ['orchestrator', 'sandbox', 'text'],
 
 /**
  * Parses YAML text plus environment overrides into a validated config.

@@ -7,6 +7,7 @@ import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { FargateTaskDefinition, ICluster } from 'aws-cdk-lib/aws-ecs';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -46,6 +47,8 @@ export interface DispatcherTargets {
   readonly gitTaskDefinition: FargateTaskDefinition;
   /** The worker container's name, the same in both task definitions. */
   readonly containerName: string;
+  /** Seals each task token for the RunTask overrides; only the workers' task roles may decrypt. */
+  readonly tokenKey: IKey;
   readonly subnetIds: string[];
   readonly securityGroupIds: string[];
   readonly assignPublicIp: boolean;
@@ -96,6 +99,7 @@ export class WorkQueue extends Construct {
         TASK_DEFINITION_ARN: targets.taskDefinition.taskDefinitionArn,
         GIT_TASK_DEFINITION_ARN: targets.gitTaskDefinition.taskDefinitionArn,
         CONTAINER_NAME: targets.containerName,
+        TASK_SEAL_KMS_ARN: targets.tokenKey.keyArn,
         SUBNET_IDS: targets.subnetIds.join(','),
         SECURITY_GROUP_IDS: targets.securityGroupIds.join(','),
         ASSIGN_PUBLIC_IP: String(targets.assignPublicIp),
@@ -119,6 +123,18 @@ export class WorkQueue extends Construct {
     allowArtifacts(fn, targets.bucket, ['PutObject']);
     // RunTask on the two worker task definitions in this cluster, and iam:PassRole for exactly their roles.
     allowRunTasks(fn, targets.cluster, [targets.taskDefinition, targets.gitTaskDefinition]);
+    // Encrypt only, and only with an attempt bound as encryption context (token-seal.ts).
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['kms:Encrypt'],
+        resources: [targets.tokenKey.keyArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['fleet:task'] },
+          Null: { 'kms:EncryptionContextKeys': 'false' },
+        },
+      }),
+    );
     fn.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,

@@ -3,15 +3,17 @@
  * whose container (named `worker` in both) runs `container/worker.ts`:
  *
  * - `taskDefinition`, the Claude workers (planner, work, merge), with
- *   `WORKER_ROLE=ai`. The Anthropic key comes from Secrets Manager as an ECS
- *   secret, or the task role may call Amazon Bedrock.
+ *   `WORKER_ROLE=ai`. They hold no model credential: Claude talks to the
+ *   API's model gateway with the task token (see model-gateway.ts).
  * - `gitTaskDefinition`, the steps without AI (fetch a git URL, push a
- *   result), with `WORKER_ROLE=git`: no Anthropic key, no Bedrock, and the
+ *   result), with `WORKER_ROLE=git`: no model access, and the
  *   only one given the repository token (`GIT_TOKEN`) when
  *   `deploy.git.token_secret_name` is set. Claude never runs next to it.
  *
  * Neither task role has data-plane permissions: a worker reaches DynamoDB,
- * SQS and S3 only through the API with its task token.
+ * SQS and S3 only through the API with its task token. The one thing a task
+ * role may do is decrypt its sealed task token (KMS, with the attempt bound
+ * as encryption context).
  */
 import { Duration, Fn, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import {
@@ -35,11 +37,11 @@ import {
   OperatingSystemFamily,
 } from 'aws-cdk-lib/aws-ecs';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { REPO_ROOT } from '../lambda-defaults.ts';
-import { nagArn } from '../permissions.ts';
 
 export const WORKER_CONTAINER_NAME = 'worker';
 
@@ -54,11 +56,6 @@ export interface WorkersProps {
   readonly architecture: 'arm64' | 'x86_64';
   /** Seconds between SIGTERM and SIGKILL when a task is stopped. */
   readonly stopTimeoutSec: number;
-  readonly anthropic: {
-    mode: 'api_key' | 'bedrock';
-    secretName: string | null;
-    bedrockRegion: string | null;
-  };
   /** Secrets Manager secret (by name) with the token for private git remotes; only the git task definition gets it. */
   readonly gitTokenSecretName: string | null;
   /** Import these instead of creating a VPC. */
@@ -82,8 +79,9 @@ export class Workers extends Construct {
   /** Fargate tasks need a public IP to reach the internet from a public subnet (no NAT). */
   readonly assignPublicIp: boolean;
   readonly logGroup: LogGroup;
-  readonly anthropicSecret?: ISecret;
   readonly gitTokenSecret?: ISecret;
+  /** Seals task tokens in the RunTask overrides: the dispatcher encrypts, the task roles decrypt. */
+  readonly tokenKey: Key;
 
   constructor(scope: Construct, id: string, props: WorkersProps) {
     super(scope, id);
@@ -176,55 +174,36 @@ export class Workers extends Construct {
     );
     const stopTimeout = Duration.seconds(props.stopTimeoutSec);
 
-    const environment: Record<string, string> = { API_URL: props.apiUrl, WORKER_ROLE: WORKER_ROLES.ai };
-    const secrets: Record<string, EcsSecret> = {};
-    if (props.anthropic.mode === 'api_key') {
-      const secret = props.anthropic.secretName
-        ? Secret.fromSecretNameV2(this, 'AnthropicApiKey', props.anthropic.secretName)
-        : new Secret(this, 'AnthropicApiKey', {
-            description:
-              'Anthropic API key for the Claude workers: put the key in as the plain secret string',
-            removalPolicy: props.removalPolicy,
-          });
-      this.anthropicSecret = secret;
-      secrets.ANTHROPIC_API_KEY = EcsSecret.fromSecretsManager(secret);
-      if (!props.anthropic.secretName) {
-        Validations.of(secret).acknowledge({
-          id: 'AwsSolutions-SMG4',
-          reason:
-            'A third-party (Anthropic) API key cannot be rotated by a Secrets Manager rotation Lambda; rotate it in the Anthropic console.',
-        });
-      }
-    } else {
-      const stack = Stack.of(this);
-      const region = props.anthropic.bedrockRegion ?? stack.region;
-      const foundationModels = `arn:${stack.partition}:bedrock:*::foundation-model/*`;
-      const inferenceProfiles = `arn:${stack.partition}:bedrock:*:${stack.account}:inference-profile/*`;
-      environment.CLAUDE_CODE_USE_BEDROCK = '1';
-      environment.AWS_REGION = region;
-      this.taskDefinition.taskRole.addToPrincipalPolicy(
+    this.tokenKey = new Key(this, 'TaskTokenKey', {
+      description: 'Seals claude-orchestrator task tokens in ECS RunTask overrides',
+      enableKeyRotation: true,
+      removalPolicy: props.removalPolicy,
+    });
+    for (const taskDefinition of [this.taskDefinition, this.gitTaskDefinition]) {
+      taskDefinition.taskRole.addToPrincipalPolicy(
         new PolicyStatement({
           effect: Effect.ALLOW,
-          actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
-          resources: [foundationModels, inferenceProfiles],
+          actions: ['kms:Decrypt'],
+          resources: [this.tokenKey.keyArn],
+          conditions: {
+            'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['fleet:task'] },
+            Null: { 'kms:EncryptionContextKeys': 'false' },
+          },
         }),
       );
-      const reason =
-        'Claude Code picks the Anthropic model at run time; the role may invoke foundation models and this account inference profiles, nothing else.';
-      for (const arn of [foundationModels, inferenceProfiles]) {
-        Validations.of(this.taskDefinition.taskRole).acknowledge({
-          id: `AwsSolutions-IAM5[Resource::${nagArn(this, arn)}]`,
-          reason,
-        });
-      }
     }
 
+    // No model credential at all: Claude reaches the model through the API's gateway with the task token.
+    const environment: Record<string, string> = {
+      API_URL: props.apiUrl,
+      WORKER_ROLE: WORKER_ROLES.ai,
+      AWS_REGION: Stack.of(this).region,
+    };
     this.taskDefinition.addContainer(WORKER_CONTAINER_NAME, {
       containerName: WORKER_CONTAINER_NAME,
       image,
       logging: LogDrivers.awsLogs({ streamPrefix: 'worker', logGroup: this.logGroup }),
       environment,
-      secrets,
       stopTimeout,
       essential: true,
     });
@@ -236,7 +215,7 @@ export class Workers extends Construct {
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
       reason:
-        'The environment holds only non-secret settings (API_URL, WORKER_ROLE, Bedrock switch and region); the API key is an ECS secret.',
+        'The environment holds only non-secret settings (API_URL, WORKER_ROLE, AWS_REGION); the task token arrives sealed with KMS.',
     });
 
     // The steps without AI: no Anthropic key, no Bedrock, and the repository token when one is configured.
@@ -249,7 +228,11 @@ export class Workers extends Construct {
       containerName: WORKER_CONTAINER_NAME,
       image,
       logging: LogDrivers.awsLogs({ streamPrefix: 'git', logGroup: this.logGroup }),
-      environment: { API_URL: props.apiUrl, WORKER_ROLE: WORKER_ROLES.git },
+      environment: {
+        API_URL: props.apiUrl,
+        WORKER_ROLE: WORKER_ROLES.git,
+        AWS_REGION: Stack.of(this).region,
+      },
       secrets: gitSecrets,
       stopTimeout,
       essential: true,

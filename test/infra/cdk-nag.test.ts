@@ -10,7 +10,7 @@ import { type PolicyValidationPluginReport, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeSyntheses, type SynthesizedStack, synthesize } from './synthesized-stack.ts';
+import { removeSyntheses, SYNTH_TIMEOUT_MS, type SynthesizedStack, synthesize } from './synthesized-stack.ts';
 
 const VARIANTS = [
   ['default', ''],
@@ -85,7 +85,7 @@ describe.each(VARIANTS)('AWS Solutions checks on the %s stack', (_name, yamlText
   beforeAll(() => {
     built = synthesize(yamlText);
     run = runAwsSolutions(built.stack);
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('leaves no error-level finding unacknowledged', () => {
     const errors = describeFindings(run.report, 'error');

@@ -5,12 +5,12 @@
  * not when a handler's code does. The assertions in stack.test.ts carry the meaning.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { removeSyntheses, type SynthesizedStack, synthesize } from './synthesized-stack.ts';
+import { removeSyntheses, SYNTH_TIMEOUT_MS, type SynthesizedStack, synthesize } from './synthesized-stack.ts';
 
 let built: SynthesizedStack;
 beforeAll(() => {
   built = synthesize('');
-});
+}, SYNTH_TIMEOUT_MS);
 afterAll(removeSyntheses);
 
 /** The template with everything that depends on file contents or the bootstrap replaced by placeholders. */

@@ -27,6 +27,7 @@ import {
   removeSyntheses,
   resourcesOfType,
   roleIdOfArn,
+  SYNTH_TIMEOUT_MS,
   type SynthesizedStack,
   statementsOfRole,
   synthesize,
@@ -78,7 +79,7 @@ beforeAll(() => {
   defaults = synthesize('');
   variant = trySynthesize(VARIANT_YAML);
   bedrock = trySynthesize(BEDROCK_YAML);
-});
+}, SYNTH_TIMEOUT_MS);
 afterAll(removeSyntheses);
 
 /** Named builds for `it.each`, resolved once `beforeAll` has run. */
@@ -566,34 +567,101 @@ describe('secrets', () => {
     },
   );
 
-  it('the Anthropic API key reaches the worker only as an ECS secret from Secrets Manager', () => {
-    const secrets: { Name: string; ValueFrom: unknown }[] = workerContainer(defaults).Secrets ?? [];
-    const key = secrets.find((s) => s.Name === 'ANTHROPIC_API_KEY');
-    expect(key, 'ANTHROPIC_API_KEY under Secrets').toBeDefined();
-    const ref = referencedId(key?.ValueFrom);
-    const fromStackSecret =
-      ref !== undefined && defaults.json.Resources[ref]?.Type === 'AWS::SecretsManager::Secret';
-    const fromSecretArn = JSON.stringify(key?.ValueFrom).includes(':secretsmanager:');
-    expect(fromStackSecret || fromSecretArn, JSON.stringify(key?.ValueFrom)).toBe(true);
+  it.each(['default', 'variant', 'bedrock'] as const)(
+    'no worker task definition carries a model credential or the Bedrock switch (%s)',
+    (name) => {
+      const built = build[name]();
+      for (const kind of ['ai', 'git'] as const) {
+        const container = workerContainer(built, kind);
+        expect(secretNames(built, kind).filter((n) => /ANTHROPIC|CLAUDE|BEDROCK/i.test(n))).toEqual([]);
+        expect(
+          (container.Environment ?? [])
+            .map((e) => e.Name)
+            .filter((n) => /ANTHROPIC|CLAUDE_CODE_USE|BEDROCK/.test(n)),
+        ).toEqual([]);
+        const modelActions = statementsOfRole(built.json, taskRoleId(built, kind))
+          .flatMap(({ statement }) => actionsOf(statement))
+          .filter((a) => /^(bedrock|secretsmanager):|^\*$/i.test(a));
+        expect(modelActions, `${kind} task role`).toEqual([]);
+      }
+    },
+  );
+
+  it('the Anthropic key is readable by the model gateway alone', () => {
+    const secretId = logicalId(defaults.stack.gateway.anthropicSecret as never);
+    expect(resource(defaults, secretId).Type).toBe('AWS::SecretsManager::Secret');
+    const readers = resourcesOfType(defaults.json, 'AWS::IAM::Role')
+      .filter(([roleId]) =>
+        statementsOfRole(defaults.json, roleId).some(
+          ({ statement }) =>
+            statement.Effect === 'Allow' &&
+            actionsOf(statement).some((a) => a.startsWith('secretsmanager:') || a === '*') &&
+            JSON.stringify(statement.Resource).includes(secretId),
+        ),
+      )
+      .map(([roleId]) => roleId);
+    expect(readers).toEqual([
+      roleIdOfArn(resource(defaults, logicalId(defaults.stack.gateway.handler)).Properties.Role),
+    ]);
   });
 
-  it('with Bedrock, the worker gets no secrets', () => {
-    expect(workerContainer(bedrock).Secrets ?? []).toEqual([]);
-  });
-
-  it('with Bedrock, the worker is told to use Bedrock (CLAUDE_CODE_USE_BEDROCK=1)', () => {
-    expect(workerContainer(bedrock).Environment).toContainEqual({
-      Name: 'CLAUDE_CODE_USE_BEDROCK',
-      Value: '1',
-    });
-  });
-
-  it('with Bedrock, the task role may only invoke models', () => {
-    const actions = statementsOfRole(bedrock.json, taskRoleId(bedrock)).flatMap(({ statement }) =>
-      statement.Effect === 'Allow' ? actionsOf(statement) : [],
+  it('with Bedrock, only the gateway may invoke models, and only the configured ones', () => {
+    const invokers = resourcesOfType(bedrock.json, 'AWS::IAM::Role').flatMap(([roleId]) =>
+      statementsOfRole(bedrock.json, roleId)
+        .filter(({ statement }) => actionsOf(statement).some((a) => /^bedrock:|^\*$/.test(a)))
+        .map(({ statement }) => ({ roleId, statement })),
     );
-    expect(actions.length).toBeGreaterThan(0);
-    for (const action of actions) expect(action).toMatch(/^bedrock:InvokeModel/);
+    const gatewayRole = roleIdOfArn(
+      resource(bedrock, logicalId(bedrock.stack.gateway.handler)).Properties.Role,
+    );
+    expect(new Set(invokers.map((i) => i.roleId))).toEqual(new Set([gatewayRole]));
+    const actions = invokers.flatMap((i) => actionsOf(i.statement));
+    expect(new Set(actions)).toEqual(
+      new Set(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']),
+    );
+    const resources = JSON.stringify(invokers.map((i) => i.statement.Resource));
+    // The default map: two global inference profiles, each with its one foundation model.
+    for (const model of ['claude-sonnet-4-5-20250929-v1:0', 'claude-haiku-4-5-20251001-v1:0']) {
+      expect(resources).toContain(`inference-profile/global.anthropic.${model}`);
+      expect(resources).toContain(`foundation-model/anthropic.${model}`);
+    }
+    expect(resources).not.toMatch(/foundation-model\/\*|inference-profile\/\*|"\*"/);
+  });
+
+  it(
+    'with Bedrock, a configured model map is exactly what the gateway may invoke',
+    () => {
+      const built = synthesize(
+        "deploy: { anthropic: { mode: bedrock, bedrock_region: eu-west-1, bedrock_models: { claude-x: 'anthropic.claude-x-v1:0' } } }",
+      );
+      const gatewayRole = roleIdOfArn(
+        resource(built, logicalId(built.stack.gateway.handler)).Properties.Role,
+      );
+      const statements = statementsOfRole(built.json, gatewayRole).filter(({ statement }) =>
+        actionsOf(statement).some((a) => a.startsWith('bedrock:')),
+      );
+      expect(statements).toHaveLength(1);
+      expect(JSON.stringify(statements[0]?.statement.Resource)).toContain(
+        ':bedrock:eu-west-1::foundation-model/anthropic.claude-x-v1:0',
+      );
+      expect([].concat(statements[0]?.statement.Resource as never)).toHaveLength(1);
+    },
+    SYNTH_TIMEOUT_MS,
+  );
+
+  it('the model gateway streams its responses for up to 15 minutes, without an API Gateway authorizer', () => {
+    const gatewayFn = logicalId(defaults.stack.gateway.handler);
+    const methods = resourcesOfType(defaults.json, 'AWS::ApiGateway::Method').filter(([, m]) =>
+      JSON.stringify(m.Properties.Integration?.Uri ?? '').includes(gatewayFn),
+    );
+    expect(methods.length).toBe(2);
+    for (const [, m] of methods) {
+      expect(m.Properties.Integration.ResponseTransferMode).toBe('STREAM');
+      expect(JSON.stringify(m.Properties.Integration.Uri)).toContain('response-streaming-invocations');
+      expect(m.Properties.Integration.TimeoutInMillis).toBe(900_000);
+      expect(m.Properties.AuthorizationType).toBe('NONE');
+    }
+    expect(resource(defaults, gatewayFn).Properties.Timeout).toBe(900);
   });
 
   it('with deploy.git.token_secret_name, the git container gets GIT_TOKEN from that secret', () => {
@@ -610,19 +678,10 @@ describe('secrets', () => {
     expect(secretNames(defaults, 'git')).toEqual([]);
   });
 
-  it.each(['default', 'variant', 'bedrock'] as const)(
-    'the git container never gets the Anthropic key or the Bedrock switch (%s)',
-    (name) => {
-      const container = workerContainer(build[name](), 'git');
-      expect(secretNames(build[name](), 'git')).not.toContain('ANTHROPIC_API_KEY');
-      expect((container.Environment ?? []).map((e) => e.Name)).not.toContain('CLAUDE_CODE_USE_BEDROCK');
-    },
-  );
-
   it.each(['default', 'variant'] as const)(
-    'the Claude worker has no secret but ANTHROPIC_API_KEY, so never GIT_TOKEN (%s)',
+    'the Claude worker has no secrets at all, so never GIT_TOKEN (%s)',
     (name) => {
-      expect(secretNames(build[name](), 'ai')).toEqual(['ANTHROPIC_API_KEY']);
+      expect(secretNames(build[name](), 'ai')).toEqual([]);
     },
   );
 
@@ -659,12 +718,42 @@ describe('IAM', () => {
   });
 
   it.each(['default', 'variant', 'bedrock'] as const)(
-    'the git task role has no permissions at all, Bedrock included (%s)',
+    'both task roles may only decrypt their sealed task token, with a task bound as encryption context (%s)',
     (name) => {
       const built = build[name]();
-      expect(statementsOfRole(built.json, taskRoleId(built, 'git'))).toEqual([]);
+      const keyId = logicalId(built.stack.workers.tokenKey);
+      for (const kind of ['ai', 'git'] as const) {
+        const statements = statementsOfRole(built.json, taskRoleId(built, kind)).map(
+          ({ statement }) => statement,
+        );
+        expect(statements, `${kind} task role`).toHaveLength(1);
+        const [only] = statements;
+        expect(actionsOf(only as PolicyStatementJson)).toEqual(['kms:Decrypt']);
+        expect(JSON.stringify(only?.Resource)).toContain(keyId);
+        expect(only?.Condition).toEqual({
+          'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['fleet:task'] },
+          Null: { 'kms:EncryptionContextKeys': 'false' },
+        });
+      }
     },
   );
+
+  it('only the dispatcher may seal task tokens, and the key rotates', () => {
+    const keyId = logicalId(defaults.stack.workers.tokenKey);
+    expect(resource(defaults, keyId).Properties.EnableKeyRotation).toBe(true);
+    const encrypters = resourcesOfType(defaults.json, 'AWS::IAM::Role')
+      .filter(([roleId]) =>
+        statementsOfRole(defaults.json, roleId).some(
+          ({ statement }) =>
+            actionsOf(statement).some((a) => a === 'kms:Encrypt' || a === 'kms:*' || a === '*') &&
+            JSON.stringify(statement.Resource).includes(keyId),
+        ),
+      )
+      .map(([roleId]) => roleId);
+    expect(encrypters).toEqual([roleIdOfArn(resource(defaults, dispatcherId(defaults)).Properties.Role)]);
+    const env = resource(defaults, dispatcherId(defaults)).Properties.Environment.Variables;
+    expect(JSON.stringify(env.TASK_SEAL_KMS_ARN)).toContain(keyId);
+  });
 
   it('iam:PassRole is only in the dispatcher policy, for exactly the two task and two execution roles', () => {
     const passRole = allStatements(defaults).filter(({ statement }) =>
@@ -782,8 +871,13 @@ describe('log retention', () => {
 // --- API Gateway ----------------------------------------------------------
 
 describe('API', () => {
-  it('every method needs the custom authorizer', () => {
-    for (const method of apiMethods(defaults)) {
+  /** The model gateway's two methods check the task token in the function (see the gateway test above). */
+  const isGateway = (m: { path: string }) => m.path === '/gateway' || m.path.startsWith('/gateway/');
+
+  it('every method but the model gateway needs the custom authorizer', () => {
+    const methods = apiMethods(defaults).filter((m) => !isGateway(m));
+    expect(apiMethods(defaults).length - methods.length).toBe(2);
+    for (const method of methods) {
       expect(method.props, `${method.httpMethod} ${method.path}`).toMatchObject({
         AuthorizationType: 'CUSTOM',
         AuthorizerId: { Ref: expect.any(String) },
@@ -791,8 +885,9 @@ describe('API', () => {
     }
   });
 
-  it('has exactly the routes of ROUTES', () => {
+  it('has exactly the routes of ROUTES, plus the model gateway', () => {
     const actual = apiMethods(defaults)
+      .filter((m) => !isGateway(m))
       .map((m) => `${m.httpMethod} ${m.path}`)
       .sort();
     expect(actual).toEqual(ROUTES.map((r) => `${r.method} ${r.resource}`).sort());
@@ -1124,7 +1219,7 @@ describe('imported VPC (deploy.vpc.vpc_id + subnet_ids)', () => {
   let imported: SynthesizedStack;
   beforeAll(() => {
     imported = synthesize(IMPORTED_VPC_YAML);
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('creates no VPC', () => {
     imported.template.resourceCountIs('AWS::EC2::VPC', 0);

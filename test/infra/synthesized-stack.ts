@@ -40,6 +40,9 @@ export interface CfnTemplate {
 
 const outdirs: string[] = [];
 
+/** A `beforeAll` that synthesizes: bundling every Lambda takes long on a busy 2-core machine. */
+export const SYNTH_TIMEOUT_MS = 240_000;
+
 /**
  * Parses `yamlText` as `config.yaml`, builds the app as `infra/app.ts` does and
  * synthesizes it. The account and region come from the config only, so the
