@@ -94,7 +94,7 @@ export async function checkWorkerContainment(check: ContainmentCheck): Promise<v
   throw new PreflightError(
     `running as root with no sandbox for the workers (${check.sandbox.reason}), claude refuses ` +
       `--permission-mode bypassPermissions ("${refusal}"). Fix: install bubblewrap (e.g. \`apt-get install ` +
-      'bubblewrap`) and keep orchestrator.sandbox at auto (or set it to bwrap), or run the orchestrator as a non-root user',
+      'bubblewrap`) with orchestrator.sandbox auto or bwrap (ORCHESTRATOR_SANDBOX), or run the orchestrator as a non-root user',
   );
 }
 

@@ -60,6 +60,8 @@ export interface TestStackOptions {
    * the upstream); none by default, so `gateway.enabled: auto` leaves the gateway off.
    */
   modelEnv?: NodeJS.ProcessEnv;
+  /** Workers use the user's own `claude /login` (~/.claude shown read-write inside the sandbox). */
+  shareClaudeLogin?: boolean;
 }
 
 export async function startTestStack(
@@ -108,6 +110,7 @@ export async function startTestStack(
     ...(options.clientOptions ? { clientOptions: options.clientOptions } : {}),
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.gitToken ? { gitToken: options.gitToken } : {}),
+    ...(options.shareClaudeLogin ? { shareClaudeLogin: true } : {}),
     modelEnv: options.modelEnv ?? {},
     // The only folders of the test a sandboxed worker may write: the double's log and state.
     workerWritablePaths: [invocationLog, doubleState],

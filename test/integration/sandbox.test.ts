@@ -1,0 +1,296 @@
+/**
+ * The local workers' sandbox and the checks around it: how `orchestrator.sandbox`
+ * resolves, what one bubblewrap jail allows (no capabilities even as root,
+ * read-only system folders, its own folder writable), where workers' scratch
+ * folders go, the preflight that stops a root run the CLI would refuse, and
+ * the real CLI inside the sandbox with the user's own `claude /login` shared.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workerScratchParent } from '../../functions/local/local-launcher.ts';
+import { checkWorkerContainment, PreflightError } from '../../functions/local/preflight.ts';
+import {
+  bwrapArgs,
+  PACKAGE_ROOT,
+  resolveSandbox,
+  runtimePaths,
+  SandboxUnavailableError,
+} from '../../functions/local/sandbox.ts';
+import { CLAUDE_DOUBLE, startTestStack, type TestStack } from '../support/harness.ts';
+import { type MessagesApi, startMessagesApi, text, toolUse } from '../support/messages-api.ts';
+import { REAL_CLAUDE, realClaudeEnv } from '../support/real-claude.ts';
+import { runBin } from '../support/run-bin.ts';
+
+const TSX = import.meta.resolve('tsx');
+const isRoot = process.getuid?.() === 0;
+
+function inside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
+}
+
+describe('orchestrator.sandbox', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-sandbox-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('auto takes bubblewrap when it is installed and works (CI installs it)', async () => {
+    expect(await resolveSandbox('auto')).toMatchObject({
+      kind: 'bwrap',
+      command: expect.stringMatching(/bwrap$/),
+    });
+    expect(await resolveSandbox('none')).toEqual({ kind: 'none', reason: 'orchestrator.sandbox is none' });
+  });
+
+  it('auto goes without one, saying why; bwrap refuses to start, naming the fix', async () => {
+    const noBwrap = { PATH: join(dir, 'empty') };
+    expect(await resolveSandbox('auto', noBwrap)).toEqual({ kind: 'none', reason: 'bwrap is not on PATH' });
+    const refused = resolveSandbox('bwrap', noBwrap);
+    await expect(refused).rejects.toBeInstanceOf(SandboxUnavailableError);
+    await expect(refused).rejects.toBeInstanceOf(PreflightError);
+    await expect(refused).rejects.toThrow(/apt-get install bubblewrap.*orchestrator\.sandbox/);
+    expect(await resolveSandbox('auto', process.env, 'darwin')).toMatchObject({
+      kind: 'none',
+      reason: expect.stringMatching(/only on Linux/),
+    });
+
+    // Installed, but user namespaces are off (or an AppArmor policy refuses it): the trial run says so.
+    const broken = join(dir, 'broken');
+    await mkdir(broken, { recursive: true });
+    await writeFile(
+      join(broken, 'bwrap'),
+      '#!/bin/sh\necho "bwrap: No permissions to creating new namespace" >&2\nexit 1\n',
+    );
+    await chmod(join(broken, 'bwrap'), 0o755);
+    expect(await resolveSandbox('auto', { PATH: broken })).toEqual({
+      kind: 'none',
+      reason: 'bwrap cannot start a sandbox here (bwrap: No permissions to creating new namespace)',
+    });
+    await expect(resolveSandbox('bwrap', { PATH: broken })).rejects.toThrow(/No permissions/);
+  });
+
+  it('a worker jail holds no capabilities (even as root), shows system folders read-only and its own folder writable', async () => {
+    const sandbox = await resolveSandbox('bwrap');
+    if (sandbox.kind !== 'bwrap') throw new Error('bwrap is required');
+    const workerDir = join(dir, 'w1');
+    const neighbour = join(dir, 'w2');
+    await mkdir(workerDir, { recursive: true });
+    await mkdir(neighbour, { recursive: true });
+    await writeFile(join(neighbour, 'secret.txt'), 'the neighbour');
+    const script = `
+      const fs = require('node:fs');
+      const { execFileSync } = require('node:child_process');
+      const out = {};
+      out.capEff = /CapEff:\\s*(\\S+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1];
+      const tryWrite = (p) => { try { fs.writeFileSync(p, 'x'); return 'written'; } catch (e) { return e.code; } };
+      out.usr = tryWrite('/usr/fleet-sandbox-test');
+      out.etc = tryWrite('/etc/fleet-sandbox-test');
+      out.pkg = tryWrite(${JSON.stringify(join(PACKAGE_ROOT, 'fleet-sandbox-test'))});
+      out.own = tryWrite(${JSON.stringify(join(workerDir, 'mine.txt'))});
+      out.neighbour = fs.existsSync(${JSON.stringify(neighbour)});
+      try { execFileSync('mount', ['-o', 'remount,rw', '/usr'], { stdio: 'ignore' }); out.remount = 'remounted'; }
+      catch { out.remount = 'refused'; }
+      out.pid = process.pid;
+      process.stdout.write(JSON.stringify(out));
+    `;
+    const args = bwrapArgs({ workerDir, writable: [], readOnly: runtimePaths(CLAUDE_DOUBLE, TSX) });
+    const child = spawn(sandbox.command, [...args, process.execPath, '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr?.on('data', (c) => {
+      stderr += c;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stderr).toBe(0);
+    const seen = JSON.parse(stdout);
+    expect(seen).toEqual({
+      capEff: '0000000000000000',
+      usr: 'EROFS',
+      etc: 'EROFS',
+      pkg: 'EROFS',
+      own: 'written',
+      neighbour: false,
+      remount: 'refused',
+      // Its own pid namespace, where it is pid 1 (so the launcher's SIGTERM reaches it).
+      pid: 1,
+    });
+    expect(await readFile(join(workerDir, 'mine.txt'), 'utf8')).toBe('x');
+    expect(await readdir('/usr')).not.toContain('fleet-sandbox-test');
+  });
+
+  it("workers' scratch folders are outside the user's home, repository and workspace", async () => {
+    expect(workerScratchParent('/tmp', ['/home/u', '/home/u/repo'])).toBe('/tmp');
+    // TMPDIR pointing into the home or the repository: /tmp instead.
+    expect(workerScratchParent('/home/u/tmp', ['/home/u', '/srv/repo'])).toBe('/tmp');
+    expect(workerScratchParent('/srv/repo/.tmp', ['/home/u', '/srv/repo'])).toBe('/tmp');
+
+    const stack = await startTestStack();
+    try {
+      const res = await stack.api('POST', '/api/v1/orchestrate', {
+        body: { request: 'where do I run', tasks: [{ prompt: 'one' }, { prompt: 'two' }] },
+      });
+      expect(await stack.waitForJob(res.json.job_id)).toBe('completed');
+      const runs = await stack.invocations();
+      expect(runs.length).toBeGreaterThanOrEqual(2);
+      const cwds = new Set(runs.map((r) => r.cwd));
+      expect(cwds.size).toBe(runs.length);
+      for (const cwd of cwds) {
+        expect(inside(cwd, homedir()), cwd).toBe(false);
+        expect(inside(cwd, process.cwd()), cwd).toBe(false);
+        expect(inside(cwd, stack.workspace), cwd).toBe(false);
+      }
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('preflight: root without a sandbox', () => {
+  const bwrap = { kind: 'bwrap' as const };
+  const none = { kind: 'none' as const, reason: 'bwrap is not on PATH' };
+  // The test double standing for the real CLI run as root (it honours IS_SANDBOX as the CLI does).
+  const asRoot = { CLAUDE_DOUBLE_DIRECTIVES: '[[as_root]]' };
+
+  it('stops before submitting when claude would refuse bypassPermissions, naming the fix', async () => {
+    const check = checkWorkerContainment({
+      sandbox: none,
+      permissionMode: 'bypassPermissions',
+      claudePath: CLAUDE_DOUBLE,
+      workerEnv: asRoot,
+      uid: 0,
+    });
+    await expect(check).rejects.toBeInstanceOf(PreflightError);
+    await expect(check).rejects.toThrow(
+      /running as root with no sandbox for the workers \(bwrap is not on PATH\).*root\/sudo privileges.*install bubblewrap.*orchestrator\.sandbox.*non-root user/,
+    );
+  });
+
+  it('lets the run go on with a sandbox, as another user, in another mode, or when claude does not refuse', async () => {
+    const base = {
+      permissionMode: 'bypassPermissions',
+      claudePath: CLAUDE_DOUBLE,
+      workerEnv: asRoot,
+    };
+    await expect(checkWorkerContainment({ ...base, sandbox: bwrap, uid: 0 })).resolves.toBeUndefined();
+    await expect(checkWorkerContainment({ ...base, sandbox: none, uid: 1000 })).resolves.toBeUndefined();
+    await expect(
+      checkWorkerContainment({ ...base, sandbox: none, uid: 0, permissionMode: 'acceptEdits' }),
+    ).resolves.toBeUndefined();
+    await expect(
+      checkWorkerContainment({ ...base, sandbox: none, uid: 0, workerEnv: {} }),
+    ).resolves.toBeUndefined();
+  });
+
+  it(`the real CLI ${isRoot ? 'is refused (this test runs as root)' : 'passes (this test does not run as root)'}`, async () => {
+    const check = checkWorkerContainment({
+      sandbox: none,
+      permissionMode: 'bypassPermissions',
+      claudePath: REAL_CLAUDE,
+    });
+    if (isRoot) await expect(check).rejects.toThrow(/root\/sudo privileges/);
+    else await expect(check).resolves.toBeUndefined();
+  });
+});
+
+describe('orchestrator run as root with no sandbox', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-root-run-'));
+    // A claude that, like the real CLI run as root, refuses bypassPermissions outside a sandbox.
+    await writeFile(
+      join(dir, 'claude'),
+      `#!/bin/sh\nCLAUDE_DOUBLE_DIRECTIVES='[[as_root]]' exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLAUDE_DOUBLE)} "$@"\n`,
+    );
+    await chmod(join(dir, 'claude'), 0o755);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it(
+    isRoot
+      ? 'stops before submitting anything, with the fix (this test runs as root)'
+      : 'is not stopped by the preflight as another user; the refusal would come from claude itself',
+    async () => {
+      const run = await runBin(['run', 'hello', '--no-repo', '--claude-command', join(dir, 'claude')], {
+        cwd: dir,
+        env: { ...process.env, ORCHESTRATOR_SANDBOX: 'none', ORCHESTRATOR_WORKSPACE: join(dir, 'ws') },
+      });
+      if (isRoot) {
+        expect(run.code).toBe(1);
+        expect(run.stderr).toMatch(/^orchestrator: running as root with no sandbox/m);
+        expect(run.stderr).toMatch(/install bubblewrap/);
+        expect(run.stderr).not.toMatch(/submitted/);
+      } else {
+        expect(run.stderr).toMatch(/submitted/);
+      }
+    },
+  );
+});
+
+describe("the real CLI in the sandbox with the user's own claude login", () => {
+  let userHome: string;
+  let savedHome: string | undefined;
+  let api: MessagesApi;
+  let stack: TestStack;
+  const configJson = JSON.stringify({ numStartups: 3, fleetMarker: 'the user config' });
+
+  beforeAll(async () => {
+    userHome = await mkdtemp(join(tmpdir(), 'fleet-user-home-'));
+    await mkdir(join(userHome, '.claude'), { recursive: true });
+    await writeFile(join(userHome, '.claude', '.credentials.json'), '{"claudeAiOauth":{}}');
+    await writeFile(join(userHome, '.claude.json'), configJson);
+    await writeFile(join(userHome, 'diary.txt'), 'private');
+    api = await startMessagesApi((request) =>
+      request.toolsCalled.includes('Write')
+        ? text('Wrote it.')
+        : toolUse('Write', { file_path: 'login-check.md', content: 'through the shared login\n' }),
+    );
+    // The launcher finds the user's ~/.claude from HOME, as os.homedir() does.
+    savedHome = process.env.HOME;
+    process.env.HOME = userHome;
+    const { HOME: _home, ...claudeEnv } = realClaudeEnv(api.url, userHome);
+    stack = await startTestStack(
+      'orchestrator: {sandbox: bwrap}',
+      { ...claudeEnv, ANTHROPIC_AUTH_TOKEN: '', CLAUDE_CODE_USE_BEDROCK: '', CLAUDE_CODE_USE_VERTEX: '' },
+      { claudeCommand: REAL_CLAUDE, shareClaudeLogin: true },
+    );
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await api?.stop();
+    if (savedHome === undefined) delete process.env.HOME;
+    else process.env.HOME = savedHome;
+    if (userHome) await rm(userHome, { recursive: true, force: true });
+  });
+
+  it('runs a session that keeps its files in ~/.claude, leaves ~/.claude.json and the rest of the home alone', async () => {
+    const res = await stack.api('POST', '/api/v1/orchestrate', {
+      body: { request: 'login check', tasks: [{ prompt: 'write login-check.md' }] },
+    });
+    expect(res.status).toBe(202);
+    const jobId = res.json.job_id as string;
+    const status = await stack.waitForJob(jobId, 180_000);
+    const view = (await stack.api('GET', `/api/v1/jobs/${jobId}`)).json;
+    expect(status, JSON.stringify(view.results?.tasks)).toBe('completed');
+    expect(api.requests.length).toBeGreaterThanOrEqual(2);
+    // The CLI wrote its session into the user's ~/.claude (shared read-write) ...
+    const claudeDir = await readdir(join(userHome, '.claude'));
+    expect(claudeDir).toContain('projects');
+    // ... read a copy of ~/.claude.json, and saw nothing else of the home.
+    expect(await readFile(join(userHome, '.claude.json'), 'utf8')).toBe(configJson);
+    expect((await readdir(userHome)).sort()).toEqual(['.claude', '.claude.json', 'diary.txt']);
+  });
+});
