@@ -5,7 +5,7 @@
  * ports, with DynamoDB on disk (dynalite `path`). fauxqs keeps queues and
  * objects in memory: a restart loses them, and they are re-provisioned empty.
  */
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -102,6 +102,10 @@ export async function startFaultStack(
   const dataDir = join(workspace, 'dynamodb');
   await mkdir(dataDir, { recursive: true });
   const invocationLog = join(workspace, 'claude-invocations.jsonl');
+  // Made now so a sandboxed worker can be shown them (bwrap binds only what exists).
+  const doubleState = join(workspace, 'double-state');
+  await writeFile(invocationLog, '');
+  await mkdir(doubleState, { recursive: true });
   const base = parseConfig(configYaml, {});
   const config = parseConfig(
     JSON.stringify({
@@ -133,9 +137,11 @@ export async function startFaultStack(
       port: 0,
       env: endpoints,
       clientOptions: injector.clientOptions(),
+      // The only folders of the test a sandboxed worker may write: the double's log and state.
+      workerWritablePaths: [invocationLog, doubleState],
       workerEnv: {
         CLAUDE_DOUBLE_LOG: invocationLog,
-        CLAUDE_DOUBLE_STATE_DIR: join(workspace, 'double-state'),
+        CLAUDE_DOUBLE_STATE_DIR: doubleState,
         ...workerEnv,
       },
     });
