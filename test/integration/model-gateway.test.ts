@@ -167,6 +167,17 @@ describe('the model gateway', () => {
     await w.release();
   });
 
+  it('meters a non-streamed answer from its JSON body', async () => {
+    const w = await hold('non-streamed');
+    const res = await gateway(asKey(w), messagesBody('whole answer at once', { stream: false }));
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ type: 'message', usage: { input_tokens: 2000, output_tokens: 500 } });
+    const task = await taskOf(w);
+    expect(task.meter?.open).toEqual({});
+    expect(task.meter?.meteredUsd).toBeCloseTo(priceUsage(usageOf(USAGE), opus()), 6);
+    await w.release();
+  });
+
   it('refuses a model that is not in the price table, naming it and the configured ones', async () => {
     const w = await hold('unknown-model');
     const before = api.requests.length;
