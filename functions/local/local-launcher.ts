@@ -11,8 +11,8 @@
  * shows it only that directory read-write.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,15 @@ import { inheritedByWorkers } from './worker-env.ts';
 const WORKER_ENTRY = fileURLToPath(new URL('../../container/worker.ts', import.meta.url));
 // Resolved from here, not from the caller's directory, so `orchestrator` works from anywhere.
 const TSX_LOADER = import.meta.resolve('tsx');
+/**
+ * Loaded before anything else: in its sandbox the worker is pid 1, and pid 1
+ * ignores a signal it has no handler for. Until the worker installs its own
+ * SIGTERM handler (which uploads and reports), a SIGTERM ends it as it would
+ * any other process.
+ */
+const EARLY_SIGTERM = `data:text/javascript,${encodeURIComponent(
+  "process.on('SIGTERM', () => { if (process.listenerCount('SIGTERM') === 1) process.exit(143); });",
+)}`;
 
 export interface LocalLauncherOptions {
   apiUrl: string;
@@ -64,6 +73,7 @@ interface Slot {
   request: LaunchRequest;
   handle: string;
   child?: ChildProcess;
+  sandboxed?: boolean;
   /** Inside a sandbox: the worker's own pid, which signals must reach (bwrap does not pass them on). */
   innerPid?: number;
   stopped?: string;
@@ -143,28 +153,27 @@ export class LocalLauncher implements Launcher {
   }
 
   private start(slot: Slot): void {
-    // Counted as running from here, so the slot is held while its directory is made.
-    this.running.set(slot.handle, slot);
+    const { request } = slot;
     // Named after the launch, so one launch's folder is never another's.
     const workerDir = join(this.options.workspaceDir, `w${slot.handle.split(':').pop()}`);
-    prepareWorkerDir(workerDir, this.options)
-      .then(() => {
-        if (slot.stopped) throw new Error(slot.stopped);
-        this.spawnWorker(slot, workerDir);
-      })
-      .catch((err: Error) => {
-        this.running.delete(slot.handle);
-        if (slot.stopped !== 'shutdown')
-          this.options.onLost?.(slot.request, `could not start the worker: ${err.message}`, undefined);
-        this.pump();
-      });
-  }
-
-  private spawnWorker(slot: Slot, workerDir: string): void {
-    const { request } = slot;
+    try {
+      // Synchronous, so a worker counted as running always has a process a stop can reach.
+      prepareWorkerDir(workerDir, this.options);
+    } catch (err) {
+      this.options.onLost?.(request, `could not start the worker: ${(err as Error).message}`, undefined);
+      return;
+    }
+    this.running.set(slot.handle, slot);
     const env = workerEnv(this.options, request, workerDir);
     const sandbox = this.options.sandbox;
-    const node = [process.execPath, '--import', TSX_LOADER, WORKER_ENTRY];
+    slot.sandboxed = sandbox?.kind === 'bwrap';
+    const node = [
+      process.execPath,
+      ...(slot.sandboxed ? ['--import', EARLY_SIGTERM] : []),
+      '--import',
+      TSX_LOADER,
+      WORKER_ENTRY,
+    ];
     const child =
       sandbox?.kind === 'bwrap'
         ? spawn(sandbox.command, [...bwrapArgs(sandboxLayout(this.options, workerDir, env)), ...node], {
@@ -243,7 +252,10 @@ export function workerScratchParent(
 function terminate(slot: Slot): void {
   const child = slot.child;
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  if (slot.innerPid !== undefined) {
+  if (slot.sandboxed) {
+    // Before bwrap names the worker's pid, the info handler passes the SIGTERM on; SIGTERM to bwrap
+    // itself would end the worker with SIGKILL, without its upload and report.
+    if (slot.innerPid === undefined) return;
     try {
       process.kill(slot.innerPid, 'SIGTERM');
       return;
@@ -255,12 +267,13 @@ function terminate(slot: Slot): void {
 }
 
 /** The worker's own directory (0700), with its home; the shared object store next to it. */
-async function prepareWorkerDir(workerDir: string, options: LocalLauncherOptions): Promise<void> {
-  await mkdir(join(workerDir, 'home'), { recursive: true, mode: 0o700 });
-  await mkdir(join(options.workspaceDir, '.objects'), { recursive: true, mode: 0o700 });
-  if (options.sandbox?.kind === 'bwrap' && options.shareClaudeLogin) {
+function prepareWorkerDir(workerDir: string, options: LocalLauncherOptions): void {
+  mkdirSync(join(workerDir, 'home'), { recursive: true, mode: 0o700 });
+  mkdirSync(join(options.workspaceDir, '.objects'), { recursive: true, mode: 0o700 });
+  const userConfig = join(homedir(), '.claude.json');
+  if (options.sandbox?.kind === 'bwrap' && options.shareClaudeLogin && existsSync(userConfig)) {
     // A copy: the CLI replaces this file by renaming over it, which a bind-mounted file refuses.
-    await copyFile(join(homedir(), '.claude.json'), join(workerDir, 'home', '.claude.json')).catch(() => {});
+    copyFileSync(userConfig, join(workerDir, 'home', '.claude.json'));
   }
 }
 

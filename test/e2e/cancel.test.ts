@@ -30,8 +30,10 @@ describe('cancel, end to end', () => {
   let stack: TestStack;
   beforeAll(async () => {
     // Each attempt reserves $1 of the tree's spend, so six live attempts fit in the tree's budget.
+    // No sandbox: runs are told apart, and leftovers ended, by the double's pid, which inside a
+    // sandbox is its pid in the worker's own namespace (test/integration/sandbox.test.ts cancels there).
     stack = await startTestStack(
-      'recursion: {enable: true, max_depth: 2}\nworkers: {max_workers: 8}\nlimits: {max_task_budget_usd: 1}',
+      'orchestrator: {sandbox: none}\nrecursion: {enable: true, max_depth: 2}\nworkers: {max_workers: 8}\nlimits: {max_task_budget_usd: 1}',
     );
   });
   afterAll(async () => {

@@ -157,6 +157,71 @@ describe('orchestrator.sandbox', () => {
   });
 });
 
+describe('a sandboxed worker stopped', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack('orchestrator: {sandbox: bwrap}\nworkers: {max_workers: 4}');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const submitHanging = async (request: string) => {
+    const res = await stack.api('POST', '/api/v1/orchestrate', {
+      body: {
+        request,
+        config: { max_retries: 0, enable_recursion: false },
+        tasks: [{ prompt: `${request} [[hang]]` }],
+      },
+    });
+    expect(res.status).toBe(202);
+    return res.json.job_id as string;
+  };
+  const until = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const v = await probe();
+      if (v !== undefined) return v;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  };
+
+  it('by a cancel gets the SIGTERM itself (not bwrap): it stops Claude and reports, within seconds', async () => {
+    const jobId = await submitHanging('hang then cancel');
+    // The session is running: the worker has installed its own handler and started claude.
+    await until('the hanging session', async () =>
+      (await stack.invocations()).some((r) => (r.prompt ?? '').includes('hang then cancel'))
+        ? true
+        : undefined,
+    );
+    const cancelledAt = Date.now();
+    expect((await stack.api('POST', `/api/v1/jobs/${jobId}/cancel`)).status).toBe(202);
+    await until('the worker to stop', async () => (stack.launcher.active === 0 ? true : undefined), 10_000);
+    expect(Date.now() - cancelledAt).toBeLessThan(10_000);
+    const task = await until('its late result', async () => {
+      const t = await stack.deps.store.getTask(jobId, 1);
+      return t?.lateResult ? t : undefined;
+    });
+    expect(task.state).toBe('cancelled');
+    expect(task.lateResult?.error).toMatch(/interrupted \(SIGTERM\)/);
+    // The double logs a line when it starts and one when it ends: the session ended, it was not left hanging.
+    const lines = (await stack.invocations()).filter((r) => (r.prompt ?? '').includes('hang then cancel'));
+    expect(lines.some((r) => r.end !== null)).toBe(true);
+  });
+
+  it('by a cancel while it is still starting ends at once, before it runs claude', async () => {
+    const jobId = await submitHanging('cancel at start');
+    await until('the worker to start', async () => (stack.launcher.active > 0 ? true : undefined));
+    expect((await stack.api('POST', `/api/v1/jobs/${jobId}/cancel`)).status).toBe(202);
+    await until('the worker to stop', async () => (stack.launcher.active === 0 ? true : undefined), 10_000);
+    expect((await stack.deps.store.getJob(jobId))?.status).toBe('cancelled');
+    // A session that did start was stopped, not left hanging.
+    const lines = (await stack.invocations()).filter((r) => (r.prompt ?? '').includes('cancel at start'));
+    if (lines.length > 0) expect(lines.some((r) => r.end !== null)).toBe(true);
+  });
+});
+
 describe('preflight: root without a sandbox', () => {
   const bwrap = { kind: 'bwrap' as const };
   const none = { kind: 'none' as const, reason: 'bwrap is not on PATH' };
