@@ -95,7 +95,11 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
   }
   const body = await readBody(req);
   if (body === undefined)
-    return reply(413, { error: `request body is larger than ${MAX_BODY} bytes`, code: 'too_large' });
+    // The rest of the body was never read, so this connection cannot carry another request.
+    return {
+      ...reply(413, { error: `request body is larger than ${MAX_BODY} bytes`, code: 'too_large' }),
+      headers: { ...jsonHeaders, connection: 'close' },
+    };
 
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
@@ -183,7 +187,7 @@ async function serveGateway(
 ): Promise<void> {
   const body = await readBody(req, MAX_GATEWAY_BODY);
   if (!gateway || body === undefined) {
-    res.writeHead(gateway ? 413 : 404, jsonHeaders);
+    res.writeHead(gateway ? 413 : 404, { ...jsonHeaders, ...(gateway ? { connection: 'close' } : {}) });
     res.end(
       gateway
         ? anthropicErrorBody('request_too_large', `request body is larger than ${MAX_GATEWAY_BODY} bytes`)

@@ -351,6 +351,15 @@ describe('POST /api/v1/orchestrate refuses malformed input without writing anyth
     expect(list.json.jobs).toEqual([]);
   });
 
+  it('a body over the server limit (2 MiB) is a 413, and the next requests on the same client still work', async () => {
+    // Node's fetch keeps connections alive: a half-read upload must not break the one used next.
+    const big = await stack.api('POST', ORCHESTRATE, {
+      rawBody: JSON.stringify({ request: 'x'.repeat(3 * 1024 * 1024) }),
+    });
+    expect(big.status).toBe(413);
+    for (let i = 0; i < 3; i++) expect((await stack.api('GET', '/api/v1/jobs')).status).toBe(200);
+  });
+
   it('after every refusal the table still holds only the API key', async () => {
     expect(await countItems()).toBe(1);
     expect(await queuedMessages()).toBe(0);

@@ -55,7 +55,7 @@ export function renderAttackTable(rows: readonly AttackRow[]): string {
   const line = (c: readonly string[]) => `| ${c.map((v, i) => v.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   const rule = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
   const count = (o: AttackOutcome) => rows.filter((r) => r.outcome === o).length;
-  const tally = [`${rows.length} attacks, ${count('refused')} refused`];
+  const tally = [`${rows.length} ${rows.length === 1 ? 'attack' : 'attacks'}, ${count('refused')} refused`];
   if (count('got_through')) tally.push(`${count('got_through')} got through`);
   if (count('skipped')) tally.push(`${count('skipped')} skipped`);
   if (count('not_run')) tally.push(`${count('not_run')} not run`);

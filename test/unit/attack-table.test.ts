@@ -44,9 +44,9 @@ describe('security suite table', () => {
     expect(lines.at(-1)).toBe('3 attacks, 1 refused, 1 got through, 1 skipped');
   });
 
-  it('says only "N attacks, N refused" when all were refused, and prints nothing without attacks', () => {
+  it('says only "N attacks, N refused" ("1 attack" alone) when all were refused, and prints nothing without attacks', () => {
     const rows: AttackRow[] = [{ file: 'a.test.ts', attack: 'x', outcome: 'refused' }];
-    expect(renderAttackTable(rows).trimEnd().split('\n').at(-1)).toBe('1 attacks, 1 refused');
+    expect(renderAttackTable(rows).trimEnd().split('\n').at(-1)).toBe('1 attack, 1 refused');
     expect(renderAttackTable([])).toBe('');
   });
 
