@@ -5,6 +5,7 @@
  */
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AttemptMeter, AttemptRecord, ChildResults, JobRecord, TaskRecord } from '../core/model.ts';
+import { MIN_HEADROOM_USD } from '../core/model-metering.ts';
 import {
   assertTaskTransition,
   TASK_STATES,
@@ -174,9 +175,10 @@ export class TreeStore {
   }
 
   /**
-   * Reserves a request's maximum cost on its attempt's meter, within the
-   * attempt's limit, while the attempt is active. One conditional update:
-   * concurrent requests of one attempt can never commit past its limit.
+   * Reserves a request's maximum cost on its attempt's meter while the
+   * attempt is active and at least a cent of its limit is uncommitted. One
+   * conditional update: concurrent requests of one attempt wait for each
+   * other instead of committing together past the limit.
    */
   async reserveRequest(
     task: Pick<TaskRecord, 'jobId' | 'taskNo'>,
@@ -185,7 +187,9 @@ export class TreeStore {
     usd: number,
     limitUsd: number,
   ): Promise<boolean> {
-    const allowed = limitUsd - usd + EPSILON;
+    // Admitted while anything of the attempt's limit is uncommitted, so the attempt ends at most one
+    // request's worst case above its limit (the tree's reservation, not this one, is the hard cap).
+    const allowed = limitUsd - MIN_HEADROOM_USD;
     if (allowed < 0) return false;
     const out = await conditional(() =>
       this.ddb.send(

@@ -123,6 +123,14 @@ export function priceUsage(usage: ModelUsage, price: ModelPrice): number {
 }
 
 /**
+ * A model request is admitted while at least this much of its attempt's limit
+ * is uncommitted: the attempt's limit is soft by one request's worst case, so
+ * a $5 attempt can use its $5 even when one request may cost $2.50. The tree's
+ * limit stays hard (a request must fit in it whole).
+ */
+export const MIN_HEADROOM_USD = 0.01;
+
+/**
  * Input tokens a request may carry beyond what its body bytes bound: the
  * system prompt the API adds for tools (a few hundred tokens), and slack.
  */

@@ -15,6 +15,7 @@ import {
   anthropicErrorBody,
   chargeFor,
   ERROR_STATUS,
+  MIN_HEADROOM_USD,
   type ModelPrice,
   maxRequestCost,
   parseMessagesRequest,
@@ -323,12 +324,13 @@ async function reserve(
     const meter = currentMeter(task);
     const limit = meter?.limitUsd ?? limitUsd;
     const metered = meter?.meteredUsd ?? 0;
-    if (metered + maxUsd > limit + 1e-9) {
+    // The attempt's limit is soft by one request (see reserveRequest); the tree's above is hard.
+    if (metered > limit - MIN_HEADROOM_USD + 1e-9) {
       return {
         kind: 'attempt',
         message:
           `${GATEWAY_NAME}: budget exhausted: this attempt has spent ${usd(metered)} of its ${usd(limit)} ` +
-          `(limits.max_task_budget_usd), and this request could cost up to ${usd(maxUsd)}`,
+          '(limits.max_task_budget_usd)',
       };
     }
     if (await deps.tree.reserveRequest(task, attempt, requestId, maxUsd, limit)) {

@@ -16,6 +16,8 @@ import { type MessagesApi, type ScriptedReply, startMessagesApi, text } from '..
 const UPSTREAM_KEY = 'sk-ant-upstream-key-only-the-gateway-holds';
 const MODEL = 'claude-opus-4-8';
 const USAGE = { input_tokens: 2000, output_tokens: 500, cache_read_input_tokens: 3000 };
+/** 100,000 output tokens of opus: $2.50, more than the $2 attempts of this file. */
+const PRICEY_USAGE = { input_tokens: 100, output_tokens: 100_000 };
 
 let api: MessagesApi;
 let stack: HostileStack;
@@ -29,6 +31,7 @@ async function script(request: { prompt: string }): Promise<ScriptedReply> {
   try {
     if (request.prompt.includes('boom')) throw new Error('the upstream broke');
     if (request.prompt.includes('slow')) await new Promise((r) => setTimeout(r, 300));
+    if (request.prompt.includes('pricey')) return { ...text('a long answer'), usage: PRICEY_USAGE };
     return { ...text('metered answer'), usage: USAGE };
   } finally {
     inFlight -= 1;
@@ -190,18 +193,27 @@ describe('the model gateway', () => {
     await w.release();
   });
 
-  it("refuses with a 402 billing_error when the attempt's budget cannot cover a request, sending nothing upstream", async () => {
+  it("lets an attempt use its whole budget, at most one request's worst case past it, then refuses with a 402 billing_error, sending nothing upstream", async () => {
     const w = await hold('attempt-budget');
+    // A request that may cost $2.50 is admitted while the $2 attempt has anything left.
+    const first = await gateway(asKey(w), messagesBody('pricey', { max_tokens: 100_000 }));
+    expect(first.status).toBe(200);
+    const afterFirst = await taskOf(w);
+    const spent = afterFirst.meter?.meteredUsd ?? 0;
+    expect(spent).toBeCloseTo(priceUsage(usageOf(PRICEY_USAGE), opus()), 6);
+    expect(spent).toBeGreaterThan(2);
+
     const before = api.requests.length;
-    // 100,000 output tokens of opus may cost $2.50: more than this attempt's $2.
-    const res = await gateway(asKey(w), messagesBody('too big', { max_tokens: 100_000 }));
+    const res = await gateway(asKey(w), messagesBody('one more'));
     expect(res.status).toBe(402);
     expect(res.headers.get('x-should-retry')).toBe('false');
     expect(res.json).toMatchObject({ type: 'error', error: { type: 'billing_error' } });
     expect(res.json?.error?.message).toMatch(/budget exhausted: this attempt .*max_task_budget_usd/);
     expect(api.requests.length).toBe(before);
     const task = await taskOf(w);
-    expect(task.meter).toMatchObject({ committedUsd: 0, meteredUsd: 0, open: {} });
+    expect(task.meter).toMatchObject({ open: {} });
+    expect(task.meter?.meteredUsd).toBeCloseTo(spent, 9);
+    expect(task.meter?.committedUsd).toBeCloseTo(spent, 9);
     await w.release();
   });
 
