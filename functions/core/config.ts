@@ -26,251 +26,266 @@ const ApiKeySchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256'),
 });
 
-export const ConfigSchema = z.strictObject({
-  orchestrator: z
-    .strictObject({
-      workspace_root: z.string().min(1).default('./workspace'),
-      claude_command: z.string().min(1).default('claude'),
-      model: z.string().min(1).max(100).nullable().default(null),
-      launcher: z.enum(['local', 'ecs']).default('local'),
-      /** Claude Code permission mode for workers; they run unattended in a sandbox. */
-      permission_mode: z
-        .enum(['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'])
-        .default('bypassPermissions'),
-      max_turns: positiveInt(500).nullable().default(null),
-      /** Local workers' jail: auto (bubblewrap when installed and working, Linux), bwrap (required), none. */
-      sandbox: z.enum(['auto', 'bwrap', 'none']).default('auto'),
-    })
-    .prefault({}),
-  workers: z
-    .strictObject({
-      max_workers: positiveInt(100).default(5),
-      /** Seconds a worker may run before it is stopped and counted as timed out. */
-      default_timeout: positiveInt(86_400).default(600),
-      max_retries: z.number().int().min(0).max(10).default(2),
-      /** Workers running at once across every job of the deployment. */
-      max_running: positiveInt(10_000).default(50),
-    })
-    .prefault({}),
-  recursion: z
-    .strictObject({
-      enable: z.boolean().default(false),
-      max_depth: z.number().int().min(0).max(10).default(2),
-    })
-    .prefault({}),
-  api: z
-    .strictObject({
-      host: z.string().min(1).default('127.0.0.1'),
-      port: z.number().int().min(0).max(65_535).default(8000),
-      keys: z.array(ApiKeySchema).max(1000).default([]),
-    })
-    .prefault({}),
-  logging: z
-    .strictObject({
-      level: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
-      enable_structured: z.boolean().default(true),
-      log_dir: z.string().min(1).nullable().default(null),
-    })
-    .prefault({}),
-  limits: z
-    .strictObject({
-      /** Upper bound a job's `config.max_workers` may ask for. */
-      max_workers_per_job: positiveInt(100).default(20),
-      max_request_chars: positiveInt(200_000).default(20_000),
-      max_task_prompt_chars: positiveInt(200_000).default(20_000),
-      /** Output kept in the task item; the full text is in the worker's log in S3. */
-      max_output_chars: positiveInt(300_000).default(64_000),
-      max_files_per_worker: positiveInt(10_000).default(500),
-      /** Tasks one root job's whole tree may create, recursion included. */
-      max_tasks_per_root: positiveInt(10_000).default(100),
-      /** Highest spend (sum of workers' total_cost_usd) a root job's tree may reach; a job may set less. */
-      max_spend_usd_per_root: z
-        .number()
-        .min(0.01, 'must be at least 0.01 (one cent)')
-        .max(100_000)
-        .default(25),
-      /** Most one worker attempt may spend (`claude --max-budget-usd`), within what the tree has left. */
-      max_task_budget_usd: z.number().min(0.01, 'must be at least 0.01 (one cent)').max(10_000).default(5),
-      /** Largest repository bundle a job may start from (`POST /sources`, `orchestrator run`, a fetched URL). */
-      max_source_mb: positiveInt(5_000).default(500),
-      /** A file a worker changed that is larger than this is left out of its commit, with the reason. */
-      max_commit_file_mb: positiveInt(1_000).default(10),
-      /** Bytes one worker attempt may upload in all (files, log, git artifacts); each link signs its file's size. */
-      max_upload_mb_per_worker: positiveInt(100_000).default(100),
-    })
-    .prefault({}),
-  /** Jobs on a repository (`source` on a job); both local mode and the deployment read it. */
-  git: z
-    .strictObject({
-      /** Accept http:// remotes as well as https:// (for tests and trusted networks only). */
-      allow_http: z.boolean().default(false),
-      /** Push the merged branch `fleet/<job_id>` back to a git URL source, from a step without AI. */
-      push_results: z.boolean().default(false),
-      /** User name sent with the token (GitHub: x-access-token, GitLab: oauth2). */
-      token_username: z.string().min(1).max(100).default('x-access-token'),
-    })
-    .prefault({}),
-  /**
-   * The model gateway: workers reach Claude only through the API, with their
-   * task token, and every request is metered and held to the budgets.
-   */
-  gateway: z
-    .strictObject({
-      /** `auto`: on when the orchestrator has ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) in its environment. */
-      enabled: z
-        .union([z.literal('auto'), z.boolean()], { error: 'must be auto, true or false' })
-        .default('auto'),
-      /** Where requests go; null: ANTHROPIC_BASE_URL, else https://api.anthropic.com. */
-      upstream_url: z
-        .url({ protocol: /^https?$/ })
-        .nullable()
-        .default(null),
-      /** Model id → price, added to (and overriding) the built-in table; a model in neither is refused. */
-      prices: z
-        .record(z.string().min(1).max(200), ModelPriceSchema)
-        .default({})
-        .superRefine((prices, ctx) => {
-          for (const model of Object.keys(prices))
-            if (model === '__proto__' || model === 'constructor' || model === 'prototype')
-              ctx.addIssue({ code: 'custom', path: [model], message: 'not a model id' });
-        }),
-    })
-    .prefault({}),
-  aws: z
-    .strictObject({
-      region: z.string().min(1).default('us-east-1'),
-      /** Resource names for local mode and LocalStack; a deployment names its own. */
-      table_name: z.string().min(3).max(255).default('claude-orchestrator'),
-      queue_name: z.string().min(1).max(80).default('claude-orchestrator-work'),
-      bucket_name: z
-        .string()
-        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name')
-        .default('claude-orchestrator-artifacts'),
-      /** Deliveries before a work message moves to the dead-letter queue. */
-      max_receive_count: positiveInt(100).default(5),
-    })
-    .prefault({}),
-  /** The AWS deployment (`cdk deploy`); local mode ignores it. */
-  deploy: z
-    .strictObject({
-      stack_name: z
-        .string()
-        .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a CloudFormation stack name')
-        .default('ClaudeOrchestrator'),
-      /** `retain` keeps the table and bucket when the stack is deleted; `destroy` removes them (and the bucket's objects). */
-      removal_policy: z.enum(['retain', 'destroy']).default('retain'),
-      /** Days before a job's artifacts expire from S3; 0 keeps them forever. */
-      artifact_retention_days: z.number().int().min(0).max(3650).default(90),
-      /** CloudWatch Logs retention for every log group (must be a value CloudWatch accepts). */
-      log_retention_days: z
-        .union(
-          [
-            1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
-            3653,
-          ].map((n) => z.literal(n)),
-        )
-        .default(30),
-      worker: z
-        .strictObject({
-          /** Fargate CPU units and memory (MiB); the pair must be a valid Fargate size. */
-          cpu: z.union([256, 512, 1024, 2048, 4096, 8192, 16384].map((n) => z.literal(n))).default(1024),
-          memory_mib: z.number().int().min(512).max(122_880).default(4096),
-          architecture: z.enum(['arm64', 'x86_64']).default('arm64'),
-          /** Fargate Spot is about 70% cheaper; an interrupted worker is retried. */
-          spot: z.boolean().default(true),
-          /** Seconds ECS waits after SIGTERM before SIGKILL (Fargate allows up to 120). */
-          stop_timeout_sec: z.number().int().min(2).max(120).default(60),
-        })
-        .prefault({}),
-      anthropic: z
-        .strictObject({
-          /** How the model gateway reaches Claude: `api_key`, the Anthropic API with a key from Secrets Manager; `bedrock`, Amazon Bedrock with the gateway's own role. Workers get neither. */
-          mode: z.enum(['api_key', 'bedrock']).default('api_key'),
-          /** Name of an existing secret holding the key; created empty (to fill in) when null. */
-          secret_name: z.string().min(1).max(512).nullable().default(null),
-          bedrock_region: z.string().min(1).nullable().default(null),
-          /**
-           * bedrock mode: model id as the CLI sends it → Bedrock model or inference profile id. The
-           * gateway's role may invoke exactly these; any other model is refused.
-           */
-          bedrock_models: z.record(z.string().min(1).max(100), z.string().min(1).max(300)).default({
-            'claude-sonnet-4-5-20250929': 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
-            'claude-haiku-4-5-20251001': 'global.anthropic.claude-haiku-4-5-20251001-v1:0',
+export const ConfigSchema = z
+  .strictObject({
+    orchestrator: z
+      .strictObject({
+        workspace_root: z.string().min(1).default('./workspace'),
+        claude_command: z.string().min(1).default('claude'),
+        model: z.string().min(1).max(100).nullable().default(null),
+        launcher: z.enum(['local', 'ecs']).default('local'),
+        /** Claude Code permission mode for workers; they run unattended in a sandbox. */
+        permission_mode: z
+          .enum(['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'])
+          .default('bypassPermissions'),
+        max_turns: positiveInt(500).nullable().default(null),
+        /** Local workers' jail: auto (bubblewrap when installed and working, Linux), bwrap (required), none. */
+        sandbox: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+      })
+      .prefault({}),
+    workers: z
+      .strictObject({
+        max_workers: positiveInt(100).default(5),
+        /** Seconds a worker may run before it is stopped and counted as timed out. */
+        default_timeout: positiveInt(86_400).default(600),
+        max_retries: z.number().int().min(0).max(10).default(2),
+        /** Workers running at once across every job of the deployment. */
+        max_running: positiveInt(10_000).default(50),
+      })
+      .prefault({}),
+    recursion: z
+      .strictObject({
+        enable: z.boolean().default(false),
+        max_depth: z.number().int().min(0).max(10).default(2),
+      })
+      .prefault({}),
+    api: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65_535).default(8000),
+        keys: z.array(ApiKeySchema).max(1000).default([]),
+      })
+      .prefault({}),
+    logging: z
+      .strictObject({
+        level: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+        enable_structured: z.boolean().default(true),
+        log_dir: z.string().min(1).nullable().default(null),
+      })
+      .prefault({}),
+    limits: z
+      .strictObject({
+        /** Upper bound a job's `config.max_workers` may ask for. */
+        max_workers_per_job: positiveInt(100).default(20),
+        max_request_chars: positiveInt(200_000).default(20_000),
+        max_task_prompt_chars: positiveInt(200_000).default(20_000),
+        /** Output kept in the task item; the full text is in the worker's log in S3. */
+        max_output_chars: positiveInt(300_000).default(64_000),
+        max_files_per_worker: positiveInt(10_000).default(500),
+        /** Tasks one root job's whole tree may create, recursion included. */
+        max_tasks_per_root: positiveInt(10_000).default(100),
+        /** Highest spend (sum of workers' total_cost_usd) a root job's tree may reach; a job may set less. */
+        max_spend_usd_per_root: z
+          .number()
+          .min(0.01, 'must be at least 0.01 (one cent)')
+          .max(100_000)
+          .default(25),
+        /** Most one worker attempt may spend (`claude --max-budget-usd`), within what the tree has left. */
+        max_task_budget_usd: z.number().min(0.01, 'must be at least 0.01 (one cent)').max(10_000).default(5),
+        /** Largest repository bundle a job may start from (`POST /sources`, `orchestrator run`, a fetched URL). */
+        max_source_mb: positiveInt(5_000).default(500),
+        /** A file a worker changed that is larger than this is left out of its commit, with the reason. */
+        max_commit_file_mb: positiveInt(1_000).default(10),
+        /** Bytes one worker attempt may upload in all (files, log, git artifacts); each link signs its file's size. */
+        max_upload_mb_per_worker: positiveInt(100_000).default(100),
+      })
+      .prefault({}),
+    /** Jobs on a repository (`source` on a job); both local mode and the deployment read it. */
+    git: z
+      .strictObject({
+        /** Accept http:// remotes as well as https:// (for tests and trusted networks only). */
+        allow_http: z.boolean().default(false),
+        /** Push the merged branch `fleet/<job_id>` back to a git URL source, from a step without AI. */
+        push_results: z.boolean().default(false),
+        /** User name sent with the token (GitHub: x-access-token, GitLab: oauth2). */
+        token_username: z.string().min(1).max(100).default('x-access-token'),
+      })
+      .prefault({}),
+    /**
+     * The model gateway: workers reach Claude only through the API, with their
+     * task token, and every request is metered and held to the budgets.
+     */
+    gateway: z
+      .strictObject({
+        /** `auto`: on when the orchestrator has ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) in its environment. */
+        enabled: z
+          .union([z.literal('auto'), z.boolean()], { error: 'must be auto, true or false' })
+          .default('auto'),
+        /** Where requests go; null: ANTHROPIC_BASE_URL, else https://api.anthropic.com. */
+        upstream_url: z
+          .url({ protocol: /^https?$/ })
+          .nullable()
+          .default(null),
+        /** Model id → price, added to (and overriding) the built-in table; a model in neither is refused. */
+        prices: z
+          .record(z.string().min(1).max(200), ModelPriceSchema)
+          .default({})
+          .superRefine((prices, ctx) => {
+            for (const model of Object.keys(prices))
+              if (model === '__proto__' || model === 'constructor' || model === 'prototype')
+                ctx.addIssue({ code: 'custom', path: [model], message: 'not a model id' });
           }),
-        })
-        .prefault({}),
-      vpc: z
-        .strictObject({
-          /** Import an existing VPC instead of creating one. */
-          vpc_id: z
-            .string()
-            .regex(/^vpc-[0-9a-f]+$/, 'a VPC id like vpc-0abc…')
-            .nullable()
-            .default(null),
-          /** Subnets for the workers when importing; they need a route to the internet (NAT) or the endpoints they call. */
-          subnet_ids: z
-            .array(z.string().regex(/^subnet-[0-9a-f]+$/, 'a subnet id like subnet-0abc…'))
-            .default([]),
-          max_azs: z.number().int().min(1).max(6).default(2),
-          /** NAT gateways of a created VPC; 0 puts workers in public subnets with public IPs (cheapest idle). */
-          nat_gateways: z.number().int().min(0).max(6).default(0),
-        })
-        .prefault({}),
-      dispatcher: z
-        .strictObject({
-          timeout_sec: z.number().int().min(10).max(900).default(60),
-          /** Most dispatcher Lambdas running at once (SQS event source maximum concurrency, 2-1000). */
-          max_concurrency: z.number().int().min(2).max(1000).default(5),
-          batch_size: z.number().int().min(1).max(10).default(10),
-        })
-        .prefault({}),
-      api: z
-        .strictObject({
-          throttle_rate_per_sec: z.number().min(1).max(10_000).default(20),
-          throttle_burst: z.number().int().min(1).max(5_000).default(40),
-        })
-        .prefault({}),
-      git: z
-        .strictObject({
-          /**
-           * Secrets Manager secret holding a token for private git remotes. Only the steps that run
-           * no AI (fetching a URL source, pushing a result) receive it; null: public remotes only.
-           */
-          token_secret_name: z.string().min(1).max(512).nullable().default(null),
-        })
-        .prefault({}),
-      /** Email address for alarm notifications; null creates the alarms without a subscription. */
-      alarm_email: z.email().nullable().default(null),
-    })
-    .prefault({})
-    .superRefine((d, ctx) => {
-      if (d.vpc.vpc_id && d.vpc.subnet_ids.length === 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['vpc', 'subnet_ids'],
-          message: 'required when vpc.vpc_id is set',
-        });
-      }
-      const { cpu, memory_mib: mem } = d.worker;
-      const ranges: Record<number, [number, number, number]> = {
-        256: [512, 2048, 512],
-        512: [1024, 4096, 1024],
-        1024: [2048, 8192, 1024],
-        2048: [4096, 16384, 1024],
-        4096: [8192, 30720, 1024],
-        8192: [16384, 61440, 4096],
-        16384: [32768, 122880, 8192],
-      };
-      const [min, max, step] = ranges[cpu] as [number, number, number];
-      if (mem < min || mem > max || (mem - min) % step !== 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['worker', 'memory_mib'],
-          message: `not a Fargate size for cpu ${cpu}: use ${min}-${max} MiB in steps of ${step}`,
-        });
-      }
-    }),
-});
+      })
+      .prefault({}),
+    aws: z
+      .strictObject({
+        region: z.string().min(1).default('us-east-1'),
+        /** Resource names for local mode and LocalStack; a deployment names its own. */
+        table_name: z.string().min(3).max(255).default('claude-orchestrator'),
+        queue_name: z.string().min(1).max(80).default('claude-orchestrator-work'),
+        bucket_name: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name')
+          .default('claude-orchestrator-artifacts'),
+        /** Deliveries before a work message moves to the dead-letter queue. */
+        max_receive_count: positiveInt(100).default(5),
+      })
+      .prefault({}),
+    /** The AWS deployment (`cdk deploy`); local mode ignores it. */
+    deploy: z
+      .strictObject({
+        stack_name: z
+          .string()
+          .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a CloudFormation stack name')
+          .default('ClaudeOrchestrator'),
+        /** `retain` keeps the table and bucket when the stack is deleted; `destroy` removes them (and the bucket's objects). */
+        removal_policy: z.enum(['retain', 'destroy']).default('retain'),
+        /** Days before a job's artifacts expire from S3; 0 keeps them forever. */
+        artifact_retention_days: z.number().int().min(0).max(3650).default(90),
+        /** CloudWatch Logs retention for every log group (must be a value CloudWatch accepts). */
+        log_retention_days: z
+          .union(
+            [
+              1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+              3288, 3653,
+            ].map((n) => z.literal(n)),
+          )
+          .default(30),
+        worker: z
+          .strictObject({
+            /** Fargate CPU units and memory (MiB); the pair must be a valid Fargate size. */
+            cpu: z.union([256, 512, 1024, 2048, 4096, 8192, 16384].map((n) => z.literal(n))).default(1024),
+            memory_mib: z.number().int().min(512).max(122_880).default(4096),
+            architecture: z.enum(['arm64', 'x86_64']).default('arm64'),
+            /** Fargate Spot is about 70% cheaper; an interrupted worker is retried. */
+            spot: z.boolean().default(true),
+            /** Seconds ECS waits after SIGTERM before SIGKILL (Fargate allows up to 120). */
+            stop_timeout_sec: z.number().int().min(2).max(120).default(60),
+          })
+          .prefault({}),
+        anthropic: z
+          .strictObject({
+            /** How the model gateway reaches Claude: `api_key`, the Anthropic API with a key from Secrets Manager; `bedrock`, Amazon Bedrock with the gateway's own role. Workers get neither. */
+            mode: z.enum(['api_key', 'bedrock']).default('api_key'),
+            /** Name of an existing secret holding the key; created empty (to fill in) when null. */
+            secret_name: z.string().min(1).max(512).nullable().default(null),
+            bedrock_region: z.string().min(1).nullable().default(null),
+            /**
+             * bedrock mode: model id as the CLI sends it → Bedrock model or inference profile id. The
+             * gateway's role may invoke exactly these; any other model is refused.
+             */
+            bedrock_models: z.record(z.string().min(1).max(100), z.string().min(1).max(300)).default({
+              'claude-sonnet-4-5-20250929': 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+              'claude-haiku-4-5-20251001': 'global.anthropic.claude-haiku-4-5-20251001-v1:0',
+            }),
+          })
+          .prefault({}),
+        vpc: z
+          .strictObject({
+            /** Import an existing VPC instead of creating one. */
+            vpc_id: z
+              .string()
+              .regex(/^vpc-[0-9a-f]+$/, 'a VPC id like vpc-0abc…')
+              .nullable()
+              .default(null),
+            /** Subnets for the workers when importing; they need a route to the internet (NAT) or the endpoints they call. */
+            subnet_ids: z
+              .array(z.string().regex(/^subnet-[0-9a-f]+$/, 'a subnet id like subnet-0abc…'))
+              .default([]),
+            max_azs: z.number().int().min(1).max(6).default(2),
+            /** NAT gateways of a created VPC; 0 puts workers in public subnets with public IPs (cheapest idle). */
+            nat_gateways: z.number().int().min(0).max(6).default(0),
+          })
+          .prefault({}),
+        dispatcher: z
+          .strictObject({
+            timeout_sec: z.number().int().min(10).max(900).default(60),
+            /** Most dispatcher Lambdas running at once (SQS event source maximum concurrency, 2-1000). */
+            max_concurrency: z.number().int().min(2).max(1000).default(5),
+            batch_size: z.number().int().min(1).max(10).default(10),
+          })
+          .prefault({}),
+        api: z
+          .strictObject({
+            throttle_rate_per_sec: z.number().min(1).max(10_000).default(20),
+            throttle_burst: z.number().int().min(1).max(5_000).default(40),
+          })
+          .prefault({}),
+        git: z
+          .strictObject({
+            /**
+             * Secrets Manager secret holding a token for private git remotes. Only the steps that run
+             * no AI (fetching a URL source, pushing a result) receive it; null: public remotes only.
+             */
+            token_secret_name: z.string().min(1).max(512).nullable().default(null),
+          })
+          .prefault({}),
+        /** Email address for alarm notifications; null creates the alarms without a subscription. */
+        alarm_email: z.email().nullable().default(null),
+      })
+      .prefault({})
+      .superRefine((d, ctx) => {
+        if (d.vpc.vpc_id && d.vpc.subnet_ids.length === 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['vpc', 'subnet_ids'],
+            message: 'required when vpc.vpc_id is set',
+          });
+        }
+        const { cpu, memory_mib: mem } = d.worker;
+        const ranges: Record<number, [number, number, number]> = {
+          256: [512, 2048, 512],
+          512: [1024, 4096, 1024],
+          1024: [2048, 8192, 1024],
+          2048: [4096, 16384, 1024],
+          4096: [8192, 30720, 1024],
+          8192: [16384, 61440, 4096],
+          16384: [32768, 122880, 8192],
+        };
+        const [min, max, step] = ranges[cpu] as [number, number, number];
+        if (mem < min || mem > max || (mem - min) % step !== 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['worker', 'memory_mib'],
+            message: `not a Fargate size for cpu ${cpu}: use ${min}-${max} MiB in steps of ${step}`,
+          });
+        }
+      }),
+  })
+  .superRefine((c, ctx) => {
+    // Through Bedrock the gateway can reach only the mapped models, and the CLI's default (an opus id)
+    // is not one of them unless mapped: say so at synth, not as a 400 in every worker.
+    if (c.deploy.anthropic.mode !== 'bedrock') return;
+    const mapped = Object.keys(c.deploy.anthropic.bedrock_models);
+    const model = c.orchestrator.model;
+    if (model === null || !mapped.includes(model)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['orchestrator', 'model'],
+        message: `with deploy.anthropic.mode bedrock, set it to a model of deploy.anthropic.bedrock_models (${mapped.join(', ') || 'none mapped'})${model === null ? ": the CLI's default model has no Bedrock mapping" : ''}`,
+      });
+    }
+  });
 
 export type OrchestratorConfig = z.infer<typeof ConfigSchema>;
 

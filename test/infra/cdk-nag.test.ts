@@ -14,7 +14,10 @@ import { removeSyntheses, SYNTH_TIMEOUT_MS, type SynthesizedStack, synthesize } 
 
 const VARIANTS = [
   ['default', ''],
-  ['bedrock', 'deploy: { anthropic: { mode: bedrock } }'],
+  [
+    'bedrock',
+    'orchestrator: { model: claude-sonnet-4-5-20250929 }\ndeploy: { anthropic: { mode: bedrock } }',
+  ],
   [
     'git token and existing Anthropic secret',
     'deploy: { git: { token_secret_name: claude-fleet/git-token }, anthropic: { secret_name: claude-fleet/anthropic } }',

@@ -46,6 +46,16 @@ describe('loadDeployConfig', () => {
     ['a VPC id without subnets', 'deploy:\n  vpc: { vpc_id: vpc-0abc1234 }\n', 'deploy.vpc.subnet_ids'],
     ['a CPU size Fargate does not offer', 'deploy:\n  worker: { cpu: 3000 }\n', 'deploy.worker.cpu'],
     ['an unknown deploy option', 'deploy:\n  workers: { cpu: 1024 }\n', 'deploy'],
+    [
+      "Bedrock without a mapped model (the CLI's default has no Bedrock id)",
+      'deploy:\n  anthropic: { mode: bedrock }\n',
+      'orchestrator.model',
+    ],
+    [
+      'Bedrock with a model outside deploy.anthropic.bedrock_models',
+      'orchestrator: { model: claude-opus-4-8 }\ndeploy:\n  anthropic: { mode: bedrock }\n',
+      'orchestrator.model',
+    ],
   ])('refuses %s, naming the option', (_label, yamlText, path) => {
     const error = loadError(path.replaceAll('.', '-'), yamlText);
     expect(error.issues.map((i) => i.path)).toContain(path);

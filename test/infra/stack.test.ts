@@ -48,7 +48,8 @@ deploy:
   api: { throttle_rate_per_sec: 7, throttle_burst: 9 }
   git: { token_secret_name: ${GIT_TOKEN_SECRET} }
 `;
-const BEDROCK_YAML = 'deploy: { anthropic: { mode: bedrock } }';
+const BEDROCK_YAML =
+  'orchestrator: { model: claude-sonnet-4-5-20250929 }\ndeploy: { anthropic: { mode: bedrock } }';
 const IMPORTED_VPC_YAML =
   'deploy: { vpc: { vpc_id: vpc-0abc1234, subnet_ids: [subnet-0abc1234, subnet-0def5678] } }';
 
@@ -632,7 +633,7 @@ describe('secrets', () => {
     'with Bedrock, a configured model map is exactly what the gateway may invoke',
     () => {
       const built = synthesize(
-        "deploy: { anthropic: { mode: bedrock, bedrock_region: eu-west-1, bedrock_models: { claude-x: 'anthropic.claude-x-v1:0' } } }",
+        "orchestrator: { model: claude-x }\ndeploy: { anthropic: { mode: bedrock, bedrock_region: eu-west-1, bedrock_models: { claude-x: 'anthropic.claude-x-v1:0' } } }",
       );
       const gatewayRole = roleIdOfArn(
         resource(built, logicalId(built.stack.gateway.handler)).Properties.Role,

@@ -35,7 +35,9 @@ describe('parseConfig defaults', () => {
       launcher: 'local',
       permission_mode: 'bypassPermissions',
       max_turns: null,
+      sandbox: 'auto',
     });
+    expect(config.gateway).toEqual({ enabled: 'auto', upstream_url: null, prices: {} });
     expect(config.workers).toEqual({ max_workers: 5, default_timeout: 600, max_retries: 2, max_running: 50 });
     expect(config.recursion).toEqual({ enable: false, max_depth: 2 });
     expect(config.api).toEqual({ host: '127.0.0.1', port: 8000, keys: [] });
