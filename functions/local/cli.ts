@@ -13,6 +13,7 @@ import { EMULATOR_SECRET_ENV } from '../adapters/aws-clients.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
 import type { JobResult } from '../core/result-format.ts';
 import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
+import { loadSubtree } from '../services/job-tree.ts';
 import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
 import { type MirrorResult, mirrorJob } from './mirror.ts';
@@ -165,7 +166,13 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
       lastLine = line;
     }
     const result = await api<JobResult>('GET', `/api/v1/jobs/${jobId}`);
-    const mirror = await mirrorJob(stack.deps.artifacts, jobId, resolve(config.orchestrator.workspace_root));
+    const rootJob = await stack.deps.store.getJob(jobId);
+    const mirror = await mirrorJob(
+      stack.deps.artifacts,
+      jobId,
+      resolve(config.orchestrator.workspace_root),
+      rootJob ? await loadSubtree(stack.deps, rootJob) : undefined,
+    );
     const finalReport = join(mirror.dir, 'FINAL_RESULT.md');
     const branch = snapshot ? await bringBackBranch(snapshot, result, mirror.dir) : undefined;
     if (options.json) {

@@ -17,6 +17,8 @@ import { lstat, mkdir, open, realpath, unlink } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { Artifacts } from '../adapters/artifacts.ts';
 import { baseBundleKey, jobPrefix, safeRelativePath } from '../core/layout.ts';
+import { reportObjects } from '../core/report-links.ts';
+import type { TreeNode } from '../core/result-format.ts';
 
 /** An object that was not copied, and why. */
 export interface SkippedFile {
@@ -43,6 +45,8 @@ export async function mirrorJob(
   artifacts: Pick<Artifacts, 'list' | 'getBytes'>,
   rootJobId: string,
   workspaceRoot: string,
+  /** The job tree: when given, a worker file is copied only as its attempt's result recorded it. */
+  tree?: readonly TreeNode[],
 ): Promise<MirrorResult> {
   const prefix = jobPrefix(rootJobId);
   const dir = join(workspaceRoot, `job_${rootJobId}`);
@@ -58,10 +62,20 @@ export async function mirrorJob(
 
   const skipped: SkippedFile[] = [];
   let files = 0;
-  for (const object of await artifacts.list(prefix)) {
+  const objects = await artifacts.list(prefix);
+  // A link may outlive its attempt: what a worker wrote or changed after its result is not its result.
+  const recorded = tree ? new Set(reportObjects(tree, objects).linked.map((o) => o.key)) : undefined;
+  for (const object of objects) {
     // The base is the caller's own repository: a copy of it in the workspace helps nobody.
     if (object.key === baseBundleKey(rootJobId)) continue;
     const name = object.key.slice(prefix.length);
+    if (recorded && !recorded.has(object.key)) {
+      skipped.push({
+        path: name,
+        reason: 'not as its worker recorded it (written or changed after the result)',
+      });
+      continue;
+    }
     const relative = safeRelativePath(name);
     if (!relative) {
       skipped.push({ path: name, reason: 'not a safe relative path' });

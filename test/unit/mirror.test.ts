@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ArtifactObject } from '../../functions/adapters/artifacts.ts';
 import { jobPrefix } from '../../functions/core/layout.ts';
 import { mirrorJob } from '../../functions/local/mirror.ts';
+import { makeJob, makeResult, makeTask } from '../support/records.ts';
 
 const JOB = 'job0000000000000001';
 
@@ -160,5 +161,29 @@ describe('mirrorJob', () => {
     expect(out.skipped).toEqual([
       { path: 'notes.md', reason: 'notes.md is a folder of this job, so it cannot also be a file' },
     ]);
+  });
+
+  it('copies a worker file only as its result recorded it: one written or changed afterwards is skipped', async () => {
+    const files = {
+      'FINAL_RESULT.md': '# done\n',
+      'depth_0/worker_1/kept.md': 'as recorded',
+      'depth_0/worker_1/changed.md': 'rewritten after the result',
+      'depth_0/worker_1/late.md': 'written after the result',
+    };
+    const job = makeJob({ jobId: JOB, totalTasks: 1 });
+    const task = makeTask(1, {
+      jobId: JOB,
+      result: makeResult({
+        filesCreated: ['kept.md', 'changed.md'],
+        fileVersions: [`${'as recorded'.length}:`, '3:'],
+      }),
+    });
+    const out = await mirrorJob(storage(files), JOB, workspace, [{ job, tasks: [task] }]);
+    expect(await tree(jobDir)).toEqual(['FINAL_RESULT.md', 'depth_0/worker_1/kept.md']);
+    expect(out.skipped.map((f) => f.path).sort()).toEqual([
+      'depth_0/worker_1/changed.md',
+      'depth_0/worker_1/late.md',
+    ]);
+    expect(out.skipped[0]?.reason).toMatch(/after the result/);
   });
 });
