@@ -26,6 +26,10 @@ const ApiKeySchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256'),
 });
 
+/** Names `orchestrator.worker_env` may not pass on: the orchestrator's keys, AWS and git credentials. */
+const WORKER_ENV_REFUSED =
+  /^(ORCHESTRATOR_.*|AWS_.*|ANTHROPIC_API_KEY|ANTHROPIC_AUTH_TOKEN|GIT_TOKEN|GH_TOKEN|GITHUB_TOKEN|NODE_OPTIONS)$/;
+
 export const ConfigSchema = z
   .strictObject({
     orchestrator: z
@@ -41,6 +45,19 @@ export const ConfigSchema = z
         max_turns: positiveInt(500).nullable().default(null),
         /** Local workers' jail: auto (bubblewrap when installed and working, Linux), bwrap (required), none. */
         sandbox: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+        /**
+         * Variables of the orchestrator's environment its local workers also get, by name (they
+         * otherwise get only locale, paths, terminal and proxies). Credentials are refused.
+         */
+        worker_env: z
+          .array(
+            z
+              .string()
+              .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name')
+              .refine((name) => !WORKER_ENV_REFUSED.test(name), 'is a credential: workers never get it'),
+          )
+          .max(100)
+          .default([]),
       })
       .prefault({}),
     workers: z

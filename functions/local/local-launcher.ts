@@ -158,7 +158,7 @@ export class LocalLauncher implements Launcher {
     const workerDir = join(this.options.workspaceDir, `w${slot.handle.split(':').pop()}`);
     try {
       // Synchronous, so a worker counted as running always has a process a stop can reach.
-      prepareWorkerDir(workerDir, this.options);
+      prepareWorkerDir(workerDir, sharedObjectsDir(this.options, request), this.options);
     } catch (err) {
       this.options.onLost?.(request, `could not start the worker: ${(err as Error).message}`, undefined);
       return;
@@ -266,10 +266,20 @@ function terminate(slot: Slot): void {
   child.kill('SIGTERM');
 }
 
+/**
+ * The store of unpacked base commits a job's workers share. One per job:
+ * its workers may write it, so a store shared across jobs would let one
+ * job's worker plant objects in another job's checkouts.
+ */
+function sharedObjectsDir(options: LocalLauncherOptions, request: LaunchRequest): string {
+  const job = /^[A-Za-z0-9_-]{1,64}$/.test(request.jobId) ? request.jobId : 'job';
+  return join(options.workspaceDir, '.objects', job);
+}
+
 /** The worker's own directory (0700), with its home; the shared object store next to it. */
-function prepareWorkerDir(workerDir: string, options: LocalLauncherOptions): void {
+function prepareWorkerDir(workerDir: string, objects: string, options: LocalLauncherOptions): void {
   mkdirSync(join(workerDir, 'home'), { recursive: true, mode: 0o700 });
-  mkdirSync(join(options.workspaceDir, '.objects'), { recursive: true, mode: 0o700 });
+  mkdirSync(objects, { recursive: true, mode: 0o700 });
   const userConfig = join(homedir(), '.claude.json');
   if (options.sandbox?.kind === 'bwrap' && options.shareClaudeLogin && existsSync(userConfig)) {
     // A copy: the CLI replaces this file by renaming over it, which a bind-mounted file refuses.
@@ -283,7 +293,7 @@ function sandboxLayout(
   workerDir: string,
   env: NodeJS.ProcessEnv,
 ): Parameters<typeof bwrapArgs>[0] {
-  const writable = [join(options.workspaceDir, '.objects'), ...(options.writablePaths ?? [])];
+  const writable = [env.FLEET_SHARED_OBJECTS as string, ...(options.writablePaths ?? [])];
   const explicitHome = options.env?.HOME;
   if (explicitHome) writable.push(explicitHome);
   const mounts: { source: string; target: string }[] = [];
@@ -332,8 +342,8 @@ export function workerEnv(
     // The real path: a symlink on PATH may point into a folder the sandbox does not show.
     CLAUDE_COMMAND: claude?.path ?? options.claudeCommand,
     WORKSPACE_DIR: workerDir,
-    // Workers on one machine unpack each base commit once and borrow its objects (see container/checkout.ts).
-    FLEET_SHARED_OBJECTS: join(options.workspaceDir, '.objects'),
+    // The workers of a job unpack each base commit once and borrow its objects (see container/checkout.ts).
+    FLEET_SHARED_OBJECTS: sharedObjectsDir(options, request),
     WORKER_ROLE: credentialed ? 'git' : 'ai',
     ...(credentialed && options.gitToken ? { GIT_TOKEN: options.gitToken } : {}),
   };

@@ -2,8 +2,8 @@
  * The local workers' sandbox: on Linux, each worker runs inside bubblewrap
  * (`bwrap`). It sees the system folders, Node, the orchestrator's own code
  * and the claude executable read-only; a private /tmp, /proc and /dev; and
- * read-write only its own scratch directory, the machine's shared object
- * store and whatever the launcher names on purpose (a shared `claude /login`).
+ * read-write only its own scratch directory, its job's shared object store
+ * and whatever the launcher names on purpose (a shared `claude /login`).
  * The user's home and repositories, other workers' checkouts and the
  * orchestrator's process are out of sight. The network is shared: workers
  * reach the API on 127.0.0.1 (the emulators there check every request, see

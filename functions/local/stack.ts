@@ -153,7 +153,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       claudeCommand: config.orchestrator.claude_command,
       workspaceDir: scratch,
       gitToken: options.gitToken ?? (outerEnv.ORCHESTRATOR_GIT_TOKEN || undefined),
-      env: options.workerEnv ?? {},
+      // What the config names from this process's environment, then what the caller gives on purpose.
+      env: { ...pickEnv(process.env, config.orchestrator.worker_env), ...(options.workerEnv ?? {}) },
       sandbox,
       ...(options.workerWritablePaths ? { writablePaths: options.workerWritablePaths } : {}),
       // Through the gateway, workers hold no model credential of the user's: not the key, not the login.
@@ -249,6 +250,12 @@ function localUpstream(baseUrl: string, env: NodeJS.ProcessEnv): ModelUpstream {
       'gateway.enabled is true, but the orchestrator has no ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) for the model gateway to use; set one, or set gateway.enabled to auto or false to let workers use your own Claude login',
     );
   return anthropicUpstream({ baseUrl, apiKey, authToken });
+}
+
+function pickEnv(env: NodeJS.ProcessEnv, names: readonly string[]): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const name of names) if (env[name] !== undefined) out[name] = env[name];
+  return out;
 }
 
 async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {

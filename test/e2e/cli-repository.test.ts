@@ -60,7 +60,10 @@ describe('orchestrator run inside a repository', () => {
     await writeFile(join(repo, 'debug.log'), 'ignored\n');
     before = await fingerprint(repo);
     refsBefore = await git(repo, 'for-each-ref', '--format=%(refname) %(objectname)');
-    run = await runBin(['run', 'Improve the project [[plan:1]]', '--claude-command', CLAUDE_DOUBLE], {
+    // Workers get only the variables the config names (outside the repository, not part of its snapshot).
+    await writeFile(join(dir, 'fleet.yaml'), 'orchestrator:\n  worker_env: [CLAUDE_DOUBLE_DIRECTIVES]\n');
+    const args = ['--config', join(dir, 'fleet.yaml'), '--claude-command', CLAUDE_DOUBLE];
+    run = await runBin(['run', 'Improve the project [[plan:1]]', ...args], {
       cwd: join(repo, 'src'),
       env: {
         ...process.env,

@@ -10,6 +10,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { homedir, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../functions/core/config.ts';
 import { workerScratchParent } from '../../functions/local/local-launcher.ts';
 import { checkWorkerContainment, PreflightError } from '../../functions/local/preflight.ts';
 import {
@@ -153,6 +154,35 @@ describe('orchestrator.sandbox', () => {
       }
     } finally {
       await stack.stop();
+    }
+  });
+});
+
+describe("a worker's environment", () => {
+  it("holds what orchestrator.worker_env names, nothing else of the orchestrator's, and never a credential", async () => {
+    expect(() => parseConfig('orchestrator: {worker_env: [ORCHESTRATOR_API_KEY]}')).toThrow(
+      /orchestrator\.worker_env\[0\]: is a credential/,
+    );
+    for (const name of ['AWS_SECRET_ACCESS_KEY', 'ANTHROPIC_API_KEY', 'GITHUB_TOKEN', 'NODE_OPTIONS'])
+      expect(() => parseConfig(`orchestrator: {worker_env: [${name}]}`), name).toThrow(/credential/);
+    expect(() => parseConfig('orchestrator: {worker_env: ["A=B"]}')).toThrow(/variable name/);
+
+    process.env.FLEET_TEST_NAMED = 'named';
+    process.env.FLEET_TEST_UNNAMED = 'unnamed';
+    const stack = await startTestStack('orchestrator: {worker_env: [FLEET_TEST_NAMED, FLEET_TEST_ABSENT]}');
+    try {
+      const res = await stack.api('POST', '/api/v1/orchestrate', {
+        body: { request: 'env', tasks: [{ prompt: 'what do I see' }] },
+      });
+      expect(await stack.waitForJob(res.json.job_id)).toBe('completed');
+      const keys = (await stack.invocations()).find((r) => r.envKeys)?.envKeys ?? [];
+      expect(keys).toContain('FLEET_TEST_NAMED');
+      expect(keys).not.toContain('FLEET_TEST_UNNAMED');
+      expect(keys).not.toContain('FLEET_TEST_ABSENT');
+    } finally {
+      await stack.stop();
+      delete process.env.FLEET_TEST_NAMED;
+      delete process.env.FLEET_TEST_UNNAMED;
     }
   });
 });

@@ -27,8 +27,10 @@ describe('hostile-worker stand-in', () => {
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'hostile-probe-'));
     dead = await closedPort();
+    // No sandbox: this checks the stand-in's own reports against the host (in a sandbox a write to /tmp
+    // lands in the worker's private /tmp; test/security/local-containment.test.ts covers that).
     hostile = await startHostileStack(
-      '',
+      'orchestrator: {sandbox: none}',
       {},
       {
         writeTargets: [join(scratch, 'planted.txt'), '/proc/hostile-cannot-write-here'],

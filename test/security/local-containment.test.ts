@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, sep } from 'node:path';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
@@ -91,7 +91,12 @@ describe('local containment', () => {
           `${sessionVar('FLEET_SHARED_OBJECTS')}/../pwned-by-worker.txt`,
         ],
         readTargets: [USER_SECRET, `/proc/${process.pid}/environ`, `/proc/${process.ppid}/environ`],
-        listTargets: [`${sessionVar('WORKSPACE_DIR')}/..`, USER_REPO, homedir()],
+        listTargets: [
+          `${sessionVar('WORKSPACE_DIR')}/..`,
+          `${sessionVar('FLEET_SHARED_OBJECTS')}/..`,
+          USER_REPO,
+          homedir(),
+        ],
       },
     );
     // The key `serve` registers from ORCHESTRATOR_API_KEY: one a worker would list and cancel jobs with.
@@ -420,7 +425,7 @@ describe('local containment', () => {
     // On the host both folders are side by side ...
     expect(existsSync(join(dirname(b.env.WORKSPACE_DIR as string), other))).toBe(true);
     // ... but B sees only its own folder, the shared object store, and the file it wrote itself.
-    const listing = (b.probes.listings ?? []).find((l) => l.path.endsWith('/..'));
+    const listing = (b.probes.listings ?? []).find((l) => l.path === `${b.env.WORKSPACE_DIR}/..`);
     expect(listing?.entries?.sort()).toEqual(['.objects', own, 'pwned-by-worker.txt'].sort());
     expect(JSON.stringify(b.probes)).not.toContain(secret);
     // A write next to its folder stays in B's private /tmp.
@@ -430,6 +435,23 @@ describe('local containment', () => {
     await b.release();
     expect(await hostile.waitForJob(a.jobId, 120_000)).toBe('completed');
     expect(await hostile.waitForJob(b.jobId, 120_000)).toBe('completed');
+  });
+
+  it("attack: worker plants objects in another job's shared git object store", async () => {
+    const a = await capture('objects-a');
+    const b = await capture('objects-b');
+    expect(a.jobId).not.toBe(b.jobId);
+    // Both jobs' stores sit side by side on the host ...
+    const objects = dirname(b.env.FLEET_SHARED_OBJECTS as string);
+    expect(b.env.FLEET_SHARED_OBJECTS).toBe(join(objects, b.jobId));
+    expect(existsSync(join(objects, a.jobId))).toBe(true);
+    // ... but B may write only its own job's: A's is not shown, and a write beside it stays private.
+    const stores = (b.probes.listings ?? []).find((l) => l.path === `${b.env.FLEET_SHARED_OBJECTS}/..`);
+    expect(stores?.entries?.sort()).toEqual([b.jobId, 'pwned-by-worker.txt'].sort());
+    expect(existsSync(join(objects, 'pwned-by-worker.txt'))).toBe(false);
+    expect(await readdir(join(objects, a.jobId))).toEqual([]);
+    await a.release();
+    await b.release();
   });
 
   it('a normal job completes inside the sandbox, its files stored and its report written', async () => {
