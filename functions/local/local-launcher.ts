@@ -11,7 +11,7 @@
  * shows it only that directory read-write.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
@@ -66,6 +66,8 @@ export interface LocalLauncherOptions {
   writablePaths?: readonly string[];
   /** Time past the task's timeout before the process is killed. */
   killGraceSec?: number;
+  /** How long a job's object store is kept after its last worker ended (default 10 minutes). */
+  storeIdleMs?: number;
   onLost?: (request: LaunchRequest, reason: string, exitCode: number | undefined) => void;
 }
 
@@ -85,6 +87,9 @@ export class LocalLauncher implements Launcher {
   private sequence = 0;
   private closed = false;
   private idleResolvers: (() => void)[] = [];
+  /** Running workers per job object store, and the removal of the stores no worker uses. */
+  private readonly storeUsers = new Map<string, number>();
+  private readonly storeRemovals = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly options: LocalLauncherOptions) {}
 
@@ -130,6 +135,8 @@ export class LocalLauncher implements Launcher {
   async shutdown(graceMs = 5_000): Promise<void> {
     this.closed = true;
     this.waiting.length = 0;
+    for (const timer of this.storeRemovals.values()) clearTimeout(timer);
+    this.storeRemovals.clear();
     for (const slot of this.running.values()) {
       slot.stopped = 'shutdown';
       terminate(slot);
@@ -156,10 +163,13 @@ export class LocalLauncher implements Launcher {
     const { request } = slot;
     // Named after the launch, so one launch's folder is never another's.
     const workerDir = join(this.options.workspaceDir, `w${slot.handle.split(':').pop()}`);
+    const objects = sharedObjectsDir(this.options, request);
     try {
       // Synchronous, so a worker counted as running always has a process a stop can reach.
-      prepareWorkerDir(workerDir, sharedObjectsDir(this.options, request), this.options);
+      this.useStore(objects);
+      prepareWorkerDir(workerDir, objects, this.options);
     } catch (err) {
+      this.releaseStore(objects);
       this.options.onLost?.(request, `could not start the worker: ${(err as Error).message}`, undefined);
       return;
     }
@@ -224,10 +234,48 @@ export class LocalLauncher implements Launcher {
         this.options.onLost?.(request, detail ? `${why}: ${detail}` : why, code ?? undefined);
       }
       if (!env.KEEP_WORKSPACE) void rm(workerDir, { recursive: true, force: true }).catch(() => {});
+      this.releaseStore(objects);
       this.pump();
     });
   }
+
+  private useStore(objects: string): void {
+    this.storeUsers.set(objects, (this.storeUsers.get(objects) ?? 0) + 1);
+    clearTimeout(this.storeRemovals.get(objects));
+    this.storeRemovals.delete(objects);
+  }
+
+  /**
+   * A job's store outlives its last worker for a while (a retry or the merge
+   * step reuses it), then goes, so a long `serve` does not keep one unpacked
+   * repository per job it ever ran.
+   */
+  private releaseStore(objects: string): void {
+    const left = (this.storeUsers.get(objects) ?? 1) - 1;
+    if (left > 0) {
+      this.storeUsers.set(objects, left);
+      return;
+    }
+    this.storeUsers.delete(objects);
+    const timer = setTimeout(() => {
+      this.storeRemovals.delete(objects);
+      if (this.storeUsers.has(objects)) return;
+      // Moved aside at once, so a worker starting now makes a fresh store while the old one is deleted.
+      const doomed = `${objects}.removed-${Date.now()}`;
+      try {
+        renameSync(objects, doomed);
+      } catch {
+        return;
+      }
+      void rm(doomed, { recursive: true, force: true }).catch(() => {});
+    }, this.options.storeIdleMs ?? STORE_IDLE_MS);
+    timer.unref();
+    this.storeRemovals.set(objects, timer);
+  }
 }
+
+/** How long a job's object store is kept after its last worker ended. */
+const STORE_IDLE_MS = 10 * 60_000;
 
 /**
  * Where the stack makes the workers' scratch folder: the system's temporary

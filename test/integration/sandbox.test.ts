@@ -6,12 +6,13 @@
  * the real CLI inside the sandbox with the user's own `claude /login` shared.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../functions/core/config.ts';
-import { workerScratchParent } from '../../functions/local/local-launcher.ts';
+import { LocalLauncher, workerScratchParent } from '../../functions/local/local-launcher.ts';
 import { checkWorkerContainment, PreflightError } from '../../functions/local/preflight.ts';
 import {
   bwrapArgs,
@@ -183,6 +184,53 @@ describe("a worker's environment", () => {
       await stack.stop();
       delete process.env.FLEET_TEST_NAMED;
       delete process.env.FLEET_TEST_UNNAMED;
+    }
+  });
+});
+
+describe("a job's object store", () => {
+  it('is removed a while after its last worker ended, and made again for the next', async () => {
+    const workspaceDir = await mkdtemp(join(tmpdir(), 'fleet-stores-'));
+    const lost: string[] = [];
+    const launcher = new LocalLauncher({
+      // No API there: each worker fails at once, which is all this needs.
+      apiUrl: 'http://127.0.0.1:9',
+      maxConcurrent: 2,
+      claudeCommand: CLAUDE_DOUBLE,
+      workspaceDir,
+      storeIdleMs: 300,
+      onLost: (req) => lost.push(`${req.jobId}/${req.taskNo}`),
+    });
+    const store = join(workspaceDir, '.objects', 'job1');
+    const request = {
+      jobId: 'job1',
+      taskNo: 1,
+      attempt: 1,
+      taskToken: 'x',
+      timeoutSec: 60,
+      kind: 'work' as const,
+    };
+    try {
+      await launcher.launch(request);
+      expect(existsSync(store)).toBe(true);
+      const waitFor = async (what: string, ok: () => boolean) => {
+        const deadline = Date.now() + 20_000;
+        while (!ok()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      await waitFor('the worker to end', () => lost.length === 1 && launcher.active === 0);
+      // Kept for a retry at first ...
+      expect(existsSync(store)).toBe(true);
+      await waitFor('the store to go', () => !existsSync(store));
+      // ... and made anew for the job's next worker.
+      await launcher.launch({ ...request, attempt: 2 });
+      expect(existsSync(store)).toBe(true);
+      await waitFor('the second worker to end', () => lost.length === 2 && launcher.active === 0);
+    } finally {
+      await launcher.shutdown();
+      await rm(workspaceDir, { recursive: true, force: true });
     }
   });
 });
