@@ -23,10 +23,15 @@
  * - fauxqs refuses a request body over 11 MiB; we replace its catch-all body
  *   parser with one that takes up to 1 GiB, so repository bundles (up to
  *   limits.max_source_mb) go up in one presigned PUT as they do on S3. It
- *   never checks signatures or checksums itself (the gate checks presigned
- *   signatures, expiry and signed content-length), and it accepts a presigned PutObject URL signed with the CRC32
- *   of an empty body (the SDK default `requestChecksumCalculation:
- *   'WHEN_SUPPORTED'` does that), which real S3 rejects for non-empty uploads.
+ *   checks no signatures or checksums itself (the gate checks presigned
+ *   signatures, expiry and a signed content-length, not checksums), so it
+ *   accepts a presigned PutObject URL signed with the CRC32 of an empty body
+ *   (the SDK default `requestChecksumCalculation: 'WHEN_SUPPORTED'` does
+ *   that), which real S3 rejects for non-empty uploads.
+ * - The gate wraps the emulators' own servers rather than proxying to them:
+ *   no second, unguarded listener exists for a worker to find (a unix socket
+ *   in a private folder would still be open to an unsandboxed worker of the
+ *   same user), and large bodies are not copied through an extra hop.
  * - Endpoints use port 0, so they change on every start: never persist queue
  *   URLs or endpoints in the (optionally on-disk) DynamoDB data.
  * - dynalite has no transactions, PartiQL, TTL or Streams.
