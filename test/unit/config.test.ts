@@ -36,6 +36,7 @@ describe('parseConfig defaults', () => {
       permission_mode: 'bypassPermissions',
       max_turns: null,
       sandbox: 'auto',
+      worker_env: [],
     });
     expect(config.gateway).toEqual({ enabled: 'auto', upstream_url: null, prices: {} });
     expect(config.workers).toEqual({ max_workers: 5, default_timeout: 600, max_retries: 2, max_running: 50 });
