@@ -97,6 +97,20 @@ export function attemptBudget(budget: RootBudget, maxTaskBudgetUsd: number, free
   return Math.floor(slice * 10_000) / 10_000;
 }
 
+/**
+ * Among how many attempts what the tree has left is shared out: the job's
+ * free running slots, but no more than the work tasks it still has to start
+ * (this one included), so a job of 2 tasks does not hold 5 shares back.
+ */
+export function spendShares(
+  job: Pick<JobRecord, 'config' | 'runningTasks' | 'totalTasks' | 'finishedTasks'>,
+): number {
+  const running = job.runningTasks ?? 0;
+  const freeSlots = job.config.maxWorkers - running;
+  const toStart = job.totalTasks - job.finishedTasks.length - running;
+  return Math.max(1, Math.min(freeSlots, toStart));
+}
+
 /** Whether a worker should be offered the choice to split, and how many subtasks it may ask for. */
 export function splitOffer(
   root: JobRecord,

@@ -15,7 +15,7 @@
  * retries, naming the limit.
  */
 import type { RootBudget, TaskRecord } from '../core/model.ts';
-import { attemptBudget, MIN_ATTEMPT_BUDGET_USD } from '../core/recursion-policy.ts';
+import { attemptBudget, MIN_ATTEMPT_BUDGET_USD, spendShares } from '../core/recursion-policy.ts';
 import type { Deps } from './deps.ts';
 import { gatewayEnabled, openAttemptMeter } from './model-gateway.ts';
 
@@ -34,8 +34,7 @@ export async function reserveAttemptSpend(deps: Deps, task: TaskRecord): Promise
   }
   if (!root?.budget) return { kind: 'granted', usd: 0 };
   const job = task.jobId === root.jobId ? root : await deps.store.getJob(task.jobId);
-  const freeSlots = (job?.config.maxWorkers ?? 1) - (job?.runningTasks ?? 0);
-  const usd = attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd, freeSlots);
+  const usd = attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd, job ? spendShares(job) : 1);
   if (usd > 0 && (await deps.tree.reserveSpend(root, usd))) {
     if (await deps.tree.setTaskBudget(task, task.attempt, usd)) return { kind: 'granted', usd };
     // This attempt already holds a reservation (a replayed dispatch): ours goes back.

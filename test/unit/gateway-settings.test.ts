@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { claudeEnv, isModelCredential } from '../../container/session.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import type { RootBudget } from '../../functions/core/model.ts';
-import { attemptBudget } from '../../functions/core/recursion-policy.ts';
+import { attemptBudget, spendShares } from '../../functions/core/recursion-policy.ts';
 import { gatewayBaseUrl, gatewaySettingsFromConfig } from '../../functions/services/model-gateway.ts';
+import { makeJob } from '../support/records.ts';
 
 describe('gateway settings', () => {
   it('auto turns the gateway on exactly when the orchestrator holds an Anthropic credential', () => {
@@ -138,5 +139,15 @@ describe('the dispatch reservation without the gateway', () => {
     expect(attemptBudget(budget(0), 5, 2)).toBe(5);
     expect(attemptBudget(budget(24.995), 5, 3)).toBe(0);
     expect(attemptBudget(budget(24.98), 5, 8)).toBe(0.01);
+  });
+
+  it('shares among the tasks still to start when they are fewer than the free slots', () => {
+    const job = makeJob({ config: { ...makeJob().config, maxWorkers: 5 }, totalTasks: 2, finishedTasks: [] });
+    expect(spendShares({ ...job, runningTasks: 0 })).toBe(2);
+    expect(spendShares({ ...job, runningTasks: 1 })).toBe(1);
+    expect(spendShares({ ...job, totalTasks: 8, runningTasks: 2 })).toBe(3);
+    // Planning, or a step after the work: one share, never zero.
+    expect(spendShares({ ...job, totalTasks: 0 })).toBe(1);
+    expect(attemptBudget(budget(0, 0.05), 5, spendShares(job))).toBe(0.025);
   });
 });
