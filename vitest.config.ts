@@ -8,6 +8,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most test files wait on child processes (workers, git, the CLI) rather than compute: on 2 cores
+    // three files at a time keep both busy (vitest's default would run one file at a time there).
+    maxWorkers: 3,
     // The security suite's attack -> outcome table, printed before vitest's own summary.
     reporters: [new AttackTableReporter(), 'default'],
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },

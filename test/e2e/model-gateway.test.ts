@@ -255,7 +255,8 @@ describe('without the gateway', () => {
     const res = await plain.api('POST', '/api/v1/orchestrate', {
       body: {
         request: 'eight sleepers',
-        tasks: Array.from({ length: PARALLEL }, (_, i) => ({ prompt: `sleeper ${i} [[sleep:4000]]` })),
+        // Long enough that the last worker starts before the first ends, even on a busy machine.
+        tasks: Array.from({ length: PARALLEL }, (_, i) => ({ prompt: `sleeper ${i} [[sleep:15000]]` })),
         config: { max_workers: PARALLEL },
       },
     });
