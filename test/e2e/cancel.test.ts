@@ -75,14 +75,19 @@ describe('cancel, end to end', () => {
       ],
     });
 
-    const before = await until('hanging workers at depths 0, 1 and 2', async () => {
-      const t = await tree(rootId);
-      const running = new Set(t.tasks.filter((x) => x.state === 'running').map((x) => x.depth));
-      const hanging = await unfinishedRuns();
-      // The workers that handed off (depths 0 and 1) exit after uploading their log; wait for that too.
-      const ready = running.has(0) && running.has(1) && running.has(2) && hanging.length >= 4;
-      return ready && stack.launcher.active === 4 ? t : undefined;
-    });
+    // Six launches and two decide runs before the tree hangs: allow for a busy machine.
+    const before = await until(
+      'hanging workers at depths 0, 1 and 2',
+      async () => {
+        const t = await tree(rootId);
+        const running = new Set(t.tasks.filter((x) => x.state === 'running').map((x) => x.depth));
+        const hanging = await unfinishedRuns();
+        // The workers that handed off (depths 0 and 1) exit after uploading their log; wait for that too.
+        const ready = running.has(0) && running.has(1) && running.has(2) && hanging.length >= 4;
+        return ready && stack.launcher.active === 4 ? t : undefined;
+      },
+      60_000,
+    );
     expect(before.jobs.map((j) => j.depth).sort()).toEqual([0, 1, 2]);
     expect(
       before.tasks
@@ -177,9 +182,12 @@ describe('cancel, end to end', () => {
     const view = await stack.api('GET', `/api/v1/jobs/${rootId}/status`);
     expect(view.json.status).toBe('cancelled');
     expect((await stack.deps.store.getJob(rootId))?.status).toBe('cancelled');
-  });
+  }, 150_000);
 
   it('cancelling a finished job is a 409, and a second cancel is a 409 that changes nothing', async () => {
+    // Whatever an earlier failed test left running would hold the launcher busy here.
+    for (const run of await unfinishedRuns()) killRun(run);
+    await until('earlier workers to exit', async () => (stack.launcher.active === 0 ? true : undefined));
     const done = await submit({ request: 'quick', tasks: [{ prompt: 'quick one' }] });
     expect(await stack.waitForJob(done)).toBe('completed');
     const finished = await stack.api('POST', `/api/v1/jobs/${done}/cancel`);
