@@ -310,6 +310,18 @@ interface BundleRow {
 const bundleRows: BundleRow[] = [];
 
 const RUNNER = `
+// What the Node.js Lambda runtime provides for response streaming (the model gateway).
+import { PassThrough } from 'node:stream';
+globalThis.awslambda ??= {
+  streamifyResponse: (fn) => async (event, context) => {
+    const out = new PassThrough();
+    const chunks = [];
+    out.on('data', (c) => chunks.push(c));
+    await fn(event, out, context);
+    return Buffer.concat(chunks).toString('utf8');
+  },
+  HttpResponseStream: { from: (stream) => stream },
+};
 const t0 = performance.now();
 const mod = await import(process.argv[2]);
 const t1 = performance.now();
@@ -392,6 +404,15 @@ async function runColdInit(stack: TestStack, jobId: string): Promise<void> {
       'queue-consumer': { Records: [sqsRecord({ type: 'aggregate', jobId })] },
       'dead-letters': { Records: [sqsRecord({ type: 'run', jobId, taskNo: 1, attempt: 1 })] },
       reconciler: { 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} },
+      // The CLI's connectivity probe: answered without a token or an upstream call.
+      gateway: {
+        httpMethod: 'HEAD',
+        path: '/gateway',
+        headers: {},
+        multiValueQueryStringParameters: null,
+        body: null,
+        isBase64Encoded: false,
+      },
     };
     const lambdaEnv: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
@@ -414,6 +435,10 @@ async function runColdInit(stack: TestStack, jobId: string): Promise<void> {
       SECURITY_GROUP_IDS: 'sg-0abc',
       ASSIGN_PUBLIC_IP: 'true',
       CAPACITY_PROVIDER: 'FARGATE_SPOT',
+      TASK_SEAL_KMS_ARN: 'arn:aws:kms:us-east-1:000000000000:key/bench',
+      MODEL_UPSTREAM: 'bedrock',
+      BEDROCK_REGION: 'us-east-1',
+      BEDROCK_MODELS: '{}',
     };
     // What the SDK clients alone cost to load (they are external: the Lambda runtime provides them).
     const sdkOnly = join(outDir, 'sdk-only', 'index.mjs');
