@@ -14,6 +14,7 @@ import {
   InvokeModelWithResponseStreamCommand,
   type ResponseStream,
 } from '@aws-sdk/client-bedrock-runtime';
+import { type AnthropicErrorType, anthropicErrorBody } from '../core/model-metering.ts';
 import type { ModelUpstream } from './model-upstream.ts';
 
 const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31';
@@ -26,11 +27,11 @@ export interface BedrockUpstreamOptions {
 }
 
 /** A Bedrock refusal in the shape the CLI reads: `{type: error, error: {type, message}}`. */
-function errorBody(status: number, type: string, message: string) {
+function errorBody(status: number, type: AnthropicErrorType, message: string) {
   return {
     status,
     headers: { 'content-type': 'application/json' },
-    body: once(JSON.stringify({ type: 'error', error: { type, message } })),
+    body: once(anthropicErrorBody(type, message)),
   };
 }
 
@@ -39,7 +40,11 @@ async function* once(text: string): AsyncIterable<Uint8Array> {
 }
 
 /** Bedrock's exception names → the status and error type the Messages API would give. */
-export function anthropicErrorFor(err: unknown): { status: number; type: string; message: string } {
+export function anthropicErrorFor(err: unknown): {
+  status: number;
+  type: AnthropicErrorType;
+  message: string;
+} {
   const name = (err as { name?: string })?.name ?? '';
   const message = (err as Error)?.message || name || 'Bedrock request failed';
   switch (name) {
@@ -95,10 +100,7 @@ async function* sseEvents(stream: AsyncIterable<ResponseStream>): AsyncIterable<
         name: failure[0].replace(/^./, (c) => c.toUpperCase()),
         ...(failure[1] as object),
       });
-      yield Buffer.from(
-        `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type, message } })}\n\n`,
-        'utf8',
-      );
+      yield Buffer.from(`event: error\ndata: ${anthropicErrorBody(type, message)}\n\n`, 'utf8');
       return;
     }
   }

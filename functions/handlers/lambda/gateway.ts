@@ -12,6 +12,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { bedrockUpstream } from '../../adapters/bedrock-upstream.ts';
 import { anthropicUpstream, type ModelUpstream } from '../../adapters/model-upstream.ts';
+import { type AnthropicErrorType, anthropicErrorBody } from '../../core/model-metering.ts';
 import { serveModelRequest } from '../../services/model-gateway.ts';
 import { gatewayRequestOf } from '../gateway-request.ts';
 import { depsFromEnv, log, readEnv } from './runtime.ts';
@@ -81,11 +82,11 @@ async function upstream(): Promise<ModelUpstream> {
   return next;
 }
 
-function anthropicError(status: number, type: string, message: string) {
+function anthropicError(status: number, type: AnthropicErrorType, message: string) {
   return {
     status,
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'error', error: { type, message } }),
+    body: anthropicErrorBody(type, message),
   };
 }
 
