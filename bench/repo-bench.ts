@@ -126,15 +126,13 @@ export async function repoPhase(): Promise<RepoBenchResult> {
     const bundleBytes = (await stat(snapshot.bundleFile)).size;
     t = performance.now();
     const body = await readFile(snapshot.bundleFile);
-    const created = await apiCall(stack, 'POST', '/api/v1/sources', { size_bytes: body.length });
-    const put = await fetch(created.json.upload.url, { method: 'PUT', body });
-    if (!put.ok) throw new Error(`upload ${put.status}`);
+    const bundleId = await stack.client.uploadSource(body);
     const uploadMs = performance.now() - t;
 
     const repoJob = await runJob(stack, {
       request: 'Benchmark on a repository',
       tasks: workerTasks(true),
-      source: { bundle_id: created.json.bundle_id },
+      source: { bundle_id: bundleId },
     });
     t = performance.now();
     const info = await apiCall(stack, 'GET', `/api/v1/jobs/${repoJob.jobId}/bundle`);

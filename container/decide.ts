@@ -5,10 +5,11 @@
  * without a container. A refusal by a server limit is not an error: the
  * worker simply does the work itself.
  */
+
+import { OrchestratorApiError, type OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import type { ClaudeRunVerdict } from '../functions/core/claude-result.ts';
 import { judgeClaudeRun } from '../functions/core/claude-result.ts';
 import type { Assignment } from '../functions/services/worker-access.ts';
-import { ApiError, type WorkerApiClient } from './api-client.ts';
 import { type ClaudeInvocation, runClaude } from './run-claude.ts';
 
 export type Decision =
@@ -25,7 +26,7 @@ interface DecideOutput {
 const DECIDE_SHARE = 0.25;
 
 export async function decideOrHandOff(
-  api: WorkerApiClient,
+  api: OrchestratorClient,
   assignment: Assignment,
   invocation: Omit<ClaudeInvocation, 'prompt' | 'args' | 'timeoutMs'>,
   baseArgs: string[],
@@ -55,9 +56,7 @@ export async function decideOrHandOff(
   }
   try {
     const extraHeaders = prepareHandoff ? await prepareHandoff() : {};
-    const child = await api.call<{ job_id: string }>(
-      'POST',
-      '/api/v1/orchestrate',
+    const child = await api.orchestrate(
       {
         request: offer.subtask_prompt,
         tasks: valid.map((t, i) => ({
@@ -65,7 +64,9 @@ export async function decideOrHandOff(
           prompt: String(t.prompt),
         })),
       },
-      { ...extraHeaders, 'x-child-mode': 'handoff', 'x-decide-cost-usd': String(verdict.costUsd) },
+      {
+        headers: { ...extraHeaders, 'x-child-mode': 'handoff', 'x-decide-cost-usd': String(verdict.costUsd) },
+      },
     );
     return {
       kind: 'handed_off',
@@ -74,7 +75,7 @@ export async function decideOrHandOff(
       note: `split into ${valid.length} subtasks: child job ${child.job_id}`,
     };
   } catch (err) {
-    if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
+    if (err instanceof OrchestratorApiError && err.status >= 400 && err.status < 500) {
       return { kind: 'do', costUsd: verdict.costUsd, note: `split refused, doing it here: ${err.message}` };
     }
     throw err;

@@ -4,9 +4,9 @@
  */
 import { lstat, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type OrchestratorClient, putPresigned } from '../functions/client/orchestrator-client.ts';
 import type { GitArtifact } from '../functions/core/api-schemas.ts';
 import type { UploadLinks } from '../functions/services/worker-access.ts';
-import { putPresigned, type WorkerApiClient } from './api-client.ts';
 
 const MAX_FILE_BYTES = 100 * 1024 * 1024;
 const UPLOAD_CONCURRENCY = 4;
@@ -47,7 +47,7 @@ export interface Uploads {
  * call after the log is up. Returns the file paths uploaded.
  */
 export async function uploadAll(
-  api: WorkerApiClient,
+  api: OrchestratorClient,
   base: string,
   attempt: number,
   uploads: Uploads,
@@ -75,10 +75,12 @@ export async function uploadAll(
   let bytesLeft: number | undefined;
   if (files.length > 0 || artifacts.length > 0) {
     try {
-      const links = await api.call<UploadLinks>('POST', `${base}/uploads`, {
-        attempt,
-        files,
-        git: artifacts.map(({ name, size_bytes }) => ({ name, size_bytes })),
+      const links = await api.request<UploadLinks>('POST', `${base}/uploads`, {
+        body: {
+          attempt,
+          files,
+          git: artifacts.map(({ name, size_bytes }) => ({ name, size_bytes })),
+        },
       });
       bytesLeft = links.bytes_left;
       for (const r of links.refused ?? []) notes.push(`refused by the API: ${r.path}: ${r.reason}`);
@@ -101,7 +103,7 @@ export async function uploadAll(
       for (const { name, file } of artifacts) {
         const url = links.git?.[name]?.url;
         if (!url) throw new Error(`the API gave no upload link for the ${name}`);
-        jobs.push(async () => putPresigned(url, await readFile(file), 4, 15 * 60_000));
+        jobs.push(async () => putPresigned(url, await readFile(file), { timeoutMs: 15 * 60_000 }));
       }
       await runBounded(jobs, UPLOAD_CONCURRENCY);
     } catch (err) {
@@ -121,10 +123,8 @@ export async function uploadAll(
         Math.max(0, bytesLeft),
       );
     }
-    const link = await api.call<UploadLinks>('POST', `${base}/uploads`, {
-      attempt,
-      files: [],
-      log_bytes: body.byteLength,
+    const link = await api.request<UploadLinks>('POST', `${base}/uploads`, {
+      body: { attempt, files: [], log_bytes: body.byteLength },
     });
     if (link.log) await putPresigned(link.log.url, body);
   } catch (err) {
@@ -160,6 +160,6 @@ export interface ResultBody {
   git?: Record<string, unknown>;
 }
 
-export async function postResult(api: WorkerApiClient, base: string, body: ResultBody): Promise<void> {
-  await api.call('POST', `${base}/result`, body);
+export async function postResult(api: OrchestratorClient, base: string, body: ResultBody): Promise<void> {
+  await api.request('POST', `${base}/result`, { body });
 }

@@ -7,10 +7,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { judgeClaudeRun } from '../functions/core/claude-result.ts';
 import { workerCommitMessage } from '../functions/core/git-source.ts';
 import type { Assignment, RepoAssignment } from '../functions/services/worker-access.ts';
-import type { WorkerApiClient } from './api-client.ts';
 import { checkoutBase } from './checkout.ts';
 import { bundleRange, commitWork, writePatch } from './commit-work.ts';
 import { decideOrHandOff } from './decide.ts';
@@ -23,7 +23,7 @@ const MAX_FILES = 500;
 const SPAWN_BIN_DIR = fileURLToPath(new URL('./bin', import.meta.url));
 
 export interface AttemptContext {
-  api: WorkerApiClient;
+  api: OrchestratorClient;
   /** `/api/v1/jobs/<job>/tasks/<n>` */
   base: string;
   assignment: Assignment;

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ApiError, sleep, WorkerApiClient } from './api-client.ts';
+import { OrchestratorApiError, OrchestratorClient, sleep } from '../functions/client/orchestrator-client.ts';
 import { git, identityEnv, runGit } from './git.ts';
 
 const TERMINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
@@ -31,13 +31,13 @@ export interface SpawnOptions {
  * left for the session to resolve, with how.
  */
 async function mergeChildBranch(
-  api: WorkerApiClient,
+  api: OrchestratorClient,
   jobId: string,
   cwd: string,
 ): Promise<{ branch: string; merged: boolean; note: string }> {
   const scratch = await mkdtemp(join(tmpdir(), 'fleet-spawn-'));
   try {
-    const info = await api.call<{ url: string; branch: string }>('GET', `/api/v1/jobs/${jobId}/bundle`);
+    const info = await api.request<{ url: string; branch: string }>('GET', `/api/v1/jobs/${jobId}/bundle`);
     const response = await fetch(info.url, { signal: AbortSignal.timeout(15 * 60_000) });
     if (!response.ok) throw new Error(`download refused with ${response.status}`);
     const file = join(scratch, 'child.bundle');
@@ -114,21 +114,19 @@ export async function spawnChild(
     );
     return 1;
   }
-  const api = new WorkerApiClient({ baseUrl: env.API_URL, token: env.TASK_TOKEN });
+  const api = new OrchestratorClient(env.API_URL, undefined, {
+    taskToken: env.TASK_TOKEN,
+    timeoutMs: 15_000,
+  });
   let jobId: string;
   try {
-    const submitted = await api.call<{ job_id: string }>(
-      'POST',
-      '/api/v1/orchestrate',
-      { request: options.request },
-      { 'x-child-mode': 'wait' },
-    );
+    const submitted = await api.orchestrate(options.request, { headers: { 'x-child-mode': 'wait' } });
     jobId = submitted.job_id;
   } catch (err) {
     out(
       JSON.stringify({
         error: 'the child job was refused',
-        detail: err instanceof ApiError ? err.message : String(err),
+        detail: err instanceof OrchestratorApiError ? err.message : String(err),
       }),
     );
     return 1;
@@ -145,9 +143,9 @@ export async function spawnChild(
       return 1;
     }
     await sleep(options.pollMs ?? 2_000);
-    status = (await api.call<{ status: string }>('GET', `/api/v1/jobs/${jobId}/status`)).status;
+    status = (await api.request<{ status: string }>('GET', `/api/v1/jobs/${jobId}/status`)).status;
   }
-  const result = await api.call<ChildResult>('GET', `/api/v1/jobs/${jobId}`);
+  const result = await api.request<ChildResult>('GET', `/api/v1/jobs/${jobId}`);
   const merged = result.git?.branch
     ? await mergeChildBranch(api, jobId, options.cwd ?? process.cwd())
     : undefined;

@@ -14,9 +14,9 @@
  * Exit codes: 0 result posted; 1 could not post a result; 2 bad environment.
  */
 import { pathToFileURL } from 'node:url';
+import { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { parseTaskToken } from '../functions/core/tokens.ts';
 import type { Assignment } from '../functions/services/worker-access.ts';
-import { WorkerApiClient } from './api-client.ts';
 import { fail, runPushStep, runSourceStep } from './git-steps.ts';
 import { runMergeStep } from './merge-step.ts';
 import { AttemptLog } from './reporting.ts';
@@ -50,13 +50,13 @@ export async function runWorker(
   // Sessions (and `orchestrator spawn` inside them) read the plain token; the ciphertext is of no further use.
   env.TASK_TOKEN = token;
   delete env.TASK_TOKEN_SEALED;
-  const api = new WorkerApiClient({ baseUrl: env.API_URL, token });
+  const api = new OrchestratorClient(env.API_URL, undefined, { taskToken: token, timeoutMs: 15_000 });
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
   const log = new AttemptLog();
 
   let assignment: Assignment;
   try {
-    assignment = await api.call<Assignment>('GET', `${base}/assignment`);
+    assignment = await api.request<Assignment>('GET', `${base}/assignment`);
   } catch (err) {
     process.stderr.write(`worker: cannot fetch assignment: ${(err as Error).message}\n`);
     return 1;

@@ -449,6 +449,44 @@ export class JobStore {
   }
 
   /**
+   * A live worker's progress post, which is also its heartbeat: refused when
+   * the attempt is no longer live, or when the last post of the same attempt
+   * came less than `minIntervalMs` ago (a worker may not flood the table).
+   */
+  async recordHeartbeat(
+    jobId: string,
+    taskNo: number,
+    attempt: number,
+    nowMs: number,
+    minIntervalMs: number,
+  ): Promise<'ok' | 'too_soon' | 'not_live'> {
+    const written = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(jobId, taskNo),
+          UpdateExpression: 'SET heartbeatAt = :now, heartbeatAttempt = :a',
+          ConditionExpression:
+            'attribute_exists(PK) AND attempt = :a AND #state IN (:launching, :running) AND ' +
+            '(attribute_not_exists(heartbeatAt) OR heartbeatAttempt <> :a OR heartbeatAt <= :cutoff)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':now': nowMs,
+            ':a': attempt,
+            ':launching': 'launching',
+            ':running': 'running',
+            ':cutoff': nowMs - minIntervalMs,
+          },
+        }),
+      ),
+    );
+    if (written) return 'ok';
+    const task = await this.getTask(jobId, taskNo);
+    const live = task?.attempt === attempt && (task.state === 'launching' || task.state === 'running');
+    return live ? 'too_soon' : 'not_live';
+  }
+
+  /**
    * Ends an attempt: to a final state, or back to `queued` with attempt+1 for a
    * retry (written at once, so a crash cannot leave a failed task unretried).
    */

@@ -34,6 +34,11 @@ export const conflict = (message: string) => new HttpError(409, message, undefin
 /** A server-enforced limit refused the request; `limit` names it (e.g. `max_depth`). */
 export const limitExceeded = (limit: string, message: string, details: Record<string, unknown> = {}) =>
   new HttpError(403, message, undefined, 'limit_exceeded', { limit, ...details });
+/** Too often: the answer carries Retry-After (whole seconds, at least 1). */
+export const tooManyRequests = (message: string, retryAfterMs: number) =>
+  new HttpError(429, message, undefined, 'throttled', {
+    retry_after_sec: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+  });
 export const unsupportedMediaType = (message: string) =>
   new HttpError(415, message, undefined, 'unsupported_media_type');
 

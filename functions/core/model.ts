@@ -266,6 +266,9 @@ export interface TaskRecord {
   uploadPaths?: Set<string> | undefined;
   uploadRefused?: RefusedFile[] | undefined;
   uploadRefusedCount?: number | undefined;
+  /** When the worker of attempt `heartbeatAttempt` last posted progress (epoch ms): silence means it is lost. */
+  heartbeatAt?: number | undefined;
+  heartbeatAttempt?: number | undefined;
 }
 
 /**

@@ -32,12 +32,17 @@ export function errorResponses(log: Log): MiddlewareObj<APIGatewayProxyEvent, AP
     onError: async (request) => {
       const err = request.error;
       if (err instanceof HttpError) {
-        request.response = json(err.statusCode, {
-          error: err.message,
-          ...(err.code ? { code: err.code } : {}),
-          ...(err.issues ? { issues: err.issues } : {}),
-          ...err.details,
-        });
+        const retryAfter = err.details?.retry_after_sec;
+        request.response = json(
+          err.statusCode,
+          {
+            error: err.message,
+            ...(err.code ? { code: err.code } : {}),
+            ...(err.issues ? { issues: err.issues } : {}),
+            ...err.details,
+          },
+          typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {},
+        );
         return;
       }
       log.error('unhandled error', {

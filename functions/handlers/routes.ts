@@ -6,8 +6,10 @@
  * `caller` routes take an API key (`X-API-Key`) or, for a worker acting as a
  * caller (child jobs, spawn-and-wait), its task token (`X-Task-Token`); the
  * handler decides what each may do. `worker` routes take only a task token.
+ * `public` routes (health, the OpenAPI document) take none and read nothing
+ * of any tenant.
  */
-export type RouteAuth = 'caller' | 'worker';
+export type RouteAuth = 'caller' | 'worker' | 'public';
 
 export interface RouteSpec {
   method: 'GET' | 'POST';
@@ -19,6 +21,8 @@ export interface RouteSpec {
 }
 
 export const ROUTES: readonly RouteSpec[] = [
+  { method: 'GET', resource: '/api/v1/health', auth: 'public', name: 'health' },
+  { method: 'GET', resource: '/api/v1/openapi.json', auth: 'public', name: 'openapi' },
   { method: 'POST', resource: '/api/v1/orchestrate', auth: 'caller', name: 'submit' },
   { method: 'POST', resource: '/api/v1/sources', auth: 'caller', name: 'createSource' },
   { method: 'GET', resource: '/api/v1/jobs', auth: 'caller', name: 'listJobs' },
@@ -28,6 +32,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', resource: '/api/v1/jobs/{id}/patch', auth: 'caller', name: 'getPatch' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/bundle', auth: 'caller', name: 'getBundle' },
   { method: 'POST', resource: '/api/v1/jobs/{id}/cancel', auth: 'caller', name: 'cancel' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/events', auth: 'caller', name: 'getEvents' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/logs/{worker}', auth: 'caller', name: 'getLog' },
   {
     method: 'GET',
     resource: '/api/v1/jobs/{id}/tasks/{taskNo}/assignment',
@@ -36,6 +42,7 @@ export const ROUTES: readonly RouteSpec[] = [
   },
   { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/uploads', auth: 'worker', name: 'uploads' },
   { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/result', auth: 'worker', name: 'result' },
+  { method: 'POST', resource: '/api/v1/jobs/{id}/tasks/{taskNo}/progress', auth: 'worker', name: 'progress' },
 ] as const;
 
 export const API_KEY_HEADER = 'x-api-key';

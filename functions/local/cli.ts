@@ -7,17 +7,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { spawnChild } from '../../container/spawn.ts';
 import { EMULATOR_SECRET_ENV } from '../adapters/aws-clients.ts';
+import { OrchestratorApiError, OrchestratorClient } from '../client/orchestrator-client.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
 import type { JobResult } from '../core/result-format.ts';
-import { isTerminalJobStatus, type JobStatus } from '../core/task-states.ts';
+import { VERSION } from '../core/version.ts';
 import { loadSubtree } from '../services/job-tree.ts';
+import { EXIT, exitCodeOf, UsageError } from './exit-codes.ts';
 import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
 import { type MirrorResult, mirrorJob } from './mirror.ts';
-import { checkClaudeCommand, checkWorkerContainment, PreflightError } from './preflight.ts';
+import { checkClaudeCommand, checkWorkerContainment } from './preflight.ts';
+import { addRemoteCommands } from './remote-commands.ts';
 import {
   addResultBranch,
   diffstat,
@@ -27,8 +30,7 @@ import {
 } from './repo-snapshot.ts';
 import { resolveSandbox } from './sandbox.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
-
-const EXIT = { completed: 0, partial: 2, failed: 1, cancelled: 1 } as const;
+import { watchJob } from './watch.ts';
 
 interface CommonOptions {
   config?: string;
@@ -112,17 +114,26 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     await snapshot?.cleanup();
     throw err;
   });
-  const stopOnSignal = () => {
-    say('interrupted; stopping workers');
-    void Promise.all([stack.stop(), snapshot?.cleanup()]).then(() => process.exit(130));
+  // A first Ctrl-C cancels the job on the server and still mirrors what finished; a second stops at once.
+  const interrupt = new AbortController();
+  const onSignal = () => {
+    if (interrupt.signal.aborted) {
+      say('stopping now');
+      void Promise.all([stack.stop(), snapshot?.cleanup()]).then(() => process.exit(EXIT.interrupted));
+      return;
+    }
+    say('interrupted: cancelling the job and keeping what finished (Ctrl-C again to stop at once)');
+    interrupt.abort();
   };
-  process.once('SIGINT', stopOnSignal);
-  process.once('SIGTERM', stopOnSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const key = await stack.createApiKey('local', 'run');
-    const api = apiClient(stack.apiUrl, key);
-    const source = snapshot ? { bundle_id: await uploadBundle(api, snapshot.bundleFile) } : undefined;
-    const submitted = await api<{ job_id: string; status: JobStatus }>('POST', '/api/v1/orchestrate', {
+    const api = new OrchestratorClient(stack.apiUrl, key);
+    const source = snapshot
+      ? { bundle_id: await api.uploadSource(await readFile(snapshot.bundleFile)) }
+      : undefined;
+    const submitted = await api.orchestrate({
       request,
       config: {
         max_workers: config.workers.max_workers,
@@ -144,28 +155,16 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
 
     // Bounded by what the job itself may take: every attempt of planning, the workers and the merge, plus slack.
     const attempts = config.workers.max_retries + 1;
-    const deadline = Date.now() + (3 * attempts * config.workers.default_timeout + 300) * 1000;
-    let status: JobStatus = submitted.status;
-    let lastLine = '';
-    while (!isTerminalJobStatus(status)) {
-      if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish before the deadline`);
-      await new Promise((r) => setTimeout(r, 500));
-      const s = await api<{
-        status: JobStatus;
-        total_tasks: number;
-        finished_tasks: number;
-        tasks: Record<string, number>;
-        waiting?: Record<string, number>;
-      }>('GET', `/api/v1/jobs/${jobId}/status`);
-      status = s.status;
-      const line =
-        status === 'planning'
-          ? 'planning…'
-          : `${status}: ${s.finished_tasks}/${s.total_tasks} finished, ${(s.tasks.running ?? 0) + (s.tasks.launching ?? 0)} running, ${s.tasks.queued ?? 0} queued${s.waiting?.spend_budget ? ` (${s.waiting.spend_budget} waiting for spend budget)` : ''}`;
-      if (line !== lastLine) say(line);
-      lastLine = line;
+    const timeoutMs = (3 * attempts * config.workers.default_timeout + 300) * 1000;
+    let result: JobResult;
+    try {
+      interrupt.signal.throwIfAborted();
+      result = await watchJob(api, jobId, { signal: interrupt.signal, timeoutMs, refreshMs: 1000 });
+    } catch (err) {
+      if (!interrupt.signal.aborted) throw err;
+      await api.cancel(jobId).catch(() => undefined);
+      result = await api.wait(jobId, { timeoutMs: 60_000, pollMs: 300 });
     }
-    const result = await api<JobResult>('GET', `/api/v1/jobs/${jobId}`);
     const rootJob = await stack.deps.store.getJob(jobId);
     const mirror = await mirrorJob(
       stack.deps.artifacts,
@@ -183,10 +182,10 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
       printSummary(result, mirror, finalReport);
       if (snapshot) printBranch(snapshot, result, branch);
     }
-    return EXIT[status as keyof typeof EXIT] ?? 1;
+    return interrupt.signal.aborted ? EXIT.interrupted : exitCodeOf(result.status);
   } finally {
-    process.off('SIGINT', stopOnSignal);
-    process.off('SIGTERM', stopOnSignal);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await stack.stop();
     await snapshot?.cleanup();
   }
@@ -248,22 +247,6 @@ function isInside(path: string, dir: string): boolean {
 
 function userCacheDir(): string {
   return process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-}
-
-type Api = ReturnType<typeof apiClient>;
-
-async function uploadBundle(api: Api, file: string): Promise<string> {
-  const body = await readFile(file);
-  const created = await api<{ bundle_id: string; upload: { url: string } }>('POST', '/api/v1/sources', {
-    size_bytes: body.byteLength,
-  });
-  const put = await fetch(created.upload.url, {
-    method: 'PUT',
-    body,
-    signal: AbortSignal.timeout(15 * 60_000),
-  });
-  if (!put.ok) throw new Error(`uploading the repository bundle failed with ${put.status}`);
-  return created.bundle_id;
 }
 
 /**
@@ -375,25 +358,13 @@ async function serveCommand(options: CommonOptions & { port?: number }): Promise
   await stack.stop();
 }
 
-function apiClient(baseUrl: string, apiKey: string) {
-  return async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> => {
-    const response = await fetch(`${baseUrl}${path}`, {
-      method,
-      headers: { 'x-api-key': apiKey, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await response.text();
-    if (!response.ok)
-      throw new Error(`${method} ${path} failed with ${response.status}: ${text.slice(0, 500)}`);
-    return JSON.parse(text) as T;
-  };
-}
-
 export function buildProgram(): Command {
   const program = new Command('orchestrator')
     .description('Run many Claude Code workers in parallel: locally on embedded AWS emulators, or on AWS')
-    .showHelpAfterError();
+    .version(VERSION, '-V, --version', 'print the version')
+    .showHelpAfterError()
+    // Usage errors throw (main gives them exit code 64) instead of exiting with 1, the code of a failed job.
+    .exitOverride();
   const common = (cmd: Command) =>
     cmd
       .option('--config <file>', 'config file (default: ./config.yaml when present)')
@@ -436,6 +407,7 @@ export function buildProgram(): Command {
     await serveCommand(options);
   });
   program.addCommand(keysCommand());
+  addRemoteCommands(program);
   program
     .command('spawn')
     .description(
@@ -451,19 +423,35 @@ export function buildProgram(): Command {
         (line) => process.stdout.write(`${line}\n`),
       );
     });
+  for (const command of allCommands(program)) command.exitOverride();
   return program;
+}
+
+function allCommands(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(allCommands)];
 }
 
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof PreflightError) {
-      process.stderr.write(`orchestrator: ${err.message}\n`);
-      process.exitCode = 1;
-      return;
-    }
-    process.stderr.write(`orchestrator: ${(err as Error).message}\n`);
-    process.exitCode = 1;
+    process.exitCode = failure(err);
   }
+}
+
+/** One line on stderr (never a stack trace) and the exit code that says what kind of failure it was. */
+function failure(err: unknown): number {
+  // Commander has printed its message (and the help) already; --help and --version end here too.
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  if (err instanceof UsageError) {
+    process.stderr.write(`orchestrator: ${err.message}\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof OrchestratorApiError) {
+    const issues = (err.issues ?? []).map((i) => `${i.path}: ${i.message}`).join('; ');
+    process.stderr.write(`orchestrator: ${err.message}${issues ? ` (${issues})` : ''}\n`);
+    return EXIT.failed;
+  }
+  process.stderr.write(`orchestrator: ${(err as Error).message ?? String(err)}\n`);
+  return EXIT.failed;
 }

@@ -28,7 +28,7 @@ export interface LocalApiOptions {
   port: number;
   api: (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
   authorizers: Record<
-    RouteAuth,
+    Exclude<RouteAuth, 'public'>,
     (event: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>
   >;
   /** The model gateway (`/gateway/*`), streamed; absent: those paths answer 404. */
@@ -80,6 +80,13 @@ export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi>
   };
 }
 
+/** What a route without credentials passes on: nobody, allowed. */
+const PUBLIC: APIGatewayAuthorizerResult = {
+  principalId: 'anonymous',
+  policyDocument: { Version: '2012-10-17', Statement: [] },
+  context: { kind: 'public' },
+};
+
 async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<APIGatewayProxyResult> {
   const url = new URL(req.url ?? '/', 'http://local');
   const method = req.method ?? 'GET';
@@ -118,26 +125,28 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
   const requestId = randomUUID();
   const methodArn = `arn:aws:execute-api:local:000000000000:local/v1/${method}${match.route.resource}`;
 
-  let authorizer: APIGatewayAuthorizerResult;
-  try {
-    authorizer = await options.authorizers[match.route.auth]({
-      type: 'REQUEST',
-      methodArn,
-      resource: match.route.resource,
-      path: url.pathname,
-      httpMethod: method,
-      headers,
-      multiValueHeaders,
-      pathParameters: match.pathParameters,
-      queryStringParameters: query,
-      multiValueQueryStringParameters: multiQuery,
-      stageVariables: {},
-      requestContext: {} as APIGatewayRequestAuthorizerEvent['requestContext'],
-    });
-  } catch {
-    const what = match.route.auth === 'caller' ? 'X-API-Key (or X-Task-Token)' : 'X-Task-Token';
-    return reply(401, { error: `missing or unknown ${what}`, code: 'unauthorized' });
-  }
+  let authorizer: APIGatewayAuthorizerResult = PUBLIC;
+  const auth = match.route.auth;
+  if (auth !== 'public')
+    try {
+      authorizer = await options.authorizers[auth]({
+        type: 'REQUEST',
+        methodArn,
+        resource: match.route.resource,
+        path: url.pathname,
+        httpMethod: method,
+        headers,
+        multiValueHeaders,
+        pathParameters: match.pathParameters,
+        queryStringParameters: query,
+        multiValueQueryStringParameters: multiQuery,
+        stageVariables: {},
+        requestContext: {} as APIGatewayRequestAuthorizerEvent['requestContext'],
+      });
+    } catch {
+      const what = auth === 'caller' ? 'X-API-Key (or X-Task-Token)' : 'X-Task-Token';
+      return reply(401, { error: `missing or unknown ${what}`, code: 'unauthorized' });
+    }
   if (authorizer.policyDocument.Statement.some((s) => s.Effect === 'Deny')) {
     return reply(403, { error: 'forbidden', code: 'forbidden' });
   }

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Artifacts } from '../adapters/artifacts.ts';
 import { type ClientOptions, createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
+import { EventStore } from '../adapters/event-store.ts';
 import { JobStore } from '../adapters/job-store.ts';
 import { anthropicUpstream, type ModelUpstream } from '../adapters/model-upstream.ts';
 import { ensureResources } from '../adapters/provision.ts';
@@ -120,6 +121,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       store,
       tree: new TreeStore(store),
       slots: new RunSlots(store),
+      events: new EventStore(store.ddb, store.tableName),
       queue,
       artifacts,
       settings,

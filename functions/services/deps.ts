@@ -1,6 +1,7 @@
 /** What the use cases need from the outside world; handlers and local mode build it. */
 
 import type { Artifacts } from '../adapters/artifacts.ts';
+import type { EventStore } from '../adapters/event-store.ts';
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Launcher } from '../adapters/launcher.ts';
 import type { ModelUpstream } from '../adapters/model-upstream.ts';
@@ -60,6 +61,8 @@ export interface Deps {
   store: JobStore;
   tree: TreeStore;
   slots: RunSlots;
+  /** Workers' live progress and logs. */
+  events: EventStore;
   queue: WorkQueue;
   artifacts: Artifacts;
   settings: Settings;

@@ -7,6 +7,7 @@
 import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
+  AuthorizationType,
   EndpointType,
   IdentitySource,
   JsonSchemaVersion,
@@ -32,6 +33,7 @@ import {
   uploadRequestSchema,
   workerResultSchema,
 } from '../../functions/core/api-schemas.ts';
+import { ProgressBodySchema } from '../../functions/core/progress.ts';
 import { ROUTES, type RouteAuth, TASK_TOKEN_HEADER } from '../../functions/handlers/routes.ts';
 import { OrchestratorFunction } from '../lambda-defaults.ts';
 import { allowArtifacts, allowSourceUploads, allowTable } from '../permissions.ts';
@@ -55,13 +57,14 @@ const BODY_SCHEMAS: Readonly<Record<string, (limits: ApiLimits) => z.ZodType>> =
   createSource: () => CreateSourceBodySchema,
   uploads: uploadRequestSchema,
   result: workerResultSchema,
+  progress: () => ProgressBodySchema,
 };
 
 export class Api extends Construct {
   readonly restApi: RestApi;
   readonly handler: OrchestratorFunction;
-  readonly authorizerFunctions: Record<RouteAuth, OrchestratorFunction>;
-  readonly authorizers: Record<RouteAuth, RequestAuthorizer>;
+  readonly authorizerFunctions: Record<Exclude<RouteAuth, 'public'>, OrchestratorFunction>;
+  readonly authorizers: Record<Exclude<RouteAuth, 'public'>, RequestAuthorizer>;
   readonly accessLogs: LogGroup;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
@@ -79,7 +82,8 @@ export class Api extends Construct {
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
-    allowTable(this.handler, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query']);
+    // BatchWriteItem: a worker's progress post stores its events together.
+    allowTable(this.handler, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchWriteItem']);
     props.queue.grantSendMessages(this.handler);
     // Get for reports and download links; put so the upload URLs it signs for workers are honoured.
     allowArtifacts(this.handler, props.bucket, ['GetObject', 'PutObject'], true);
@@ -119,7 +123,7 @@ export class Api extends Construct {
     Validations.of(this.restApi).acknowledge({
       id: 'AwsSolutions-APIG3',
       reason:
-        'No WAF by default to stay cheap when idle: every route needs an API key or task token, and the stage is throttled. Attach a web ACL to the stage where policy requires one.',
+        'No WAF by default to stay cheap when idle: every route but health and the OpenAPI document needs an API key or task token, and the stage is throttled. Attach a web ACL to the stage where policy requires one.',
     });
     Validations.of(this.restApi).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
@@ -189,10 +193,17 @@ export class Api extends Construct {
       const resource = this.resourceFor(route.resource);
       const schema = BODY_SCHEMAS[route.name];
       const model: Model | undefined = schema ? this.modelFor(route.name, schema(props.limits)) : undefined;
-      resource.addMethod(route.method, integration, {
-        authorizer: authorizers[route.auth],
+      const method = resource.addMethod(route.method, integration, {
+        ...(route.auth === 'public'
+          ? { authorizationType: AuthorizationType.NONE }
+          : { authorizer: authorizers[route.auth] }),
         ...(model ? { requestValidator: validator, requestModels: { 'application/json': model } } : {}),
       });
+      if (route.auth === 'public')
+        Validations.of(method).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason: `${route.resource} is public on purpose (health checks, client generators) and reads no tenant's data.`,
+        });
     }
   }
 

@@ -897,8 +897,15 @@ describe('API', () => {
   it.each(ROUTES.map((r) => [r.auth, r.method, r.resource] as const))(
     'the %s authorizer guards %s %s',
     (auth, httpMethod, path) => {
-      const authorizerId = logicalId(defaults.stack.api.authorizers[auth]);
       const method = apiMethods(defaults).find((m) => m.httpMethod === httpMethod && m.path === path);
+      if (auth === 'public') {
+        // Only health and the OpenAPI document answer without credentials.
+        expect(path).toMatch(/^\/api\/v1\/(health|openapi\.json)$/);
+        expect(method?.props.AuthorizationType).toBe('NONE');
+        expect(method?.props.AuthorizerId).toBeUndefined();
+        return;
+      }
+      const authorizerId = logicalId(defaults.stack.api.authorizers[auth]);
       expect(method?.props.AuthorizerId).toEqual({ Ref: authorizerId });
     },
   );

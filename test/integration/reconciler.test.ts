@@ -3,6 +3,7 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Artifacts } from '../../functions/adapters/artifacts.ts';
 import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
+import { EventStore } from '../../functions/adapters/event-store.ts';
 import { JobStore } from '../../functions/adapters/job-store.ts';
 import {
   LaunchRefusedError,
@@ -72,6 +73,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       store,
       tree: new TreeStore(store),
       slots: new RunSlots(store),
+      events: new EventStore(store.ddb, store.tableName),
       queue: new WorkQueue(clients.sqs, resources.queueUrl),
       artifacts: new Artifacts(clients.s3, resources.bucketName),
       settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
@@ -221,7 +223,13 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     });
     const shared = deps;
     const sweptStore = new JobStore(clients.ddb, swept.tableName);
-    deps = { ...shared, store: sweptStore, tree: new TreeStore(sweptStore), slots: new RunSlots(sweptStore) };
+    deps = {
+      ...shared,
+      store: sweptStore,
+      tree: new TreeStore(sweptStore),
+      slots: new RunSlots(sweptStore),
+      events: new EventStore(sweptStore.ddb, sweptStore.tableName),
+    };
     try {
       await sweepScenario();
     } finally {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClientOptions } from '../../functions/adapters/aws-clients.ts';
+import { OrchestratorClient } from '../../functions/client/orchestrator-client.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import { isTerminalJobStatus, type JobStatus } from '../../functions/core/task-states.ts';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack.ts';
@@ -23,6 +24,8 @@ export interface TestStack extends LocalStack {
   /** File the test double appends one JSON line per invocation to. */
   invocationLog: string;
   logs: { level: string; message: string; extra?: Record<string, unknown> }[];
+  /** The client of every other caller, with this stack's key. */
+  client: OrchestratorClient;
   api(
     method: string,
     path: string,
@@ -122,29 +125,10 @@ export async function startTestStack(
   });
   const apiKey = await stack.createApiKey('tenant-a');
 
-  const api: TestStack['api'] = async (method, path, init = {}) => {
-    const headers: Record<string, string> = { 'x-api-key': apiKey, ...init.headers };
-    let body: string | undefined = init.rawBody;
-    if (init.body !== undefined) {
-      body = JSON.stringify(init.body);
-      headers['content-type'] ??= 'application/json';
-    }
-    for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
-    const response = await fetch(`${stack.apiUrl}${path}`, {
-      method,
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: response.status, json, text, headers: response.headers };
-  };
+  const client = new OrchestratorClient(stack.apiUrl, apiKey, { timeoutMs: 15_000 });
+  // One try: tests assert the status the API answers, 429 and 5xx included.
+  const api: TestStack['api'] = (method, path, init = {}) =>
+    client.send(method, path, { ...init, retry: false });
 
   const waitForJob = async (jobId: string, timeoutMs = 45_000): Promise<JobStatus> => {
     const deadline = Date.now() + timeoutMs;
@@ -170,6 +154,7 @@ export async function startTestStack(
     workspace,
     invocationLog,
     logs,
+    client,
     api,
     waitForJob,
     invocations,

@@ -10,6 +10,7 @@ import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts
 import { finalReportKey, jobPrefix, mergeBundleKey, mergePatchKey } from '../../core/layout.ts';
 import { mergeResultOf } from '../../core/merge-plan.ts';
 import type { JobRecord, TaskRecord } from '../../core/model.ts';
+import { EventsQuerySchema, LogQuerySchema, parseWorkerId } from '../../core/progress.ts';
 import { reportObjects } from '../../core/report-links.ts';
 import { linkTarget, markdownText, renderTreeReports } from '../../core/reports.ts';
 import { buildTreeResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
@@ -18,6 +19,7 @@ import { requestCancel } from '../../services/cancel.ts';
 import { createChildJob } from '../../services/children.ts';
 import type { Deps } from '../../services/deps.ts';
 import { loadSubtree } from '../../services/job-tree.ts';
+import { readEvents, readLog } from '../../services/progress.ts';
 import { createSourceUpload } from '../../services/sources.ts';
 import { submitJob } from '../../services/submit-job.ts';
 import { liveTask } from '../../services/worker-access.ts';
@@ -277,4 +279,41 @@ export async function getBundle(deps: Deps, event: APIGatewayProxyEvent): Promis
     size_bytes: (await deps.artifacts.size(key)) ?? 0,
     expires_in: expires,
   });
+}
+
+/**
+ * The job tree's events after `?after=`, held open up to `?wait=` seconds
+ * (20 at most) until one arrives.
+ */
+export async function getEvents(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const job = await visibleJob(deps, event);
+  const query = EventsQuerySchema.safeParse(event.queryStringParameters ?? {});
+  if (!query.success) throw badRequest('invalid query string', zodIssues(query.error));
+  const { after, wait, limit } = query.data;
+  return json(200, await readEvents(deps, job, { after, waitSec: wait, limit }));
+}
+
+/** One attempt's log, redacted: live while the worker runs, the uploaded log after. */
+export async function getLog(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const job = await visibleJob(deps, event);
+  const query = LogQuerySchema.safeParse(event.queryStringParameters ?? {});
+  if (!query.success) throw badRequest('invalid query string', zodIssues(query.error));
+  const worker = pathParam(event, 'worker');
+  const lineage = parseWorkerId(worker);
+  if (!lineage)
+    throw badRequest('not a worker id', [{ path: 'worker', message: 'like worker_2 or worker_2_1' }]);
+  const taskNo = lineage.at(-1) as number;
+  const jobPath = lineage.slice(0, -1).join('_');
+  const subtree = job.depth === 0 ? '' : job.path;
+  const inside = subtree === '' || jobPath === subtree || jobPath.startsWith(`${subtree}_`);
+  const owner = !inside
+    ? undefined
+    : jobPath === ''
+      ? await deps.store.getJob(job.rootJobId)
+      : (await deps.tree.listDescendants(job.rootJobId)).find((j) => j.path === jobPath);
+  const task = owner ? await deps.store.getTask(owner.jobId, taskNo) : undefined;
+  if (!owner || !task) throw notFound(`no ${worker.slice(0, 64)} in job ${job.jobId}`);
+  if (query.data.attempt !== undefined && query.data.attempt > task.attempt)
+    throw notFound(`${worker} has made ${task.attempt} attempt(s)`);
+  return json(200, await readLog(deps, job, task, query.data));
 }

@@ -7,11 +7,14 @@ import type { Deps } from '../../services/deps.ts';
 import { errorResponses } from '../http.ts';
 import { ROUTES } from '../routes.ts';
 import * as caller from './caller-routes.ts';
+import * as publicRoutes from './public-routes.ts';
 import * as worker from './worker-routes.ts';
 
 type RouteFn = (deps: Deps, event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 
 const IMPLEMENTATIONS: Readonly<Record<string, RouteFn>> = {
+  health: publicRoutes.health,
+  openapi: publicRoutes.openapi,
   submit: caller.submit,
   createSource: caller.createSource,
   getPatch: caller.getPatch,
@@ -21,9 +24,12 @@ const IMPLEMENTATIONS: Readonly<Record<string, RouteFn>> = {
   getStatus: caller.getStatus,
   getReport: caller.getReport,
   cancel: caller.cancel,
+  getEvents: caller.getEvents,
+  getLog: caller.getLog,
   assignment: worker.assignment,
   uploads: worker.uploads,
   result: worker.result,
+  progress: worker.progress,
 };
 
 export function createApiHandler(deps: Deps) {

@@ -8,9 +8,11 @@ import {
 } from '../../core/api-schemas.ts';
 import { badRequest, forbidden, notFound } from '../../core/errors.ts';
 import type { TaskRecord } from '../../core/model.ts';
+import { ProgressBodySchema } from '../../core/progress.ts';
 import { canonicalHash } from '../../core/tokens.ts';
 import { ownsTask } from '../../services/auth.ts';
 import type { Deps } from '../../services/deps.ts';
+import { recordProgress } from '../../services/progress.ts';
 import { recordWorkerResult } from '../../services/record-result.ts';
 import { getAssignment, uploadLinks } from '../../services/worker-access.ts';
 import { json, parseJsonBody, pathParam, principalOf } from '../http.ts';
@@ -71,4 +73,12 @@ export async function result(deps: Deps, event: APIGatewayProxyEvent): Promise<A
   // The body as the schema reads it, key order aside: only this exact result may be replayed.
   const recorded = await recordWorkerResult(deps, task, outcome, canonicalHash(body));
   return json(200, { outcome: recorded.outcome, state: recorded.task.state, attempt: recorded.task.attempt });
+}
+
+/** What the worker is doing, and the new part of its log; also its heartbeat. */
+export async function progress(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const { task, attempt } = await ownTask(deps, event);
+  const body = parseJsonBody(event, ProgressBodySchema);
+  if (body.attempt !== attempt) throw forbidden('this token belongs to another attempt');
+  return json(200, await recordProgress(deps, task, body));
 }

@@ -8,6 +8,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import { Artifacts } from '../../adapters/artifacts.ts';
 import { awsClients } from '../../adapters/aws-clients.ts';
+import { EventStore } from '../../adapters/event-store.ts';
 import { JobStore } from '../../adapters/job-store.ts';
 import { RunSlots, TreeStore } from '../../adapters/tree-store.ts';
 import { WorkQueue } from '../../adapters/work-queue.ts';
@@ -48,6 +49,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
     store,
     tree: new TreeStore(store),
     slots: new RunSlots(store),
+    events: new EventStore(store.ddb, store.tableName),
     queue: new WorkQueue(clients.sqs, e.QUEUE_URL),
     artifacts: new Artifacts(clients.s3, e.BUCKET_NAME),
     settings: JSON.parse(e.JOB_SETTINGS) as Settings,

@@ -1,9 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError, joinUrl, WorkerApiClient } from '../../container/api-client.ts';
+import {
+  OrchestratorApiError,
+  OrchestratorClient,
+  retryAfterMs,
+} from '../../functions/client/orchestrator-client.ts';
 
-describe("the worker's API client", () => {
+describe('the API client, as a worker uses it', () => {
   let server: Server;
   let base: string;
   const seen: { method: string; url: string; token: string | undefined }[] = [];
@@ -31,19 +35,33 @@ describe("the worker's API client", () => {
     await new Promise<void>((r) => server.close(() => r()));
   });
 
-  it('keeps the API Gateway stage in the URL', () => {
-    expect(joinUrl('https://abc.execute-api.us-east-1.amazonaws.com/v1/', '/api/v1/jobs/x')).toBe(
-      'https://abc.execute-api.us-east-1.amazonaws.com/v1/api/v1/jobs/x',
+  it('keeps the API Gateway stage in the URL', async () => {
+    seen.length = 0;
+    status = 200;
+    await new OrchestratorClient(`${base}/v1/`, undefined, { taskToken: 't' }).request(
+      'GET',
+      '/api/v1/jobs/x',
     );
-    expect(joinUrl('http://127.0.0.1:8000', '/api/v1/jobs')).toBe('http://127.0.0.1:8000/api/v1/jobs');
+    expect(seen.map((s) => s.url)).toEqual(['/v1/api/v1/jobs/x']);
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    expect(retryAfterMs('3')).toBe(3000);
+    expect(retryAfterMs(new Date(10_000).toUTCString(), 4_000)).toBe(6000);
+    expect(retryAfterMs('soon')).toBeUndefined();
+    expect(retryAfterMs(null)).toBeUndefined();
   });
 
   it('sends the task token to the stage-prefixed path and retries 5xx a bounded number of times', async () => {
     seen.length = 0;
     failuresLeft = 2;
     status = 200;
-    const client = new WorkerApiClient({ baseUrl: `${base}/v1/`, token: 'tt1.x', attempts: 3, backoffMs: 1 });
-    expect(await client.call('GET', '/api/v1/jobs/j/tasks/1/assignment')).toEqual({ ok: true });
+    const client = new OrchestratorClient(`${base}/v1/`, undefined, {
+      taskToken: 'tt1.x',
+      attempts: 3,
+      backoffMs: 1,
+    });
+    expect(await client.request('GET', '/api/v1/jobs/j/tasks/1/assignment')).toEqual({ ok: true });
     expect(seen.map((s) => s.url)).toEqual(Array(3).fill('/v1/api/v1/jobs/j/tasks/1/assignment'));
     expect(seen.every((s) => s.token === 'tt1.x')).toBe(true);
   });
@@ -51,8 +69,10 @@ describe("the worker's API client", () => {
   it('gives up at once on a 4xx, with the status', async () => {
     seen.length = 0;
     status = 403;
-    const client = new WorkerApiClient({ baseUrl: base, token: 't', attempts: 5, backoffMs: 1 });
-    await expect(client.call('POST', '/api/v1/x', {})).rejects.toBeInstanceOf(ApiError);
+    const client = new OrchestratorClient(base, undefined, { taskToken: 't', attempts: 5, backoffMs: 1 });
+    await expect(client.request('POST', '/api/v1/x', { body: {} })).rejects.toBeInstanceOf(
+      OrchestratorApiError,
+    );
     expect(seen).toHaveLength(1);
   });
 });
