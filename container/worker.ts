@@ -16,10 +16,11 @@
 import { pathToFileURL } from 'node:url';
 import { parseTaskToken } from '../functions/core/tokens.ts';
 import type { Assignment } from '../functions/services/worker-access.ts';
-import { WorkerApiClient } from './api-client.ts';
+import { type ApiClientOptions, WorkerApiClient } from './api-client.ts';
 import { fail, runPushStep, runSourceStep } from './git-steps.ts';
 import { runMergeStep } from './merge-step.ts';
 import { AttemptLog } from './reporting.ts';
+import { SessionTally, withSessionTally } from './run-claude.ts';
 import { type AttemptContext, runSession } from './session.ts';
 import { resolveTaskToken } from './task-token.ts';
 
@@ -50,8 +51,9 @@ export async function runWorker(
   // Sessions (and `orchestrator spawn` inside them) read the plain token; the ciphertext is of no further use.
   env.TASK_TOKEN = token;
   delete env.TASK_TOKEN_SEALED;
-  const api = new WorkerApiClient({ baseUrl: env.API_URL, token });
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
+  const tally = new SessionTally();
+  const api = new TallyingApiClient({ baseUrl: env.API_URL, token }, `${base}/result`, tally);
   const log = new AttemptLog();
 
   let assignment: Assignment;
@@ -71,7 +73,11 @@ export async function runWorker(
   if (credentialed !== (role === 'git')) {
     return fail(ctx, `a ${assignment.kind} task cannot run in the ${role} worker container`, false);
   }
-  switch (assignment.kind) {
+  return withSessionTally(tally, () => runStep(ctx));
+}
+
+function runStep(ctx: AttemptContext): Promise<number> {
+  switch (ctx.assignment.kind) {
     case 'source':
       return runSourceStep(ctx);
     case 'push':
@@ -80,6 +86,38 @@ export async function runWorker(
       return runMergeStep(ctx);
     default:
       return runSession(ctx);
+  }
+}
+
+/**
+ * Adds what the attempt's Claude sessions used (tokens, peak memory) to its
+ * result, whichever step posts it, so no step has to carry the numbers.
+ */
+class TallyingApiClient extends WorkerApiClient {
+  constructor(
+    options: ApiClientOptions,
+    private readonly resultPath: string,
+    private readonly tally: SessionTally,
+  ) {
+    super(options);
+  }
+
+  override call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<T> {
+    const report = method === 'POST' && path === this.resultPath && body !== null && typeof body === 'object';
+    const { usage, peakMemoryMb } = this.tally;
+    const sent = report
+      ? {
+          ...(usage && { usage }),
+          ...(peakMemoryMb !== undefined && { peak_memory_mb: peakMemoryMb }),
+          ...(body as Record<string, unknown>),
+        }
+      : body;
+    return super.call<T>(method, path, sent, headers);
   }
 }
 

@@ -51,8 +51,20 @@ export function workerFilesPrefix(rootJobId: string, depth: number, taskNo: numb
   return `${depthPrefix(rootJobId, depth)}${workerId(taskNo, jobPath)}/`;
 }
 
-export function workerLogKey(rootJobId: string, depth: number, taskNo: number, jobPath = ''): string {
-  return `${jobPrefix(rootJobId)}logs/depth_${depth}_${stepName(taskNo, jobPath)}.log`;
+/**
+ * The log of one attempt of a task: `logs/depth_0_worker_2.log` for the first,
+ * `logs/depth_0_worker_2.attempt-2.log` for the second, so a retry never
+ * overwrites the log that shows why the attempt before it failed.
+ */
+export function workerLogKey(
+  rootJobId: string,
+  depth: number,
+  taskNo: number,
+  jobPath = '',
+  attempt = 1,
+): string {
+  const suffix = attempt > 1 ? `.attempt-${attempt}` : '';
+  return `${jobPrefix(rootJobId)}logs/depth_${depth}_${stepName(taskNo, jobPath)}${suffix}.log`;
 }
 
 /** Everything git of a root job's tree lives under `jobs/<root>/git/`. */
