@@ -29,8 +29,13 @@ export interface ClaudeInvocation {
 }
 
 const MAX_CAPTURE = 8 * 1024 * 1024;
-/** Memory is sampled this often; a peak between two samples shows only through a process's own high-water mark. */
-const MEMORY_SAMPLE_MS = 500;
+/**
+ * Memory is sampled often at first, since a short session may be gone before a
+ * slow sampler looks, then every second; a process that starts and ends
+ * between two samples (a quick tool run) is missed, its parents' peaks are not.
+ */
+const FIRST_SAMPLE_MS = 25;
+const MAX_SAMPLE_MS = 1_000;
 /** A session that forks more processes than this is measured on the first ones only. */
 const MAX_SAMPLED_PROCESSES = 256;
 
@@ -137,16 +142,23 @@ export function runClaude(inv: ClaudeInvocation): Promise<ClaudeProcessOutcome> 
  */
 class MemoryWatch {
   private peakKb = 0;
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly pid: number) {
-    this.timer = setInterval(() => this.sample(), MEMORY_SAMPLE_MS);
-    this.timer.unref();
-    setImmediate(() => this.sample());
+    this.schedule(FIRST_SAMPLE_MS);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.sample();
+      if (this.timer !== undefined) this.schedule(Math.min(MAX_SAMPLE_MS, delayMs * 2));
+    }, delayMs);
+    this.timer.unref();
   }
 
   peakMb(): number | undefined {
