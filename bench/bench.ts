@@ -13,6 +13,7 @@
  *    (fresh node: import + first invocation against the emulators), BENCH_COLD_RUNS (5) times.
  * 5. Peak memory of local mode under load, from the last `npm run test:load` (bench/results/load.json).
  * 6. The repository phase (bench/repo-bench.ts): git steps on a 10,000-file, 100 MB repository.
+ * 7. REPORT.html of a 1,110-task tree (bench/report-html-bench.ts): size, render time, Chromium load.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -39,6 +40,7 @@ import {
   waitForJobs,
 } from './common.ts';
 import { repoPhase } from './repo-bench.ts';
+import { reportHtmlPhase } from './report-html-bench.ts';
 
 const exec = promisify(execFile);
 const env = process.env;
@@ -724,6 +726,7 @@ async function main(): Promise<void> {
   }
 
   const repo = await repoPhase();
+  const report = await reportHtmlPhase();
 
   console.log('\nTargets');
   const dispatcher = bundleRows.find((b) => b.name === 'queue-consumer');
@@ -767,6 +770,11 @@ async function main(): Promise<void> {
           "each worker's upload ≤ 2x its compressed change",
           `${Math.max(...repo.uploadRatios).toFixed(2)}x max`,
           Math.max(...repo.uploadRatios) <= 2 ? 'met' : 'MISSED',
+        ],
+        [
+          'REPORT.html of 1,110 tasks < 5 MB, drawn in Chromium < 2 s',
+          `${(report.bytes / 1e6).toFixed(2)} MB, ${report.browserMs === undefined ? 'no chromium' : `${report.browserMs.toFixed(0)} ms`}`,
+          report.bytes < 5e6 && report.browserMs !== undefined && report.browserMs < 2_000 ? 'met' : 'MISSED',
         ],
       ],
     ),

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { type OrchestratorClient, putPresigned } from '../functions/client/orchestrator-client.ts';
 import type { GitArtifact } from '../functions/core/api-schemas.ts';
 import type { UploadLinks } from '../functions/services/worker-access.ts';
+import { currentTally } from './run-claude.ts';
 
 const MAX_FILE_BYTES = 100 * 1024 * 1024;
 const UPLOAD_CONCURRENCY = 4;
@@ -160,6 +161,16 @@ export interface ResultBody {
   git?: Record<string, unknown>;
 }
 
+/**
+ * Posts the attempt's result, with what its Claude sessions used (tokens,
+ * peak memory) added from the attempt's tally, whichever step posts it.
+ */
 export async function postResult(api: OrchestratorClient, base: string, body: ResultBody): Promise<void> {
-  await api.request('POST', `${base}/result`, { body });
+  const tally = currentTally();
+  const sent = {
+    ...(tally?.usage && { usage: tally.usage }),
+    ...(tally?.peakMemoryMb !== undefined && { peak_memory_mb: tally.peakMemoryMb }),
+    ...body,
+  };
+  await api.request('POST', `${base}/result`, { body: sent });
 }

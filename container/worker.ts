@@ -20,6 +20,7 @@ import type { Assignment } from '../functions/services/worker-access.ts';
 import { fail, runPushStep, runSourceStep } from './git-steps.ts';
 import { runMergeStep } from './merge-step.ts';
 import { AttemptLog } from './reporting.ts';
+import { SessionTally, withSessionTally } from './run-claude.ts';
 import { type AttemptContext, runSession } from './session.ts';
 import { resolveTaskToken } from './task-token.ts';
 
@@ -50,8 +51,9 @@ export async function runWorker(
   // Sessions (and `orchestrator spawn` inside them) read the plain token; the ciphertext is of no further use.
   env.TASK_TOKEN = token;
   delete env.TASK_TOKEN_SEALED;
-  const api = new OrchestratorClient(env.API_URL, undefined, { taskToken: token, timeoutMs: 15_000 });
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
+  const tally = new SessionTally();
+  const api = new OrchestratorClient(env.API_URL, undefined, { taskToken: token, timeoutMs: 15_000 });
   const log = new AttemptLog();
 
   let assignment: Assignment;
@@ -71,7 +73,11 @@ export async function runWorker(
   if (credentialed !== (role === 'git')) {
     return fail(ctx, `a ${assignment.kind} task cannot run in the ${role} worker container`, false);
   }
-  switch (assignment.kind) {
+  return withSessionTally(tally, () => runStep(ctx));
+}
+
+function runStep(ctx: AttemptContext): Promise<number> {
+  switch (ctx.assignment.kind) {
     case 'source':
       return runSourceStep(ctx);
     case 'push':

@@ -6,6 +6,7 @@
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AttemptMeter, AttemptRecord, ChildResults, JobRecord, TaskRecord } from '../core/model.ts';
 import { MIN_HEADROOM_USD } from '../core/model-metering.ts';
+import { attemptTimes } from '../core/performance.ts';
 import {
   assertTaskTransition,
   TASK_STATES,
@@ -288,8 +289,11 @@ export class TreeStore {
                 ExpressionAttributeValues: { ':reason': reason, ':now': now, ':a': attempt },
               }
             : {
-                UpdateExpression: 'REMOVE waitingFor, waitingSince',
+                // Kept past the clear, so the reports can still show the wait once the attempt is over.
+                UpdateExpression:
+                  'SET budgetWaitAttempt = :a, budgetWaitSince = if_not_exists(waitingSince, :now), budgetWaitUntil = :now REMOVE waitingFor, waitingSince',
                 ConditionExpression: 'attribute_exists(waitingFor)',
+                ExpressionAttributeValues: { ':a': attempt, ':now': now },
               }),
         }),
       ),
@@ -320,7 +324,8 @@ export class TreeStore {
             ':now': now,
             ':a': attempt,
             ':running': 'running',
-            ':record': [record],
+            // The task's launch and start belong to this attempt; a later retry clears them.
+            ':record': [{ ...attemptTimes(task), ...record }],
             ':empty': [],
           },
           ReturnValues: 'ALL_NEW',

@@ -161,6 +161,9 @@ const boundedJson = z
   .unknown()
   .refine((v) => jsonDepthWithin(v, MAX_RESULT_DEPTH), `nested deeper than ${MAX_RESULT_DEPTH} levels`);
 
+/** A token count of one attempt: far above any real session, far below where numbers lose precision. */
+const tokenCount = z.number().int().min(0).max(1e12).default(0);
+
 /** What a worker posts when its attempt ends. */
 export function workerResultSchema(limits: ApiLimits) {
   return z.strictObject({
@@ -185,6 +188,16 @@ export function workerResultSchema(limits: ApiLimits) {
     retryable: z.boolean().default(true),
     /** Repository jobs: what the attempt did in git; checked against the task's kind (gitResultSchema). */
     git: z.record(z.string(), boundedJson).optional(),
+    /** Tokens of the attempt's Claude sessions, as the CLI reported them; for the reports only, never billed. */
+    usage: z
+      .strictObject({
+        input_tokens: tokenCount,
+        output_tokens: tokenCount,
+        cache_read_input_tokens: tokenCount,
+        cache_creation_input_tokens: tokenCount,
+      })
+      .optional(),
+    peak_memory_mb: z.number().min(0).max(1_048_576).optional(),
   });
 }
 
@@ -309,6 +322,15 @@ export function toWorkerOutcome(body: z.infer<ReturnType<typeof workerResultSche
     error: body.error,
     exitCode: body.exit_code,
     retryable: body.retryable,
+    ...(body.usage && {
+      usage: {
+        inputTokens: body.usage.input_tokens,
+        outputTokens: body.usage.output_tokens,
+        cacheReadInputTokens: body.usage.cache_read_input_tokens,
+        cacheCreationInputTokens: body.usage.cache_creation_input_tokens,
+      },
+    }),
+    ...(body.peak_memory_mb !== undefined && { peakMemoryMb: Math.round(body.peak_memory_mb) }),
   };
 }
 

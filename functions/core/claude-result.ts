@@ -11,6 +11,16 @@ export interface ClaudeProcessOutcome {
   stderr: string;
   timedOut: boolean;
   durationMs: number;
+  /** Peak resident memory of the process tree, when it could be read (Linux `/proc`). */
+  peakMemoryMb?: number | undefined;
+}
+
+/** The token counts of one result object, in the CLI's own field names. */
+export interface ClaudeUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens: number;
+  cache_creation_input_tokens: number;
 }
 
 export interface ClaudeRunVerdict {
@@ -24,6 +34,9 @@ export interface ClaudeRunVerdict {
   error?: string | undefined;
   exitCode?: number | undefined;
   retryable: boolean;
+  /** Absent when the CLI printed no usage (e.g. it crashed before its result object). */
+  usage?: ClaudeUsage | undefined;
+  peakMemoryMb?: number | undefined;
 }
 
 interface ClaudeResultObject {
@@ -36,8 +49,42 @@ interface ClaudeResultObject {
   duration_ms?: number;
   session_id?: string;
   structured_output?: unknown;
+  usage?: unknown;
   /** Error results may carry their messages here instead of in `result`. */
   errors?: unknown;
+}
+
+const USAGE_FIELDS = [
+  'input_tokens',
+  'output_tokens',
+  'cache_read_input_tokens',
+  'cache_creation_input_tokens',
+] as const;
+
+/**
+ * The token counts of a result object (`findResultObject`); a count the CLI
+ * left out is 0, and a result without a `usage` object (or none at all) has no usage.
+ */
+export function usageOf(result: { usage?: unknown } | undefined): ClaudeUsage | undefined {
+  const usage = result?.usage;
+  if (usage === null || typeof usage !== 'object') return undefined;
+  const raw = usage as Record<string, unknown>;
+  const counts = USAGE_FIELDS.map((f) => {
+    const n = raw[f];
+    return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  });
+  return Object.fromEntries(USAGE_FIELDS.map((f, i) => [f, counts[i]])) as unknown as ClaudeUsage;
+}
+
+/** Adds usage `b` to `a`; either may be absent. */
+export function addUsage(a: ClaudeUsage | undefined, b: ClaudeUsage | undefined): ClaudeUsage | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return {
+    input_tokens: a.input_tokens + b.input_tokens,
+    output_tokens: a.output_tokens + b.output_tokens,
+    cache_read_input_tokens: a.cache_read_input_tokens + b.cache_read_input_tokens,
+    cache_creation_input_tokens: a.cache_creation_input_tokens + b.cache_creation_input_tokens,
+  };
 }
 
 const NOT_LOGGED_IN = /not logged in|please run \/login|invalid api key/i;
@@ -101,6 +148,7 @@ export function findResultObject(stdout: string): ClaudeResultObject | undefined
 
 export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
   const result = findResultObject(run.stdout);
+  const usage = usageOf(result);
   const base = {
     output: result?.result ?? '',
     costUsd: numberOr(result?.total_cost_usd, 0),
@@ -108,6 +156,8 @@ export function judgeClaudeRun(run: ClaudeProcessOutcome): ClaudeRunVerdict {
     durationMs: run.durationMs,
     sessionId: result?.session_id,
     exitCode: run.exitCode ?? undefined,
+    ...(usage && { usage }),
+    ...(run.peakMemoryMb !== undefined && { peakMemoryMb: run.peakMemoryMb }),
   };
   if (run.timedOut) {
     return {

@@ -127,6 +127,11 @@ export function resultJsonKey(rootJobId: string): string {
   return `${jobPrefix(rootJobId)}result.json`;
 }
 
+/** The self-contained HTML report, beside FINAL_RESULT.md so its relative links reach the logs and files. */
+export function reportHtmlKey(rootJobId: string): string {
+  return `${jobPrefix(rootJobId)}REPORT.html`;
+}
+
 /**
  * A worker-supplied relative path, made safe to append to its own prefix:
  * forward slashes, no empty, `.` or `..` segments, no absolute paths.

@@ -162,6 +162,14 @@ export interface ChildResults {
   git?: { commit: string; bundles: string[] } | undefined;
 }
 
+/** Tokens the model sessions of an attempt used, as the claude CLI reports them (summed over its sessions). */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadInputTokens: number;
+  cacheCreationInputTokens: number;
+}
+
 /** One finished attempt of a task, kept for the reports. */
 export interface AttemptRecord {
   attempt: number;
@@ -172,6 +180,19 @@ export interface AttemptRecord {
   costUsd?: number | undefined;
   /** With the model gateway, `costUsd` is metered; this is what the worker said it cost (for comparison only). */
   reportedCostUsd?: number | undefined;
+  /**
+   * When the attempt was claimed for launch and when its worker fetched its
+   * assignment: copied from the task when the attempt ends, because a retry
+   * clears the task's own fields (records written before they existed lack them).
+   */
+  launchedAt?: string | undefined;
+  startedAt?: string | undefined;
+  /** How long the attempt waited for the tree's spend before it could launch (the last such wait). */
+  budgetWaitMs?: number | undefined;
+  numTurns?: number | undefined;
+  usage?: TokenUsage | undefined;
+  /** Peak resident memory of the claude process tree, when the platform let the worker read it. */
+  peakMemoryMb?: number | undefined;
   finishedAt: string;
   /** Canonical hash of the result body that ended it: only that exact body may be replayed. */
   resultHash?: string | undefined;
@@ -188,6 +209,8 @@ export interface TaskResultSummary {
   reportedCostUsd?: number | undefined;
   numTurns: number;
   durationMs: number;
+  usage?: TokenUsage | undefined;
+  peakMemoryMb?: number | undefined;
   sessionId?: string | undefined;
   error?: string | undefined;
   exitCode?: number | undefined;
@@ -252,6 +275,13 @@ export interface TaskRecord {
   /** Queued, but not started because other attempts hold the tree's spend (the gateway off). */
   waitingFor?: 'spend_budget' | undefined;
   waitingSince?: string | undefined;
+  /**
+   * The last spend wait that ended, kept when the mark is cleared so the
+   * reports can show it once the attempt is over: which attempt, from when, until when.
+   */
+  budgetWaitAttempt?: number | undefined;
+  budgetWaitSince?: string | undefined;
+  budgetWaitUntil?: string | undefined;
   /** A result that arrived after the task was cancelled; recorded, never applied. */
   lateResult?: TaskResultSummary | undefined;
   /**
@@ -308,6 +338,8 @@ export interface WorkerOutcome {
   costUsd: number;
   numTurns: number;
   durationMs: number;
+  usage?: TokenUsage | undefined;
+  peakMemoryMb?: number | undefined;
   sessionId?: string | undefined;
   structuredOutput?: unknown;
   error?: string | undefined;

@@ -6,8 +6,9 @@
  * escaped for tables, fenced with a fence longer than any they contain, and
  * never trusted to be well-formed markdown.
  */
-import { jobPrefix, levelReportKey } from './layout.ts';
+import { finalReportKey, jobPrefix, levelReportKey } from './layout.ts';
 import type { JobRecord, TaskRecord } from './model.ts';
+import { type AttemptTimeline, type GanttChart, ganttChart, type PerformanceView } from './performance.ts';
 import {
   buildTreeResult,
   type JobResult,
@@ -23,6 +24,13 @@ import {
 export const PROMPT_EXCERPT_CHARS = 1_000;
 /** How much of a worker's output the level report shows. */
 export const OUTPUT_EXCERPT_CHARS = 2_000;
+/** What FINAL_RESULT.md quotes of all outputs together, shared out between the workers (within the two bounds below). */
+export const FINAL_OUTPUTS_CHARS = 150_000;
+export const FINAL_OUTPUT_MIN_CHARS = 200;
+export const FINAL_OUTPUT_MAX_CHARS = 1_000;
+/** Rows of the per-worker resource table and steps of the critical path the final report lists. */
+export const MAX_RESOURCE_ROWS = 200;
+export const MAX_PATH_STEPS = 50;
 
 export interface LevelReport {
   depth: number;
@@ -49,14 +57,14 @@ export function renderTreeReports(tree: TreeNode[], ctx: ResultContext): TreeRep
   const levels = treeDepths(result).map((depth) => ({
     depth,
     key: levelReportKey(result.root_job_id, depth),
-    markdown: levelMarkdown(result, depth, ctx),
+    markdown: levelMarkdown(result, depth),
   }));
   return { levels, finalReport: finalMarkdown(result), resultJson: resultJsonText(result) };
 }
 
 /** The level report of one job: every worker of the job, in detail. */
 export function renderLevelReport(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): string {
-  return levelMarkdown(buildTreeResult([{ job, tasks }], ctx), job.depth, ctx);
+  return levelMarkdown(buildTreeResult([{ job, tasks }], ctx), job.depth);
 }
 
 /** The final report of one job: outcome, totals, every worker, their files and failures, and links. */
@@ -78,7 +86,7 @@ function treeDepths(result: JobResult): number[] {
 }
 
 /** Every worker of every job at `depth`, in detail. */
-function levelMarkdown(result: JobResult, depth: number, ctx: ResultContext): string {
+function levelMarkdown(result: JobResult, depth: number): string {
   const jobs = result.jobs.filter((j) => j.depth === depth);
   const jobIds = new Set(jobs.map((j) => j.job_id));
   const views = result.results.tasks.filter((t) => jobIds.has(t.job_id));
@@ -140,7 +148,7 @@ function levelMarkdown(result: JobResult, depth: number, ctx: ResultContext): st
       ),
     );
   }
-  for (const view of views) lines.push('', ...workerSection(view, result, ctx));
+  for (const view of views) lines.push('', ...workerSection(view, result));
   return `${lines.join('\n')}\n`;
 }
 
@@ -209,9 +217,10 @@ function finalMarkdown(result: JobResult): string {
     lines.push('', '## Files', '');
     const withFiles = views.filter((t) => t.files_created.length > 0);
     if (withFiles.length === 0) lines.push('_No files were created._');
+    const here = finalReportKey(result.root_job_id);
     for (const t of withFiles) {
       lines.push(`- **${t.worker_id}** at depth ${t.depth} (${markdownText(t.title)})`);
-      for (const file of t.files_created) lines.push(`  - ${inlineCode(`${t.files_prefix}${file}`)}`);
+      for (const file of t.files_created) lines.push(`  - ${fileLink(here, `${t.files_prefix}${file}`)}`);
     }
   }
 
@@ -236,6 +245,9 @@ function finalMarkdown(result: JobResult): string {
       `- Job ${inlineCode(j.job_id)} (depth ${j.depth}, ${createdBy(j)}): ${j.status}: ${markdownText(j.error ?? '')}`,
     );
   }
+
+  if (result.performance !== undefined) lines.push('', ...performanceLines(result, result.performance));
+  lines.push('', '## Outputs', '', ...outputLines(result));
 
   lines.push('', '## Reports', '');
   const root = jobPrefix(result.root_job_id);
@@ -350,7 +362,7 @@ export function escapeTableCell(text: string): string {
   return text.replaceAll('|', '\\|').replace(/\r\n|\r|\n/g, '<br>');
 }
 
-function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext): string[] {
+function workerSection(t: TaskResultView, result: JobResult): string[] {
   const lines = [
     `## ${t.worker_id}: ${markdownText(t.title)}`,
     '',
@@ -375,7 +387,8 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
     }
   }
 
-  const prefix = `s3://${ctx.bucket}/${t.files_prefix}`;
+  const here = levelReportKey(result.root_job_id, t.depth);
+  const prefix = relativeHref(here, t.files_prefix);
   lines.push('');
   if (t.files_changed !== undefined) {
     const f = t.files_changed;
@@ -400,7 +413,7 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
     lines.push(`**Files created:** none (folder ${inlineCode(prefix)})`);
   } else {
     lines.push(`**Files created** (under ${inlineCode(prefix)})`, '');
-    for (const file of t.files_created) lines.push(`- ${inlineCode(file)}`);
+    for (const file of t.files_created) lines.push(`- ${fileLink(here, `${t.files_prefix}${file}`, file)}`);
   }
   if (t.refused_files !== undefined) {
     const more = (t.refused_count ?? 0) - t.refused_files.length;
@@ -419,10 +432,13 @@ function workerSection(t: TaskResultView, result: JobResult, ctx: ResultContext)
     if (child !== handoff) lines.push('', childJobLine(t, child, result));
   }
 
+  const attempts = attemptsOf(result, t);
+  if (attempts.length > 0) lines.push('', `**Logs:** ${logLinks(here, attempts)}`);
+
   lines.push('');
-  const log = inlineCode(`s3://${ctx.bucket}/${t.log_key}`);
+  const log = `the log ${logRef(here, t.log_key, attempts.at(-1)?.reported ?? true)}`;
   if (t.error !== undefined) {
-    lines.push('**Failure reason**', '', blockquote(t.error), '', `Log: ${log}`);
+    lines.push('**Failure reason**', '', blockquote(t.error), '', `See ${log}.`);
   } else if (t.recursive) {
     lines.push(
       `_The subtask was handed to the child job; its workers are reported at depth ${t.depth + 1}._`,
@@ -706,4 +722,253 @@ function inlineCode(text: string): string {
   const ticks = '`'.repeat(longestRun(flat, '`') + 1);
   const pad = flat.startsWith('`') || flat.endsWith('`') ? ' ' : '';
   return `${ticks}${pad}${flat}${pad}${ticks}`;
+}
+
+/** The `## Performance` section: efficiency, the critical path and its bottleneck, a gantt chart, resources, cost by depth. */
+function performanceLines(result: JobResult, perf: PerformanceView): string[] {
+  const e = perf.efficiency;
+  const efficiency =
+    e.parallel_efficiency === null ? 'not measurable yet' : `${(e.parallel_efficiency * 100).toFixed(1)}%`;
+  const lines = [
+    '## Performance',
+    '',
+    `- Parallel efficiency: ${efficiency} (busy worker time ${formatDuration(e.busy_ms)} / (wall time ${formatDuration(e.wall_time_ms)} × ${plural(e.max_workers, 'worker')} allowed); at most ${e.peak_concurrency} ran at once)`,
+  ];
+  const b = perf.bottleneck;
+  if (b !== undefined) {
+    const lost = b.lost;
+    lines.push(
+      `- Bottleneck: **${b.worker_id}** (attempt ${b.attempt}) ran ${formatDuration(b.run_ms)}, ${(b.share * 100).toFixed(1)}% of the wall time. On the critical path, ${formatDuration(lost.queueing_ms)} went to queueing, ${formatDuration(lost.launch_ms)} to launching, ${formatDuration(lost.retries_ms)} to retries and ${formatDuration(lost.budget_wait_ms)} to waiting for the spend budget; the largest part is ${CAUSE_WORDS[b.cause]}.`,
+    );
+  }
+  lines.push('', '### Critical path', '', ...criticalPathLines(perf));
+  lines.push('', '### Attempts over time', '', ...ganttLines(ganttChart(perf)));
+  lines.push('', '### Resources by worker', '', ...resourceLines(perf));
+  lines.push(
+    '',
+    '### Cost by depth',
+    '',
+    ...table(
+      ['Depth', 'Jobs', 'Tasks', 'Attempts', 'Cost'],
+      ['r', 'r', 'r', 'r', 'r'],
+      perf.cost_by_depth.map((d) => [
+        String(d.depth),
+        String(d.jobs),
+        String(d.tasks),
+        String(d.attempts),
+        formatCost(d.cost_usd),
+      ]),
+    ),
+  );
+  if (result.results.summary.running > 0)
+    lines.push('', '_The job is still running: these are the numbers so far._');
+  return lines;
+}
+
+const CAUSE_WORDS: Record<NonNullable<PerformanceView['bottleneck']>['cause'], string> = {
+  running: 'the workers running',
+  queueing: 'queueing for a worker slot',
+  budget_wait: 'waiting for the spend budget',
+  launch: 'launching workers',
+  retries: 'retries',
+  other: 'hand-overs between steps (creating tasks, aggregating, a child job reaching its parent)',
+};
+
+function criticalPathLines(perf: PerformanceView): string[] {
+  const p = perf.critical_path;
+  const share = (ms: number) => (p.total_ms > 0 ? `${((ms / p.total_ms) * 100).toFixed(1)}%` : '–');
+  const parts: [string, number][] = [
+    ['Running', p.running_ms],
+    ['Queueing', p.queueing_ms],
+    ['Waiting for spend budget', p.budget_wait_ms],
+    ['Launching', p.launch_ms],
+    ['Retries (earlier attempts)', p.retries_ms],
+    ['Hand-overs between steps', p.other_ms],
+  ];
+  const lines = table(
+    ['Part', 'Time', 'Share of wall time'],
+    ['l', 'r', 'r'],
+    parts.map(([name, ms]) => [name, formatDuration(ms), share(ms)]),
+  );
+  if (p.steps.length === 0) return [...lines, '', '_No attempt ran yet._'];
+  lines.push('');
+  for (const s of p.steps.slice(0, MAX_PATH_STEPS)) {
+    const facts = [
+      s.queue_ms > 0 ? `queued ${formatDuration(s.queue_ms)}` : undefined,
+      s.budget_wait_ms > 0 ? `waited for budget ${formatDuration(s.budget_wait_ms)}` : undefined,
+      s.launch_ms > 0 ? `launched in ${formatDuration(s.launch_ms)}` : undefined,
+      `ran ${formatDuration(s.run_ms)}`,
+    ].filter((f) => f !== undefined);
+    const retry = s.retry ? ', retried' : '';
+    lines.push(
+      `1. ${s.worker_id} attempt ${s.attempt} (${s.kind}, depth ${s.depth}, ${s.status}${retry}): ${facts.join(', ')}; ${offsetLabel(s.start_ms)} → ${offsetLabel(s.end_ms)}`,
+    );
+  }
+  if (p.steps.length > MAX_PATH_STEPS)
+    lines.push(
+      '',
+      `_${p.steps.length - MAX_PATH_STEPS} more steps in result.json (performance.critical_path)._`,
+    );
+  return lines;
+}
+
+/** `+1m 05s`: an instant as time since the root job was created. */
+function offsetLabel(ms: number): string {
+  return `+${formatDuration(ms)}`;
+}
+
+function ganttLines(chart: GanttChart): string[] {
+  if (chart.shown === 0) return ['_No attempt ran yet._'];
+  const lines = [
+    '_One bar per attempt, from its launch to its end; the critical path is highlighted._',
+    '',
+    '```mermaid',
+    chart.source,
+    '```',
+  ];
+  if (chart.omitted > 0)
+    lines.push(
+      '',
+      `_${chart.omitted} of ${chart.shown + chart.omitted} attempts are left out of the chart (it keeps the critical path and the longest attempts); every attempt is in result.json (performance.timeline)._`,
+    );
+  return lines;
+}
+
+function resourceLines(perf: PerformanceView): string[] {
+  const rows = perf.resources;
+  if (rows.length === 0) return ['_No attempt ran yet._'];
+  const shown =
+    rows.length <= MAX_RESOURCE_ROWS
+      ? rows
+      : [...rows].sort((a, b) => b.cost_usd - a.cost_usd).slice(0, MAX_RESOURCE_ROWS);
+  const count = (n: number | undefined) => (n === undefined ? '–' : n.toLocaleString('en-US'));
+  const lines = table(
+    [
+      'Worker',
+      'Kind',
+      'Depth',
+      'Attempts',
+      'Tokens in',
+      'Tokens out',
+      'Cache tokens',
+      'Cost',
+      'Turns',
+      'Duration',
+      'Peak memory',
+    ],
+    ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    shown.map((r) => [
+      r.worker_id,
+      r.kind,
+      String(r.depth),
+      String(r.attempts),
+      count(r.input_tokens),
+      count(r.output_tokens),
+      count(r.cache_tokens),
+      formatCost(r.cost_usd),
+      String(r.turns),
+      formatDuration(r.duration_ms),
+      r.peak_memory_mb === undefined ? '–' : `${r.peak_memory_mb} MB`,
+    ]),
+  );
+  lines.push(
+    '',
+    '_–: not reported (tokens come from the claude CLI, memory from Linux `/proc`). Cache tokens are cache reads plus cache writes._',
+  );
+  if (shown.length < rows.length)
+    lines.push(
+      '',
+      `_The ${shown.length} most expensive of ${rows.length} tasks; all are in result.json (performance.resources)._`,
+    );
+  return lines;
+}
+
+/** Every worker's output, a bounded excerpt each, with each attempt's log. */
+function outputLines(result: JobResult): string[] {
+  const views = result.results.tasks;
+  if (views.length === 0) return ['_No workers ran._'];
+  const here = finalReportKey(result.root_job_id);
+  const each = Math.max(
+    FINAL_OUTPUT_MIN_CHARS,
+    Math.min(FINAL_OUTPUT_MAX_CHARS, Math.floor(FINAL_OUTPUTS_CHARS / views.length)),
+  );
+  const lines: string[] = [];
+  for (const t of views) {
+    if (lines.length > 0) lines.push('');
+    lines.push(`### ${t.worker_id}: ${markdownText(t.title)}`, '');
+    const attempts = attemptsOf(result, t);
+    const logs = attempts.length > 0 ? ` · logs: ${logLinks(here, attempts)}` : '';
+    lines.push(`${t.status} after ${plural(t.attempts, 'attempt')}${logs}`, '');
+    if (t.recursive) {
+      lines.push(
+        `_Handed to child job ${inlineCode(t.child_job_id ?? 'unknown')}; its workers are listed here too._`,
+      );
+    } else if (t.output.length === 0) {
+      lines.push(t.error === undefined ? '_No output._' : `_No output: ${markdownText(t.error)}_`);
+    } else {
+      const cut = excerpt(t.output, each);
+      if (cut.cut || t.output_truncated)
+        lines.push(
+          `_The first ${Math.min(each, t.output.length).toLocaleString('en-US')} characters; the whole output is in the level report and the log._`,
+          '',
+        );
+      lines.push(fenced(cut.text));
+    }
+  }
+  return lines;
+}
+
+/** The timeline entries of one worker's attempts, in order. */
+function attemptsOf(result: JobResult, t: TaskResultView): AttemptTimeline[] {
+  return (result.performance?.timeline ?? []).filter(
+    (a) =>
+      a.job_id === t.job_id &&
+      a.task_no === t.task_no &&
+      (a.running_ms !== undefined || a.finished_ms !== undefined),
+  );
+}
+
+/** `[attempt 1](../logs/…log), attempt 2 (no log: …)`: each attempt's own log. */
+function logLinks(fromKey: string, attempts: readonly AttemptTimeline[]): string {
+  return attempts
+    .map((a) =>
+      a.reported && sameJob(fromKey, a.log_key)
+        ? `[attempt ${a.attempt}](${linkTarget(relativeHref(fromKey, a.log_key))})`
+        : `attempt ${a.attempt} (${inlineCode(relativeHref(fromKey, a.log_key))}, if uploaded: the worker did not report)`,
+    )
+    .join(', ');
+}
+
+/** A log as a relative link when its worker reported (it uploads its log first), else only its name. */
+function logRef(fromKey: string, key: string, reported: boolean): string {
+  const href = relativeHref(fromKey, key);
+  return reported && sameJob(fromKey, key)
+    ? `[${escapeInline(href)}](${linkTarget(href)})`
+    : inlineCode(href);
+}
+
+/** A stored file as a link relative to the report at `fromKey`, shown as `label` (its path by default). */
+function fileLink(fromKey: string, key: string, label?: string): string {
+  const href = relativeHref(fromKey, key);
+  if (!sameJob(fromKey, key)) return inlineCode(label ?? key);
+  return `[${escapeInline(oneLine(label ?? href))}](${linkTarget(href)})`;
+}
+
+/** Both keys under the same `jobs/<root>/` prefix: a report links only inside its own job's folder. */
+function sameJob(fromKey: string, toKey: string): boolean {
+  const root = fromKey.split('/').slice(0, 2).join('/');
+  return toKey.startsWith(`${root}/`);
+}
+
+/**
+ * The path from the report at `fromKey` to the object at `toKey`, both keys
+ * under the same job prefix: the same link works in S3 and in the local copy
+ * (`<workspace>/job_<id>/`), which keeps the paths below the prefix.
+ */
+export function relativeHref(fromKey: string, toKey: string): string {
+  const from = fromKey.split('/').slice(0, -1);
+  const to = toKey.split('/');
+  let common = 0;
+  while (common < from.length && common < to.length - 1 && from[common] === to[common]) common += 1;
+  return [...Array<string>(from.length - common).fill('..'), ...to.slice(common)].join('/');
 }

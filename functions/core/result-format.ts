@@ -46,6 +46,7 @@ import {
 } from './layout.ts';
 import { commitsToMerge, findStep, mergeResultOf, pushWanted } from './merge-plan.ts';
 import type { AttemptRecord, FileChanges, JobRecord, TaskRecord } from './model.ts';
+import { buildPerformance, type PerformanceView } from './performance.ts';
 import {
   isTerminalJobStatus,
   isTerminalTaskState,
@@ -72,7 +73,20 @@ export interface AttemptView {
   cost_usd?: number;
   /** With the model gateway, `cost_usd` is metered; this is what the worker reported (comparison only). */
   reported_cost_usd?: number;
+  launched_at?: string;
+  started_at?: string;
   finished_at: string;
+  num_turns?: number;
+  /** Tokens of the attempt's Claude sessions, as the CLI reported them. */
+  usage?: {
+    input_tokens: number;
+    output_tokens: number;
+    cache_read_input_tokens: number;
+    cache_creation_input_tokens: number;
+  };
+  peak_memory_mb?: number;
+  /** The attempt's own log (see layout.workerLogKey); absent in results written before attempts had their own. */
+  log_key?: string;
 }
 
 export interface ChildResultsView {
@@ -105,6 +119,7 @@ export interface TaskResultView {
   refused_count?: number;
   /** S3 key prefix of the worker's files. */
   files_prefix: string;
+  /** The log of the latest attempt; each attempt's own is in `attempt_history` and `performance.timeline`. */
   log_key: string;
   duration_ms: number;
   num_turns: number;
@@ -282,6 +297,11 @@ export interface JobResult {
   git?: GitView;
   /** Repository jobs: the steps around the workers (fetch, merge, push). */
   steps?: StepView[];
+  /**
+   * Timeline of every attempt, parallel efficiency, critical path and bottleneck, resources, cost by
+   * depth. Always built; absent only from result.json files written before it existed.
+   */
+  performance?: PerformanceView;
   workspace?: string;
   /** `s3://bucket/<finalReportKey>` */
   final_report: string;
@@ -361,6 +381,7 @@ export function buildTreeResult(tree: TreeNode[], ctx: ResultContext): JobResult
       git: gitView(job, rootNode.tasks, ctx),
       steps: rootNode.tasks.filter(isStep).map(stepView),
     }),
+    performance: buildPerformance(tree, { now: ctx.now, usageOf: attemptUsage }),
     ...(ctx.workspace !== undefined && { workspace: ctx.workspace }),
     final_report: `s3://${ctx.bucket}/${finalReportKey(job.rootJobId)}`,
     result_json: `s3://${ctx.bucket}/${resultJsonKey(job.rootJobId)}`,
@@ -564,13 +585,19 @@ function taskView(
       refused_count: task.result.refusedCount ?? task.result.refusedFiles.length,
     }),
     files_prefix: workerFilesPrefix(task.rootJobId, task.depth, task.taskNo, task.jobPath),
-    log_key: workerLogKey(task.rootJobId, task.depth, task.taskNo, task.jobPath),
+    log_key: workerLogKey(
+      task.rootJobId,
+      task.depth,
+      task.taskNo,
+      task.jobPath,
+      Math.max(1, attemptsMade(task)),
+    ),
     duration_ms: usage.durationMs,
     num_turns: task.result?.numTurns ?? 0,
     cost_usd: usage.costUsd,
     ...reportedCost(task),
     ...(error !== undefined && { error }),
-    attempt_history: task.attempts.map(attemptView),
+    attempt_history: task.attempts.map((record) => attemptView(task, record)),
     ...(task.startedAt !== undefined && { started_at: task.startedAt }),
     ...(task.finishedAt !== undefined && { finished_at: task.finishedAt }),
     recursive,
@@ -693,7 +720,8 @@ function planningView(task: TaskRecord): PlanningView {
   };
 }
 
-function attemptView(record: AttemptRecord): AttemptView {
+function attemptView(task: TaskRecord, record: AttemptRecord): AttemptView {
+  const usage = record.usage;
   return {
     attempt: record.attempt,
     status: record.state,
@@ -702,7 +730,20 @@ function attemptView(record: AttemptRecord): AttemptView {
     ...(record.durationMs !== undefined && { duration_ms: record.durationMs }),
     ...(record.costUsd !== undefined && { cost_usd: record.costUsd }),
     ...(record.reportedCostUsd !== undefined && { reported_cost_usd: record.reportedCostUsd }),
+    ...(record.launchedAt !== undefined && { launched_at: record.launchedAt }),
+    ...(record.startedAt !== undefined && { started_at: record.startedAt }),
     finished_at: record.finishedAt,
+    ...(record.numTurns !== undefined && { num_turns: record.numTurns }),
+    ...(usage !== undefined && {
+      usage: {
+        input_tokens: usage.inputTokens,
+        output_tokens: usage.outputTokens,
+        cache_read_input_tokens: usage.cacheReadInputTokens,
+        cache_creation_input_tokens: usage.cacheCreationInputTokens,
+      },
+    }),
+    ...(record.peakMemoryMb !== undefined && { peak_memory_mb: record.peakMemoryMb }),
+    log_key: workerLogKey(task.rootJobId, task.depth, task.taskNo, task.jobPath, record.attempt),
   };
 }
 

@@ -6,12 +6,13 @@
  * so a crash in between is repaired by the redelivery; every status write is
  * conditional, so running twice changes nothing.
  */
-import { finalReportKey, jobPrefix, resultJsonKey } from '../core/layout.ts';
+import { finalReportKey, jobPrefix, reportHtmlKey, resultJsonKey } from '../core/layout.ts';
 import { childCommit, owedStep, repositoryOutcome, sourceFailure } from '../core/merge-plan.ts';
 import type { JobRecord, TaskRecord } from '../core/model.ts';
 import { childResultsOf, parentOutcome } from '../core/recursion-policy.ts';
+import { renderReportHtml } from '../core/report-html.ts';
 import { renderTreeReports } from '../core/reports.ts';
-import type { TreeNode } from '../core/result-format.ts';
+import type { JobResult, TreeNode } from '../core/result-format.ts';
 import {
   finalJobStatus,
   isTerminalJobStatus,
@@ -120,7 +121,10 @@ async function completeParent(
     await followUp(deps, parent, now);
 }
 
-/** LEVEL_N_REPORT.md for every depth, FINAL_RESULT.md and result.json of the whole tree, under the root's prefix. */
+/**
+ * LEVEL_N_REPORT.md for every depth, FINAL_RESULT.md, result.json and REPORT.html of the whole tree,
+ * under the root's prefix.
+ */
 export async function writeTreeReports(
   deps: Deps,
   root: JobRecord,
@@ -146,5 +150,11 @@ export async function writeTreeReports(
     ...reports.levels.map((level) => deps.artifacts.putText(level.key, level.markdown, markdown)),
     deps.artifacts.putText(resultJsonKey(root.jobId), reports.resultJson, 'application/json'),
     deps.artifacts.putText(finalReportKey(root.jobId), reports.finalReport, markdown),
+    // Drawn from result.json's own text, so the page shows exactly what that file holds.
+    deps.artifacts.putText(
+      reportHtmlKey(root.jobId),
+      renderReportHtml(JSON.parse(reports.resultJson) as JobResult),
+      'text/html; charset=utf-8',
+    ),
   ]);
 }

@@ -15,6 +15,7 @@ import type {
   TaskResultSummary,
   WorkerOutcome,
 } from '../core/model.ts';
+import { attemptTimes } from '../core/performance.ts';
 import { parsePlan } from '../core/planner.ts';
 import { tasksRefusal } from '../core/recursion-policy.ts';
 import {
@@ -223,6 +224,8 @@ function summarize(deps: Deps, outcome: WorkerOutcome, extra?: ResultExtra): Tas
     ...(outcome.reportedCostUsd !== undefined ? { reportedCostUsd: outcome.reportedCostUsd } : {}),
     numTurns: outcome.numTurns,
     durationMs: outcome.durationMs,
+    ...(outcome.usage ? { usage: outcome.usage } : {}),
+    ...(outcome.peakMemoryMb !== undefined ? { peakMemoryMb: outcome.peakMemoryMb } : {}),
     sessionId: outcome.sessionId,
     error: outcome.error,
     exitCode: outcome.exitCode,
@@ -308,6 +311,10 @@ async function endAttempt(
     durationMs: outcome.durationMs,
     costUsd: outcome.costUsd,
     ...(outcome.reportedCostUsd !== undefined ? { reportedCostUsd: outcome.reportedCostUsd } : {}),
+    ...attemptTimes(task),
+    numTurns: outcome.numTurns,
+    ...(outcome.usage ? { usage: outcome.usage } : {}),
+    ...(outcome.peakMemoryMb !== undefined ? { peakMemoryMb: outcome.peakMemoryMb } : {}),
     finishedAt: now,
     ...(extra ? { resultHash: extra.resultHash } : {}),
   };

@@ -431,7 +431,7 @@ export async function uploadLinks(
       ? undefined
       : {
           url: await deps.artifacts.presignPut(
-            workerLogKey(root, depth, taskNo, jobPath),
+            workerLogKey(root, depth, taskNo, jobPath, request.attempt),
             expires,
             request.log_bytes,
           ),

@@ -81,6 +81,35 @@ describe('failures, retries and timeouts, end to end', () => {
     expect(task.status).toBe('succeeded');
     // The retry got 1.5 times the time of the attempt before it.
     expect((await stack.deps.store.getTask(jobId, 1))?.timeoutSec).toBe(900);
+
+    // Each attempt keeps its own log: the retry's does not overwrite the failure's.
+    const logs = task.attempt_history.map((a: { log_key: string }) => a.log_key);
+    expect(logs).toEqual([
+      `jobs/${jobId}/logs/depth_0_worker_1.log`,
+      `jobs/${jobId}/logs/depth_0_worker_1.attempt-2.log`,
+    ]);
+    expect(await stack.deps.artifacts.getText(logs[0])).toContain(`/1 attempt 1 `);
+    expect(await stack.deps.artifacts.getText(logs[1])).toContain(`/1 attempt 2 `);
+    expect(task.log_key).toBe(logs[1]);
+    const finalReport = await stack.deps.artifacts.getText(finalReportKey(jobId));
+    expect(finalReport).toContain(
+      '[attempt 1](logs/depth_0_worker_1.log), [attempt 2](logs/depth_0_worker_1.attempt-2.log)',
+    );
+
+    // Both attempts are on the timeline, and the failed one counts as retry time on the critical path.
+    const perf = (await stack.api('GET', `/api/v1/jobs/${jobId}`)).json.performance;
+    expect(perf.timeline.map((t: { attempt: number; status: string }) => [t.attempt, t.status])).toEqual([
+      [1, 'failed'],
+      [2, 'succeeded'],
+    ]);
+    expect(perf.timeline[1].queued_at).toBe(perf.timeline[0].finished_at);
+    expect(
+      perf.critical_path.steps.map((s: { attempt: number; retry: boolean }) => [s.attempt, s.retry]),
+    ).toEqual([
+      [1, true],
+      [2, false],
+    ]);
+    expect(perf.critical_path.retries_ms).toBeGreaterThan(0);
   });
 
   it('a claude that is not logged in fails the job at once, without retries, and says how to fix it', async () => {

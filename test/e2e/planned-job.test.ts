@@ -67,7 +67,7 @@ describe('a planned request, end to end through the HTTP API', () => {
     expect(latestStart).toBeLessThan(earliestEnd);
   });
 
-  it('stores every worker file and log, the level report, FINAL_RESULT.md and result.json in S3', async () => {
+  it('stores every worker file and log, the level report, FINAL_RESULT.md, result.json and REPORT.html in S3', async () => {
     const keys = (await stack.deps.artifacts.list(`jobs/${jobId}/`)).map((o) =>
       o.key.slice(`jobs/${jobId}/`.length),
     );
@@ -76,6 +76,7 @@ describe('a planned request, end to end through the HTTP API', () => {
         'depth_0/LEVEL_0_REPORT.md',
         'FINAL_RESULT.md',
         'result.json',
+        'REPORT.html',
         'logs/depth_0_planner.log',
         'logs/depth_0_worker_1.log',
         'logs/depth_0_worker_2.log',
@@ -95,6 +96,13 @@ describe('a planned request, end to end through the HTTP API', () => {
       .map((o) => o.key.slice(`jobs/${jobId}/`.length))
       .sort();
     expect(local).toEqual(remote);
+    // The HTML report's relative log links resolve inside the local copy.
+    expect(local).toContain('REPORT.html');
+    const html = await readFile(join(dir, 'REPORT.html'), 'utf8');
+    for (const n of [1, 2, 3]) {
+      expect(html).toContain(`"log_href":"logs/depth_0_worker_${n}.log"`);
+      expect(local).toContain(`logs/depth_0_worker_${n}.log`);
+    }
     for (const rel of remote) {
       const bytes = await stack.deps.artifacts.getBytes(`jobs/${jobId}/${rel}`);
       expect(Buffer.compare(Buffer.from(bytes as Uint8Array), await readFile(join(dir, rel)))).toBe(0);

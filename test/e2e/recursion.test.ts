@@ -5,8 +5,8 @@
  * holds the reports of every depth. A worker that runs `orchestrator spawn
  * --wait` reads its child's results mid-session.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { access, readdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   childLinkKey,
@@ -17,6 +17,7 @@ import {
 } from '../../functions/core/layout.ts';
 import type { JobRecord } from '../../functions/core/model.ts';
 import { isTerminalTaskState } from '../../functions/core/task-states.ts';
+import { mirrorJob } from '../../functions/local/mirror.ts';
 import { type DoubleInvocation, startTestStack, type TestStack } from '../support/harness.ts';
 
 /** What the test double charges (see its header): a decide run, and a work run without [[cost:X]]. */
@@ -29,6 +30,7 @@ interface TaskView {
   task_no: number;
   status: string;
   depth: number;
+  attempts: number;
   recursive: boolean;
   output: string;
   files_created: string[];
@@ -272,12 +274,84 @@ describe('recursion through the API, end to end', () => {
       if (view.files_created.length === 0) continue;
       expect(report).toContain(`- **${view.worker_id}** at depth ${view.depth}`);
       const section = report.slice(report.indexOf(`- **${view.worker_id}** at depth`));
-      for (const file of view.files_created) expect(section).toContain(`\`${view.files_prefix}${file}\``);
+      // Linked relative to FINAL_RESULT.md, at the root of the job's folder.
+      for (const file of view.files_created)
+        expect(section).toContain(`](${rel(`${view.files_prefix}${file}`)})`);
     }
     for (const depth of [0, 1, 2]) expect(report).toContain(`(depth_${depth}/LEVEL_${depth}_REPORT.md)`);
 
     const stored = JSON.parse(await text(resultJsonKey(rootId)));
     expect(stored).toEqual(result);
+  });
+
+  it('result.json has a performance section: one timeline entry per attempt, the critical path through the hand-offs, token usage', () => {
+    const perf = result.performance;
+    const attempts = (w: string) => byWorker.get(w)?.attempts ?? 0;
+    expect(perf.timeline.filter((t: { kind: string }) => t.kind === 'work')).toHaveLength(
+      TREE_WORKERS.reduce((n, w) => n + attempts(w), 0),
+    );
+    for (const entry of perf.timeline) {
+      expect(entry.queued_ms).toBeLessThanOrEqual(entry.launched_ms);
+      expect(entry.launched_ms).toBeLessThanOrEqual(entry.running_ms);
+      expect(entry.running_ms).toBeLessThanOrEqual(entry.finished_ms);
+      expect(entry.finished_ms).toBeLessThanOrEqual(perf.wall_time_ms);
+    }
+    expect(perf.timeline.find((t: { worker_id: string }) => t.worker_id === 'worker_2')).toMatchObject({
+      status: 'waiting_on_child',
+      child_job_id: byWorker.get('worker_2')?.child_job_id,
+    });
+    // The sleeping grandchildren ended last: the path runs root -> worker_2 -> worker_2_2 -> one of them.
+    const path = perf.critical_path.steps.map((s: { worker_id: string }) => s.worker_id);
+    expect(path).toEqual(expect.arrayContaining(['worker_2', 'worker_2_2']));
+    expect(path.at(-1)).toMatch(/^worker_2_2_[12]$/);
+    const { running_ms, queueing_ms, budget_wait_ms, launch_ms, retries_ms, other_ms } = perf.critical_path;
+    expect(running_ms + queueing_ms + budget_wait_ms + launch_ms + retries_ms + other_ms).toBe(
+      perf.wall_time_ms,
+    );
+    expect(perf.bottleneck.worker_id).toMatch(/^worker_/);
+    expect(perf.efficiency.parallel_efficiency).toBeGreaterThan(0);
+    // The test double prints a usage block like the CLI's; the worker sums it over the attempt's sessions.
+    const leaf = perf.resources.find((r: { worker_id: string }) => r.worker_id === 'worker_1');
+    expect(leaf.input_tokens).toBeGreaterThan(0);
+    expect(leaf.output_tokens).toBeGreaterThan(0);
+    expect(leaf.cache_tokens).toBe(leaf.cache_read_tokens + leaf.cache_creation_tokens);
+    // Read from /proc while the session runs; elsewhere it is left out, never made up.
+    if (process.platform === 'linux') expect(leaf.peak_memory_mb).toBeGreaterThan(0);
+    else expect(leaf.peak_memory_mb).toBeUndefined();
+    expect(perf.cost_by_depth.map((d: { depth: number }) => d.depth)).toEqual([0, 1, 2]);
+    const byDepth = perf.cost_by_depth.reduce((sum: number, d: { cost_usd: number }) => sum + d.cost_usd, 0);
+    expect(byDepth).toBeCloseTo(result.cost.total_usd, 6);
+  });
+
+  it('FINAL_RESULT.md has the mermaid gantt and every output, and every relative link resolves in the local copy', async () => {
+    const report = await text(finalReportKey(rootId));
+    expect(report).toContain('## Performance');
+    expect(report).toMatch(/```mermaid\ngantt\n/);
+    const bars = report.split('\n').filter((l) => / try \d+ \w+ :/.test(l));
+    expect(bars).toHaveLength(result.performance.timeline.length);
+    const outputs = report.slice(report.indexOf('## Outputs'));
+    for (const view of result.results.tasks) {
+      expect(outputs).toContain(`### ${view.worker_id}: `);
+      if (!view.recursive) expect(outputs).toContain(view.output.split('\n')[0]);
+    }
+    expect(outputs).toContain('[attempt 1](logs/depth_2_worker_2_2_1.log)');
+
+    const nodes = await Promise.all(
+      tree.map(async (job) => ({ job, tasks: await stack.deps.store.listTasks(job.jobId) })),
+    );
+    const { dir } = await mirrorJob(stack.deps.artifacts, rootId, stack.workspace, nodes);
+    const reports = ['FINAL_RESULT.md', ...[0, 1, 2].map((d) => rel(levelReportKey(rootId, d)))];
+    let checked = 0;
+    for (const name of reports) {
+      const markdown = await readFile(join(dir, name), 'utf8');
+      for (const [, href] of markdown.matchAll(/\]\(([^)\s]+)\)/g)) {
+        expect(href).not.toMatch(/^[a-z][a-z0-9+.-]*:|^\//i);
+        await access(join(dir, dirname(name), decodeURIComponent(href as string)));
+        checked += 1;
+      }
+    }
+    // Level reports, result.json, every worker file and every reported attempt's log.
+    expect(checked).toBeGreaterThan(20);
   });
 
   it('recursive workers only decided; leaves decided only where recursion was offered; depth 2 never decides', async () => {

@@ -97,14 +97,17 @@ describe('reports with hostile worker text', () => {
     jobId: 'job-m',
     request: '# Request heading\n<script>alert(1)</script>\n[a](https://evil.example)',
   });
+  const mine = { jobId: 'job-m', rootJobId: 'job-m' };
   const tasks = [
     makeTask(1, {
+      ...mine,
       title,
       prompt: '1. first\n---\n> quoted\n![i](https://evil.example/i.png)',
       result: makeResult({ filesCreated: ['](https://evil.example) [x', '<b>bold</b>.md'] }),
       attempts: [makeAttempt(1)],
     }),
     makeTask(2, {
+      ...mine,
       title: 'Plain',
       state: 'failed',
       result: makeResult({ error: 'failed: [click](https://evil.example) <iframe src=x>' }),
@@ -119,9 +122,15 @@ describe('reports with hostile worker text', () => {
     expect(found).not.toContain('script');
     expect(found).not.toContain('iframe');
     expect(found).not.toContain('b');
-    // The only links are the report's own: level reports and result.json.
+    // The only links are the report's own, relative and inside the job's folder: a worker's file
+    // names are percent-encoded into a link to the file itself and can open no other.
     const hrefs = [...html.matchAll(/<a href="([^"]*)"/g)].map((m) => m[1]);
-    expect(hrefs).toEqual(['depth_0/LEVEL_0_REPORT.md', 'result.json']);
+    expect(hrefs).toEqual([
+      'depth_0/worker_1/%5D%28https://evil.example%29%20%5Bx',
+      'depth_0/worker_1/%3Cb%3Ebold%3C/b%3E.md',
+      'depth_0/LEVEL_0_REPORT.md',
+      'result.json',
+    ]);
     const headings = [...html.matchAll(/<h(\d)>(.*?)<\/h\1>/g)].map((m) => m[2]);
     expect(headings).toEqual([
       'Final result: job <code>job-m</code>',
@@ -132,6 +141,14 @@ describe('reports with hostile worker text', () => {
       'Workers',
       'Files',
       'Failures',
+      'Performance',
+      'Critical path',
+      'Attempts over time',
+      'Resources by worker',
+      'Cost by depth',
+      'Outputs',
+      `worker_1: ${escapeHtml(title)}`,
+      'worker_2: Plain',
       'Reports',
     ]);
     expect(html).toContain(escapeHtml(title));
@@ -140,7 +157,10 @@ describe('reports with hostile worker text', () => {
   it('the level report renders the title, prompt and request as text', () => {
     const html = md.render(renderLevelReport(job, tasks, ctx));
     const found = tags(html);
-    for (const tag of ['a', 'img', 'script', 'iframe', 'hr', 'ol']) expect(found).not.toContain(tag);
+    for (const tag of ['img', 'script', 'iframe', 'hr', 'ol']) expect(found).not.toContain(tag);
+    // Links only to the job's own objects, relative to depth_0/.
+    for (const [, href] of html.matchAll(/<a href="([^"]*)"/g))
+      expect(href).toMatch(/^(worker_1\/|\.\.\/logs\/depth_0_worker_[12]\.log$)/);
     const headings = [...html.matchAll(/<h(\d)>(.*?)<\/h\1>/g)].map((m) => m[2]);
     expect(headings).toEqual([
       'Level 0 report: job <code>job-m</code>',

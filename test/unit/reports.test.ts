@@ -136,9 +136,11 @@ describe('renderLevelReport', () => {
     expect(doc).not.toContain('| worker_0 |');
     const w1 = section(doc, '## worker_1: Task 1');
     expect(w1).toContain('> Do part 1');
-    expect(w1).toContain('- `tides.md`');
-    expect(w1).toContain('- `data/levels.csv`');
-    expect(w1).toContain('s3://artifacts/jobs/job-r/depth_0/worker_1/');
+    // Relative to the report in depth_0/, so they work in S3 and in the local copy alike.
+    expect(w1).toContain('- [tides.md](worker_1/tides.md)');
+    expect(w1).toContain('- [data/levels.csv](worker_1/data/levels.csv)');
+    expect(w1).toContain('(under `worker_1/`)');
+    expect(w1).not.toContain('s3://');
     expect(section(doc, '## worker_3: Task 3')).toContain('```text\nSummary of sources\n```');
   });
 
@@ -156,7 +158,10 @@ describe('renderLevelReport', () => {
     expect(w2).toContain('container OOM-killed (exit 137)');
     expect(w2).toContain('Attempt 2: failed ($0.0030): spot interruption');
     expect(w2).toContain('**Failure reason**\n\n> Claude CLI exited with code 1: rate limited');
-    expect(w2).toContain('s3://artifacts/jobs/job-r/logs/depth_0_worker_2.log');
+    // Each attempt keeps its own log.
+    expect(w2).toContain('`../logs/depth_0_worker_2.log`');
+    expect(w2).toContain('`../logs/depth_0_worker_2.attempt-2.log`');
+    expect(w2).toContain('See the log `../logs/depth_0_worker_2.attempt-3.log`');
   });
 
   it('escapes pipes and line breaks in table cells', () => {
@@ -200,7 +205,7 @@ describe('renderLevelReport', () => {
     expect(w1).not.toContain('aZ');
     expect(w1).toContain(`${'a'.repeat(2_000)}…`);
     expect(w1).toContain('first 2,000 characters');
-    expect(w1).toContain('s3://artifacts/jobs/job-r/logs/depth_0_worker_1.log');
+    expect(w1).toContain('full output in the log `../logs/depth_0_worker_1.log`');
     expect(w1).toContain('p'.repeat(1_000));
     expect(w1).not.toContain('Q');
   });
@@ -213,9 +218,7 @@ describe('renderLevelReport', () => {
     const doc = renderLevelReport(makeJob(), tasks, ctx);
 
     // Assess
-    expect(doc).toContain(
-      '(truncated; full output in `s3://artifacts/jobs/job-r/logs/depth_0_worker_1.log`)',
-    );
+    expect(doc).toContain('(truncated; full output in the log `../logs/depth_0_worker_1.log`)');
   });
 });
 
@@ -240,9 +243,9 @@ describe('renderFinalReport', () => {
     expect(tableRow(doc, 'worker_2')).toEqual(['worker_2', 'Task 2', '0', 'succeeded', '1', '$0.0200', '1']);
     const files = section(doc, '## Files');
     expect(files).toContain('**worker_1**');
-    expect(files).toContain('`jobs/job-r/depth_0/worker_1/tides.md`');
-    expect(files).toContain('`jobs/job-r/depth_0/worker_1/data/levels.csv`');
-    expect(files).toContain('`jobs/job-r/depth_0/worker_2/moon.md`');
+    expect(files).toContain('[depth_0/worker_1/tides.md](depth_0/worker_1/tides.md)');
+    expect(files).toContain('[depth_0/worker_1/data/levels.csv](depth_0/worker_1/data/levels.csv)');
+    expect(files).toContain('[depth_0/worker_2/moon.md](depth_0/worker_2/moon.md)');
     expect(files).not.toContain('worker_3');
     expect(section(doc, '## Failures')).toContain('No worker failed');
     const reports = section(doc, '## Reports');

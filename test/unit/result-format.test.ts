@@ -120,6 +120,7 @@ describe('buildJobResult', () => {
         exit_code: 137,
         cost_usd: 0.003,
         finished_at: '2025-03-01T10:01:00.000Z',
+        log_key: 'jobs/job-a/logs/depth_0_worker_2.log',
       },
       {
         attempt: 2,
@@ -128,6 +129,7 @@ describe('buildJobResult', () => {
         duration_ms: 600_000,
         cost_usd: 0.005,
         finished_at: '2025-03-01T10:02:00.000Z',
+        log_key: 'jobs/job-a/logs/depth_0_worker_2.attempt-2.log',
       },
       {
         attempt: 3,
@@ -136,6 +138,7 @@ describe('buildJobResult', () => {
         exit_code: 1,
         cost_usd: 0.004,
         finished_at: '2025-03-01T10:03:00.000Z',
+        log_key: 'jobs/job-a/logs/depth_0_worker_2.attempt-3.log',
       },
     ]);
     expect(result.results.summary).toMatchObject({

@@ -436,15 +436,15 @@ describe('renderTreeReports', () => {
     const w21 = section(l1, '## worker_2_1: Part 2_1');
     expect(w21).toContain('Job `job-c`, created by **worker_2**.');
     expect(w21).toContain('**Child job:** `job-g` (partial): 2 workers, 1 succeeded, 1 failed, $0.0220');
-    expect(w21).toContain('s3://artifacts/jobs/job-root/depth_1/worker_2_1/');
+    expect(w21).toContain('(folder `worker_2_1/`)');
 
     const l2 = levels[2]?.markdown ?? '';
     const w211 = section(l2, '## worker_2_1_1: Part 2_1_1');
     expect(w211).toContain('Job `job-g`, created by **worker_2_1**.');
     expect(w211).toContain('**Failure reason**\n\n> rate limited');
-    expect(w211).toContain('s3://artifacts/jobs/job-root/logs/depth_2_worker_2_1_1.log');
+    expect(w211).toContain('`../logs/depth_2_worker_2_1_1.log`');
     expect(section(l2, '## worker_2_1_2: Part 2_1_2')).toContain(
-      '**Files created** (under `s3://artifacts/jobs/job-root/depth_2/worker_2_1_2/`)\n\n- `tests/e2e.spec.ts`',
+      '**Files created** (under `worker_2_1_2/`)\n\n- [tests/e2e.spec.ts](worker_2_1_2/tests/e2e.spec.ts)',
     );
   });
 
@@ -494,13 +494,13 @@ describe('renderTreeReports', () => {
     expect(tableRow(doc, 'worker_2_1_1').slice(2, 6)).toEqual(['2', 'failed', '2', '$0.0100']);
     const files = section(doc, '## Files');
     expect(files).toContain(
-      '- **worker_1** at depth 0 (Part 1)\n  - `jobs/job-root/depth_0/worker_1/notes.md`',
+      '- **worker_1** at depth 0 (Part 1)\n  - [depth_0/worker_1/notes.md](depth_0/worker_1/notes.md)',
     );
     expect(files).toContain(
-      '- **worker_2_2** at depth 1 (Part 2_2)\n  - `jobs/job-root/depth_1/worker_2_2/api/server.ts`',
+      '- **worker_2_2** at depth 1 (Part 2_2)\n  - [depth_1/worker_2_2/api/server.ts](depth_1/worker_2_2/api/server.ts)',
     );
     expect(files).toContain(
-      '- **worker_2_1_2** at depth 2 (Part 2_1_2)\n  - `jobs/job-root/depth_2/worker_2_1_2/tests/e2e.spec.ts`',
+      '- **worker_2_1_2** at depth 2 (Part 2_1_2)\n  - [depth_2/worker_2_1_2/tests/e2e.spec.ts](depth_2/worker_2_1_2/tests/e2e.spec.ts)',
     );
     expect(files).not.toContain('worker_2_1_1');
     const failures = section(doc, '## Failures');
@@ -556,7 +556,7 @@ describe('renderTreeReports', () => {
     );
     expect(tableWorkers(l1)).toEqual(['worker_2_1', 'worker_2_2', 'worker_2_3', 'worker_3_1']);
     expect(section(finalReport, '## Files')).toContain(
-      '- **worker_3_1** at depth 1 (Part 3_1)\n  - `jobs/job-root/depth_1/worker_3_1/extra.md`',
+      '- **worker_3_1** at depth 1 (Part 3_1)\n  - [depth_1/worker_3_1/extra.md](depth_1/worker_3_1/extra.md)',
     );
   });
 
