@@ -6,7 +6,9 @@ import { lstat, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type OrchestratorClient, putPresigned } from '../functions/client/orchestrator-client.ts';
 import type { GitArtifact } from '../functions/core/api-schemas.ts';
+import { redact } from '../functions/core/redact.ts';
 import type { UploadLinks } from '../functions/services/worker-access.ts';
+import { currentProgress } from './progress-reporter.ts';
 import { currentTally } from './run-claude.ts';
 
 const MAX_FILE_BYTES = 100 * 1024 * 1024;
@@ -114,7 +116,7 @@ export async function uploadAll(
   }
 
   try {
-    let text = typeof uploads.log === 'function' ? uploads.log() : uploads.log;
+    let text = redact(typeof uploads.log === 'function' ? uploads.log() : uploads.log);
     if (notes.length > 0) text += `\n--- uploads ---\n${notes.join('\n')}\n`;
     let body = Buffer.from(text, 'utf8');
     if (bytesLeft !== undefined && body.byteLength > bytesLeft) {
@@ -166,6 +168,8 @@ export interface ResultBody {
  * peak memory) added from the attempt's tally, whichever step posts it.
  */
 export async function postResult(api: OrchestratorClient, base: string, body: ResultBody): Promise<void> {
+  // The last progress first: once the result is in, the attempt is over and takes no more.
+  await currentProgress()?.finish(body.status);
   const tally = currentTally();
   const sent = {
     ...(tally?.usage && { usage: tally.usage }),

@@ -100,7 +100,9 @@ export function runClaude(inv: ClaudeInvocation): Promise<ClaudeProcessOutcome> 
     if (inv.signal?.aborted) stop();
 
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      if (stdout.length < MAX_CAPTURE) stdout += chunk;
+      // The tail is what matters (the result is the last line of a stream): keep it, drop the start.
+      stdout += chunk;
+      if (stdout.length > MAX_CAPTURE) stdout = stdout.slice(-MAX_CAPTURE);
       inv.onOutput?.('stdout', chunk);
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {

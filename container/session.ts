@@ -14,6 +14,7 @@ import type { Assignment, RepoAssignment } from '../functions/services/worker-ac
 import { checkoutBase } from './checkout.ts';
 import { bundleRange, commitWork, writePatch } from './commit-work.ts';
 import { decideOrHandOff } from './decide.ts';
+import { currentProgress, streamReader } from './progress-reporter.ts';
 import { type AttemptLog, postResult, type ResultBody, uploadAll } from './reporting.ts';
 import { runClaude } from './run-claude.ts';
 import { listWorkspaceFiles } from './workspace-files.ts';
@@ -41,7 +42,8 @@ export async function attemptDir(ctx: AttemptContext): Promise<string> {
 }
 
 export function claudeArgs(a: Assignment, budgetUsd = a.max_budget_usd): string[] {
-  const args = ['-p', '--output-format', 'json', '--permission-mode', a.permission_mode];
+  // stream-json: the session's turns as they happen (progress, the live log); its last line is the same result as json's.
+  const args = ['-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', a.permission_mode];
   if (budgetUsd > 0) args.push('--max-budget-usd', String(Math.floor(budgetUsd * 10_000) / 10_000));
   if (a.model) args.push('--model', a.model);
   if (a.max_turns) args.push('--max-turns', String(a.max_turns));
@@ -159,6 +161,8 @@ export async function runSession(ctx: AttemptContext): Promise<number> {
     log.note(
       `running: ${command} ${args.map((a) => (a.length > 80 ? `${a.slice(0, 77)}...` : a)).join(' ')} (prompt on stdin) in ${cwd}`,
     );
+    log.raw('--- claude ---');
+    const stream = streamReader(log, currentProgress());
     // Stopped (SIGTERM) while deciding: do not start the work session at all.
     const run = signal?.aborted
       ? { exitCode: null, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: false, durationMs: 0 }
@@ -167,7 +171,9 @@ export async function runSession(ctx: AttemptContext): Promise<number> {
           args,
           prompt: assignment.prompt,
           timeoutMs: assignment.timeout_sec * 1000,
+          onOutput: stream.onOutput,
         });
+    stream.flush();
     const verdict = judgeClaudeRun(run);
     verdict.costUsd += decision.costUsd;
     if (signal?.aborted && verdict.status !== 'succeeded') {
@@ -177,7 +183,8 @@ export async function runSession(ctx: AttemptContext): Promise<number> {
     log.note(
       `claude exited code=${run.exitCode} signal=${run.signal} timedOut=${run.timedOut} -> ${verdict.status}${verdict.error ? `: ${verdict.error}` : ''}`,
     );
-    log.raw('--- stdout ---', run.stdout, '--- stderr ---', run.stderr);
+    // stdout is in the log already, line by line as it came.
+    log.raw('--- stderr ---', run.stderr);
 
     const body: ResultBody = {
       attempt: assignment.attempt,

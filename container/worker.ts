@@ -19,6 +19,7 @@ import { parseTaskToken } from '../functions/core/tokens.ts';
 import type { Assignment } from '../functions/services/worker-access.ts';
 import { fail, runPushStep, runSourceStep } from './git-steps.ts';
 import { runMergeStep } from './merge-step.ts';
+import { ProgressReporter, withProgress } from './progress-reporter.ts';
 import { AttemptLog } from './reporting.ts';
 import { SessionTally, withSessionTally } from './run-claude.ts';
 import { type AttemptContext, runSession } from './session.ts';
@@ -73,7 +74,15 @@ export async function runWorker(
   if (credentialed !== (role === 'git')) {
     return fail(ctx, `a ${assignment.kind} task cannot run in the ${role} worker container`, false);
   }
-  return withSessionTally(tally, () => runStep(ctx));
+  const progress = new ProgressReporter(api, base, assignment.attempt, {
+    ...(assignment.progress
+      ? { intervalMs: assignment.progress.interval_ms, heartbeatMs: assignment.progress.heartbeat_ms }
+      : {}),
+    secrets: [token, env.GIT_TOKEN],
+    logText: () => log.text(),
+  });
+  progress.start();
+  return withProgress(progress, () => withSessionTally(tally, () => runStep(ctx)));
 }
 
 function runStep(ctx: AttemptContext): Promise<number> {

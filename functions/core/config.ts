@@ -68,6 +68,10 @@ export const ConfigSchema = z
         max_retries: z.number().int().min(0).max(10).default(2),
         /** Workers running at once across every job of the deployment. */
         max_running: positiveInt(10_000).default(50),
+        /** Least time between a worker's progress posts (what `watch` shows; each is an API call). */
+        progress_interval_ms: z.number().int().min(500).max(60_000).default(2_000),
+        /** A running worker that has posted nothing (not even a heartbeat) for this long is treated as lost. */
+        heartbeat_timeout: z.number().int().min(10).max(86_400).default(300),
       })
       .prefault({}),
     recursion: z

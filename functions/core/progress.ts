@@ -74,6 +74,8 @@ export type ProgressBody = z.infer<typeof ProgressBodySchema>;
 
 export const ProgressResponseSchema = z.object({
   accepted: z.number().int().describe('events stored'),
+  /** Where the live log now ends: the next piece starts here. */
+  log_next: z.number().int().optional(),
   /** False when the attempt is over (cancelled, timed out, replaced): the worker should stop. */
   live: z.boolean(),
 });

@@ -46,6 +46,8 @@ interface RunOptions extends CommonOptions {
   json?: boolean;
   /** A directory in the repository to work on; false (`--no-repo`) to start in empty directories. */
   repo?: string | false;
+  /** Subtasks given instead of planned. */
+  task?: string[];
 }
 
 const positiveInt = (name: string) => (value: string) => {
@@ -141,6 +143,7 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
         max_retries: config.workers.max_retries,
       },
       ...(source ? { source } : {}),
+      ...(options.task ? { tasks: options.task.map((prompt) => ({ prompt })) } : {}),
     });
     const jobId = submitted.job_id;
     say(
@@ -384,6 +387,11 @@ export function buildProgram(): Command {
           throw new InvalidArgumentError('--retries must be a whole number of at least 0');
         return n;
       })
+      .option(
+        '--task <prompt>',
+        'a subtask, given instead of letting the planner split the request (repeat for more)',
+        (value: string, list: string[] = []) => [...list, value],
+      )
       .option('--json', 'print the result as JSON on stdout')
       .option(
         '--repo <dir>',

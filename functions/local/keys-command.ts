@@ -13,6 +13,7 @@ import { Command } from 'commander';
 import { createAwsClients } from '../adapters/aws-clients.ts';
 import { type ApiKeyRecord, JobStore } from '../adapters/job-store.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
+import { EXIT, UsageError } from './exit-codes.ts';
 
 const TENANT_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const MAX_NAME_CHARS = 128;
@@ -48,7 +49,8 @@ interface Target {
 function oneLine(err: unknown): string {
   const e = err as { name?: string; message?: string; code?: string } | undefined;
   let message = (e?.message ?? String(err)).replace(/\s+/g, ' ').trim();
-  const name = e?.name && e.name !== 'Error' && e.name !== 'KeysError' ? e.name : undefined;
+  const name =
+    e?.name && e.name !== 'Error' && e.name !== 'KeysError' && e.name !== 'UsageError' ? e.name : undefined;
   if (!message) message = name ?? 'unknown error';
   else if (name && !message.includes(name)) message = `${name}: ${message}`;
   if (/ECONNREFUSED/.test(`${e?.code ?? ''} ${message}`) && !message.includes(UNREACHABLE_HINT))
@@ -116,12 +118,12 @@ async function openTarget(options: TargetOptions): Promise<Target> {
   const env = clientEnv(options);
   let tableName: string;
   if (options.table !== undefined) {
-    if (!options.table.trim()) throw new KeysError('--table must not be empty');
+    if (!options.table.trim()) throw new UsageError('--table must not be empty');
     tableName = options.table;
   } else if (options.stack !== undefined) {
     tableName = await tableFromStack(options.stack, env);
   } else {
-    throw new KeysError('one of --table <name> or --stack <stackName> is required');
+    throw new UsageError('one of --table <name> or --stack <stackName> is required');
   }
   const clients = createAwsClients(env);
   return {
@@ -144,14 +146,14 @@ async function withTarget(options: TargetOptions, body: (target: Target) => Prom
     await body(target);
   } catch (err) {
     let message = oneLine(err);
-    if (target && !(err instanceof KeysError)) {
+    if (target && !(err instanceof KeysError || err instanceof UsageError)) {
       message =
         (err as { name?: string }).name === 'ResourceNotFoundException'
           ? `table ${target.tableName} not found in ${target.region} (check --table/--stack, --region and AWS_ENDPOINT_URL)`
           : `table ${target.tableName}: ${message}`;
     }
     process.stderr.write(`orchestrator keys: ${message}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof UsageError ? EXIT.usage : EXIT.failed;
   } finally {
     target?.close();
   }

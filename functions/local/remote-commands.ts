@@ -60,6 +60,11 @@ export function addRemoteCommands(program: Command): void {
       if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('--budget must be a positive number');
       return n;
     })
+    .option(
+      '--task <prompt>',
+      'a subtask, given instead of letting the planner split the request (repeat for more)',
+      (value: string, list: string[] = []) => [...list, value],
+    )
     .option('--idempotency-key <key>', 'a repeat with the same key returns the same job')
     .option('--wait', 'follow the job as watch does and exit with its outcome')
     .option('--json', 'print the API answer as JSON')
@@ -72,6 +77,7 @@ export function addRemoteCommands(program: Command): void {
           budget?: number;
           idempotencyKey?: string;
           wait?: boolean;
+          task?: string[];
         },
       ) => {
         const client = clientFrom(options);
@@ -83,6 +89,7 @@ export function addRemoteCommands(program: Command): void {
               ...(options.recursion === false ? { enable_recursion: false } : {}),
               ...(options.budget !== undefined ? { max_budget_usd: options.budget } : {}),
             },
+            ...(options.task ? { tasks: options.task.map((prompt) => ({ prompt })) } : {}),
           },
           options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {},
         );

@@ -15,6 +15,10 @@ export interface WorkerSettings {
   maxRunning: number;
   permissionMode: string;
   maxTurns?: number | undefined;
+  /** Least time between a worker's progress posts. */
+  progressIntervalMs: number;
+  /** Silence after which the sweep treats a running worker as lost. */
+  heartbeatTimeoutSec: number;
 }
 
 export interface Settings {

@@ -101,6 +101,13 @@ export async function sweepActiveTasks(
       await launcher.stop(task.launchHandle, `overran its timeout of ${task.timeoutSec}s`);
       const reason = `the worker overran its timeout of ${task.timeoutSec}s and was stopped`;
       if (await recordLostWorker(deps, scope, reason, undefined, 'timed_out')) report.overdue += 1;
+      continue;
+    }
+    const silentMs = task.state === 'running' ? silence(task, now) : 0;
+    if (silentMs > deps.settings.worker.heartbeatTimeoutSec * 1000) {
+      const reason = `the worker sent no progress or heartbeat for ${Math.round(silentMs / 1000)}s (workers.heartbeat_timeout ${deps.settings.worker.heartbeatTimeoutSec}s): stopped as lost`;
+      await launcher.stop(task.launchHandle, reason);
+      if (await recordLostWorker(deps, scope, reason)) report.lost += 1;
     }
   }
   await repairSlotCounters(deps, tasks, options.limit);
@@ -131,6 +138,15 @@ async function repairSlotCounters(deps: Deps, active: readonly TaskRecord[], lim
       deps.log.warn('repaired the deployment running-slot counter', { counted, actual });
     }
   }
+}
+
+/** How long the running attempt has been silent: since its last progress post, or since it started. */
+function silence(task: TaskRecord, now: number): number {
+  const last =
+    task.heartbeatAttempt === task.attempt && task.heartbeatAt !== undefined
+      ? task.heartbeatAt
+      : Date.parse(task.startedAt ?? task.launchedAt ?? task.updatedAt);
+  return now - last;
 }
 
 function isOverdue(task: TaskRecord, now: number, graceMs: number): boolean {

@@ -40,6 +40,8 @@ export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): 
       maxRunning: config.workers.max_running,
       permissionMode: config.orchestrator.permission_mode,
       maxTurns: config.orchestrator.max_turns ?? undefined,
+      progressIntervalMs: config.workers.progress_interval_ms,
+      heartbeatTimeoutSec: config.workers.heartbeat_timeout,
     },
   };
 }

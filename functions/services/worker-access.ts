@@ -36,6 +36,8 @@ export interface Assignment {
   timeout_sec: number;
   model?: string | undefined;
   permission_mode: string;
+  /** How often to post progress, and the longest silence allowed (the sweep counts a worker silent longer as lost). */
+  progress?: { interval_ms: number; heartbeat_ms: number } | undefined;
   max_turns?: number | undefined;
   /** `claude --max-budget-usd` for this attempt, from what the job tree has left. */
   max_budget_usd: number;
@@ -139,6 +141,11 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
     timeout_sec: task.timeoutSec,
     model: job.config.model,
     permission_mode: deps.settings.worker.permissionMode,
+    progress: {
+      interval_ms: deps.settings.worker.progressIntervalMs,
+      // Three heartbeats fit in the timeout, so one lost post never makes a live worker look lost.
+      heartbeat_ms: Math.min(20_000, Math.floor((deps.settings.worker.heartbeatTimeoutSec * 1000) / 3)),
+    },
     max_turns: deps.settings.worker.maxTurns,
     max_budget_usd: budgetUsd,
     ...(gatewayEnabled(deps.settings) && ['plan', 'work', 'merge'].includes(task.kind)

@@ -85,6 +85,54 @@ describe('the orchestrator command', () => {
     expect(existsSync(result.local_final_report)).toBe(true);
   });
 
+  it('run: Ctrl-C cancels the job on the server, still mirrors what finished, and exits 130', async () => {
+    const cwd = await freshDir();
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        'One quick, one endless',
+        '--task',
+        'Quick note',
+        '--task',
+        'Never ends [[hang]]',
+        '--workers',
+        '2',
+        '--claude-command',
+        CLAUDE_DOUBLE,
+        '--no-repo',
+      ],
+      { cwd, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    const quickDone = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker_1 never finished:\n${stderr}`)), 60_000);
+      child.stderr.on('data', (c) => {
+        stderr += c;
+        if (/worker_1\s+succeeded/.test(stderr)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await quickDone;
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.once('close', r));
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/interrupted: cancelling the job and keeping what finished/);
+    expect(stdout).toMatch(/Job [0-9a-f]{20}: CANCELLED/);
+    expect(stdout).toMatch(/- worker_1 succeeded/);
+    const jobDir = /files: (\S+)/.exec(stdout)?.[1] as string;
+    expect(existsSync(join(jobDir, 'depth_0', 'worker_1'))).toBe(true);
+    expect(await readFile(join(jobDir, 'FINAL_RESULT.md'), 'utf8')).toMatch(/cancelled/i);
+  });
+
   it('run: with AWS_ENDPOINT_URL_* set (e.g. LocalStack) it uses those endpoints instead of starting emulators', async () => {
     const cwd = await freshDir();
     const emulators = await startEmulators();

@@ -165,7 +165,8 @@ describe('orchestrator keys', () => {
   it('needs --table or --stack', async () => {
     for (const args of [['list'], ['create', '--tenant', 'acme'], ['revoke', 'abc']]) {
       const run = await keys(...args);
-      expect(run.code, args.join(' ')).toBe(1);
+      // A usage error: its own exit code, never that of a failed job.
+      expect(run.code, args.join(' ')).toBe(64);
       expect(errorLine(run)).toBe(
         'orchestrator keys: one of --table <name> or --stack <stackName> is required',
       );

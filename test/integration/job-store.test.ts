@@ -283,6 +283,17 @@ describe('JobStore on the embedded emulator', () => {
       expect(await store.markRunning(job.jobId, 1, 1, T2)).toBeUndefined();
     });
 
+    it("takes a live attempt's heartbeat at most once per interval, and none from another attempt", async () => {
+      const { job } = await jobWithTasks(1);
+      expect(await store.recordHeartbeat(job.jobId, 1, 1, 1_000, 400)).toBe('not_live'); // still queued
+      await store.claimTask(job.jobId, 1, 1, 'hash', T1);
+      expect(await store.recordHeartbeat(job.jobId, 1, 1, 1_000, 400)).toBe('ok');
+      expect(await store.recordHeartbeat(job.jobId, 1, 1, 1_300, 400)).toBe('too_soon');
+      expect(await store.recordHeartbeat(job.jobId, 1, 1, 1_400, 400)).toBe('ok');
+      expect(await store.recordHeartbeat(job.jobId, 1, 2, 1_900, 400)).toBe('not_live');
+      expect(await store.getTask(job.jobId, 1)).toMatchObject({ heartbeatAt: 1_400, heartbeatAttempt: 1 });
+    });
+
     it('ends a failed attempt with a retry: queued, attempt+1, attempt recorded, only once', async () => {
       const { job } = await jobWithTasks(1);
       await store.claimTask(job.jobId, 1, 1, 'hash', T1);

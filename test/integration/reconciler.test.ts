@@ -238,7 +238,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   });
 
   async function sweepScenario(): Promise<void> {
-    const job = await newJob(5);
+    const job = await newJob(6);
     const lostHandle = await launchAndRun(job.jobId, 1); // the launcher no longer knows it
     const overdueHandle = await launchAndRun(job.jobId, 2); // still running, far past its 60 s timeout
     // Task 3: claimed, but the dispatcher died before launching (no handle).
@@ -249,12 +249,22 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
 
     clock += 60 * 60_000; // an hour later
     const healthyHandle = await launchAndRun(job.jobId, 5);
+    // Task 6: running, its last heartbeat 40 s before the sweep, over a 30 s heartbeat_timeout.
+    const silentHandle = await launchAndRun(job.jobId, 6);
+    await deps.store.recordHeartbeat(job.jobId, 6, 1, clock, 0);
+    clock += 40_000;
+    await deps.store.recordHeartbeat(job.jobId, 5, 1, clock, 0);
+    const settings = deps.settings;
+    deps = { ...deps, settings: { ...settings, worker: { ...settings.worker, heartbeatTimeoutSec: 30 } } };
     const report = await sweepActiveTasks(deps, launcher);
 
-    expect(report).toMatchObject({ lost: 2, overdue: 1, requeued: 1 });
-    expect(launcher.stopped).toEqual([overdueHandle]);
-    const [t1, t2, t3, t4, t5] = await Promise.all(
-      [1, 2, 3, 4, 5].map((n) => deps.store.getTask(job.jobId, n)),
+    expect(report).toMatchObject({ lost: 3, overdue: 1, requeued: 1 });
+    expect(launcher.stopped).toEqual([overdueHandle, silentHandle]);
+    const [t1, t2, t3, t4, t5, t6] = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map((n) => deps.store.getTask(job.jobId, n)),
+    );
+    expect(t6?.attempts[0]?.error).toMatch(
+      /no progress or heartbeat for 40s \(workers\.heartbeat_timeout 30s\)/,
     );
     expect(t1?.attempts[0]?.error).toMatch(/no longer knows/);
     expect(t2?.attempts[0]).toMatchObject({ state: 'timed_out' });
@@ -264,7 +274,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const sent = await drainQueue();
     expect(sent).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 4, attempt: 1 });
     expect(sent).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 1, attempt: 2 });
-    expect(report.examined).toBe(5);
+    expect(report.examined).toBe(6);
   }
 
   it('a poison run message fails its queued task, without retries, and the job still finishes', async () => {

@@ -23,6 +23,8 @@
 //   [[plan:N]]        outermost arrays in structured_output get N items (clamped by minItems/maxItems)
 //   [[choose:VALUE]]  pick VALUE for an enum that contains it (may be repeated)
 //   [[garbage]]       print non-JSON text on stdout and exit 0
+//   [[steps:N:MS]]    work run: N tool calls (Bash `echo step i`) MS ms apart, printed as stream-json
+//                     assistant messages; each one's time is appended to $CLAUDE_DOUBLE_STATE_DIR/steps.jsonl
 //
 // Repository edits (work runs only; ignored in decide and merge runs). PATH is relative to the cwd
 // and is everything up to the first `:` (blanks around it ignored), so it cannot contain `:`; TEXT
@@ -374,7 +376,7 @@ function validate(opts) {
 // Directives
 
 const DIRECTIVE_SRC =
-  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|as_root|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|hold|hold_plan|hold_merge|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail)(?::([^\\]]*))?\\]\\]';
+  '\\[\\[(sleep|fail|fail_times|crash|hang|hang_hard|logged_out|as_root|cost|turns|files|plan|choose|garbage|split|split_child|split_all|decide_fail|spawn|attack|hold|hold_plan|hold_merge|create|create_bytes|append|edit_line|delete|no_files|resolve|merge_fail|steps)(?::([^\\]]*))?\\]\\]';
 const DIRECTIVE_RE = new RegExp(DIRECTIVE_SRC, 'gi');
 // a run of markers with the blanks around them
 const DIRECTIVE_RUN_RE = new RegExp(`[ \\t]*(?:${DIRECTIVE_SRC}[ \\t]*)+`, 'gi');
@@ -387,6 +389,11 @@ function parseDirectives(text, into) {
       case 'choose':
         if (value !== undefined) into.choose.push(value);
         break;
+      case 'steps': {
+        const m2 = /^\s*(\d+)\s*:\s*(\d+)\s*$/.exec(value ?? '');
+        if (m2) into.steps = { n: Number.parseInt(m2[1], 10), ms: Number.parseInt(m2[2], 10) };
+        break;
+      }
       case 'split_child': {
         const m2 = /^\s*(\d+)\s*:(.*)$/s.exec(value ?? '');
         const k = m2 ? Number.parseInt(m2[1], 10) : Number.NaN;
@@ -635,6 +642,49 @@ function generate(schema, name, ctx, depth = 0) {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+// [[steps:N:MS]]: N tool calls, MS apart, each as the assistant message stream-json shows; the time each
+// was printed goes to $CLAUDE_DOUBLE_STATE_DIR/steps.jsonl, so a test can measure how soon it is seen.
+async function emitSteps({ n, ms }, format, sessionId, model) {
+  const base = process.env.CLAUDE_DOUBLE_STATE_DIR || path.join(os.tmpdir(), 'claude-double-state');
+  try {
+    fs.mkdirSync(base, { recursive: true });
+  } catch {
+    // see below
+  }
+  for (let i = 1; i <= n; i++) {
+    if (format === 'stream-json') {
+      const message = {
+        type: 'assistant',
+        message: {
+          id: `msg_step_${sessionId.slice(0, 8)}_${i}`,
+          type: 'message',
+          role: 'assistant',
+          model,
+          content: [
+            { type: 'tool_use', id: `toolu_${i}`, name: 'Bash', input: { command: `echo step ${i}` } },
+          ],
+          stop_reason: 'tool_use',
+          stop_sequence: null,
+          usage: { input_tokens: 100 * i, output_tokens: 10 * i },
+        },
+        parent_tool_use_id: null,
+        session_id: sessionId,
+        uuid: randomUUID(),
+      };
+      process.stdout.write(`${JSON.stringify(message)}\n`);
+    }
+    try {
+      fs.appendFileSync(
+        path.join(base, 'steps.jsonl'),
+        `${JSON.stringify({ session: sessionId, step: i, at: Date.now() })}\n`,
+      );
+    } catch {
+      // a test aid: a jailed run cannot write there, and must not fail for it
+    }
+    await sleep(ms);
+  }
+}
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -1284,6 +1334,7 @@ async function main() {
   }
 
   if (d.sleep) await sleep(d.sleep);
+  if (d.steps && !decide && !merge) await emitSteps(d.steps, format, sessionId, model);
 
   // A plan run is the one that asks for structured output without being a decide or merge run.
   const holdLabel = merge ? d.hold_merge : decide ? undefined : opts.schema ? d.hold_plan : d.hold;

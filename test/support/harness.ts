@@ -23,6 +23,8 @@ export interface TestStack extends LocalStack {
   workspace: string;
   /** File the test double appends one JSON line per invocation to. */
   invocationLog: string;
+  /** The test double's state folder ($CLAUDE_DOUBLE_STATE_DIR: fail_times counters, steps.jsonl). */
+  doubleState: string;
   logs: { level: string; message: string; extra?: Record<string, unknown> }[];
   /** The client of every other caller, with this stack's key. */
   client: OrchestratorClient;
@@ -153,6 +155,7 @@ export async function startTestStack(
     apiKey,
     workspace,
     invocationLog,
+    doubleState,
     logs,
     client,
     api,

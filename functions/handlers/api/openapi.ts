@@ -28,6 +28,14 @@ import {
   uploadRequestSchema,
   workerResultSchema,
 } from '../../core/api-schemas.ts';
+import {
+  EventsQuerySchema,
+  EventsResponseSchema,
+  LogQuerySchema,
+  LogResponseSchema,
+  ProgressBodySchema,
+  ProgressResponseSchema,
+} from '../../core/progress.ts';
 import { VERSION } from '../../core/version.ts';
 import { API_KEY_HEADER, ROUTES, type RouteSpec, TASK_TOKEN_HEADER } from '../routes.ts';
 
@@ -116,6 +124,28 @@ function describeRoutes(limits: ApiLimits): Record<string, Doc> {
       request: { params: jobId },
       ok: { status: 202, description: 'cancelling', schema: CancelResponseSchema },
       errors: [401, 404, 409],
+    },
+    getEvents: {
+      summary:
+        "The job tree's events (workers' turns, tools, tokens, cost, last text) after `after`, waiting up to `wait` s for one",
+      request: { params: jobId, query: EventsQuerySchema },
+      ok: { status: 200, description: 'events, oldest first', schema: EventsResponseSchema },
+      errors: [400, 401, 404],
+    },
+    getLog: {
+      summary: "One attempt's log, redacted: live while the worker runs, the uploaded log after",
+      request: {
+        params: jobId.extend({ worker: z.string().describe('worker id, e.g. worker_2_1') }),
+        query: LogQuerySchema,
+      },
+      ok: { status: 200, description: 'a page of the log', schema: LogResponseSchema },
+      errors: [400, 401, 404],
+    },
+    progress: {
+      summary: 'Workers only: what the attempt is doing and the new part of its log; also its heartbeat',
+      request: { params: taskParams, body: jsonBody(ProgressBodySchema) },
+      ok: { status: 200, description: 'stored', schema: ProgressResponseSchema },
+      errors: [400, 401, 403, 429],
     },
     assignment: {
       summary: "Workers only: the attempt's task; marks it running",
