@@ -463,6 +463,7 @@ main{padding:0 20px 30px;min-width:0}
 .tick{position:absolute;top:0;bottom:0;border-left:1px solid var(--line);font-size:11px;color:var(--muted);padding-left:3px;white-space:nowrap}
 .bar{position:absolute;top:3px;height:12px;min-width:2px;border-radius:2px;cursor:pointer;background:var(--run)}
 .wait-span{position:absolute;top:8px;height:2px;cursor:pointer;background:var(--wait);opacity:.6}
+.legend i.line{height:2px;width:16px;border-radius:0}.legend i.queue{background:var(--cancel)}.legend i.wait{background:var(--wait)}
 .queue-span{position:absolute;top:8px;height:2px;cursor:pointer;background:var(--cancel);opacity:.5}
 .big{font-size:22px;font-weight:600;margin:4px 0}
 .stack{display:flex;height:14px;border-radius:3px;overflow:hidden;margin:4px 0;max-width:720px}
@@ -517,7 +518,8 @@ const SCRIPT = String.raw`
   if (perf && Array.isArray(perf.timeline)) perf.timeline.forEach(function (e) {
     if (e && e.kind === 'work') phases.set(e.worker_id + '#' + e.attempt, e);
   });
-  var selected = -1;
+  /** Builds the tree's closed jobs down to the given one; set once the tree is drawn. */
+  var revealJob = function () {};
 
   function el(tag, attrs, children) {
     var e = document.createElement(tag);
@@ -571,6 +573,8 @@ const SCRIPT = String.raw`
     STATUSES.forEach(function (s) {
       box.append(el('span', null, [el('i', { class: 'st-' + s }), s.replace(/_/g, ' ')]));
     });
+    if (phases.size > 0) box.append(el('span', null, [el('i', { class: 'line queue' }), 'waiting to start']));
+    box.append(el('span', null, [el('i', { class: 'line wait' }), 'waiting on its child job']));
   }
   function tickStep(span) {
     var steps = [1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 216e5, 432e5, 864e5];
@@ -663,9 +667,23 @@ const SCRIPT = String.raw`
       var child = t.child_job_id && jobsById.get(t.child_job_id);
       if (child && child.job_id !== job.job_id) addChild(t.job_id + '#' + t.task_no, child);
     });
-    var shown = new Set();
+    // Each job goes under the first task found to name it, from the root down (a cycle cannot form).
+    var placed = new Map();
+    var parentJob = new Map();
+    var reached = new Set();
+    function place(j) {
+      reached.add(j.job_id);
+      (tasksByJob.get(j.job_id) || []).forEach(function (i) {
+        var key = tasks[i].job_id + '#' + tasks[i].task_no;
+        var kids = (childrenOfTask.get(key) || []).filter(function (c) { return !reached.has(c.job_id); });
+        kids.forEach(function (c) { reached.add(c.job_id); parentJob.set(c.job_id, j.job_id); });
+        placed.set(key, kids);
+        kids.forEach(place);
+      });
+    }
+    var fills = new Map();
+    /** Jobs below depth 1 start closed, and their workers are built when first opened. */
     function jobNode(j) {
-      shown.add(j.job_id);
       var s = j.summary;
       var node = el('details', { 'data-job': j.job_id }, [
         el('summary', { class: 'jobline' }, [
@@ -674,26 +692,50 @@ const SCRIPT = String.raw`
           el('span', { text: j.request.length > 140 ? j.request.slice(0, 140) + '…' : j.request }),
         ]),
       ]);
-      node.open = j.depth < 2;
+      var built = false;
+      var fill = function () {
+        if (built) return;
+        built = true;
+        node.append(jobList(j));
+      };
+      fills.set(j.job_id, fill);
+      if (j.depth < 2) {
+        node.open = true;
+        fill();
+      } else node.addEventListener('toggle', function () { if (node.open) fill(); });
+      return node;
+    }
+    function jobList(j) {
       var list = el('ul');
       (tasksByJob.get(j.job_id) || []).forEach(function (i) {
         var t = tasks[i];
         var li = el('li', null, [workerButton(t, i)]);
-        (childrenOfTask.get(t.job_id + '#' + t.task_no) || []).forEach(function (c) {
-          if (!shown.has(c.job_id)) li.append(el('ul', null, [el('li', null, [jobNode(c)])]));
+        (placed.get(t.job_id + '#' + t.task_no) || []).forEach(function (c) {
+          li.append(el('ul', null, [el('li', null, [jobNode(c)])]));
         });
         list.append(li);
       });
-      node.append(list);
-      return node;
+      return list;
     }
+    revealJob = function (jobId) {
+      var chain = [];
+      for (var id = jobId; id !== undefined; id = parentJob.get(id)) chain.unshift(id);
+      chain.forEach(function (id) { var fill = fills.get(id); if (fill) fill(); });
+    };
     var box = byId('tree');
     var root = data.jobs.find(function (j) { return j.job_id === job.job_id; }) || data.jobs[0];
-    if (root) box.append(jobNode(root));
-    var orphans = data.jobs.filter(function (j) { return !shown.has(j.job_id); });
+    if (root) {
+      place(root);
+      box.append(jobNode(root));
+    }
+    var orphans = data.jobs.filter(function (j) { return !reached.has(j.job_id); });
     if (orphans.length > 0) {
       box.append(el('h3', { text: 'Jobs whose parent is not in this tree' }));
-      orphans.forEach(function (j) { if (!shown.has(j.job_id)) box.append(jobNode(j)); });
+      orphans.forEach(function (j) {
+        if (reached.has(j.job_id)) return;
+        place(j);
+        box.append(jobNode(j));
+      });
     }
     box.addEventListener('click', onPick);
   }
@@ -720,9 +762,13 @@ const SCRIPT = String.raw`
     var t = tasks[i];
     if (!t) return;
     document.querySelectorAll('.selected').forEach(function (e) { e.classList.remove('selected'); });
-    selected = i;
     var row = document.querySelector('.tl-row[data-row="' + i + '"]');
-    if (row) row.classList.add('selected');
+    if (row) {
+      row.classList.add('selected');
+      var box = byId('timeline');
+      if (row.offsetTop < box.scrollTop + 20 || row.offsetTop > box.scrollTop + box.clientHeight - 20) box.scrollTop = row.offsetTop - 60;
+    }
+    revealJob(t.job_id);
     var button = document.querySelector('.worker[data-i="' + i + '"]');
     if (button) {
       button.classList.add('selected');
@@ -869,6 +915,11 @@ const SCRIPT = String.raw`
       ['Changes', '+' + git.insertions + ' \u2212' + git.deletions + ' in ' + plural(git.files_changed, 'file')],
       ['Pushed to', git.pushed_to], ['Note', git.note],
     ]));
+    if (job.steps && job.steps.length > 0) {
+      box.append(el('h3', { text: 'Steps' }), objectTable(job.steps.map(function (st) {
+        return { step: st.kind, status: st.status, attempts: st.attempts, cost_usd: st.cost_usd, error: st.error };
+      })));
+    }
     if (git.conflicts.length > 0) {
       box.append(el('h3', { text: 'Conflicts (' + git.conflicts.length + ')' }));
       git.conflicts.forEach(function (c) { box.append(conflictBlock(c)); });
