@@ -503,12 +503,12 @@ async function runColdInit(stack: TestStack, jobId: string): Promise<void> {
  *   SQS       SendMessageBatch, ReceiveMessage, DeleteMessageBatch per batch of 10 run messages,
  *             and one aggregate send/receive/delete per job                   => 0.3 + 3/T
  *   S3        the worker's log (presigned PUT, outside the SDK count) and its files;
- *             3 report PutObjects per job                                     => 3/T (+1 log +files)
+ *             4 report PutObjects per job (level, final, result.json, REPORT.html) => 4/T (+1 log +files)
  *   ECS       RunTask 1 (AWS only)
  * Marking the task running when the worker starts (1 UpdateItem) is useful but not required.
  */
 function designMinimum(T: number) {
-  return { DYNAMODB: 6 + 5 / T, SQS: 0.3 + 3 / T, S3: 3 / T };
+  return { DYNAMODB: 6 + 5 / T, SQS: 0.3 + 3 / T, S3: 4 / T };
 }
 
 async function main(): Promise<void> {

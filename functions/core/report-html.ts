@@ -19,12 +19,13 @@
 import { createHash } from 'node:crypto';
 import { jobPrefix } from './layout.ts';
 import type { AttemptTimeline, PerformanceView } from './performance.ts';
+import { formatCost, formatDuration } from './reports.ts';
 import type { AttemptView, GitView, JobResult, TaskResultView, TreeJobView } from './result-format.ts';
 
 /** The embedded data never exceeds this (UTF-8 bytes, as embedded), so the page stays under 5 MB. */
 export const REPORT_DATA_MAX_BYTES = 4_000_000;
 
-/** How much of each text and list the page keeps at full scale; halved until the data fits. */
+/** How much of each text and list the page keeps at full scale; scaled down together until the data fits. */
 export const REPORT_LIMITS = {
   output: 2_000,
   prompt: 500,
@@ -48,8 +49,10 @@ export interface AttemptBar {
   status: string;
 }
 
-/** A worker as the page embeds it: texts cut to the limits, links relative to the job's folder. */
-/** The S3 keys stay in result.json: the page needs only the relative links made from them. */
+/**
+ * A worker as the page embeds it: texts cut to the limits, and links relative
+ * to the job's folder instead of S3 keys (result.json keeps the keys).
+ */
 export interface ReportTask extends Omit<TaskResultView, 'log_key' | 'files_prefix'> {
   /** Relative link to the worker's log (`logs/depth_0_worker_2.log`). */
   log_href?: string;
@@ -176,8 +179,8 @@ function reportData(result: JobResult, limits: ReportLimits): ReportData {
  * record's `finished_at`. The start is the record's own `started_at` when it
  * has one; else the task's `started_at` for its latest attempt, and
  * `duration_ms` before the end for earlier ones (never before the attempt
- * ahead of it ended). An attempt without an end (still
- * running, or cancelled) ends with the task or the job.
+ * ahead of it ended). An attempt without an end (still running, or
+ * cancelled) ends with the task or the job.
  */
 export function attemptBars(task: TaskResultView, jobEnd: number): AttemptBar[] {
   const made = Math.max(task.attempts, ...task.attempt_history.map((a) => a.attempt));
@@ -225,53 +228,73 @@ function latestTime(result: JobResult): number | undefined {
   return known.length === 0 ? undefined : Math.max(...known);
 }
 
+/** Cuts texts and lists to the limits, and remembers which fields it cut. */
+function clipper(limits: ReportLimits) {
+  const cut = new Set<string>();
+  return {
+    cut,
+    text(field: string, value: string, max: number): string {
+      const clipped = clip(value, max);
+      if (clipped.cut) cut.add(field);
+      return clipped.text;
+    },
+    list<T>(field: string, values: T[]): T[] {
+      if (values.length > limits.list) cut.add(field);
+      return values.slice(0, limits.list);
+    },
+    path: (p: string) => clip(p, limits.path).text,
+    reason: (r: string) => clip(r, limits.text).text,
+  };
+}
+
+type Clipper = ReturnType<typeof clipper>;
+
 function reportTask(task: TaskResultView, rootJobId: string, limits: ReportLimits): ReportTask {
-  const cut: string[] = [];
-  const text = (field: string, value: string, max: number): string => {
-    const clipped = clip(value, max);
-    if (clipped.cut) cut.push(field);
-    return clipped.text;
-  };
-  const list = <T>(field: string, values: T[]): T[] => {
-    if (values.length > limits.list) cut.push(field);
-    return values.slice(0, limits.list);
-  };
-  const path = (p: string) => clip(p, limits.path).text;
-  const logHref = relativeHref(rootJobId, task.log_key);
-  const filesHref = relativeHref(rootJobId, task.files_prefix);
-  const { log_key: _log, files_prefix: _files, ...rest } = task;
+  const c = clipper(limits);
+  const { log_key, files_prefix, ...rest } = task;
+  const logHref = relativeHref(rootJobId, log_key);
+  const filesHref = relativeHref(rootJobId, files_prefix);
   const clipped: ReportTask = {
     ...rest,
-    title: text('title', task.title, limits.text),
-    prompt: text('prompt', task.prompt, limits.prompt),
-    output: text('output', task.output, limits.output),
-    files_created: list('files_created', task.files_created).map(path),
+    title: c.text('title', task.title, limits.text),
+    prompt: c.text('prompt', task.prompt, limits.prompt),
+    output: c.text('output', task.output, limits.output),
+    files_created: c.list('files_created', task.files_created).map(c.path),
     ...(task.refused_files !== undefined && {
-      refused_files: list('refused_files', task.refused_files).map((r) => ({
-        path: path(r.path),
-        reason: clip(r.reason, limits.text).text,
-      })),
+      refused_files: c
+        .list('refused_files', task.refused_files)
+        .map((r) => ({ path: c.path(r.path), reason: c.reason(r.reason) })),
     }),
-    ...(task.error !== undefined && { error: text('error', task.error, limits.text) }),
+    ...(task.error !== undefined && { error: c.text('error', task.error, limits.text) }),
     attempt_history: task.attempt_history.map((a) => attemptForPage(a, rootJobId, limits)),
-    ...(task.files_changed !== undefined && {
-      files_changed: {
-        added: list('files_changed', task.files_changed.added).map(path),
-        modified: list('files_changed', task.files_changed.modified).map(path),
-        deleted: list('files_changed', task.files_changed.deleted).map(path),
-      },
-    }),
-    ...(task.excluded_files !== undefined && {
-      excluded_files: list('excluded_files', task.excluded_files).map((e) => ({
-        path: path(e.path),
-        reason: clip(e.reason, limits.text).text,
-      })),
-    }),
+    ...changesForPage(task, c),
     ...(logHref !== undefined && { log_href: logHref }),
     ...(filesHref !== undefined && { files_href: `${filesHref}/` }),
   };
-  if (cut.length > 0) clipped.cut = [...new Set(cut)];
+  if (c.cut.size > 0) clipped.cut = [...c.cut];
   return clipped;
+}
+
+/** A repository worker's changed and excluded files, each list cut. */
+function changesForPage(
+  task: TaskResultView,
+  c: Clipper,
+): Pick<ReportTask, 'files_changed' | 'excluded_files'> {
+  const changed = task.files_changed;
+  return {
+    ...(changed !== undefined && {
+      files_changed: {
+        added: c.list('files_changed', changed.added).map(c.path),
+        modified: c.list('files_changed', changed.modified).map(c.path),
+        deleted: c.list('files_changed', changed.deleted).map(c.path),
+      },
+    }),
+    ...(task.excluded_files !== undefined && {
+      excluded_files: c
+        .list('excluded_files', task.excluded_files)
+        .map((e) => ({ path: c.path(e.path), reason: c.reason(e.reason) })),
+    }),
+  };
 }
 
 /** An attempt with its error cut and, when it names its own log (issue 10 on), a link to it. */
@@ -314,7 +337,11 @@ function clipGit(git: GitView, limits: ReportLimits): GitView {
   };
 }
 
-/** Absent from result.json files written before issue 10, which the page draws without them. */
+/**
+ * The analytics with each list bounded and each attempt's log as a relative
+ * link. Result.json files written before issue 10 have none: the page then
+ * draws a per-level table of its own.
+ */
 function performanceForPage(
   perf: PerformanceView,
   rootJobId: string,
@@ -377,7 +404,7 @@ function header(result: JobResult): string {
     ['Workers', workerCounts(s)],
     ['Jobs', `${s.jobs} over ${s.depths} level${s.depths === 1 ? '' : 's'}`],
     ['Cost', costLine(result)],
-    ['Wall time', result.wall_time_ms === undefined ? 'n/a' : formatMs(result.wall_time_ms)],
+    ['Wall time', result.wall_time_ms === undefined ? 'n/a' : formatDuration(result.wall_time_ms)],
     ['Created', result.created_at],
     ['Finished', result.finished_at ?? 'not yet'],
   ];
@@ -404,18 +431,7 @@ function workerCounts(s: JobResult['results']['summary']): string {
 
 function costLine(result: JobResult): string {
   const c = result.cost;
-  return `${usd(c.total_usd)} (workers ${usd(c.workers_usd)}, planning ${usd(c.planning_usd)}, steps ${usd(c.steps_usd)})`;
-}
-
-function usd(x: number): string {
-  return `$${x.toFixed(4)}`;
-}
-
-function formatMs(ms: number): string {
-  if (ms < 1_000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)} s`;
-  const minutes = Math.floor(ms / 60_000);
-  return `${minutes} min ${Math.round((ms % 60_000) / 1_000)} s`;
+  return `${formatCost(c.total_usd)} (workers ${formatCost(c.workers_usd)}, planning ${formatCost(c.planning_usd)}, steps ${formatCost(c.steps_usd)})`;
 }
 
 /** A state name as a class name; states are a fixed set, but the page must not trust that. */
@@ -463,6 +479,7 @@ main{padding:0 20px 30px;min-width:0}
 .tick{position:absolute;top:0;bottom:0;border-left:1px solid var(--line);font-size:11px;color:var(--muted);padding-left:3px;white-space:nowrap}
 .bar{position:absolute;top:3px;height:12px;min-width:2px;border-radius:2px;cursor:pointer;background:var(--run)}
 .wait-span{position:absolute;top:8px;height:2px;cursor:pointer;background:var(--wait);opacity:.6}
+.legend i.line{height:2px;width:16px;border-radius:0}.legend i.queue{background:var(--cancel)}.legend i.wait{background:var(--wait)}
 .queue-span{position:absolute;top:8px;height:2px;cursor:pointer;background:var(--cancel);opacity:.5}
 .big{font-size:22px;font-weight:600;margin:4px 0}
 .stack{display:flex;height:14px;border-radius:3px;overflow:hidden;margin:4px 0;max-width:720px}
@@ -517,7 +534,8 @@ const SCRIPT = String.raw`
   if (perf && Array.isArray(perf.timeline)) perf.timeline.forEach(function (e) {
     if (e && e.kind === 'work') phases.set(e.worker_id + '#' + e.attempt, e);
   });
-  var selected = -1;
+  /** Builds the tree's closed jobs down to the given one; set once the tree is drawn. */
+  var revealJob = function () {};
 
   function el(tag, attrs, children) {
     var e = document.createElement(tag);
@@ -571,6 +589,8 @@ const SCRIPT = String.raw`
     STATUSES.forEach(function (s) {
       box.append(el('span', null, [el('i', { class: 'st-' + s }), s.replace(/_/g, ' ')]));
     });
+    if (phases.size > 0) box.append(el('span', null, [el('i', { class: 'line queue' }), 'waiting to start']));
+    box.append(el('span', null, [el('i', { class: 'line wait' }), 'waiting on its child job']));
   }
   function tickStep(span) {
     var steps = [1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 216e5, 432e5, 864e5];
@@ -663,9 +683,23 @@ const SCRIPT = String.raw`
       var child = t.child_job_id && jobsById.get(t.child_job_id);
       if (child && child.job_id !== job.job_id) addChild(t.job_id + '#' + t.task_no, child);
     });
-    var shown = new Set();
+    // Each job goes under the first task found to name it, from the root down (a cycle cannot form).
+    var placed = new Map();
+    var parentJob = new Map();
+    var reached = new Set();
+    function place(j) {
+      reached.add(j.job_id);
+      (tasksByJob.get(j.job_id) || []).forEach(function (i) {
+        var key = tasks[i].job_id + '#' + tasks[i].task_no;
+        var kids = (childrenOfTask.get(key) || []).filter(function (c) { return !reached.has(c.job_id); });
+        kids.forEach(function (c) { reached.add(c.job_id); parentJob.set(c.job_id, j.job_id); });
+        placed.set(key, kids);
+        kids.forEach(place);
+      });
+    }
+    var fills = new Map();
+    /** Jobs below depth 1 start closed, and their workers are built when first opened. */
     function jobNode(j) {
-      shown.add(j.job_id);
       var s = j.summary;
       var node = el('details', { 'data-job': j.job_id }, [
         el('summary', { class: 'jobline' }, [
@@ -674,26 +708,50 @@ const SCRIPT = String.raw`
           el('span', { text: j.request.length > 140 ? j.request.slice(0, 140) + '…' : j.request }),
         ]),
       ]);
-      node.open = j.depth < 2;
+      var built = false;
+      var fill = function () {
+        if (built) return;
+        built = true;
+        node.append(jobList(j));
+      };
+      fills.set(j.job_id, fill);
+      if (j.depth < 2) {
+        node.open = true;
+        fill();
+      } else node.addEventListener('toggle', function () { if (node.open) fill(); });
+      return node;
+    }
+    function jobList(j) {
       var list = el('ul');
       (tasksByJob.get(j.job_id) || []).forEach(function (i) {
         var t = tasks[i];
         var li = el('li', null, [workerButton(t, i)]);
-        (childrenOfTask.get(t.job_id + '#' + t.task_no) || []).forEach(function (c) {
-          if (!shown.has(c.job_id)) li.append(el('ul', null, [el('li', null, [jobNode(c)])]));
+        (placed.get(t.job_id + '#' + t.task_no) || []).forEach(function (c) {
+          li.append(el('ul', null, [el('li', null, [jobNode(c)])]));
         });
         list.append(li);
       });
-      node.append(list);
-      return node;
+      return list;
     }
+    revealJob = function (jobId) {
+      var chain = [];
+      for (var id = jobId; id !== undefined; id = parentJob.get(id)) chain.unshift(id);
+      chain.forEach(function (id) { var fill = fills.get(id); if (fill) fill(); });
+    };
     var box = byId('tree');
     var root = data.jobs.find(function (j) { return j.job_id === job.job_id; }) || data.jobs[0];
-    if (root) box.append(jobNode(root));
-    var orphans = data.jobs.filter(function (j) { return !shown.has(j.job_id); });
+    if (root) {
+      place(root);
+      box.append(jobNode(root));
+    }
+    var orphans = data.jobs.filter(function (j) { return !reached.has(j.job_id); });
     if (orphans.length > 0) {
       box.append(el('h3', { text: 'Jobs whose parent is not in this tree' }));
-      orphans.forEach(function (j) { if (!shown.has(j.job_id)) box.append(jobNode(j)); });
+      orphans.forEach(function (j) {
+        if (reached.has(j.job_id)) return;
+        place(j);
+        box.append(jobNode(j));
+      });
     }
     box.addEventListener('click', onPick);
   }
@@ -720,9 +778,13 @@ const SCRIPT = String.raw`
     var t = tasks[i];
     if (!t) return;
     document.querySelectorAll('.selected').forEach(function (e) { e.classList.remove('selected'); });
-    selected = i;
     var row = document.querySelector('.tl-row[data-row="' + i + '"]');
-    if (row) row.classList.add('selected');
+    if (row) {
+      row.classList.add('selected');
+      var box = byId('timeline');
+      if (row.offsetTop < box.scrollTop + 20 || row.offsetTop > box.scrollTop + box.clientHeight - 20) box.scrollTop = row.offsetTop - 60;
+    }
+    revealJob(t.job_id);
     var button = document.querySelector('.worker[data-i="' + i + '"]');
     if (button) {
       button.classList.add('selected');
@@ -869,6 +931,11 @@ const SCRIPT = String.raw`
       ['Changes', '+' + git.insertions + ' \u2212' + git.deletions + ' in ' + plural(git.files_changed, 'file')],
       ['Pushed to', git.pushed_to], ['Note', git.note],
     ]));
+    if (job.steps && job.steps.length > 0) {
+      box.append(el('h3', { text: 'Steps' }), objectTable(job.steps.map(function (st) {
+        return { step: st.kind, status: st.status, attempts: st.attempts, cost_usd: st.cost_usd, error: st.error };
+      })));
+    }
     if (git.conflicts.length > 0) {
       box.append(el('h3', { text: 'Conflicts (' + git.conflicts.length + ')' }));
       git.conflicts.forEach(function (c) { box.append(conflictBlock(c)); });

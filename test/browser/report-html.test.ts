@@ -12,7 +12,8 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobPrefix } from '../../functions/core/layout.ts';
 import { renderReportHtml } from '../../functions/core/report-html.ts';
-import type { JobResult } from '../../functions/core/result-format.ts';
+import { buildJobResult, type JobResult } from '../../functions/core/result-format.ts';
+import { makeAttempt, makeJob, makeTask } from '../support/records.ts';
 import {
   fixtureResult,
   ROOT,
@@ -101,6 +102,7 @@ describe.skipIf(!existsSync(CHROMIUM))('REPORT.html in chromium', () => {
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.locator('#details h3.conflicts').textContent()).toBe('Merge conflicts (1)');
     expect(await page.locator('#details .conflict pre').textContent()).toContain('<<<<<<< worker_1');
+    expect(await page.locator('#git').textContent()).toContain('merge');
     expect(watch.dialogs).toEqual([]);
     expect(watch.errors).toEqual([]);
     if (process.env.UPDATE_SCREENSHOT === '1') {
@@ -137,12 +139,37 @@ describe.skipIf(!existsSync(CHROMIUM))('REPORT.html in chromium', () => {
     await other.page.close();
   });
 
+  it('renders a job that failed before any worker ran', async () => {
+    const failed = buildJobResult(
+      makeJob({
+        jobId: 'job-empty',
+        status: 'failed',
+        error: 'planning failed: <b>no plan</b>',
+        totalTasks: 0,
+      }),
+      [makeTask(0, { jobId: 'job-empty', state: 'failed', attempts: [makeAttempt(1, { state: 'failed' })] })],
+      { bucket: 'artifacts', now: '2025-03-01T10:05:00.000Z' },
+    );
+    const empty = await open(browser, await writeReport(workspace, 'empty', failed));
+    expect(await empty.page.locator('body').getAttribute('data-rendered')).toBe('1');
+    expect(await empty.page.locator('#timeline .bar').count()).toBe(0);
+    expect(await empty.page.locator('header .error').textContent()).toBe('planning failed: <b>no plan</b>');
+    expect(empty.watch.errors).toEqual([]);
+    await empty.page.close();
+  });
+
   it('renders the 1,110-task tree within the bound', async () => {
     const file = await writeReport(workspace, 'big', syntheticTreeResult());
     const started = Date.now();
     const big = await open(browser, file);
     const ms = Date.now() - started;
     expect(await big.page.locator('#timeline .bar').count()).toBe(1_210);
+    // Depth-2 jobs start closed and unbuilt; picking one of their workers on the timeline builds and opens them.
+    expect(await big.page.locator('#tree .worker').count()).toBe(110);
+    await big.page.locator('#timeline .tl-label', { hasText: 'worker_3_4_5' }).click();
+    expect(await big.page.locator('#details pre.output').textContent()).toMatch(/^Section 3_4_5: lorem/);
+    expect(await big.page.locator('#tree .worker.selected .wid').textContent()).toBe('worker_3_4_5');
+    expect(await big.page.locator('#tree .worker.selected').isVisible()).toBe(true);
     expect(big.watch.errors).toEqual([]);
     // The bench measures it (target < 2 s); this bound only has to survive a busy machine.
     expect(ms).toBeLessThan(6_000);
