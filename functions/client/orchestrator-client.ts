@@ -76,9 +76,14 @@ export interface RawResponse {
   json: any;
 }
 
-/** A non-2xx answer: the status and the API's `{error, code, issues}`. */
+/**
+ * A non-2xx answer: the status and the API's `{error, code, issues}`. The
+ * message holds the body as sent (bounded), so fields such as `limit` stay
+ * visible wherever the message is shown; `reason` is its `error` alone.
+ */
 export class OrchestratorApiError extends Error {
   readonly code: string | undefined;
+  readonly reason: string;
   readonly issues: { path: string; message: string }[] | undefined;
 
   constructor(
@@ -89,7 +94,8 @@ export class OrchestratorApiError extends Error {
     text: string,
   ) {
     const b = (body ?? {}) as { error?: unknown; code?: unknown; issues?: unknown };
-    super(`${method} ${path} -> ${status}: ${typeof b.error === 'string' ? b.error : text.slice(0, 500)}`);
+    super(`${method} ${path} -> ${status}: ${text.slice(0, 500)}`);
+    this.reason = typeof b.error === 'string' ? b.error : text.slice(0, 500);
     this.name = 'OrchestratorApiError';
     this.code = typeof b.code === 'string' ? b.code : undefined;
     this.issues = Array.isArray(b.issues) ? (b.issues as { path: string; message: string }[]) : undefined;

@@ -674,6 +674,30 @@ export function linkTarget(url: string): string {
   });
 }
 
+/**
+ * A relative link to a stored object: every segment percent-encoded, `#`,
+ * `?` and `:` included, so a worker's file name is always a path, never a
+ * fragment, a query or a scheme.
+ */
+export function pathTarget(relativePath: string): string {
+  return relativePath
+    .split('/')
+    .map((segment) =>
+      segment === '..' ? segment : segment.replace(/[^A-Za-z0-9\-._~!$&*+,;=@]/gu, encodeChar),
+    )
+    .join('/');
+}
+
+function encodeChar(c: string): string {
+  try {
+    const encoded = encodeURIComponent(c);
+    // encodeURIComponent leaves ' ( ) as they are; parentheses end a markdown link.
+    return encoded === c ? `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}` : encoded;
+  } catch {
+    return '%EF%BF%BD'; // a lone surrogate has no UTF-8 form
+  }
+}
+
 /** A line that starts a block (heading, list, quote, fence, HTML, table, setext underline) when it comes first. */
 const BLOCK_START = /^( {0,3})([-+*=_>#`~|<]|\d{1,9}(?=[.)]))/;
 
@@ -933,7 +957,7 @@ function logLinks(fromKey: string, attempts: readonly AttemptTimeline[]): string
   return attempts
     .map((a) =>
       a.reported && sameJob(fromKey, a.log_key)
-        ? `[attempt ${a.attempt}](${linkTarget(relativeHref(fromKey, a.log_key))})`
+        ? `[attempt ${a.attempt}](${pathTarget(relativeHref(fromKey, a.log_key))})`
         : `attempt ${a.attempt} (${inlineCode(relativeHref(fromKey, a.log_key))}, if uploaded: the worker did not report)`,
     )
     .join(', ');
@@ -943,7 +967,7 @@ function logLinks(fromKey: string, attempts: readonly AttemptTimeline[]): string
 function logRef(fromKey: string, key: string, reported: boolean): string {
   const href = relativeHref(fromKey, key);
   return reported && sameJob(fromKey, key)
-    ? `[${escapeInline(href)}](${linkTarget(href)})`
+    ? `[${escapeInline(href)}](${pathTarget(href)})`
     : inlineCode(href);
 }
 
@@ -951,7 +975,7 @@ function logRef(fromKey: string, key: string, reported: boolean): string {
 function fileLink(fromKey: string, key: string, label?: string): string {
   const href = relativeHref(fromKey, key);
   if (!sameJob(fromKey, key)) return inlineCode(label ?? key);
-  return `[${escapeInline(oneLine(label ?? href))}](${linkTarget(href)})`;
+  return `[${escapeInline(oneLine(label ?? href))}](${pathTarget(href)})`;
 }
 
 /** Both keys under the same `jobs/<root>/` prefix: a report links only inside its own job's folder. */

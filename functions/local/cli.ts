@@ -20,7 +20,7 @@ import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
 import { type MirrorResult, mirrorJob } from './mirror.ts';
 import { checkClaudeCommand, checkWorkerContainment } from './preflight.ts';
-import { addRemoteCommands } from './remote-commands.ts';
+import { addRemoteCommands, positiveInt } from './remote-commands.ts';
 import {
   addResultBranch,
   diffstat,
@@ -49,13 +49,6 @@ interface RunOptions extends CommonOptions {
   /** Subtasks given instead of planned. */
   task?: string[];
 }
-
-const positiveInt = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);
-  return n;
-};
 
 /** The config file (or defaults), environment overrides, then flags: later wins. */
 function loadConfig(options: CommonOptions, overrides: (c: OrchestratorConfig) => void): OrchestratorConfig {
@@ -457,7 +450,9 @@ function failure(err: unknown): number {
   }
   if (err instanceof OrchestratorApiError) {
     const issues = (err.issues ?? []).map((i) => `${i.path}: ${i.message}`).join('; ');
-    process.stderr.write(`orchestrator: ${err.message}${issues ? ` (${issues})` : ''}\n`);
+    process.stderr.write(
+      `orchestrator: ${err.method} ${err.path} -> ${err.status}: ${err.reason}${issues ? ` (${issues})` : ''}\n`,
+    );
     return EXIT.failed;
   }
   process.stderr.write(`orchestrator: ${(err as Error).message ?? String(err)}\n`);

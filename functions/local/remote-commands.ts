@@ -28,7 +28,8 @@ export function clientFrom(options: ApiOptions, env: NodeJS.ProcessEnv = process
   return new OrchestratorClient(url, key);
 }
 
-const positiveInt = (name: string) => (value: string) => {
+/** A commander parser for a whole number of at least 1, naming the flag in its error. */
+export const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
     throw new InvalidArgumentError(`${name} must be a whole number of at least 1`);

@@ -152,7 +152,7 @@ describe('a prompt-injected worker, end to end', () => {
     }
     const keys = (await stack.deps.artifacts.list('')).map((o) => o.key);
     const allowed = new RegExp(
-      `^jobs/(${[mainId, sameTenantJob, otherTenantJob].join('|')})/(depth_0/worker_\\d+/[^/]+|depth_0/LEVEL_0_REPORT\\.md|logs/depth_0_worker_\\d+\\.log|FINAL_RESULT\\.md|result\\.json)$`,
+      `^jobs/(${[mainId, sameTenantJob, otherTenantJob].join('|')})/(depth_0/worker_\\d+/[^/]+|depth_0/LEVEL_0_REPORT\\.md|logs/depth_0_worker_\\d+(\\.attempt-\\d+)?\\.log|FINAL_RESULT\\.md|REPORT\\.html|result\\.json)$`,
     );
     expect(keys.filter((k) => !allowed.test(k))).toEqual([]);
     expect(keys.filter((k) => /escape/.test(k))).toEqual([]);

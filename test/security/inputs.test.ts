@@ -296,10 +296,16 @@ describe('hostile inputs', () => {
       const htmlText = (t: string) =>
         t.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"').replaceAll('&amp;', '&');
       expect(artifactLinks.map((l) => htmlText(l.text ?? '')).sort()).toEqual([...objects].sort());
-      expect(links.filter((l) => !/^https?:/.test(l.href ?? '')).map((l) => l.href)).toEqual([
-        'depth_0/LEVEL_0_REPORT.md',
-        'result.json',
-      ]);
+      // The report's own links are relative paths to this job's objects: a hostile name is encoded
+      // whole (`#` and `?` too), so it can be neither a fragment, a query, a scheme nor markup.
+      const relative = links.filter((l) => !/^https?:/.test(l.href ?? '')).map((l) => l.href ?? '');
+      expect(relative).toEqual(expect.arrayContaining(['depth_0/LEVEL_0_REPORT.md', 'result.json']));
+      for (const href of relative) {
+        expect(href).toMatch(/^[A-Za-z0-9\-._~!$&*+,;=@%/]+$/);
+        expect(objects).toContain(decodeURIComponent(href));
+      }
+      for (const name of names)
+        expect(relative.map((h) => decodeURIComponent(h))).toContain(`depth_0/worker_1/${name}`);
       for (const l of artifactLinks) expect(l.href).toMatch(/X-Amz-Signature=/);
       // Headings are the report's own; the worker's title is text inside one.
       const headings = [...html.matchAll(/<h(\d)>(.*?)<\/h\1>/g)].map((m) => m[2] ?? '');

@@ -39,7 +39,14 @@ describe('parseConfig defaults', () => {
       worker_env: [],
     });
     expect(config.gateway).toEqual({ enabled: 'auto', upstream_url: null, prices: {} });
-    expect(config.workers).toEqual({ max_workers: 5, default_timeout: 600, max_retries: 2, max_running: 50 });
+    expect(config.workers).toEqual({
+      max_workers: 5,
+      default_timeout: 600,
+      max_retries: 2,
+      max_running: 50,
+      progress_interval_ms: 2000,
+      heartbeat_timeout: 300,
+    });
     expect(config.recursion).toEqual({ enable: false, max_depth: 2 });
     expect(config.api).toEqual({ host: '127.0.0.1', port: 8000, keys: [] });
     expect(config.logging).toEqual({ level: 'INFO', enable_structured: true, log_dir: null });
@@ -54,7 +61,14 @@ describe('parseConfig defaults', () => {
 
   it('fills the options a file leaves out of a section it names', () => {
     const config = parseConfig('workers:\n  max_workers: 3\n');
-    expect(config.workers).toEqual({ max_workers: 3, default_timeout: 600, max_retries: 2, max_running: 50 });
+    expect(config.workers).toEqual({
+      max_workers: 3,
+      default_timeout: 600,
+      max_retries: 2,
+      max_running: 50,
+      progress_interval_ms: 2000,
+      heartbeat_timeout: 300,
+    });
   });
 
   it.runIf(existsSync(TEMPLATE_PATH))('parses the shipped config.template.yaml', () => {

@@ -126,7 +126,7 @@ describe('reports with hostile worker text', () => {
     // names are percent-encoded into a link to the file itself and can open no other.
     const hrefs = [...html.matchAll(/<a href="([^"]*)"/g)].map((m) => m[1]);
     expect(hrefs).toEqual([
-      'depth_0/worker_1/%5D%28https://evil.example%29%20%5Bx',
+      'depth_0/worker_1/%5D%28https%3A//evil.example%29%20%5Bx',
       'depth_0/worker_1/%3Cb%3Ebold%3C/b%3E.md',
       'depth_0/LEVEL_0_REPORT.md',
       'result.json',
