@@ -30,29 +30,36 @@ export function json(
 export function errorResponses(log: Log): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
   return {
     onError: async (request) => {
-      const err = request.error;
-      if (err instanceof HttpError) {
-        const retryAfter = err.details?.retry_after_sec;
-        request.response = json(
-          err.statusCode,
-          {
-            error: err.message,
-            ...(err.code ? { code: err.code } : {}),
-            ...(err.issues ? { issues: err.issues } : {}),
-            ...err.details,
-          },
-          typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {},
-        );
-        return;
-      }
-      log.error('unhandled error', {
-        path: request.event?.path,
-        error:
-          err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
-      });
-      request.response = json(500, { error: 'internal error', code: 'internal' });
+      request.response = errorResult(request.error, log, request.event?.path);
     },
   };
+}
+
+/** The answer to a failed request: a domain error's status and body, or a bare 500 (logged). */
+export function errorResult(err: unknown, log: Log, path?: string): APIGatewayProxyResult {
+  if (err instanceof HttpError) {
+    const retryAfter = err.details?.retry_after_sec;
+    return json(
+      err.statusCode,
+      {
+        error: err.message,
+        ...(err.code ? { code: err.code } : {}),
+        ...(err.issues ? { issues: err.issues } : {}),
+        ...err.details,
+      },
+      typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {},
+    );
+  }
+  log.error('unhandled error', {
+    path,
+    error: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+  });
+  return json(500, { error: 'internal error', code: 'internal' });
+}
+
+/** Whether the caller asked for server-sent events. */
+export function wantsEventStream(event: APIGatewayProxyEvent): boolean {
+  return /\btext\/event-stream\b/i.test(header(event, 'accept') ?? '');
 }
 
 /** Parses and validates a JSON body: 415 for another content type, 400 for bad JSON or bad fields. */

@@ -18,6 +18,11 @@ export interface RouteSpec {
   /** Which authorizer guards the route. */
   auth: RouteAuth;
   name: string;
+  /**
+   * Served by the streaming function (REST API response streaming on AWS):
+   * JSON as usual, or server-sent events when asked with `Accept: text/event-stream`.
+   */
+  stream?: true;
 }
 
 export const ROUTES: readonly RouteSpec[] = [
@@ -32,7 +37,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', resource: '/api/v1/jobs/{id}/patch', auth: 'caller', name: 'getPatch' },
   { method: 'GET', resource: '/api/v1/jobs/{id}/bundle', auth: 'caller', name: 'getBundle' },
   { method: 'POST', resource: '/api/v1/jobs/{id}/cancel', auth: 'caller', name: 'cancel' },
-  { method: 'GET', resource: '/api/v1/jobs/{id}/events', auth: 'caller', name: 'getEvents' },
+  { method: 'GET', resource: '/api/v1/jobs/{id}/events', auth: 'caller', name: 'getEvents', stream: true },
   { method: 'GET', resource: '/api/v1/jobs/{id}/logs/{worker}', auth: 'caller', name: 'getLog' },
   {
     method: 'GET',

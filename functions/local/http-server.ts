@@ -14,6 +14,8 @@ import type {
   Context,
 } from 'aws-lambda';
 import { anthropicErrorBody } from '../core/model-metering.ts';
+import { type EventStream, SSE_HEADERS } from '../handlers/api/event-stream.ts';
+import { wantsEventStream } from '../handlers/http.ts';
 import { matchRoute, type RouteAuth } from '../handlers/routes.ts';
 import type { GatewayRequest, GatewayResponse } from '../services/model-gateway.ts';
 
@@ -33,6 +35,20 @@ export interface LocalApiOptions {
   >;
   /** The model gateway (`/gateway/*`), streamed; absent: those paths answer 404. */
   gateway?: ((req: GatewayRequest) => Promise<GatewayResponse>) | undefined;
+  /**
+   * Streamed routes asked for server-sent events: opens the stream (throwing
+   * the route's errors before any byte is sent), as the streaming Lambda does.
+   */
+  openStream?: ((event: APIGatewayProxyEvent) => Promise<EventStream>) | undefined;
+  /** How errors of `openStream` are answered (the API handler's own error shaping). */
+  errorResult?: ((err: unknown) => APIGatewayProxyResult) | undefined;
+}
+
+/** A streamed answer: headers now, then the body as `stream` writes it. */
+interface Streamed {
+  statusCode: 200;
+  headers: Record<string, string>;
+  stream: EventStream;
 }
 
 export interface LocalApi {
@@ -55,9 +71,18 @@ export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi>
       return;
     }
     handle(req, options)
-      .then((result) => {
+      .then(async (result) => {
         res.writeHead(result.statusCode, result.headers as Record<string, string>);
-        res.end(result.body);
+        if (!('stream' in result)) {
+          res.end(result.body);
+          return;
+        }
+        // The caller going away stops the stream.
+        const gone = new AbortController();
+        res.once('close', () => gone.abort());
+        res.flushHeaders();
+        await result.stream((chunk) => res.write(chunk), gone.signal).catch(() => undefined);
+        res.end();
       })
       .catch(() => {
         res.writeHead(500, jsonHeaders);
@@ -87,7 +112,10 @@ const PUBLIC: APIGatewayAuthorizerResult = {
   context: { kind: 'public' },
 };
 
-async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<APIGatewayProxyResult> {
+async function handle(
+  req: IncomingMessage,
+  options: LocalApiOptions,
+): Promise<APIGatewayProxyResult | Streamed> {
   const url = new URL(req.url ?? '/', 'http://local');
   const method = req.method ?? 'GET';
   const match = matchRoute(method, url.pathname);
@@ -180,6 +208,13 @@ async function handle(req: IncomingMessage, options: LocalApiOptions): Promise<A
       } as APIGatewayProxyEvent['requestContext']['identity'],
     },
   };
+  if (match.route.stream && options.openStream && wantsEventStream(event)) {
+    try {
+      return { statusCode: 200, headers: SSE_HEADERS, stream: await options.openStream(event) };
+    } catch (err) {
+      return options.errorResult?.(err) ?? reply(500, { error: 'internal error', code: 'internal' });
+    }
+  }
   return options.api(event, { awsRequestId: requestId, functionName: 'api-local' } as Context);
 }
 

@@ -17,9 +17,11 @@ import { RunSlots, TreeStore } from '../adapters/tree-store.ts';
 import { WorkQueue } from '../adapters/work-queue.ts';
 import type { OrchestratorConfig } from '../core/config.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
+import { EVENT_STREAM_MAX_MS, openEventStream } from '../handlers/api/event-stream.ts';
 import { createApiHandler } from '../handlers/api/router.ts';
 import { createAuthorizer } from '../handlers/authorizer.ts';
 import { createDeadLetterConsumer } from '../handlers/dead-letter-consumer.ts';
+import { errorResult } from '../handlers/http.ts';
 import { createQueueConsumer } from '../handlers/queue-consumer.ts';
 import type { Deps, DispatchDeps, Log } from '../services/deps.ts';
 import { gatewaySettingsFromConfig, serveModelRequest } from '../services/model-gateway.ts';
@@ -139,6 +141,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         worker: createAuthorizer(store, 'worker', log),
       },
       gateway: (req) => serveModelRequest(deps, req),
+      // As the deployed streaming function: a stream lasts at most its 15 minutes, then the client reconnects.
+      openStream: (event) => openEventStream(deps, event, EVENT_STREAM_MAX_MS),
+      errorResult: (err) => errorResult(err, log),
     });
     cleanups.unshift(() => api.close());
     settings.apiUrl = api.url;

@@ -188,3 +188,36 @@ export async function readLog(
     source: pieces.length > 0 || options.after > 0 ? 'live' : ended ? 'none' : 'live',
   };
 }
+
+/** A keep-alive comment at least this often, so proxies do not close a quiet stream. */
+const KEEPALIVE_SEC = 15;
+
+/**
+ * The job tree's events as server-sent events, from `after` on, until the job
+ * has ended and every event was sent (`event: end`), the caller goes away, or
+ * `maxMs` passes (the client reconnects with `Last-Event-ID`). Each event's
+ * `id:` is its event id.
+ */
+export async function streamEvents(
+  deps: Deps,
+  job: JobRecord,
+  options: { after?: string | undefined; maxMs: number; write(chunk: string): void; signal: AbortSignal },
+): Promise<void> {
+  const until = deps.now().getTime() + options.maxMs;
+  let after = options.after;
+  options.write('retry: 1000\n\n');
+  // Bounded by maxMs: each round waits at most KEEPALIVE_SEC.
+  while (!options.signal.aborted && deps.now().getTime() < until) {
+    const page = await readEvents(deps, job, { after, waitSec: KEEPALIVE_SEC, limit: 200 });
+    for (const e of page.events)
+      options.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+    if (page.events.length === 0) options.write(': keep-alive\n\n');
+    after = page.cursor ?? after;
+    if (page.done) {
+      options.write(
+        `event: end\ndata: ${JSON.stringify({ job_status: page.job_status, cursor: after ?? null })}\n\n`,
+      );
+      return;
+    }
+  }
+}

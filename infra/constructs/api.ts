@@ -17,6 +17,7 @@ import {
   type Model,
   RequestAuthorizer,
   type Resource,
+  ResponseTransferMode,
   ResponseType,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
@@ -52,6 +53,9 @@ export interface ApiProps {
 }
 
 /** Bodies validated at the gateway too, from the same zod schemas the handlers use. */
+/** A streamed response may last up to 15 minutes behind a REST API. */
+const STREAM_TIMEOUT = Duration.minutes(15);
+
 const BODY_SCHEMAS: Readonly<Record<string, (limits: ApiLimits) => z.ZodType>> = {
   submit: submitBodySchema,
   createSource: () => CreateSourceBodySchema,
@@ -63,6 +67,7 @@ const BODY_SCHEMAS: Readonly<Record<string, (limits: ApiLimits) => z.ZodType>> =
 export class Api extends Construct {
   readonly restApi: RestApi;
   readonly handler: OrchestratorFunction;
+  readonly streamHandler: OrchestratorFunction;
   readonly authorizerFunctions: Record<Exclude<RouteAuth, 'public'>, OrchestratorFunction>;
   readonly authorizers: Record<Exclude<RouteAuth, 'public'>, RequestAuthorizer>;
   readonly accessLogs: LogGroup;
@@ -89,6 +94,18 @@ export class Api extends Construct {
     allowArtifacts(this.handler, props.bucket, ['GetObject', 'PutObject'], true);
     // Put so the bundle upload URLs it signs for callers are honoured; get for HeadObject and the copy at submit.
     allowSourceUploads(this.handler, props.bucket, ['GetObject', 'PutObject']);
+
+    // Streamed routes (GET /jobs/{id}/events): JSON as usual, or server-sent events for up to 14 minutes.
+    this.streamHandler = new OrchestratorFunction(this, 'StreamHandler', {
+      entry: 'events',
+      description: 'claude-orchestrator streamed routes: job events as server-sent events',
+      environment: env,
+      timeout: STREAM_TIMEOUT,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    // Reads only: the job (and a worker caller's own task), and the events.
+    allowTable(this.streamHandler, props.table, ['GetItem', 'Query']);
 
     this.accessLogs = new LogGroup(this, 'AccessLogs', {
       retention: props.logRetention,
@@ -189,11 +206,16 @@ export class Api extends Construct {
       validateRequestParameters: true,
     });
     const integration = new LambdaIntegration(this.handler, { proxy: true });
+    const streamed = new LambdaIntegration(this.streamHandler, {
+      proxy: true,
+      responseTransferMode: ResponseTransferMode.STREAM,
+      timeout: STREAM_TIMEOUT,
+    });
     for (const route of ROUTES) {
       const resource = this.resourceFor(route.resource);
       const schema = BODY_SCHEMAS[route.name];
       const model: Model | undefined = schema ? this.modelFor(route.name, schema(props.limits)) : undefined;
-      const method = resource.addMethod(route.method, integration, {
+      const method = resource.addMethod(route.method, route.stream ? streamed : integration, {
         ...(route.auth === 'public'
           ? { authorizationType: AuthorizationType.NONE }
           : { authorizer: authorizers[route.auth] }),

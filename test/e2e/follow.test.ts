@@ -106,6 +106,48 @@ describe('following a job while it runs: events, live logs, heartbeats', () => {
     expect(stored).not.toContain(secret);
   });
 
+  it('serves the events as server-sent events when asked, resuming from Last-Event-ID, and ends with the job', async () => {
+    const { job_id: jobId } = await stack.client.orchestrate({
+      request: 'sse',
+      tasks: [{ prompt: 'Two steps [[steps:2:600]]' }],
+    });
+    const read = async (headers: Record<string, string>) => {
+      const res = await fetch(`${stack.apiUrl}/api/v1/jobs/${jobId}/events`, {
+        headers: { 'x-api-key': stack.apiKey, accept: 'text/event-stream', ...headers },
+        signal: AbortSignal.timeout(60_000),
+      });
+      return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+    };
+    const first = await read({});
+    expect(first.status).toBe(200);
+    expect(first.type).toMatch(/^text\/event-stream/);
+    const frames = first.text
+      .split('\n\n')
+      .filter((f) => /^(id|event):/m.test(f))
+      .map((f) => ({
+        id: /^id: (.*)$/m.exec(f)?.[1],
+        event: /^event: (.*)$/m.exec(f)?.[1],
+        data: JSON.parse(/^data: (.*)$/m.exec(f)?.[1] ?? 'null'),
+      }));
+    expect(frames[0]?.event).toBe('started');
+    expect(frames.filter((f) => f.data?.tool === 'Bash').map((f) => f.data.detail)).toEqual([
+      'echo step 1',
+      'echo step 2',
+    ]);
+    expect(frames.at(-1)).toMatchObject({ event: 'end', data: { job_status: 'completed' } });
+    for (const f of frames.slice(0, -1)) expect(f.id).toBe(f.data.id);
+    // A reconnecting EventSource sends the last id it saw and gets only what came after.
+    const resumed = await read({ 'last-event-id': frames[1]?.id as string });
+    const ids = [...resumed.text.matchAll(/^id: (.*)$/gm)].map((m) => m[1]);
+    expect(ids).toEqual(frames.slice(2, -1).map((f) => f.id));
+    // Errors come before the stream, as plain JSON answers.
+    const missing = await fetch(`${stack.apiUrl}/api/v1/jobs/ffffffffffffffffffff/events`, {
+      headers: { 'x-api-key': stack.apiKey, accept: 'text/event-stream' },
+    });
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { code?: string }).code).toBe('not_found');
+  });
+
   it('refuses progress without a valid task token', async () => {
     const { job_id: jobId } = await stack.client.orchestrate({ request: 'quick', tasks: [{ prompt: 'hi' }] });
     await stack.client.wait(jobId, { timeoutMs: 60_000, pollMs: 200 });

@@ -665,6 +665,32 @@ describe('secrets', () => {
     expect(resource(defaults, gatewayFn).Properties.Timeout).toBe(900);
   });
 
+  it('GET /jobs/{id}/events streams (server-sent events) from a function of its own that can only read', () => {
+    const streamFn = logicalId(defaults.stack.api.streamHandler);
+    const events = apiMethods(defaults).find((m) => m.path === '/api/v1/jobs/{id}/events');
+    expect(JSON.stringify(events?.props.Integration?.Uri)).toContain(streamFn);
+    expect(events?.props.Integration).toMatchObject({
+      ResponseTransferMode: 'STREAM',
+      TimeoutInMillis: 900_000,
+    });
+    expect(JSON.stringify(events?.props.Integration?.Uri)).toContain('response-streaming-invocations');
+    // The caller authorizer guards it like every caller route.
+    expect(events?.props.AuthorizerId).toEqual({ Ref: logicalId(defaults.stack.api.authorizers.caller) });
+    const roleId = roleIdOfArn(resource(defaults, streamFn).Properties.Role);
+    const actions = statementsOfRole(defaults.json, roleId)
+      .map(({ statement }) => statement)
+      .filter((st) => st.Effect === 'Allow')
+      .flatMap(actionsOf)
+      .filter((a) => !a.startsWith('logs:') && !a.startsWith('xray:'));
+    expect([...new Set(actions)].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    // No other route goes to it.
+    const others = apiMethods(defaults).filter(
+      (m) =>
+        m.path !== '/api/v1/jobs/{id}/events' && JSON.stringify(m.props.Integration?.Uri).includes(streamFn),
+    );
+    expect(others).toEqual([]);
+  });
+
   it('with deploy.git.token_secret_name, the git container gets GIT_TOKEN from that secret', () => {
     const token = (workerContainer(variant, 'git').Secrets ?? []).find((s) => s.Name === 'GIT_TOKEN');
     expect(token, 'GIT_TOKEN under Secrets').toBeDefined();

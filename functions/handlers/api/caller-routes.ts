@@ -44,7 +44,7 @@ function tenantOf(deps: Deps, event: APIGatewayProxyEvent): string {
  * the root or a sibling's. Anything else answers exactly like a job that does
  * not exist; a token whose attempt has ended is refused outright (403).
  */
-async function visibleJob(deps: Deps, event: APIGatewayProxyEvent): Promise<JobRecord> {
+export async function visibleJob(deps: Deps, event: APIGatewayProxyEvent): Promise<JobRecord> {
   const principal = principalOf(event);
   if (principal.kind === 'worker')
     await liveTask(

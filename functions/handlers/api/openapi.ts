@@ -128,6 +128,8 @@ function describeRoutes(limits: ApiLimits): Record<string, Doc> {
     getEvents: {
       summary:
         "The job tree's events (workers' turns, tools, tokens, cost, last text) after `after`, waiting up to `wait` s for one",
+      description:
+        'With `Accept: text/event-stream` the answer is server-sent events instead: `id:` the event id, `event:` its kind, `data:` the event; a keep-alive comment every 15 s; `event: end` once the job has ended. `Last-Event-ID` resumes after that event.',
       request: { params: jobId, query: EventsQuerySchema },
       ok: { status: 200, description: 'events, oldest first', schema: EventsResponseSchema },
       errors: [400, 401, 404],

@@ -15,23 +15,9 @@ import { anthropicUpstream, type ModelUpstream } from '../../adapters/model-upst
 import { type AnthropicErrorType, anthropicErrorBody } from '../../core/model-metering.ts';
 import { serveModelRequest } from '../../services/model-gateway.ts';
 import { gatewayRequestOf } from '../gateway-request.ts';
-import { depsFromEnv, log, readEnv } from './runtime.ts';
+import { depsFromEnv, lambdaStreaming, log, readEnv } from './runtime.ts';
 
-/** What the Node.js Lambda runtime provides as the global `awslambda`. */
-interface ResponseStream extends NodeJS.WritableStream {
-  setContentType?(type: string): void;
-}
-declare const awslambda: {
-  streamifyResponse(
-    fn: (event: APIGatewayProxyEvent, stream: ResponseStream, context: unknown) => Promise<void>,
-  ): unknown;
-  HttpResponseStream: {
-    from(
-      stream: ResponseStream,
-      metadata: { statusCode: number; headers: Record<string, string> },
-    ): ResponseStream;
-  };
-};
+const awslambda = lambdaStreaming<APIGatewayProxyEvent>();
 
 const GatewayEnv = z.discriminatedUnion('MODEL_UPSTREAM', [
   z.object({

@@ -58,3 +58,23 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
     randomBytes: (n) => randomBytes(n),
   };
 }
+
+/** A Lambda response stream, as the Node.js runtime hands it to a streamed handler. */
+export interface ResponseStream extends NodeJS.WritableStream {
+  setContentType?(type: string): void;
+}
+
+/** What the Node.js Lambda runtime provides as the global `awslambda`, for functions behind streamed routes. */
+export interface LambdaStreaming<E> {
+  streamifyResponse(fn: (event: E, stream: ResponseStream, context: unknown) => Promise<void>): unknown;
+  HttpResponseStream: {
+    from(
+      stream: ResponseStream,
+      metadata: { statusCode: number; headers: Record<string, string> },
+    ): ResponseStream;
+  };
+}
+
+export function lambdaStreaming<E>(): LambdaStreaming<E> {
+  return (globalThis as unknown as { awslambda: LambdaStreaming<E> }).awslambda;
+}
