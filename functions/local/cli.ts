@@ -63,7 +63,12 @@ function loadConfig(options: CommonOptions, overrides: (c: OrchestratorConfig) =
   return parseConfig(JSON.stringify(config), {}, file ?? 'command line');
 }
 
-async function startStack(config: OrchestratorConfig, verbose: boolean, port?: number): Promise<LocalStack> {
+async function startStack(
+  config: OrchestratorConfig,
+  verbose: boolean,
+  port?: number,
+  stateDir?: string,
+): Promise<LocalStack> {
   const claude = await checkClaudeCommand(config.orchestrator.claude_command);
   config.orchestrator.claude_command = claude.path;
   const sandbox = await resolveSandbox(config.orchestrator.sandbox);
@@ -88,6 +93,7 @@ async function startStack(config: OrchestratorConfig, verbose: boolean, port?: n
     sandbox,
     shareClaudeLogin: true,
     ...(port !== undefined ? { port } : {}),
+    ...(stateDir ? { dataDir: stateDir } : {}),
   });
 }
 
@@ -334,9 +340,11 @@ function costLine(result: JobResult): string {
   return `${usd(c.total_usd)} (${parts.join(', ')})`;
 }
 
-async function serveCommand(options: CommonOptions & { port?: number }): Promise<void> {
+async function serveCommand(options: CommonOptions & { port?: number; stateDir?: string }): Promise<void> {
   const config = loadConfig(options, () => {});
-  const stack = await startStack(config, Boolean(options.verbose), options.port ?? config.api.port);
+  // Jobs, their files and reports outlive the server: a restart on the same workspace finds them all.
+  const stateDir = resolve(options.stateDir ?? join(config.orchestrator.workspace_root, '.state'));
+  const stack = await startStack(config, Boolean(options.verbose), options.port ?? config.api.port, stateDir);
   const key = await stack.createApiKey('local', 'serve', process.env.ORCHESTRATOR_API_KEY || undefined);
   process.stdout.write(`API_URL=${stack.apiUrl}\nAPI_KEY=${key}\n`);
   // What `orchestrator keys … --table` needs to manage this stack's keys from another terminal.
@@ -403,8 +411,12 @@ export function buildProgram(): Command {
         if (!Number.isInteger(n) || n < 0 || n > 65535)
           throw new InvalidArgumentError('--port must be 0-65535');
         return n;
-      }),
-  ).action(async (options: CommonOptions & { port?: number }) => {
+      })
+      .option(
+        '--state-dir <dir>',
+        'where jobs, their files and reports are kept across restarts (default: <workspace>/.state)',
+      ),
+  ).action(async (options: CommonOptions & { port?: number; stateDir?: string }) => {
     await serveCommand(options);
   });
   program.addCommand(keysCommand());

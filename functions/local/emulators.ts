@@ -18,8 +18,10 @@
  *   not resolve here; clients must keep the configured endpoint
  *   (`useQueueUrlAsEndpoint: false`, as `createAwsClients` does). fauxqs looks
  *   queues up by the exact URL string, so pass URLs through unchanged.
- * - fauxqs keeps everything in memory: with `dataDir` only DynamoDB survives a
- *   restart; queues, messages and objects are gone and must be re-provisioned.
+ * - fauxqs keeps everything in memory. With `dataDir`, DynamoDB (dynalite's
+ *   LevelDB, `<dataDir>/dynamodb`) and S3 objects (durable-s3.ts,
+ *   `<dataDir>/s3`, written through before each answer) survive a restart;
+ *   queues and messages do not: the sweep re-sends what a task still needs.
  * - fauxqs refuses a request body over 11 MiB; we replace its catch-all body
  *   parser with one that takes up to 1 GiB, so repository bundles (up to
  *   limits.max_source_mb) go up in one presigned PUT as they do on S3. It
@@ -40,8 +42,10 @@ import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { buildApp } from 'fauxqs';
+import { join } from 'node:path';
+import { type BuildAppOptions, buildApp } from 'fauxqs';
 import { EMULATOR_SECRET_ENV } from '../adapters/aws-clients.ts';
+import { durableS3Store } from './durable-s3.ts';
 import { createEmulatorAccess, type EmulatorAccess, guardServer } from './emulator-guard.ts';
 
 export interface EmulatorEndpoints {
@@ -65,7 +69,7 @@ export interface Emulators {
 }
 
 export interface StartEmulatorsOptions {
-  /** Keep DynamoDB data on disk under this directory (in memory when omitted). */
+  /** Keep DynamoDB data and S3 objects on disk under this directory (in memory when omitted). */
   dataDir?: string;
   /** Region advertised to clients; defaults to AWS_REGION, AWS_DEFAULT_REGION, then us-east-1. */
   region?: string;
@@ -121,11 +125,17 @@ function closeDynalite(server: Server): Promise<void> {
 export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<Emulators> {
   const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const access = createEmulatorAccess(region);
-  const ddb = await startDynalite(opts.dataDir, access);
+  const ddb = await startDynalite(opts.dataDir && join(opts.dataDir, 'dynamodb'), access);
 
   // forceCloseConnections is set by buildApp, so close() does not wait on keep-alive sockets;
   // its preClose hook releases long-polling ReceiveMessage waiters.
-  const fauxqs = buildApp({ logger: false, defaultRegion: region });
+  const s3Store = opts.dataDir ? await durableS3Store(join(opts.dataDir, 's3')) : undefined;
+  const fauxqs = buildApp({
+    logger: false,
+    defaultRegion: region,
+    // Only the S3 store is replaced; fauxqs makes its own SQS and SNS stores.
+    ...(s3Store ? { stores: { s3Store } as unknown as NonNullable<BuildAppOptions['stores']> } : {}),
+  });
   // S3 takes one PUT of up to 5 GB; fauxqs' app-wide 11 MiB cap is for its own multipart tests.
   fauxqs.removeContentTypeParser('*');
   fauxqs.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_OBJECT_BYTES }, (_req, body, done) =>

@@ -3,11 +3,12 @@
  * relies on: conditional writes, number-set ADD, GSI paging, SQS visibility
  * and redrive configuration, S3 prefixes and presigned PUT.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -558,6 +559,77 @@ describe.skipIf(EXTERNAL)('emulators with a dataDir', () => {
           } else {
             const { Item } = await clients.ddb.send(new GetCommand({ TableName: NAMES.tableName, Key: key }));
             expect(Item?.v).toBe(7);
+          }
+        } finally {
+          clients.ddb.destroy();
+          clients.sqs.destroy();
+          clients.s3.destroy();
+          await emulators.stop();
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps S3 objects across a restart, as last written, and no half-written one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-emulators-'));
+    const Bucket = NAMES.bucketName;
+    const seen: Record<string, { body: string; etag?: string | undefined; modified?: Date | undefined }> = {};
+    try {
+      for (const round of [1, 2]) {
+        const emulators = await startEmulators({ dataDir: dir });
+        const clients = createAwsClients({ ...emulators.env });
+        try {
+          await ensureResources(clients, NAMES);
+          if (round === 1) {
+            await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/one.txt', Body: 'first' }));
+            await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/one.txt', Body: 'second' }));
+            await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/gone.txt', Body: 'x' }));
+            await clients.s3.send(new DeleteObjectCommand({ Bucket, Key: 'jobs/a/gone.txt' }));
+            await clients.s3.send(
+              new PutObjectCommand({
+                Bucket,
+                Key: 'jobs/a/b/#odd name?.md',
+                Body: 'odd',
+                ContentType: 'text/markdown',
+              }),
+            );
+            for (const Key of ['jobs/a/one.txt', 'jobs/a/b/#odd name?.md']) {
+              const head = await clients.s3.send(new HeadObjectCommand({ Bucket, Key }));
+              const got = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
+              seen[Key] = {
+                body: await (got.Body as { transformToString(): Promise<string> }).transformToString(),
+                etag: head.ETag,
+                modified: head.LastModified,
+              };
+            }
+            // What a crash mid-write leaves: a body no object names, and a temporary file.
+            const bucketDir = join(dir, 's3', Bucket);
+            await writeFile(join(bucketDir, `${'0'.repeat(64)}.abc.body`), 'orphan');
+            await writeFile(join(bucketDir, 'x.json.tmp-1'), '{');
+          } else {
+            const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket, Prefix: 'jobs/a/' }));
+            expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([
+              'jobs/a/b/#odd name?.md',
+              'jobs/a/one.txt',
+            ]);
+            for (const [Key, before] of Object.entries(seen)) {
+              const head = await clients.s3.send(new HeadObjectCommand({ Bucket, Key }));
+              const got = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
+              expect(await (got.Body as { transformToString(): Promise<string> }).transformToString()).toBe(
+                before.body,
+              );
+              expect(head.ETag).toBe(before.etag);
+              expect(head.LastModified?.toISOString()).toBe(before.modified?.toISOString());
+            }
+            expect(
+              (await clients.s3.send(new HeadObjectCommand({ Bucket, Key: 'jobs/a/b/#odd name?.md' })))
+                .ContentType,
+            ).toBe('text/markdown');
+            const files = await readdir(join(dir, 's3', Bucket));
+            expect(files.filter((f) => !f.endsWith('.json') && !f.endsWith('.body'))).toEqual([]);
+            expect(files.filter((f) => f.endsWith('.body'))).toHaveLength(2);
           }
         } finally {
           clients.ddb.destroy();
