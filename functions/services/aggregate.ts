@@ -77,7 +77,17 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
     );
   }
   const moved = await deps.store.transitionJob(jobId, job.status, status, now, error ? { error } : {});
-  deps.log.info('job finished', { jobId, status, depth: job.depth, moved: Boolean(moved) });
+  const succeeded = tasks.filter((t) => t.state === 'succeeded' || t.state === 'recursive_success').length;
+  deps.log.info('job finished', {
+    jobId,
+    status,
+    depth: job.depth,
+    moved: Boolean(moved),
+    tasks: tasks.length,
+    succeeded,
+    costUsd: Math.round(tasks.reduce((sum, t) => sum + (t.result?.costUsd ?? 0), 0) * 1e6) / 1e6,
+    ...(error ? { error } : {}),
+  });
   if (job.depth > 0) {
     // A planned child reserved max_workers tasks up front; a plan that never came gives them back (once).
     if (moved && job.status === 'planning')

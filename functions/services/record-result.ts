@@ -112,6 +112,18 @@ export async function recordWorkerResult(
     if (fresh && record) return replay(deps, fresh, record, resultHash, now);
     throw conflict(`task ${task.taskNo} changed while its result was being recorded`);
   }
+  // What finished, as the launch and failure lines before it: the log reads as the job's story.
+  deps.log.info('worker finished', {
+    jobId: task.jobId,
+    taskNo: task.taskNo,
+    attempt: outcome.attempt,
+    status: verdict.status,
+    next: written.state,
+    costUsd: verdict.costUsd,
+    turns: verdict.numTurns,
+    durationMs: verdict.durationMs,
+    ...(verdict.error ? { error: verdict.error.slice(0, 300) } : {}),
+  });
   // Independent steps after the final write: the spend settles while the job counts the task.
   await Promise.all([settleAttemptSpend(deps, task, verdict.costUsd), followUp(deps, written, now)]);
   return { outcome: 'recorded', task: written };

@@ -41,6 +41,18 @@ describe('the orchestrator command', () => {
     expect(reportPath).toMatch(new RegExp(`^${cwd}/workspace/job_[0-9a-f]{20}/FINAL_RESULT\\.md$`));
     const report = await readFile(reportPath, 'utf8');
     expect(report).toMatch(/completed/);
+    // The log tells what finished, not only what was launched or failed.
+    const logLines = (await readFile(join(cwd, 'workspace', 'orchestrator.log'), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const finished = logLines.filter((l) => l.message === 'worker finished');
+    expect(finished.map((l) => l.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(logLines.find((l) => l.message === 'job finished')).toMatchObject({
+      status: 'completed',
+      tasks: 3,
+      succeeded: 3,
+    });
     const jobDir = reportPath.replace(/FINAL_RESULT\.md$/, '');
     for (const f of [
       'result.json',
