@@ -545,92 +545,18 @@ describe('the gate in front of the embedded emulators', () => {
 });
 
 describe.skipIf(EXTERNAL)('emulators with a dataDir', () => {
-  it('keeps DynamoDB data across a restart', async () => {
+  /** Starts the emulators on `dataDir` twice in a row, running `round` against each start. */
+  async function twoStarts(
+    round: (n: 1 | 2, clients: AwsClients, dir: string) => Promise<void>,
+  ): Promise<void> {
     const dir = await mkdtemp(join(tmpdir(), 'fleet-emulators-'));
     try {
-      const key = { PK: 'JOB#persist', SK: 'META' };
-      for (const round of [1, 2]) {
-        const emulators = await startEmulators({ dataDir: join(dir, 'dynamodb') });
-        const clients = createAwsClients({ ...emulators.env });
-        try {
-          await ensureResources(clients, NAMES);
-          if (round === 1) {
-            await clients.ddb.send(new PutCommand({ TableName: NAMES.tableName, Item: { ...key, v: 7 } }));
-          } else {
-            const { Item } = await clients.ddb.send(new GetCommand({ TableName: NAMES.tableName, Key: key }));
-            expect(Item?.v).toBe(7);
-          }
-        } finally {
-          clients.ddb.destroy();
-          clients.sqs.destroy();
-          clients.s3.destroy();
-          await emulators.stop();
-        }
-      }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('keeps S3 objects across a restart, as last written, and no half-written one', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fleet-emulators-'));
-    const Bucket = NAMES.bucketName;
-    const seen: Record<string, { body: string; etag?: string | undefined; modified?: Date | undefined }> = {};
-    try {
-      for (const round of [1, 2]) {
+      for (const n of [1, 2] as const) {
         const emulators = await startEmulators({ dataDir: dir });
         const clients = createAwsClients({ ...emulators.env });
         try {
           await ensureResources(clients, NAMES);
-          if (round === 1) {
-            await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/one.txt', Body: 'first' }));
-            await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/one.txt', Body: 'second' }));
-            await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/gone.txt', Body: 'x' }));
-            await clients.s3.send(new DeleteObjectCommand({ Bucket, Key: 'jobs/a/gone.txt' }));
-            await clients.s3.send(
-              new PutObjectCommand({
-                Bucket,
-                Key: 'jobs/a/b/#odd name?.md',
-                Body: 'odd',
-                ContentType: 'text/markdown',
-              }),
-            );
-            for (const Key of ['jobs/a/one.txt', 'jobs/a/b/#odd name?.md']) {
-              const head = await clients.s3.send(new HeadObjectCommand({ Bucket, Key }));
-              const got = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
-              seen[Key] = {
-                body: await (got.Body as { transformToString(): Promise<string> }).transformToString(),
-                etag: head.ETag,
-                modified: head.LastModified,
-              };
-            }
-            // What a crash mid-write leaves: a body no object names, and a temporary file.
-            const bucketDir = join(dir, 's3', Bucket);
-            await writeFile(join(bucketDir, `${'0'.repeat(64)}.abc.body`), 'orphan');
-            await writeFile(join(bucketDir, 'x.json.tmp-1'), '{');
-          } else {
-            const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket, Prefix: 'jobs/a/' }));
-            expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([
-              'jobs/a/b/#odd name?.md',
-              'jobs/a/one.txt',
-            ]);
-            for (const [Key, before] of Object.entries(seen)) {
-              const head = await clients.s3.send(new HeadObjectCommand({ Bucket, Key }));
-              const got = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
-              expect(await (got.Body as { transformToString(): Promise<string> }).transformToString()).toBe(
-                before.body,
-              );
-              expect(head.ETag).toBe(before.etag);
-              expect(head.LastModified?.toISOString()).toBe(before.modified?.toISOString());
-            }
-            expect(
-              (await clients.s3.send(new HeadObjectCommand({ Bucket, Key: 'jobs/a/b/#odd name?.md' })))
-                .ContentType,
-            ).toBe('text/markdown');
-            const files = await readdir(join(dir, 's3', Bucket));
-            expect(files.filter((f) => !f.endsWith('.json') && !f.endsWith('.body'))).toEqual([]);
-            expect(files.filter((f) => f.endsWith('.body'))).toHaveLength(2);
-          }
+          await round(n, clients, dir);
         } finally {
           clients.ddb.destroy();
           clients.sqs.destroy();
@@ -641,5 +567,72 @@ describe.skipIf(EXTERNAL)('emulators with a dataDir', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+  it('keeps DynamoDB data across a restart', async () => {
+    const key = { PK: 'JOB#persist', SK: 'META' };
+    await twoStarts(async (round, clients) => {
+      if (round === 1) {
+        await clients.ddb.send(new PutCommand({ TableName: NAMES.tableName, Item: { ...key, v: 7 } }));
+      } else {
+        const { Item } = await clients.ddb.send(new GetCommand({ TableName: NAMES.tableName, Key: key }));
+        expect(Item?.v).toBe(7);
+      }
+    });
+  });
+
+  it('keeps S3 objects across a restart, as last written, and no half-written one', async () => {
+    const Bucket = NAMES.bucketName;
+    const seen: Record<string, { body: string; etag?: string | undefined; modified?: Date | undefined }> = {};
+    await twoStarts(async (round, clients, dir) => {
+      if (round === 1) {
+        await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/one.txt', Body: 'first' }));
+        await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/one.txt', Body: 'second' }));
+        await clients.s3.send(new PutObjectCommand({ Bucket, Key: 'jobs/a/gone.txt', Body: 'x' }));
+        await clients.s3.send(new DeleteObjectCommand({ Bucket, Key: 'jobs/a/gone.txt' }));
+        await clients.s3.send(
+          new PutObjectCommand({
+            Bucket,
+            Key: 'jobs/a/b/#odd name?.md',
+            Body: 'odd',
+            ContentType: 'text/markdown',
+          }),
+        );
+        for (const Key of ['jobs/a/one.txt', 'jobs/a/b/#odd name?.md']) {
+          const head = await clients.s3.send(new HeadObjectCommand({ Bucket, Key }));
+          const got = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
+          seen[Key] = {
+            body: await (got.Body as { transformToString(): Promise<string> }).transformToString(),
+            etag: head.ETag,
+            modified: head.LastModified,
+          };
+        }
+        // What a crash mid-write leaves: a body no object names, and a temporary file.
+        const bucketDir = join(dir, 's3', Bucket);
+        await writeFile(join(bucketDir, `${'0'.repeat(64)}.abc.body`), 'orphan');
+        await writeFile(join(bucketDir, 'x.json.tmp-1'), '{');
+      } else {
+        const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket, Prefix: 'jobs/a/' }));
+        expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([
+          'jobs/a/b/#odd name?.md',
+          'jobs/a/one.txt',
+        ]);
+        for (const [Key, before] of Object.entries(seen)) {
+          const head = await clients.s3.send(new HeadObjectCommand({ Bucket, Key }));
+          const got = await clients.s3.send(new GetObjectCommand({ Bucket, Key }));
+          expect(await (got.Body as { transformToString(): Promise<string> }).transformToString()).toBe(
+            before.body,
+          );
+          expect(head.ETag).toBe(before.etag);
+          expect(head.LastModified?.toISOString()).toBe(before.modified?.toISOString());
+        }
+        expect(
+          (await clients.s3.send(new HeadObjectCommand({ Bucket, Key: 'jobs/a/b/#odd name?.md' })))
+            .ContentType,
+        ).toBe('text/markdown');
+        const files = await readdir(join(dir, 's3', Bucket));
+        expect(files.filter((f) => !f.endsWith('.json') && !f.endsWith('.body'))).toEqual([]);
+        expect(files.filter((f) => f.endsWith('.body'))).toHaveLength(2);
+      }
+    });
   });
 });
