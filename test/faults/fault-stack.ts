@@ -2,8 +2,10 @@
  * The local stack for the fault suite. Like test/support/harness.ts, but the
  * emulators are started here and handed to `startLocalStack` as external
  * endpoints, so a scenario can stop and restart them mid-run on the same
- * ports, with DynamoDB on disk (dynalite `path`). fauxqs keeps queues and
- * objects in memory: a restart loses them, and they are re-provisioned empty.
+ * ports, with DynamoDB on disk (dynalite `path`) and S3 objects on disk (the
+ * durable store local mode uses, durable-s3.ts). fauxqs keeps queues in
+ * memory: a restart loses them and their messages, the queues are
+ * re-provisioned empty, and only the sweep can send again what was lost.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -12,10 +14,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { buildApp } from 'fauxqs';
+import { type BuildAppOptions, buildApp } from 'fauxqs';
 import { createAwsClients } from '../../functions/adapters/aws-clients.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
 import { type OrchestratorConfig, parseConfig } from '../../functions/core/config.ts';
+import { durableS3Store } from '../../functions/local/durable-s3.ts';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack.ts';
 import type { Log } from '../../functions/services/deps.ts';
 import { CLAUDE_DOUBLE, type DoubleInvocation } from '../support/harness.ts';
@@ -49,8 +52,13 @@ async function startDynalite(port: number, path: string): Promise<Server> {
 }
 
 async function startEmulatorsOn(ports: Ports, dataDir: string, region: string): Promise<Running> {
-  const dynalite = await startDynalite(ports.dynamodb, dataDir);
-  const fauxqs = buildApp({ logger: false, defaultRegion: region });
+  const dynalite = await startDynalite(ports.dynamodb, join(dataDir, 'dynamodb'));
+  const s3Store = await durableS3Store(join(dataDir, 's3'));
+  const fauxqs = buildApp({
+    logger: false,
+    defaultRegion: region,
+    stores: { s3Store } as unknown as NonNullable<BuildAppOptions['stores']>,
+  });
   const address = await fauxqs.listen({ port: ports.fauxqs, host: HOST });
   return {
     dynalite,
@@ -99,7 +107,7 @@ export async function startFaultStack(
   injector: FaultInjector,
 ): Promise<FaultStack> {
   const workspace = await mkdtemp(join(tmpdir(), 'orch-faults-'));
-  const dataDir = join(workspace, 'dynamodb');
+  const dataDir = join(workspace, 'data');
   await mkdir(dataDir, { recursive: true });
   const invocationLog = join(workspace, 'claude-invocations.jsonl');
   // Made now so a sandboxed worker can be shown them (bwrap binds only what exists).
@@ -212,7 +220,7 @@ export async function startFaultStack(
     await stopEmulators(running);
     await new Promise((r) => setTimeout(r, downMs));
     running = await startEmulatorsOn(ports, dataDir, region);
-    // fauxqs lost its queues and objects: provision them again (same names, same URLs on the same port).
+    // fauxqs lost its queues: provision them again (same names, same URLs on the same port).
     const again = await ensureResources(cleanClients, {
       tableName: config.aws.table_name,
       queueName: config.aws.queue_name,

@@ -36,8 +36,6 @@ export interface InvariantReport {
 }
 
 export interface InvariantOptions {
-  /** Roots whose reports are not required (e.g. finished before an emulator restart wiped S3). */
-  skipReportsFor?: ReadonlySet<string>;
   /** How long to wait for the work queue to drain. */
   drainMs?: number;
 }
@@ -150,7 +148,7 @@ export async function checkInvariants(
   // 4. reports of finished roots
   for (const rootId of rootJobIds) {
     const root = jobs.find((j) => j.jobId === rootId);
-    if (!root || !isTerminalJobStatus(root.status) || options.skipReportsFor?.has(rootId)) continue;
+    if (!root || !isTerminalJobStatus(root.status)) continue;
     const tree = jobs.filter((j) => j.rootJobId === rootId);
     const keys = [
       finalReportKey(rootId),
