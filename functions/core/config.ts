@@ -364,6 +364,8 @@ export function parseConfig(
     throw new ConfigError(source, [{ path: '(root)', message: 'expected a mapping of sections' }]);
   }
   const merged = structuredClone(raw) as Record<string, Record<string, unknown>>;
+  /** Config paths an environment variable set, so an error names the variable, not the file. */
+  const fromEnv = new Map<string, string>();
   // `workers:` with every key commented out parses as null; it means "all defaults".
   for (const [section, value] of Object.entries(merged)) if (value === null) merged[section] = {};
   for (const [variable, [section, key, kind]] of Object.entries(ENV_OVERRIDES)) {
@@ -374,9 +376,18 @@ export function parseConfig(
     if (current !== undefined && (current === null || typeof current !== 'object' || Array.isArray(current)))
       continue;
     merged[section] = { ...(current ?? {}), [key]: convert(value, kind) };
+    fromEnv.set(`${section}.${key}`, `${variable}=${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`);
   }
   const result = ConfigSchema.safeParse(merged);
-  if (!result.success) throw new ConfigError(source, zodIssues(result.error));
+  if (!result.success) {
+    const issues = zodIssues(result.error);
+    const named = issues.map((i) => {
+      const variable = fromEnv.get(i.path);
+      return variable ? { path: `${i.path} (from the environment: ${variable})`, message: i.message } : i;
+    });
+    const envOnly = issues.length > 0 && issues.every((i) => fromEnv.has(i.path));
+    throw new ConfigError(envOnly ? 'the environment' : source, named);
+  }
   return result.data;
 }
 

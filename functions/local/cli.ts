@@ -11,10 +11,13 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { spawnChild } from '../../container/spawn.ts';
 import { EMULATOR_SECRET_ENV } from '../adapters/aws-clients.ts';
 import { OrchestratorApiError, OrchestratorClient } from '../client/orchestrator-client.ts';
+import { type SubmitBody, submitBodySchema } from '../core/api-schemas.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
+import { zodIssues } from '../core/errors.ts';
 import type { JobResult } from '../core/result-format.ts';
 import { VERSION } from '../core/version.ts';
 import { loadSubtree } from '../services/job-tree.ts';
+import { settingsFromConfig } from '../services/settings.ts';
 import { EXIT, exitCodeOf, UsageError } from './exit-codes.ts';
 import { keysCommand } from './keys-command.ts';
 import { createLocalLog } from './local-log.ts';
@@ -59,8 +62,60 @@ function loadConfig(options: CommonOptions, overrides: (c: OrchestratorConfig) =
   if (options.workspace) config.orchestrator.workspace_root = options.workspace;
   if (options.claudeCommand) config.orchestrator.claude_command = options.claudeCommand;
   overrides(config);
-  // Re-validate so flags obey the same bounds as the file.
-  return parseConfig(JSON.stringify(config), {}, file ?? 'command line');
+  // Re-validate so flags obey the same bounds as the file; an error names the flag that set the value.
+  try {
+    return parseConfig(JSON.stringify(config), {}, file ?? 'command line');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const flagged = err.issues.filter((i) => FLAG_OF_CONFIG[i.path]);
+    if (flagged.length === 0) throw err;
+    throw new UsageError(flagged.map((i) => `${FLAG_OF_CONFIG[i.path]}: ${i.message}`).join('; '));
+  }
+}
+
+/** Config paths `run` flags set, and submission fields they fill: errors name the flag. */
+const FLAG_OF_CONFIG: Readonly<Record<string, string>> = {
+  'workers.max_workers': '--workers',
+  'workers.default_timeout': '--timeout',
+  'workers.max_retries': '--retries',
+};
+const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
+  'config.max_workers': '--workers',
+  'config.default_timeout': '--timeout',
+  'config.max_retries': '--retries',
+  request: 'the request',
+};
+/** The deployment limit behind a submission field's bound. */
+const LIMIT_OF_FIELD: Readonly<Record<string, string>> = {
+  'config.max_workers': 'limits.max_workers_per_job',
+  request: 'limits.max_request_chars',
+};
+
+/**
+ * The submission `run` is about to make, checked against the same schema and
+ * limits the API applies, before anything starts: one line naming the flag
+ * (or the config option, when a flag did not set it) and why.
+ */
+function checkSubmission(body: SubmitBody, config: OrchestratorConfig, options: RunOptions): void {
+  const parsed = submitBodySchema(settingsFromConfig(config, '').limits).safeParse(body);
+  if (parsed.success) return;
+  const given: Record<string, boolean> = {
+    'config.max_workers': options.workers !== undefined,
+    'config.default_timeout': options.timeout !== undefined,
+    'config.max_retries': options.retries !== undefined,
+    request: true,
+  };
+  const lines = zodIssues(parsed.error).map((i) => {
+    const task = /^tasks\.(\d+)\.(\w+)$/.exec(i.path);
+    const where = task
+      ? `--task ${Number(task[1]) + 1}`
+      : given[i.path]
+        ? (FLAG_OF_FIELD[i.path] ?? i.path)
+        : (Object.entries(FLAG_OF_CONFIG).find(([, flag]) => flag === FLAG_OF_FIELD[i.path])?.[0] ?? i.path);
+    const limit = LIMIT_OF_FIELD[i.path];
+    return `${where}: ${i.message}${limit && /too big|at most|<=/i.test(i.message) ? ` (${limit})` : ''}`;
+  });
+  throw new UsageError(lines.join('; '));
 }
 
 async function startStack(
@@ -104,6 +159,16 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     if (options.retries !== undefined) c.workers.max_retries = options.retries;
   });
   const say = (line: string) => process.stderr.write(`${line}\n`);
+  const body: SubmitBody = {
+    request,
+    config: {
+      max_workers: config.workers.max_workers,
+      default_timeout: config.workers.default_timeout,
+      max_retries: config.workers.max_retries,
+    },
+    ...(options.task ? { tasks: options.task.map((prompt) => ({ prompt })) } : {}),
+  };
+  checkSubmission(body, config, options);
   const snapshot = await repositorySnapshot(options, config.limits.max_source_mb, say);
   const workspace = resolve(config.orchestrator.workspace_root);
   if (snapshot && !options.workspace && isInside(workspace, snapshot.root)) {
@@ -134,16 +199,7 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
     const source = snapshot
       ? { bundle_id: await api.uploadSource(await readFile(snapshot.bundleFile)) }
       : undefined;
-    const submitted = await api.orchestrate({
-      request,
-      config: {
-        max_workers: config.workers.max_workers,
-        default_timeout: config.workers.default_timeout,
-        max_retries: config.workers.max_retries,
-      },
-      ...(source ? { source } : {}),
-      ...(options.task ? { tasks: options.task.map((prompt) => ({ prompt })) } : {}),
-    });
+    const submitted = await api.orchestrate({ ...body, ...(source ? { source } : {}) });
     const jobId = submitted.job_id;
     say(
       `job ${jobId} submitted (${stack.backend === 'embedded' ? 'embedded emulators' : 'external endpoints'}, API ${stack.apiUrl})`,

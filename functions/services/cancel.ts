@@ -11,7 +11,20 @@ import { aggregateJob, writeTreeReports } from './aggregate.ts';
 import type { Deps, DispatchDeps } from './deps.ts';
 import { descendantsOf } from './job-tree.ts';
 
-export async function requestCancel(deps: Deps, job: JobRecord): Promise<JobRecord> {
+/**
+ * Cancels a job that is still going. A job already cancelled is answered as
+ * it is (`changed: false`), as every repeated call here is: the cancel message
+ * is sent again, which does nothing to a tree already cancelled and finishes
+ * one whose first message was lost. A job that ended otherwise is a conflict.
+ */
+export async function requestCancel(
+  deps: Deps,
+  job: JobRecord,
+): Promise<{ job: JobRecord; changed: boolean }> {
+  if (job.status === 'cancelled') {
+    await deps.queue.send({ type: 'cancel', jobId: job.jobId });
+    return { job, changed: false };
+  }
   if (isTerminalJobStatus(job.status)) throw conflict(`job ${job.jobId} already ended ${job.status}`);
   const now = deps.now().toISOString();
   const moved = await deps.store.transitionJob(job.jobId, job.status, 'cancelled', now);
@@ -22,7 +35,7 @@ export async function requestCancel(deps: Deps, job: JobRecord): Promise<JobReco
   }
   await deps.queue.send({ type: 'cancel', jobId: job.jobId });
   deps.log.info('job cancel requested', { jobId: job.jobId });
-  return { ...job, status: 'cancelled', finishedAt: now };
+  return { job: { ...job, status: 'cancelled', finishedAt: now }, changed: true };
 }
 
 /** Cancels the job's whole subtree and stops its workers. Safe to run again. */

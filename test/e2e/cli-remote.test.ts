@@ -178,5 +178,8 @@ describe('the remote commands against `orchestrator serve`', () => {
     expect(cancelled.stdout).toMatch(new RegExp(`^${longId} (cancelled|running|planning)\\n$`));
     const watched = await watching;
     expect(watched.code).toBe(3);
+    // Cancelling again succeeds and says where the job is, like every repeated call here.
+    const again = await bin('cancel', longId);
+    expect(again).toMatchObject({ code: 0, stdout: `${longId} cancelled\n` });
   });
 });

@@ -222,8 +222,13 @@ export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promis
 export async function cancel(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   tenantOf(deps, event);
   const job = await visibleJob(deps, event);
-  const cancelled = await requestCancel(deps, job);
-  return json(202, { job_id: cancelled.jobId, status: cancelled.status, links: links(cancelled.jobId) });
+  const { job: cancelled, changed } = await requestCancel(deps, job);
+  // 202 when this call cancelled it (workers are being stopped), 200 when it already was.
+  return json(changed ? 202 : 200, {
+    job_id: cancelled.jobId,
+    status: cancelled.status,
+    links: links(cancelled.jobId),
+  });
 }
 
 /** Starts a bundle upload: the id to name on submit and a presigned PUT for exactly `size_bytes`. */

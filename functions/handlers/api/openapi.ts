@@ -122,7 +122,11 @@ function describeRoutes(limits: ApiLimits): Record<string, Doc> {
     cancel: {
       summary: 'Cancel a job and everything below it; running workers are stopped',
       request: { params: jobId },
-      ok: { status: 202, description: 'cancelling', schema: CancelResponseSchema },
+      ok: {
+        status: 202,
+        description: 'cancelling (200 with the same body when the job already was cancelled)',
+        schema: CancelResponseSchema,
+      },
       errors: [401, 404, 409],
     },
     getEvents: {
