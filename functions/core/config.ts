@@ -383,7 +383,7 @@ export function parseConfig(
     const issues = zodIssues(result.error);
     const named = issues.map((i) => {
       const variable = fromEnv.get(i.path);
-      return variable ? { path: `${i.path} (from the environment: ${variable})`, message: i.message } : i;
+      return variable ? { path: i.path, message: `${i.message} (set by the environment: ${variable})` } : i;
     });
     const envOnly = issues.length > 0 && issues.every((i) => fromEnv.has(i.path));
     throw new ConfigError(envOnly ? 'the environment' : source, named);

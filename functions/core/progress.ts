@@ -24,7 +24,7 @@ export const MAX_EVENT_WAIT_SEC = 20;
  * before a reader's query may land just after it, and a cursor past it would
  * skip it.
  */
-export const EVENT_SETTLE_MS = 500;
+export const EVENT_SETTLE_MS = 300;
 
 export const EVENT_KINDS = ['started', 'progress', 'finished'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];

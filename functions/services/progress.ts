@@ -22,7 +22,7 @@ import { isTerminalJobStatus, isTerminalTaskState } from '../core/task-states.ts
 import type { Deps } from './deps.ts';
 
 /** Between reads of a long poll: a new event shows within this plus the settle time. */
-const POLL_INTERVAL_MS = 250;
+const POLL_INTERVAL_MS = 200;
 /** Live log pieces read per request (each at most 32 KB). */
 const LOG_PIECES_PER_READ = 64;
 /** Largest stored log one request returns from `after` on. */

@@ -101,7 +101,7 @@ describe('the first ten minutes', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/invalid configuration in the environment/);
-    expect(r.stderr).toMatch(/workers\.max_workers \(from the environment: MAX_WORKERS="lots"\)/);
+    expect(r.stderr).toMatch(/workers\.max_workers: .*\(set by the environment: MAX_WORKERS="lots"\)/);
     expect(r.stderr).not.toMatch(/defaults/);
   });
 });
