@@ -15,6 +15,7 @@ import type {
 } from 'aws-lambda';
 import { anthropicErrorBody } from '../core/model-metering.ts';
 import { type EventStream, SSE_HEADERS } from '../handlers/api/event-stream.ts';
+import { UNAUTHORIZED } from '../handlers/authorizer.ts';
 import { wantsEventStream } from '../handlers/http.ts';
 import { matchRoute, type RouteAuth } from '../handlers/routes.ts';
 import type { GatewayRequest, GatewayResponse } from '../services/model-gateway.ts';
@@ -171,7 +172,11 @@ async function handle(
         stageVariables: {},
         requestContext: {} as APIGatewayRequestAuthorizerEvent['requestContext'],
       });
-    } catch {
+    } catch (err) {
+      // As API Gateway: only the authorizer's "Unauthorized" is a 401; any other failure of it (a
+      // DynamoDB error while reading the key) is a 500 the caller retries, not a verdict on the key.
+      if ((err as Error)?.message !== UNAUTHORIZED)
+        return reply(500, { error: 'the authorizer failed; try again', code: 'internal' });
       const what = auth === 'caller' ? 'X-API-Key (or X-Task-Token)' : 'X-Task-Token';
       return reply(401, { error: `missing or unknown ${what}`, code: 'unauthorized' });
     }
