@@ -15,6 +15,7 @@ import type { JobRecord, JobSource, TaskRecord } from '../core/model.ts';
 import { childCreatorRefusal, childRefusal, tasksRefusal } from '../core/recursion-policy.ts';
 import type { TaskTokenScope } from '../core/tokens.ts';
 import { canonicalHash, sha256Hex } from '../core/tokens.ts';
+import { requestCancel } from './cancel.ts';
 import type { Deps } from './deps.ts';
 import { meteredCostOf, settleMeteredAttempt } from './model-gateway.ts';
 import { firstTasks, runMessage } from './submit-job.ts';
@@ -138,7 +139,16 @@ export async function createChildJob(
       const reserved = task.budgetAttempt === scope.attempt ? (task.budgetUsd ?? 0) : 0;
       if (!(await settleMeteredAttempt(deps, task))) await deps.tree.settleSpend(root.jobId, reserved, cost);
     } else {
-      deps.log.warn('parent task moved on before the hand-off was recorded', { ...scope, childJobId: jobId });
+      // The attempt ended (its worker was found lost, timed out, cancelled) between our checks and
+      // the hand-off: nobody will wait for this child, so it must not run. Found by FAULT_SEED=40035032.
+      deps.log.warn('parent task moved on before the hand-off was recorded: child job cancelled', {
+        ...scope,
+        childJobId: jobId,
+      });
+      await requestCancel(deps, job);
+      throw conflict(
+        `attempt ${scope.attempt} of task ${task.taskNo} ended before its hand-off was recorded; child job ${jobId} was cancelled`,
+      );
     }
   }
   await deps.artifacts.putText(

@@ -1,0 +1,72 @@
+/**
+ * Found by FAULT_SEED=40035032 (worker-crashes): a worker asked to hand its
+ * subtask to a child job, and its attempt ended (the worker was killed and
+ * found lost) between the API's check of its token and the hand-off's write.
+ * The child job was created and ran with nobody waiting for it; its root
+ * ended while it still ran. Now such a child is cancelled before any of its
+ * tasks is sent, and the worker is told its attempt is over.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkMessage } from '../../functions/core/messages.ts';
+import { createChildJob } from '../../functions/services/children.ts';
+import { recordLostWorker } from '../../functions/services/record-result.ts';
+import { startTestStack, type TestStack } from '../support/harness.ts';
+
+describe('a hand-off whose attempt ends in the middle of it', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack('workers: {max_retries: 0}\nrecursion: {enable: true, max_depth: 2}');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('cancels the child job before it runs, and refuses the hand-off with 409', async () => {
+    const { job_id: jobId } = await stack.client.orchestrate({
+      request: 'parent',
+      config: { enable_recursion: true },
+      tasks: [{ prompt: 'hang here [[hang]]' }],
+    });
+    for (let i = 0; i < 100 && (await stack.deps.store.getTask(jobId, 1))?.state !== 'running'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const scope = { jobId, taskNo: 1, attempt: 1 };
+
+    // The lost-worker write lands just before the hand-off's own.
+    const tree = stack.deps.tree;
+    const handoff = tree.handoffToChild.bind(tree);
+    tree.handoffToChild = async (...args) => {
+      await recordLostWorker(stack.deps, scope, 'worker killed by SIGKILL');
+      return handoff(...args);
+    };
+    const sent: WorkMessage[] = [];
+    const sendAll = stack.deps.queue.sendAll.bind(stack.deps.queue);
+    stack.deps.queue.sendAll = async (ms) => {
+      sent.push(...ms);
+      return sendAll(ms);
+    };
+    try {
+      const refused = await createChildJob(stack.deps, {
+        scope,
+        body: { request: 'child', tasks: [{ prompt: 'part one' }, { prompt: 'part two' }] },
+        mode: 'handoff',
+      }).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ statusCode: 409 });
+      const childId = /child job (\w+) was cancelled/.exec((refused as Error).message)?.[1] as string;
+      expect((await stack.deps.store.getJob(childId))?.status).toBe('cancelled');
+      expect(sent.filter((m) => m.type === 'run' && m.jobId === childId)).toEqual([]);
+      expect(await stack.waitForJob(childId)).toBe('cancelled');
+      expect(await stack.waitForJob(jobId)).toBe('failed');
+      // The cancel message then cancels its tasks (none ever ran).
+      let states: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        states = (await stack.deps.store.listTasks(childId)).map((t) => t.state);
+        if (states.every((s) => s === 'cancelled')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(states).toEqual(['cancelled', 'cancelled']);
+    } finally {
+      tree.handoffToChild = handoff;
+      stack.deps.queue.sendAll = sendAll;
+    }
+  });
+});
