@@ -52,6 +52,17 @@ export async function createChildJob(
   const root = parent && parent.depth === 0 ? parent : await deps.store.getJob(task.rootJobId);
   if (!parent || !root) throw conflict('the parent job is gone');
 
+  // A retry finds the job its first call created, before any limit counts it a second time.
+  const jobId = childJobId(task, scope.attempt, mode, input.idempotencyKey, deps.randomBytes(16));
+  const existing = await deps.store.getJob(jobId);
+  if (existing) {
+    // A retried hand-off whose first call created the child but did not get to record the hand-off
+    // (an error, a crash): finish it now, or the child would run with nobody waiting for it.
+    if (mode === 'handoff')
+      await startChild(deps, task, input, root, existing, await deps.store.listTasks(jobId));
+    return { job: existing, created: false };
+  }
+
   if (body.source !== undefined) {
     throw badRequest("a child job works on its parent worker's checkout", [
       { path: 'source', message: 'not allowed for child jobs' },
@@ -72,10 +83,6 @@ export async function createChildJob(
   }
 
   const now = deps.now().toISOString();
-  const jobId = childJobId(task, scope.attempt, mode, input.idempotencyKey, deps.randomBytes(16));
-  const existing = await deps.store.getJob(jobId);
-  if (existing) return { job: existing, created: false };
-
   if (!(await deps.tree.reserveTasks(root, requested, now, true))) {
     const fresh = (await deps.store.getJob(root.jobId)) ?? root;
     const r = tasksRefusal(fresh, requested);
@@ -114,12 +121,45 @@ export async function createChildJob(
     if (!(await deps.store.createJob(job))) {
       // Another call created it first (a retried POST): its reservation stands, ours goes back.
       await deps.tree.releaseTasks(root.jobId, requested);
-      return { job: (await deps.store.getJob(jobId)) as JobRecord, created: false };
+      const first = (await deps.store.getJob(jobId)) as JobRecord;
+      if (mode === 'handoff')
+        await startChild(deps, task, input, root, first, await deps.store.listTasks(jobId));
+      return { job: first, created: false };
     }
   } catch (err) {
     await deps.tree.releaseTasks(root.jobId, requested);
     throw err;
   }
+  await startChild(deps, task, input, root, job, tasks);
+  deps.log.info('child job created', {
+    jobId,
+    parentJobId: parent.jobId,
+    parentTaskNo: task.taskNo,
+    depth: job.depth,
+    mode,
+    tasks: tasks.length,
+  });
+  return { job, created: true };
+}
+
+/**
+ * After the child job exists: a hand-off is recorded on the parent task (its
+ * attempt ends waiting for the child; its slot and spend go back), then the
+ * child's link is written and its queued tasks are sent. Safe to repeat: a
+ * hand-off already recorded for this child stands, and a task sent twice is
+ * claimed once. A parent attempt that ended first gets its child cancelled.
+ */
+async function startChild(
+  deps: Deps,
+  task: TaskRecord,
+  input: ChildRequest,
+  root: JobRecord,
+  job: JobRecord,
+  tasks: readonly TaskRecord[],
+): Promise<void> {
+  const { scope, mode } = input;
+  const jobId = job.jobId;
+  const now = deps.now().toISOString();
   if (mode === 'handoff') {
     // With the model gateway, what the decision cost is what it metered; the worker's figure is kept beside it.
     const metered = meteredCostOf(task);
@@ -138,7 +178,7 @@ export async function createChildJob(
       // The parent's own spending ends here: its reservation becomes what the decision cost.
       const reserved = task.budgetAttempt === scope.attempt ? (task.budgetUsd ?? 0) : 0;
       if (!(await settleMeteredAttempt(deps, task))) await deps.tree.settleSpend(root.jobId, reserved, cost);
-    } else {
+    } else if (!(await handedOffTo(deps, task, jobId))) {
       // The attempt ended (its worker was found lost, timed out, cancelled) between our checks and
       // the hand-off: nobody will wait for this child, so it must not run. Found by FAULT_SEED=40035032.
       deps.log.warn('parent task moved on before the hand-off was recorded: child job cancelled', {
@@ -153,19 +193,16 @@ export async function createChildJob(
   }
   await deps.artifacts.putText(
     childLinkKey(root.jobId, task.depth, task.taskNo, task.jobPath),
-    `${JSON.stringify({ child_job_id: jobId, mode, depth: job.depth, parent_job_id: parent.jobId, parent_task_no: task.taskNo, tasks: tasks.map((t) => ({ task_no: t.taskNo, title: t.title })), created_at: now }, null, 2)}\n`,
+    `${JSON.stringify({ child_job_id: jobId, mode, depth: job.depth, parent_job_id: job.parentJobId, parent_task_no: task.taskNo, tasks: tasks.map((t) => ({ task_no: t.taskNo, title: t.title })), created_at: job.createdAt }, null, 2)}\n`,
     'application/json',
   );
   await deps.queue.sendAll(tasks.filter((t) => t.state === 'queued').map(runMessage));
-  deps.log.info('child job created', {
-    jobId,
-    parentJobId: parent.jobId,
-    parentTaskNo: task.taskNo,
-    depth: job.depth,
-    mode,
-    tasks: tasks.length,
-  });
-  return { job, created: true };
+}
+
+/** Whether the parent attempt already waits for this child (a hand-off recorded by an earlier call). */
+async function handedOffTo(deps: Deps, task: TaskRecord, childJobId: string): Promise<boolean> {
+  const fresh = await deps.store.getTask(task.jobId, task.taskNo);
+  return fresh?.state === 'waiting_on_child' && fresh.childJobId === childJobId;
 }
 
 /**

@@ -69,4 +69,43 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
       stack.deps.queue.sendAll = sendAll;
     }
   });
+
+  it('a retried hand-off whose first call failed after creating the child records the hand-off and runs the child', async () => {
+    // Found by FAULT_SEED=20261201 (sdk-faults): the first call created the child, then failed on
+    // the hand-off's write; the retry found the child and answered at once, so nothing waited for it.
+    const { job_id: jobId } = await stack.client.orchestrate({
+      request: 'parent two',
+      config: { enable_recursion: true },
+      tasks: [{ prompt: 'hang here too [[hang]]' }],
+    });
+    for (let i = 0; i < 100 && (await stack.deps.store.getTask(jobId, 1))?.state !== 'running'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const scope = { jobId, taskNo: 1, attempt: 1 };
+    const tree = stack.deps.tree;
+    const handoff = tree.handoffToChild.bind(tree);
+    let failures = 1;
+    tree.handoffToChild = async (...args) => {
+      if (failures-- > 0)
+        throw Object.assign(new Error('injected: the hand-off write failed'), {
+          name: 'InternalServerError',
+        });
+      return handoff(...args);
+    };
+    try {
+      const request = {
+        scope,
+        body: { request: 'child two', tasks: [{ prompt: 'part one' }, { prompt: 'part two' }] },
+        mode: 'handoff' as const,
+      };
+      await expect(createChildJob(stack.deps, request)).rejects.toThrow(/hand-off write failed/);
+      const again = await createChildJob(stack.deps, request);
+      expect(again.created).toBe(false);
+      const parentTask = await stack.deps.store.getTask(jobId, 1);
+      expect(parentTask).toMatchObject({ state: 'waiting_on_child', childJobId: again.job.jobId });
+      expect(await stack.waitForJob(again.job.jobId, 60_000)).toBe('completed');
+      expect(await stack.waitForJob(jobId, 60_000)).toBe('completed');
+    } finally {
+      tree.handoffToChild = handoff;
+    }
+  });
 });
