@@ -376,7 +376,10 @@ export function parseConfig(
     if (current !== undefined && (current === null || typeof current !== 'object' || Array.isArray(current)))
       continue;
     merged[section] = { ...(current ?? {}), [key]: convert(value, kind) };
-    fromEnv.set(`${section}.${key}`, `${variable}=${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`);
+    fromEnv.set(
+      `${section}.${key}`,
+      `${variable}=${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`,
+    );
   }
   const result = ConfigSchema.safeParse(merged);
   if (!result.success) {

@@ -39,6 +39,16 @@ export async function createChildJob(
 ): Promise<{ job: JobRecord; created: boolean }> {
   const { scope, body, mode } = input;
   const task = await deps.store.getTask(scope.jobId, scope.taskNo);
+  // A hand-off already recorded, asked for again (its answer was lost): the same child, as the first time.
+  if (
+    mode === 'handoff' &&
+    task?.attempt === scope.attempt &&
+    task.state === 'waiting_on_child' &&
+    task.childJobId
+  ) {
+    const child = await deps.store.getJob(task.childJobId);
+    if (child && child.parentAttempt === scope.attempt) return { job: child, created: false };
+  }
   if (!task || task.attempt !== scope.attempt || task.state !== 'running') {
     deps.log.warn('child job refused: token no longer valid', { ...scope, state: task?.state });
     throw forbidden('this task token is no longer valid for creating child jobs');

@@ -102,6 +102,9 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
       expect(again.created).toBe(false);
       const parentTask = await stack.deps.store.getTask(jobId, 1);
       expect(parentTask).toMatchObject({ state: 'waiting_on_child', childJobId: again.job.jobId });
+      // Asked once more (that answer lost too): the same child, not a refusal.
+      const third = await createChildJob(stack.deps, request);
+      expect(third).toMatchObject({ created: false, job: { jobId: again.job.jobId } });
       expect(await stack.waitForJob(again.job.jobId, 60_000)).toBe('completed');
       expect(await stack.waitForJob(jobId, 60_000)).toBe('completed');
     } finally {

@@ -180,7 +180,9 @@ describe('parseConfig environment overrides', () => {
   it('reports MAX_WORKERS=lots with the option path it overrides', () => {
     const err = configError(FILE, { MAX_WORKERS: 'lots' });
     expect(err.issues.map((i) => i.path)).toEqual(['workers.max_workers']);
-    expect(err.message).toMatch(/workers\.max_workers: .*number.*\(set by the environment: MAX_WORKERS="lots"\)/);
+    expect(err.message).toMatch(
+      /workers\.max_workers: .*number.*\(set by the environment: MAX_WORKERS="lots"\)/,
+    );
     // Only the environment set it: the error says so rather than naming the file.
     expect(err.source).toBe('the environment');
   });
