@@ -3,7 +3,6 @@
  * the quick start run from their own project, no SDK notice on Node 20, and
  * errors that are one human line naming the flag, the field or the variable.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLAUDE_DOUBLE } from '../support/harness.ts';
-import { runBin } from '../support/run-bin.ts';
+import { runBin, runCommand } from '../support/run-bin.ts';
 
 const QUICK_START = fileURLToPath(new URL('../../quick-start.sh', import.meta.url));
 /** Without the CLI's own guard, the SDK prints this on Node 20 (and the test env must not hide it). */
@@ -21,25 +20,6 @@ const env = () => {
   delete e.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
   return e;
 };
-
-function run(
-  cmd: string,
-  args: string[],
-  cwd: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('the first ten minutes', () => {
   const dirs: string[] = [];
@@ -55,10 +35,10 @@ describe('the first ten minutes', () => {
   it("quick-start.sh run from the user's own folder resolves --config there and puts the workspace there", async () => {
     const project = await fresh();
     await writeFile(join(project, 'my.yaml'), 'workers: {max_workers: 2}\n');
-    const r = await run(
+    const r = await runCommand(
       'bash',
       [QUICK_START, 'Two notes [[plan:2]]', '--config', 'my.yaml', '--claude-command', CLAUDE_DOUBLE],
-      project,
+      { cwd: project, env: env() },
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`report: ${project}/workspace/job_[0-9a-f]{20}/FINAL_RESULT\\.md`));

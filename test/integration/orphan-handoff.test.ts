@@ -21,15 +21,21 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
     await stack?.stop();
   });
 
-  it('cancels the child job before it runs, and refuses the hand-off with 409', async () => {
+  /** A job whose one worker hangs, once that worker runs: the parent of the hand-offs below. */
+  async function runningParent(request: string): Promise<{ jobId: string; taskNo: number; attempt: number }> {
     const { job_id: jobId } = await stack.client.orchestrate({
-      request: 'parent',
+      request,
       config: { enable_recursion: true },
-      tasks: [{ prompt: 'hang here [[hang]]' }],
+      tasks: [{ prompt: `${request} [[hang]]` }],
     });
     for (let i = 0; i < 100 && (await stack.deps.store.getTask(jobId, 1))?.state !== 'running'; i++)
       await new Promise((r) => setTimeout(r, 100));
-    const scope = { jobId, taskNo: 1, attempt: 1 };
+    return { jobId, taskNo: 1, attempt: 1 };
+  }
+
+  it('cancels the child job before it runs, and refuses the hand-off with 409', async () => {
+    const scope = await runningParent('parent');
+    const { jobId } = scope;
 
     // The lost-worker write lands just before the hand-off's own.
     const tree = stack.deps.tree;
@@ -73,14 +79,8 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
   it('a retried hand-off whose first call failed after creating the child records the hand-off and runs the child', async () => {
     // Found by FAULT_SEED=20261201 (sdk-faults): the first call created the child, then failed on
     // the hand-off's write; the retry found the child and answered at once, so nothing waited for it.
-    const { job_id: jobId } = await stack.client.orchestrate({
-      request: 'parent two',
-      config: { enable_recursion: true },
-      tasks: [{ prompt: 'hang here too [[hang]]' }],
-    });
-    for (let i = 0; i < 100 && (await stack.deps.store.getTask(jobId, 1))?.state !== 'running'; i++)
-      await new Promise((r) => setTimeout(r, 100));
-    const scope = { jobId, taskNo: 1, attempt: 1 };
+    const scope = await runningParent('parent two');
+    const { jobId } = scope;
     const tree = stack.deps.tree;
     const handoff = tree.handoffToChild.bind(tree);
     let failures = 1;

@@ -14,8 +14,17 @@ export interface BinRun {
 }
 
 export function runBin(args: string[], options: { cwd?: string; env: NodeJS.ProcessEnv }): Promise<BinRun> {
+  return runCommand(process.execPath, [BIN, ...args], options);
+}
+
+/** Runs any command to its end, collecting both outputs (the quick-start script, the bin). */
+export function runCommand(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env: NodeJS.ProcessEnv },
+): Promise<BinRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(command, args, {
       ...(options.cwd ? { cwd: options.cwd } : {}),
       env: options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
