@@ -28,7 +28,7 @@ describe('fault injection, fast variant (two fixed seeds, every kind of fault)',
     it(`seed ${seed}: every job ends final with its results accounted for`, {
       timeout: 150_000,
     }, async () => {
-      const row = await runScenario(allKinds(), seed, { small: true, deadlineMs: 60_000 });
+      const row = await runScenario(allKinds(), seed, { small: true, deadlineMs: 100_000 });
       rows.push(row);
       bySeed.set(seed, row);
       expect(row.report.violations, row.report.violations.join('\n')).toEqual([]);
