@@ -26,7 +26,7 @@ describe('fault injection, fast variant (two fixed seeds, every kind of fault)',
 
   for (const seed of SEEDS) {
     it(`seed ${seed}: every job ends final with its results accounted for`, {
-      timeout: 150_000,
+      timeout: 200_000,
     }, async () => {
       const row = await runScenario(allKinds(), seed, { small: true, deadlineMs: 100_000 });
       rows.push(row);
