@@ -23,6 +23,8 @@ import type { Deps } from './deps.ts';
 
 /** Between reads of a long poll: a new event shows within this plus the settle time. */
 const POLL_INTERVAL_MS = 200;
+/** Polls between reads of the job's status while a long poll waits (5 x 200 ms). */
+const JOB_READ_EVERY = 5;
 /** Live log pieces read per request (each at most 32 KB). */
 const LOG_PIECES_PER_READ = 64;
 /** Largest stored log one request returns from `after` on. */
@@ -104,7 +106,8 @@ export async function readEvents(
     const stored = await deps.events.eventsAfter(job.rootJobId, after, settled, options.limit);
     after = stored.at(-1)?.id ?? after;
     const mine = stored.filter((e) => inSubtree(e.jobPath, subtree));
-    if (round > 0) current = (await deps.store.getJob(job.jobId)) ?? current;
+    // The job's status only decides when the stream is done: read it once a second, not every poll.
+    if (round > 0 && round % JOB_READ_EVERY === 0) current = (await deps.store.getJob(job.jobId)) ?? current;
     // Done once the job has ended and nothing stored before its end can still appear.
     const drained =
       isTerminalJobStatus(current.status) &&
