@@ -1,7 +1,8 @@
 /**
- * The Lambda REQUEST authorizer. Caller routes take an API key, or a task
- * token (a worker creating or reading its child jobs); worker routes take only
- * a task token. It answers with an Allow policy for the whole API and the
+ * The Lambda REQUEST authorizer of the caller routes: an API key, or a task
+ * token (a worker creating or reading its child jobs). Worker routes have no
+ * authorizer: their handler reads the task anyway and checks the token with
+ * that one read. It answers with an Allow policy for the whole API and the
  * principal as context; anything else is API Gateway's 401. Answers are not
  * cached: a revoked key or an ended attempt stops working at once.
  */
@@ -10,21 +11,20 @@ import type { JobStore } from '../adapters/job-store.ts';
 import { authorizeApiKey, authorizeTaskToken, type Principal } from '../services/auth.ts';
 import type { Log } from '../services/deps.ts';
 import { principalContext } from './http.ts';
-import { API_KEY_HEADER, type RouteAuth, TASK_TOKEN_HEADER } from './routes.ts';
+import { API_KEY_HEADER, TASK_TOKEN_HEADER } from './routes.ts';
 
 /** API Gateway turns exactly this error message into a 401. */
 export const UNAUTHORIZED = 'Unauthorized';
 
-export function createAuthorizer(store: JobStore, kind: RouteAuth, log: Log) {
+export function createAuthorizer(store: JobStore, log: Log) {
   return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
-    const apiKey = kind === 'caller' ? headerValue(event.headers, API_KEY_HEADER) : undefined;
+    const apiKey = headerValue(event.headers, API_KEY_HEADER);
     const token = apiKey === undefined ? headerValue(event.headers, TASK_TOKEN_HEADER) : undefined;
     const credential = apiKey ?? token;
     const principal: Principal | undefined =
       apiKey !== undefined ? await authorizeApiKey(store, apiKey) : await authorizeTaskToken(store, token);
     if (!principal) {
       log.warn('request refused by authorizer', {
-        kind,
         presented: credential !== undefined,
         path: event.path,
       });

@@ -17,7 +17,7 @@ import { anthropicErrorBody } from '../core/model-metering.ts';
 import { type EventStream, SSE_HEADERS } from '../handlers/api/event-stream.ts';
 import { UNAUTHORIZED } from '../handlers/authorizer.ts';
 import { wantsEventStream } from '../handlers/http.ts';
-import { matchRoute, type RouteAuth } from '../handlers/routes.ts';
+import { matchRoute } from '../handlers/routes.ts';
 import type { GatewayRequest, GatewayResponse } from '../services/model-gateway.ts';
 
 const MAX_BODY = 2 * 1024 * 1024;
@@ -30,10 +30,8 @@ export interface LocalApiOptions {
   host: string;
   port: number;
   api: (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
-  authorizers: Record<
-    Exclude<RouteAuth, 'public'>,
-    (event: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>
-  >;
+  /** The caller routes' authorizer; worker routes check their task token in the handler, public ones need none. */
+  authorizer: (event: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>;
   /** The model gateway (`/gateway/*`), streamed; absent: those paths answer 404. */
   gateway?: ((req: GatewayRequest) => Promise<GatewayResponse>) | undefined;
   /**
@@ -156,9 +154,9 @@ async function handle(
 
   let authorizer: APIGatewayAuthorizerResult = PUBLIC;
   const auth = match.route.auth;
-  if (auth !== 'public')
+  if (auth === 'caller')
     try {
-      authorizer = await options.authorizers[auth]({
+      authorizer = await options.authorizer({
         type: 'REQUEST',
         methodArn,
         resource: match.route.resource,
@@ -177,8 +175,7 @@ async function handle(
       // DynamoDB error while reading the key) is a 500 the caller retries, not a verdict on the key.
       if ((err as Error)?.message !== UNAUTHORIZED)
         return reply(500, { error: 'the authorizer failed; try again', code: 'internal' });
-      const what = auth === 'caller' ? 'X-API-Key (or X-Task-Token)' : 'X-Task-Token';
-      return reply(401, { error: `missing or unknown ${what}`, code: 'unauthorized' });
+      return reply(401, { error: 'missing or unknown X-API-Key (or X-Task-Token)', code: 'unauthorized' });
     }
   if (authorizer.policyDocument.Statement.some((s) => s.Effect === 'Deny')) {
     return reply(403, { error: 'forbidden', code: 'forbidden' });

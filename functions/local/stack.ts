@@ -136,10 +136,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       host: config.api.host,
       port: options.port ?? config.api.port,
       api: createApiHandler(deps),
-      authorizers: {
-        caller: createAuthorizer(store, 'caller', log),
-        worker: createAuthorizer(store, 'worker', log),
-      },
+      authorizer: createAuthorizer(store, log),
       gateway: (req) => serveModelRequest(deps, req),
       // As the deployed streaming function: a stream lasts at most its 15 minutes, then the client reconnects.
       openStream: (event) => openEventStream(deps, event, EVENT_STREAM_MAX_MS),

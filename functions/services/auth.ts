@@ -31,12 +31,25 @@ export async function authorizeTaskToken(
   store: JobStore,
   token: string | undefined,
 ): Promise<Principal | undefined> {
+  const found = await authenticateWorker(store, token);
+  return found && { kind: 'worker', ...found.scope };
+}
+
+/**
+ * A worker route's credential, checked where the task is needed anyway: one
+ * read of the task both proves the token and gives the handler its task.
+ * `undefined` when the token is missing, malformed or not the stored one.
+ */
+export async function authenticateWorker(
+  store: JobStore,
+  token: string | undefined,
+): Promise<{ scope: TaskTokenScope; task: TaskRecord } | undefined> {
   if (!token || token.length > 512) return undefined;
   const scope = parseTaskToken(token);
   if (!scope) return undefined;
   const task = await store.getTask(scope.jobId, scope.taskNo);
   if (!task?.tokenHash || !sameDigest(task.tokenHash, sha256Hex(token))) return undefined;
-  return { kind: 'worker', ...scope };
+  return { scope, task };
 }
 
 /** The task a worker principal may act on, if the route's ids are its own. */

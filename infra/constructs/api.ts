@@ -1,7 +1,7 @@
 /**
- * The HTTP API: API Gateway (REST) with every route of the local API, two
- * Lambda REQUEST authorizers (API keys for callers, task tokens for workers),
- * stage throttling, access and execution logs, body validation, and the one
+ * The HTTP API: API Gateway (REST) with every route of the local API, a
+ * Lambda REQUEST authorizer on the caller routes (API key, or a worker's task
+ * token), worker routes that check their task token in the handler, stage throttling, access and execution logs, body validation, and the one
  * API Lambda behind every route.
  */
 import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
@@ -9,7 +9,6 @@ import {
   AccessLogFormat,
   AuthorizationType,
   EndpointType,
-  IdentitySource,
   JsonSchemaVersion,
   LambdaIntegration,
   LogGroupLogDestination,
@@ -35,7 +34,7 @@ import {
   workerResultSchema,
 } from '../../functions/core/api-schemas.ts';
 import { ProgressBodySchema } from '../../functions/core/progress.ts';
-import { ROUTES, type RouteAuth, TASK_TOKEN_HEADER } from '../../functions/handlers/routes.ts';
+import { ROUTES } from '../../functions/handlers/routes.ts';
 import { OrchestratorFunction } from '../lambda-defaults.ts';
 import { allowArtifacts, allowSourceUploads, allowTable } from '../permissions.ts';
 
@@ -68,8 +67,9 @@ export class Api extends Construct {
   readonly restApi: RestApi;
   readonly handler: OrchestratorFunction;
   readonly streamHandler: OrchestratorFunction;
-  readonly authorizerFunctions: Record<Exclude<RouteAuth, 'public'>, OrchestratorFunction>;
-  readonly authorizers: Record<Exclude<RouteAuth, 'public'>, RequestAuthorizer>;
+  /** The caller routes' authorizer (API key or task token); worker routes check their token in the handler. */
+  readonly authorizerFunction: OrchestratorFunction;
+  readonly authorizer: RequestAuthorizer;
   readonly accessLogs: LogGroup;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
@@ -181,25 +181,14 @@ export class Api extends Construct {
       templates: { 'application/json': '{"error":"internal error","code":"internal"}' },
     });
 
-    this.authorizerFunctions = {
-      caller: this.authorizerFunction('CallerAuthorizerFn', 'caller', props),
-      worker: this.authorizerFunction('WorkerAuthorizerFn', 'worker', props),
-    };
-    // Never cached: a revoked key and a task token whose attempt ended must stop working at once,
-    // and caller routes take either header (API Gateway caches only on identity sources that are all present).
-    this.authorizers = {
-      caller: new RequestAuthorizer(this, 'CallerAuthorizer', {
-        handler: this.authorizerFunctions.caller,
-        identitySources: [],
-        resultsCacheTtl: Duration.seconds(0),
-      }),
-      worker: new RequestAuthorizer(this, 'WorkerAuthorizer', {
-        handler: this.authorizerFunctions.worker,
-        identitySources: [IdentitySource.header(TASK_TOKEN_HEADER)],
-        resultsCacheTtl: Duration.seconds(0),
-      }),
-    };
-    const authorizers = this.authorizers;
+    this.authorizerFunction = this.createAuthorizerFunction(props);
+    // Never cached: a revoked key must stop working at once, and the routes take either header
+    // (API Gateway caches only on identity sources that are all present).
+    this.authorizer = new RequestAuthorizer(this, 'CallerAuthorizer', {
+      handler: this.authorizerFunction,
+      identitySources: [],
+      resultsCacheTtl: Duration.seconds(0),
+    });
 
     const validator = this.restApi.addRequestValidator('BodyValidator', {
       validateRequestBody: true,
@@ -216,9 +205,9 @@ export class Api extends Construct {
       const schema = BODY_SCHEMAS[route.name];
       const model: Model | undefined = schema ? this.modelFor(route.name, schema(props.limits)) : undefined;
       const method = resource.addMethod(route.method, route.stream ? streamed : integration, {
-        ...(route.auth === 'public'
-          ? { authorizationType: AuthorizationType.NONE }
-          : { authorizer: authorizers[route.auth] }),
+        ...(route.auth === 'caller'
+          ? { authorizer: this.authorizer }
+          : { authorizationType: AuthorizationType.NONE }),
         ...(model ? { requestValidator: validator, requestModels: { 'application/json': model } } : {}),
       });
       if (route.auth === 'public')
@@ -226,14 +215,19 @@ export class Api extends Construct {
           id: 'AwsSolutions-APIG4',
           reason: `${route.resource} is public on purpose (health checks, client generators) and reads no tenant's data.`,
         });
+      if (route.auth === 'worker')
+        Validations.of(method).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason: `${route.resource} takes a task token, checked by the handler with the one read of the task it makes anyway (an authorizer would read it a second time).`,
+        });
     }
   }
 
-  private authorizerFunction(id: string, kind: RouteAuth, props: ApiProps): OrchestratorFunction {
-    const fn = new OrchestratorFunction(this, id, {
+  private createAuthorizerFunction(props: ApiProps): OrchestratorFunction {
+    const fn = new OrchestratorFunction(this, 'CallerAuthorizerFn', {
       entry: 'authorizer',
-      description: `claude-orchestrator ${kind} authorizer`,
-      environment: { TABLE_NAME: props.table.tableName, AUTH_KIND: kind },
+      description: 'claude-orchestrator caller authorizer',
+      environment: { TABLE_NAME: props.table.tableName },
       timeout: Duration.seconds(10),
       memorySize: 256,
       logRetention: props.logRetention,

@@ -6,32 +6,45 @@ import {
   uploadRequestSchema,
   workerResultSchema,
 } from '../../core/api-schemas.ts';
-import { badRequest, forbidden, notFound } from '../../core/errors.ts';
+import { badRequest, forbidden, unauthorized } from '../../core/errors.ts';
 import type { TaskRecord } from '../../core/model.ts';
 import { ProgressBodySchema } from '../../core/progress.ts';
-import { canonicalHash } from '../../core/tokens.ts';
-import { ownsTask } from '../../services/auth.ts';
+import { canonicalHash, parseTaskToken } from '../../core/tokens.ts';
+import { authenticateWorker, ownsTask } from '../../services/auth.ts';
 import type { Deps } from '../../services/deps.ts';
 import { recordProgress } from '../../services/progress.ts';
 import { recordWorkerResult } from '../../services/record-result.ts';
 import { getAssignment, uploadLinks } from '../../services/worker-access.ts';
-import { json, parseJsonBody, pathParam, principalOf } from '../http.ts';
+import { header, json, parseJsonBody, pathParam } from '../http.ts';
+import { TASK_TOKEN_HEADER } from '../routes.ts';
 
-/** The task named by the path, provided the token belongs to it. */
+/**
+ * The task named by the path, provided the request's task token is the one
+ * stored for it. Worker routes have no authorizer in front: this one read
+ * proves the token and gives the route its task (see docs/security.md).
+ */
 async function ownTask(
   deps: Deps,
   event: APIGatewayProxyEvent,
 ): Promise<{ task: TaskRecord; attempt: number }> {
-  const principal = principalOf(event);
   const jobId = pathParam(event, 'id');
   const taskNo = Number(pathParam(event, 'taskNo'));
-  if (principal.kind !== 'worker' || !Number.isInteger(taskNo) || !ownsTask(principal, jobId, taskNo)) {
-    deps.log.warn('worker token used outside its task', { principal, jobId: jobId.slice(0, 64), taskNo });
+  const token = header(event, TASK_TOKEN_HEADER);
+  const scope = token === undefined ? undefined : parseTaskToken(token);
+  if (!scope) return refuse(deps, event, token !== undefined);
+  if (!Number.isInteger(taskNo) || !ownsTask(scope, jobId, taskNo)) {
+    deps.log.warn('worker token used outside its task', { principal: scope, jobId: jobId.slice(0, 64), taskNo });
     throw forbidden('this token is not valid for that task');
   }
-  const task = await deps.store.getTask(jobId, taskNo);
-  if (!task) throw notFound(`task ${taskNo} of job ${jobId} not found`);
-  return { task, attempt: principal.attempt };
+  const found = await authenticateWorker(deps.store, token);
+  if (!found) return refuse(deps, event, true);
+  return { task: found.task, attempt: scope.attempt };
+}
+
+/** As the caller routes' authorizer: a 401 that says nothing of why, and a warning that does. */
+function refuse(deps: Deps, event: APIGatewayProxyEvent, presented: boolean): never {
+  deps.log.warn('worker token refused', { presented, path: event.path });
+  throw unauthorized('missing or unknown X-Task-Token');
 }
 
 export async function assignment(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
