@@ -1,20 +1,16 @@
 /**
  * Sends the attempt's progress to the API while it runs: what Claude is
- * doing (batched, at most one post per interval, the first at once), the new
- * part of the attempt's log, and at least a heartbeat every `heartbeatMs` so
- * the orchestrator can tell a silent worker from a lost one. Progress is a
- * view: a failed post is retried with the next one, and never fails the
- * attempt.
+ * doing (batched, at most one post per interval, the first a second after the
+ * start), the new part of the attempt's log, and at least a heartbeat every
+ * `heartbeatMs` so the orchestrator can tell a silent worker from a lost one.
+ * What is left when the attempt ends rides on its result post, so an attempt
+ * shorter than a second posts no progress at all. Progress is a view: a
+ * failed post is retried with the next one, and never fails the attempt.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { OrchestratorApiError, type OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { newStreamState, readStreamLine } from '../functions/core/claude-stream.ts';
-import {
-  MAX_EVENTS_PER_POST,
-  MAX_LIVE_LOG_CHARS,
-  MIN_POST_INTERVAL_MS,
-  type WorkerEvent,
-} from '../functions/core/progress.ts';
+import { MAX_EVENTS_PER_POST, MAX_LIVE_LOG_CHARS, type WorkerEvent } from '../functions/core/progress.ts';
 import { redact } from '../functions/core/redact.ts';
 
 export interface ReporterOptions {
@@ -32,7 +28,12 @@ export interface ReporterOptions {
 const LOG_CHUNK_RAW = 24 * 1024;
 const TICK_MS = 100;
 const POST_TIMEOUT_MS = 10_000;
-const FINAL_TRIES = 3;
+/**
+ * The first post waits this long (or the interval, if shorter): what happens
+ * in the first second still shows within two, and a short attempt sends its
+ * events with its result instead of in posts of their own.
+ */
+const FIRST_POST_MS = 1_000;
 
 interface Chunk {
   offset: number;
@@ -64,6 +65,7 @@ export class ProgressReporter {
   }
 
   start(): void {
+    this.lastPost = Date.now() - this.intervalMs + Math.min(this.intervalMs, FIRST_POST_MS);
     this.push({ kind: 'started' });
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
@@ -79,15 +81,20 @@ export class ProgressReporter {
     }
   }
 
-  /** The attempt is ending: says how, and sends what is left before the result is posted. */
-  async finish(status: string): Promise<void> {
+  /**
+   * The attempt is ending: says how, and returns the events not yet sent, for
+   * the result post to carry. The rest of the log needs no post: once the
+   * attempt has ended, its uploaded log is the one shown.
+   */
+  async finish(status: string): Promise<WorkerEvent[]> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.push({ kind: 'finished', status });
     await this.inFlight;
-    // The last post may come right after a regular one: wait out the API's throttle, a few times at most.
-    for (let i = 0; i < FINAL_TRIES && (await this.post()) === 'throttled'; i++)
-      await new Promise((r) => setTimeout(r, MIN_POST_INTERVAL_MS));
+    this.live = false;
+    const left = this.queue;
+    this.queue = [];
+    return left;
   }
 
   private tick(): void {

@@ -168,10 +168,11 @@ export interface ResultBody {
  * peak memory) added from the attempt's tally, whichever step posts it.
  */
 export async function postResult(api: OrchestratorClient, base: string, body: ResultBody): Promise<void> {
-  // The last progress first: once the result is in, the attempt is over and takes no more.
-  await currentProgress()?.finish(body.status);
+  // The last progress rides on the result: stored before it, while the attempt is still live.
+  const events = (await currentProgress()?.finish(body.status)) ?? [];
   const tally = currentTally();
   const sent = {
+    ...(events.length > 0 && { events }),
     ...(tally?.usage && { usage: tally.usage }),
     ...(tally?.peakMemoryMb !== undefined && { peak_memory_mb: tally.peakMemoryMb }),
     ...body,

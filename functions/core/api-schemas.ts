@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { OBJECT_ID } from './git-source.ts';
 import type { JobConfig, SubtaskSpec, TaskGitResult, TaskKind, WorkerOutcome } from './model.ts';
+import { MAX_EVENTS_PER_POST, WorkerEventSchema } from './progress.ts';
 
 /** The limits the server applies to bodies; they come from the deployment config. */
 export interface ApiLimits {
@@ -198,6 +199,8 @@ export function workerResultSchema(limits: ApiLimits) {
       })
       .optional(),
     peak_memory_mb: z.number().min(0).max(1_048_576).optional(),
+    /** The progress events not posted yet (a short attempt's only ones); stored before the result. */
+    events: z.array(WorkerEventSchema).max(MAX_EVENTS_PER_POST).optional(),
   });
 }
 

@@ -16,6 +16,7 @@ import {
   MAX_LIVE_LOG_CHARS,
   MIN_POST_INTERVAL_MS,
   type ProgressBody,
+  type WorkerEvent,
 } from '../core/progress.ts';
 import { redact } from '../core/redact.ts';
 import { isTerminalJobStatus, isTerminalTaskState } from '../core/task-states.ts';
@@ -63,6 +64,31 @@ export async function recordProgress(
       : (await deps.events.logPieces(scope, body.log.offset, 1))[0];
     outcome.log_next = piece ? piece.offset + piece.text.length : body.log.offset;
   }
+  await storeEvents(deps, task, body.attempt, body.events, nowMs);
+  return outcome;
+}
+
+/**
+ * The events a worker sent with its result. Stored only while the attempt is
+ * still live (so before the result that ends it), never for a replayed result.
+ */
+export async function recordLastEvents(
+  deps: Deps,
+  task: TaskRecord,
+  attempt: number,
+  events: readonly WorkerEvent[],
+): Promise<void> {
+  const live = task.attempt === attempt && (task.state === 'launching' || task.state === 'running');
+  if (live) await storeEvents(deps, task, attempt, events, deps.now().getTime());
+}
+
+async function storeEvents(
+  deps: Deps,
+  task: TaskRecord,
+  attempt: number,
+  events: readonly WorkerEvent[],
+  nowMs: number,
+): Promise<void> {
   await deps.events.putEvents(
     task.rootJobId,
     {
@@ -70,9 +96,9 @@ export async function recordProgress(
       jobPath: task.jobPath,
       workerId: workerId(task.taskNo, task.jobPath),
       taskNo: task.taskNo,
-      attempt: body.attempt,
+      attempt,
     },
-    body.events.map(({ kind, at: _workerClock, ...data }) => ({
+    events.map(({ kind, at: _workerClock, ...data }) => ({
       kind,
       data: {
         ...data,
@@ -82,7 +108,6 @@ export async function recordProgress(
     })),
     nowMs,
   );
-  return outcome;
 }
 
 /**

@@ -9,10 +9,10 @@ import {
 import { badRequest, forbidden, unauthorized } from '../../core/errors.ts';
 import type { TaskRecord } from '../../core/model.ts';
 import { ProgressBodySchema } from '../../core/progress.ts';
-import { canonicalHash, parseTaskToken } from '../../core/tokens.ts';
+import { canonicalHash } from '../../core/tokens.ts';
 import { authenticateWorker, ownsTask } from '../../services/auth.ts';
 import type { Deps } from '../../services/deps.ts';
-import { recordProgress } from '../../services/progress.ts';
+import { recordLastEvents, recordProgress } from '../../services/progress.ts';
 import { recordWorkerResult } from '../../services/record-result.ts';
 import { getAssignment, uploadLinks } from '../../services/worker-access.ts';
 import { header, json, parseJsonBody, pathParam } from '../http.ts';
@@ -29,15 +29,17 @@ async function ownTask(
 ): Promise<{ task: TaskRecord; attempt: number }> {
   const jobId = pathParam(event, 'id');
   const taskNo = Number(pathParam(event, 'taskNo'));
-  const token = header(event, TASK_TOKEN_HEADER);
-  const scope = token === undefined ? undefined : parseTaskToken(token);
-  if (!scope) return refuse(deps, event, token !== undefined);
+  const found = await authenticateWorker(deps.store, header(event, TASK_TOKEN_HEADER));
+  if (!found) return refuse(deps, event, header(event, TASK_TOKEN_HEADER) !== undefined);
+  const { scope } = found;
   if (!Number.isInteger(taskNo) || !ownsTask(scope, jobId, taskNo)) {
-    deps.log.warn('worker token used outside its task', { principal: scope, jobId: jobId.slice(0, 64), taskNo });
+    deps.log.warn('worker token used outside its task', {
+      principal: scope,
+      jobId: jobId.slice(0, 64),
+      taskNo,
+    });
     throw forbidden('this token is not valid for that task');
   }
-  const found = await authenticateWorker(deps.store, token);
-  if (!found) return refuse(deps, event, true);
   return { task: found.task, attempt: scope.attempt };
 }
 
@@ -83,6 +85,7 @@ export async function result(deps: Deps, event: APIGatewayProxyEvent): Promise<A
     if (!git.ok) throw badRequest('request body is invalid', git.issues);
     outcome.git = git.value;
   }
+  if (body.events) await recordLastEvents(deps, task, attempt, body.events);
   // The body as the schema reads it, key order aside: only this exact result may be replayed.
   const recorded = await recordWorkerResult(deps, task, outcome, canonicalHash(body));
   return json(200, { outcome: recorded.outcome, state: recorded.task.state, attempt: recorded.task.attempt });
