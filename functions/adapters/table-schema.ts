@@ -3,8 +3,11 @@
  * local mode, which creates the same table in the emulator.
  *
  * Items: job `PK=JOB#<id> SK=META`, task `PK=JOB#<id> SK=TASK#<nnnn>`,
- * API key `PK=KEY#<sha256> SK=KEY`. GSI1 lists a tenant's jobs newest first:
- * `GSI1PK=TENANT#<tenant> GSI1SK=<createdAt>#<jobId>`.
+ * API key `PK=KEY#<sha256> SK=KEY`, the running counter, events and live
+ * logs. GSI1 holds four partitions: a tenant's root jobs
+ * (`GSI1PK=TENANT#<tenant> GSI1SK=<createdAt>#<jobId>`), a root's child jobs
+ * (`TREE#<root>`), unfinished tasks (`ACTIVE#<shard>`) and API keys
+ * (`APIKEYS`). Every kind and key: docs/architecture.md, "Data model".
  */
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 

@@ -1,7 +1,8 @@
 /**
- * Reading a `claude -p --output-format json` run: the CLI prints one result
- * object; failure is a non-zero exit, `is_error: true` or a non-success
- * subtype, and any one of them is enough (see CLAUDE_CLI.md).
+ * Reading a `claude -p` run: the CLI prints one result object (alone with
+ * `--output-format json`, as the last line with `stream-json`); failure is a
+ * non-zero exit, `is_error: true` or a non-success subtype, and any one of
+ * them is enough (see docs/claude-cli.md, "Judging a run").
  */
 
 export interface ClaudeProcessOutcome {

@@ -11,7 +11,7 @@
  * `env` carries both: give it to the orchestrator's own processes, never to
  * a worker.
  *
- * Known gaps against AWS (see also ARCHITECTURE.md, "Embedded emulators"):
+ * Known gaps against AWS (see also docs/architecture.md, "Embedded emulators"):
  * - `startFauxqs()` always listens on 0.0.0.0, so we build the app with the
  *   exported `buildApp()` and listen on 127.0.0.1 ourselves.
  * - fauxqs queue URLs use the host `sqs.<region>.localhost:<port>`, which does

@@ -43,7 +43,7 @@ export class State extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: !destroy,
       removalPolicy: props.removalPolicy,
-      // Set for AWS's own clean-up of old items; the code never relies on it (see ARCHITECTURE.md).
+      // Set for AWS's own clean-up of old items; the code never relies on it (docs/architecture.md, "Data model").
       timeToLiveAttribute: 'expiresAt',
       globalSecondaryIndexes: [
         {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Test double of the `claude` CLI (Claude Code) in headless/print mode.
 //
-// It accepts the flags the real CLI accepts (see /work/shared/CLAUDE_CLI.md), rejects unknown ones,
+// It accepts the flags the real CLI accepts (see docs/claude-cli.md, "Invocation"), rejects unknown ones,
 // reads the prompt from its first positional argument or stdin, writes files into its working
 // directory and prints a result object shaped like the real one. Tests script it with directives,
 // markers written anywhere in the prompt or in env CLAUDE_DOUBLE_DIRECTIVES:

@@ -1,5 +1,5 @@
 /**
- * Judging a `claude -p --output-format json` run (CLAUDE_CLI.md): success needs
+ * Judging a `claude -p` run (docs/claude-cli.md, "Judging a run"): success needs
  * exit code 0, `is_error: false` and subtype `success`; any one failure signal fails it.
  */
 import { describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ function run(overrides: Partial<ClaudeProcessOutcome> = {}): ClaudeProcessOutcom
   };
 }
 
-/** The real CLI's answer without a login (CLAUDE_CLI.md): subtype success, is_error true, exit 1. */
+/** The real CLI's answer without a login (docs/claude-cli.md, "Judging a run"): subtype success, is_error true, exit 1. */
 const NOT_LOGGED_IN_STDOUT = `${JSON.stringify({
   type: 'result',
   subtype: 'success',

@@ -1,6 +1,6 @@
 /**
  * The task and job state machines, checked pair by pair against a table written
- * here from ARCHITECTURE.md ("Task states") rather than copied from the module.
+ * here from docs/architecture.md ("Task states") rather than copied from the module.
  */
 import { describe, expect, it } from 'vitest';
 import {
