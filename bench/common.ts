@@ -30,8 +30,15 @@ export class CallCounter {
       // biome-ignore lint/suspicious/noExplicitAny: SDK middleware signature differs per client
       (next: any, ctx: any) => async (args: any) => {
         const key = `${service}.${String(ctx.commandName).replace(/Command$/, '')}` as CallKey;
-        this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-        const out = await next(args);
+        // biome-ignore lint/suspicious/noExplicitAny: the handler output differs per client
+        let out: any;
+        try {
+          out = await next(args);
+        } finally {
+          // A presigned URL runs the middleware but sends nothing: not an AWS call.
+          if (!out?.output?.presigned) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+        }
+        if (out?.output?.presigned) return out;
         const end = Date.now();
         if (service === 'S3' && ctx.commandName === 'PutObjectCommand' && args?.input?.Key) {
           this.putDone.set(String(args.input.Key), end);

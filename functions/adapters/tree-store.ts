@@ -26,7 +26,7 @@ import {
 } from './job-store.ts';
 import { TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY } from './table-schema.ts';
 
-/** Cents are the unit of reservation, so floating-point sums cannot drift past a limit. */
+/** Slack for floating-point sums of USD amounts, so a reservation that fits exactly is not refused. */
 const EPSILON = 1e-9;
 
 const NON_TERMINAL: readonly TaskState[] = TASK_STATES.filter((s) => !TERMINAL_TASK_STATES.has(s));
@@ -427,21 +427,39 @@ export class RunSlots {
     this.tableName = store.tableName;
   }
 
-  /** Takes a slot of the job (bounded by its own config.maxWorkers) and of the deployment; false if either is full. */
-  async acquire(jobId: string, globalMax: number): Promise<boolean> {
+  /**
+   * Takes a running slot of the job (bounded by its own config.maxWorkers).
+   * For a root job's attempt, `spend` reserves its budget on the same item in
+   * the same conditional update (one write instead of two). `false` when
+   * either does not fit: read the job to learn which.
+   */
+  async acquireJob(jobId: string, spend?: { usd: number; maxSpendUsd: number }): Promise<boolean> {
+    const reserve = spend !== undefined && spend.usd > 0;
     const job = await conditional(() =>
       this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: jobKey(jobId),
-          UpdateExpression: 'SET #r = if_not_exists(#r, :zero) + :one',
-          ConditionExpression: 'attribute_exists(PK) AND (attribute_not_exists(#r) OR #r < #c.maxWorkers)',
-          ExpressionAttributeNames: { '#r': 'runningTasks', '#c': 'config' },
-          ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+          UpdateExpression: `SET #r = if_not_exists(#r, :zero) + :one${reserve ? ', #b.committedUsd = #b.committedUsd + :usd' : ''}`,
+          ConditionExpression: `attribute_exists(PK) AND (attribute_not_exists(#r) OR #r < #c.maxWorkers)${reserve ? ' AND #b.committedUsd <= :allowed' : ''}`,
+          ExpressionAttributeNames: {
+            '#r': 'runningTasks',
+            '#c': 'config',
+            ...(reserve ? { '#b': 'budget' } : {}),
+          },
+          ExpressionAttributeValues: {
+            ':zero': 0,
+            ':one': 1,
+            ...(reserve ? { ':usd': spend.usd, ':allowed': spend.maxSpendUsd - spend.usd + EPSILON } : {}),
+          },
         }),
       ),
     );
-    if (!job) return false;
+    return job !== undefined;
+  }
+
+  /** Takes a slot of the deployment (at most `globalMax` running); false if it is full. */
+  async acquireGlobal(globalMax: number): Promise<boolean> {
     const global = await conditional(() =>
       this.ddb.send(
         new UpdateCommand({
@@ -454,14 +472,17 @@ export class RunSlots {
         }),
       ),
     );
-    if (global) return true;
-    await this.releaseJob(jobId);
-    return false;
+    return global !== undefined;
   }
 
   /** Gives a slot back (never below zero). */
   async release(jobId: string): Promise<void> {
     await this.releaseJob(jobId);
+    await this.releaseGlobal();
+  }
+
+  /** Gives the deployment's slot back (never below zero). */
+  async releaseGlobal(): Promise<void> {
     await conditional(() =>
       this.ddb.send(
         new UpdateCommand({
@@ -517,7 +538,8 @@ export class RunSlots {
     return out !== undefined;
   }
 
-  private async releaseJob(jobId: string): Promise<void> {
+  /** Gives the job's slot back (never below zero). */
+  async releaseJob(jobId: string): Promise<void> {
     await conditional(() =>
       this.ddb.send(
         new UpdateCommand({

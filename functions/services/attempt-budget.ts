@@ -14,7 +14,7 @@
  * so); when the tree has actually spent its limit, the attempt fails without
  * retries, naming the limit.
  */
-import type { RootBudget, TaskRecord } from '../core/model.ts';
+import type { JobRecord, RootBudget, TaskRecord } from '../core/model.ts';
 import { attemptBudget, MIN_ATTEMPT_BUDGET_USD, spendShares } from '../core/recursion-policy.ts';
 import type { Deps } from './deps.ts';
 import { gatewayEnabled, openAttemptMeter } from './model-gateway.ts';
@@ -24,7 +24,15 @@ export type BudgetGrant =
   | { kind: 'busy' }
   | { kind: 'exhausted'; message: string };
 
-export async function reserveAttemptSpend(deps: Deps, task: TaskRecord): Promise<BudgetGrant> {
+/**
+ * What this attempt should reserve, from a read of the root (and of its job,
+ * for a child): no write. With the gateway on, the attempt's meter is opened
+ * here instead (it reserves nothing on the root).
+ */
+export async function planAttemptSpend(
+  deps: Deps,
+  task: TaskRecord,
+): Promise<BudgetGrant & { root?: JobRecord }> {
   const root = await deps.store.getJob(task.rootJobId);
   if (gatewayEnabled(deps.settings)) {
     if (root?.budget && root.budget.maxSpendUsd - root.budget.spentUsd < MIN_ATTEMPT_BUDGET_USD)
@@ -35,15 +43,30 @@ export async function reserveAttemptSpend(deps: Deps, task: TaskRecord): Promise
   if (!root?.budget) return { kind: 'granted', usd: 0 };
   const job = task.jobId === root.jobId ? root : await deps.store.getJob(task.jobId);
   const usd = attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd, job ? spendShares(job) : 1);
-  if (usd > 0 && (await deps.tree.reserveSpend(root, usd))) {
-    if (await deps.tree.setTaskBudget(task, task.attempt, usd)) return { kind: 'granted', usd };
-    // This attempt already holds a reservation (a replayed dispatch): ours goes back.
-    await deps.tree.settleSpend(root.jobId, usd, 0);
-    return { kind: 'granted', usd: (await deps.store.getTask(task.jobId, task.taskNo))?.budgetUsd ?? 0 };
-  }
-  const fresh = (await deps.store.getJob(root.jobId))?.budget ?? root.budget;
-  if (fresh.maxSpendUsd - fresh.spentUsd >= MIN_ATTEMPT_BUDGET_USD) return { kind: 'busy' };
-  return exhausted(fresh);
+  if (usd > 0) return { kind: 'granted', usd, root };
+  return spendVerdict(root.budget);
+}
+
+/** Reserves a planned amount on the root on its own (a child's attempt, whose slot is on another item). */
+export async function reserveOnRoot(deps: Deps, root: JobRecord, usd: number): Promise<BudgetGrant> {
+  if (await deps.tree.reserveSpend(root, usd)) return { kind: 'granted', usd };
+  return spendVerdict((await deps.store.getJob(root.jobId))?.budget ?? (root.budget as RootBudget));
+}
+
+/** A reservation did not fit: wait while others' reservations stand in the way, fail once the spend is used up. */
+export function spendVerdict(budget: RootBudget): BudgetGrant {
+  if (budget.maxSpendUsd - budget.spentUsd >= MIN_ATTEMPT_BUDGET_USD) return { kind: 'busy' };
+  return exhausted(budget);
+}
+
+/**
+ * Records the attempt's reservation on its task, once. A replayed dispatch
+ * that finds one already there gives its own back and keeps the recorded one.
+ */
+export async function recordAttemptSpend(deps: Deps, task: TaskRecord, usd: number): Promise<number> {
+  if (usd <= 0 || (await deps.tree.setTaskBudget(task, task.attempt, usd))) return usd;
+  await deps.tree.settleSpend(task.rootJobId, usd, 0);
+  return (await deps.store.getTask(task.jobId, task.taskNo))?.budgetUsd ?? 0;
 }
 
 function exhausted(budget: RootBudget): BudgetGrant {

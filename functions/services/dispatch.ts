@@ -5,8 +5,16 @@
  */
 import { isCredentialedStep, LaunchRefusedError } from '../adapters/launcher.ts';
 import type { RunMessage } from '../core/messages.ts';
+import type { JobRecord, TaskRecord } from '../core/model.ts';
 import { formatTaskToken, sha256Hex } from '../core/tokens.ts';
-import { type BudgetGrant, reserveAttemptSpend, returnAttemptSpend } from './attempt-budget.ts';
+import {
+  type BudgetGrant,
+  planAttemptSpend,
+  recordAttemptSpend,
+  reserveOnRoot,
+  returnAttemptSpend,
+  spendVerdict,
+} from './attempt-budget.ts';
 import type { DispatchDeps } from './deps.ts';
 import { recordLostWorker } from './record-result.ts';
 
@@ -26,36 +34,61 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });
     return 'duplicate';
   }
+  const scope = { jobId, taskNo, attempt };
+  // What was taken so far, given back newest first if the worker does not start after all.
+  const taken: (() => Promise<unknown>)[] = [
+    () => deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString()),
+  ];
+  const giveBack = async () => {
+    for (const step of taken.reverse()) await step();
+  };
+  // Refused before its running slots were taken (any part taken is given back first).
+  const refuse = async (message: string) => {
+    await recordLostWorker(deps, scope, message, undefined, 'failed', false, false);
+    deps.log.warn('attempt refused: spend limit reached', { ...scope, limit: 'max_budget_usd' });
+    return 'refused' as const;
+  };
+  const waitFor = async (what: 'spend' | 'slot') => {
+    await giveBack();
+    // The job's status shows a wait for spend: a task that waits for it is not simply queued.
+    if (what === 'spend')
+      await deps.tree.setWaiting(jobId, taskNo, attempt, 'spend_budget', deps.now().toISOString());
+    await deps.queue.send(message, what === 'spend' ? BUDGET_WAIT_SEC : SLOT_WAIT_SEC);
+    deps.log.info(what === 'spend' ? 'waiting for spend budget' : 'waiting for a running slot', scope);
+    return 'waiting' as const;
+  };
+
   const grant = await attemptGrant(deps, claimed);
-  if (grant.kind === 'busy') {
-    // Other attempts hold the tree's spend for now: come back later, without using up a delivery.
-    const at = deps.now().toISOString();
-    await deps.store.releaseClaim(jobId, taskNo, attempt, at);
-    // The job's status shows it too: a task that waits is not simply queued.
-    await deps.tree.setWaiting(jobId, taskNo, attempt, 'spend_budget', at);
-    await deps.queue.send(message, BUDGET_WAIT_SEC);
-    deps.log.info('waiting for spend budget', { jobId, taskNo, attempt });
-    return 'waiting';
+  if (grant.kind === 'exhausted') return refuse(grant.message);
+  if (grant.kind === 'busy') return waitFor('spend');
+  let usd = grant.usd;
+  // A root job's attempt takes its slot and its spend in one write on the job item.
+  const together = usd > 0 && grant.root !== undefined && grant.root.jobId === jobId;
+  const spend = together ? { usd, maxSpendUsd: grant.root?.budget?.maxSpendUsd ?? 0 } : undefined;
+  if (!(await deps.slots.acquireJob(jobId, spend))) {
+    // The job already runs max_workers workers, or (together) the spend did not fit: read which.
+    const job = together ? await deps.store.getJob(jobId) : undefined;
+    if (job?.budget && (job.runningTasks ?? 0) < job.config.maxWorkers) {
+      const verdict = spendVerdict(job.budget);
+      if (verdict.kind === 'exhausted') return refuse(verdict.message);
+      return waitFor('spend');
+    }
+    return waitFor('slot');
   }
+  taken.push(() => deps.slots.releaseJob(jobId));
+  if (usd > 0 && !together && grant.root) {
+    const onRoot = await reserveOnRoot(deps, grant.root, usd);
+    if (onRoot.kind === 'exhausted') {
+      await deps.slots.releaseJob(jobId);
+      return refuse(onRoot.message);
+    }
+    if (onRoot.kind === 'busy') return waitFor('spend');
+  }
+  if (usd > 0) taken.push(() => returnAttemptSpend(deps, claimed, usd));
+  if (!(await deps.slots.acquireGlobal(deps.settings.worker.maxRunning))) return waitFor('slot');
+  taken.push(() => deps.slots.releaseGlobal());
+  usd = await recordAttemptSpend(deps, claimed, usd);
   if (claimed.waitingFor) await deps.tree.setWaiting(jobId, taskNo, attempt, undefined, now);
-  if (grant.kind === 'exhausted') {
-    await recordLostWorker(deps, { jobId, taskNo, attempt }, grant.message, undefined, 'failed', false);
-    deps.log.warn('attempt refused: spend limit reached', {
-      jobId,
-      taskNo,
-      attempt,
-      limit: 'max_budget_usd',
-    });
-    return 'refused';
-  }
-  if (!(await deps.slots.acquire(jobId, deps.settings.worker.maxRunning))) {
-    // The job already runs max_workers workers (or the deployment max_running): wait for one to end.
-    await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
-    await returnAttemptSpend(deps, claimed, grant.usd);
-    await deps.queue.send(message, SLOT_WAIT_SEC);
-    deps.log.info('waiting for a running slot', { jobId, taskNo, attempt });
-    return 'waiting';
-  }
   try {
     const { handle } = await deps.launcher.launch({
       jobId,
@@ -68,31 +101,20 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     // The worker is started: from here on nothing may be undone. Without a stored handle the
     // worker still reports; if it dies, the sweep finds a claim without a handle and retries it.
     await deps.store.setLaunchHandle(jobId, taskNo, attempt, handle).catch((e: Error) => {
-      deps.log.warn('launch handle not stored; the sweep covers this worker', {
-        jobId,
-        taskNo,
-        attempt,
-        error: e.message,
-      });
+      deps.log.warn('launch handle not stored; the sweep covers this worker', { ...scope, error: e.message });
     });
-    deps.log.info('worker launched', { jobId, taskNo, attempt, handle });
+    deps.log.info('worker launched', { ...scope, handle });
     return 'launched';
   } catch (err) {
     if (err instanceof LaunchRefusedError && !err.retryable) {
       // Redelivering cannot help (bad task definition, permissions): the attempt fails, and retries follow the task's policy.
-      deps.log.error('launch refused for good', { jobId, taskNo, attempt, reason: err.message });
-      await recordLostWorker(
-        deps,
-        { jobId, taskNo, attempt },
-        `the worker could not be launched: ${err.message}`,
-      );
+      deps.log.error('launch refused for good', { ...scope, reason: err.message });
+      await recordLostWorker(deps, scope, `the worker could not be launched: ${err.message}`);
       return 'refused';
     }
-    // Nothing started: give the task, its slot and its spend back so the redelivered message can claim it again.
-    await deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
-    await deps.slots.release(jobId);
-    await returnAttemptSpend(deps, claimed, grant.usd);
-    deps.log.warn('launch failed, will retry', { jobId, taskNo, attempt, reason: (err as Error).message });
+    // Nothing started: give the task, its slots and its spend back so the redelivered message can claim it again.
+    await giveBack();
+    deps.log.warn('launch failed, will retry', { ...scope, reason: (err as Error).message });
     throw err;
   }
 }
@@ -104,10 +126,10 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
  */
 async function attemptGrant(
   deps: DispatchDeps,
-  task: Parameters<typeof reserveAttemptSpend>[1],
-): Promise<BudgetGrant> {
+  task: TaskRecord,
+): Promise<BudgetGrant & { root?: JobRecord }> {
   if (isCredentialedStep(task.kind)) return { kind: 'granted', usd: 0 };
-  const grant = await reserveAttemptSpend(deps, task);
+  const grant = await planAttemptSpend(deps, task);
   if (task.kind === 'merge' && grant.kind === 'exhausted') return { kind: 'granted', usd: 0 };
   return grant;
 }

@@ -26,7 +26,7 @@ import {
   usageOfMessageBody,
   usd,
 } from '../core/model-metering.ts';
-import { authorizeTaskToken, isActiveAttempt } from './auth.ts';
+import { authenticateWorker, isActiveAttempt } from './auth.ts';
 import type { Deps, GatewaySettings, Settings } from './deps.ts';
 
 export interface GatewayRequest {
@@ -199,11 +199,11 @@ export async function serveModelRequest(deps: GatewayDeps, req: GatewayRequest):
     return refuse('not_found_error', `the ${GATEWAY_NAME} is not enabled on this deployment`);
 
   const token = tokenOf(req.headers);
-  const principal = await authorizeTaskToken(deps.store, token);
-  if (principal?.kind !== 'worker')
-    return refuse('authentication_error', 'missing or unknown task token (send it as x-api-key)');
-  const task = await deps.store.getTask(principal.jobId, principal.taskNo);
-  if (!task || !isActiveAttempt(task, principal.attempt)) {
+  // One read proves the token and gives the task.
+  const found = await authenticateWorker(deps.store, token);
+  if (!found) return refuse('authentication_error', 'missing or unknown task token (send it as x-api-key)');
+  const { scope: principal, task } = found;
+  if (!isActiveAttempt(task, principal.attempt)) {
     deps.log.warn('model request refused: attempt no longer active', { ...principal, state: task?.state });
     return refuse(
       'permission_error',

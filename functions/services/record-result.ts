@@ -256,6 +256,8 @@ export async function recordLostWorker(
   exitCode?: number,
   status: 'failed' | 'timed_out' = 'failed',
   retryable = true,
+  /** False when the attempt was refused before it took its running slots (nothing to give back). */
+  slotsHeld = true,
 ): Promise<TaskRecord | undefined> {
   // Copy the ids only: the launch request also carries the task token, which must never be logged.
   const scope = { jobId: lost.jobId, taskNo: lost.taskNo, attempt: lost.attempt };
@@ -283,6 +285,8 @@ export async function recordLostWorker(
       false,
     ),
     deps.now().toISOString(),
+    undefined,
+    slotsHeld,
   );
   if (!ended) {
     // Lost response or a concurrent writer: if this attempt did end, finish what follows it.
@@ -303,6 +307,7 @@ async function endAttempt(
   outcome: WorkerOutcome,
   now: string,
   extra?: ResultExtra,
+  slotsHeld = true,
 ) {
   const ok = outcome.status === 'succeeded';
   const next = ok
@@ -344,7 +349,7 @@ async function endAttempt(
     now,
   );
   // The container is gone (or never came): its running slot goes back.
-  if (ended) await deps.slots.release(task.jobId);
+  if (ended && slotsHeld) await deps.slots.release(task.jobId);
   if (ended && !ok) {
     deps.log.info('attempt failed', {
       jobId: task.jobId,

@@ -101,12 +101,16 @@ export interface MergeInput {
 
 /** Returns the attempt's assignment and marks the task running (repeat calls are harmless). */
 export async function getAssignment(deps: Deps, task: TaskRecord, attempt: number): Promise<Assignment> {
-  await liveTask(deps, { jobId: task.jobId, taskNo: task.taskNo, attempt }, 'assignment', LIVE_STATES, task);
+  const { job } = await liveAttempt(
+    deps,
+    { jobId: task.jobId, taskNo: task.taskNo, attempt },
+    'assignment',
+    LIVE_STATES,
+    task,
+  );
   if (task.state === 'launching') {
     await deps.store.markRunning(task.jobId, task.taskNo, attempt, deps.now().toISOString());
   }
-  const job = await deps.store.getJob(task.jobId);
-  if (!job) throw conflict(`job ${task.jobId} is gone`);
   const root = job.depth === 0 ? job : await deps.store.getJob(job.rootJobId);
   if (!root) throw conflict(`root job ${job.rootJobId} is gone`);
   // Reserved by the dispatcher before the worker started.
@@ -528,6 +532,17 @@ export async function liveTask(
   states: readonly TaskState[] = LIVE_STATES,
   known?: TaskRecord,
 ): Promise<TaskRecord> {
+  return (await liveAttempt(deps, scope, what, states, known)).task;
+}
+
+/** liveTask, also returning the job it read to check that the job has not ended. */
+export async function liveAttempt(
+  deps: Deps,
+  scope: TaskTokenScope,
+  what: string,
+  states: readonly TaskState[] = LIVE_STATES,
+  known?: TaskRecord,
+): Promise<{ task: TaskRecord; job: JobRecord }> {
   const task = known ?? (await deps.store.getTask(scope.jobId, scope.taskNo));
   const live = task !== undefined && task.attempt === scope.attempt && states.includes(task.state);
   const job = live ? await deps.store.getJob(scope.jobId) : undefined;
@@ -541,5 +556,5 @@ export async function liveTask(
       `task ${scope.taskNo} attempt ${scope.attempt} is no longer active (${task?.state ?? 'gone'}${job ? `, job ${job.status}` : ''}); its token is no longer valid`,
     );
   }
-  return task;
+  return { task, job };
 }

@@ -308,7 +308,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const job = await newJob(2);
     await launchAndRun(job.jobId, 1);
     // A crash after a task's final write but before its slot release: the counter says 2, one runs.
-    expect(await deps.slots.acquire(job.jobId, 1000)).toBe(true);
+    expect(await deps.slots.acquireJob(job.jobId)).toBe(true);
+    expect(await deps.slots.acquireGlobal(1000)).toBe(true);
     expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(2);
     await sweepActiveTasks(deps, launcher);
     expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(1);
