@@ -36,7 +36,7 @@ import {
 } from '../../functions/core/api-schemas.ts';
 import { ProgressBodySchema } from '../../functions/core/progress.ts';
 import { ROUTES, type RouteAuth, TASK_TOKEN_HEADER } from '../../functions/handlers/routes.ts';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { OrchestratorFunction } from '../orchestrator-function.ts';
 import { allowArtifacts, allowSourceUploads, allowTable } from '../permissions.ts';
 
 export interface ApiProps {

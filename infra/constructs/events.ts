@@ -13,7 +13,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { OrchestratorFunction } from '../orchestrator-function.ts';
 import { allowTable, clusterTasksArn, nagClusterTasksArn } from '../permissions.ts';
 
 export interface EventsProps {

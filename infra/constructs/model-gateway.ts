@@ -23,7 +23,7 @@ import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { OrchestratorFunction } from '../orchestrator-function.ts';
 import { allowTable, nagArn } from '../permissions.ts';
 
 /** Where the CLI's ANTHROPIC_BASE_URL points, under the API's base URL. */

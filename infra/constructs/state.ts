@@ -5,7 +5,7 @@
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Bucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
   PARTITION_KEY,
@@ -15,6 +15,12 @@ import {
   TENANT_INDEX_SORT_KEY,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
+import {
+  ACCESS_LOG_RETENTION,
+  BUCKET_DEFAULTS,
+  INCOMPLETE_UPLOAD_RETENTION,
+  NONCURRENT_VERSION_RETENTION,
+} from '../defaults.ts';
 
 /** Days an uploaded bundle stays under `sources/` (submit copies it under the job at once). */
 export const SOURCE_UPLOAD_RETENTION_DAYS = 1;
@@ -55,27 +61,23 @@ export class State extends Construct {
     });
 
     this.accessLogsBucket = new Bucket(this, 'AccessLogs', {
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      encryption: BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
+      ...BUCKET_DEFAULTS,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
       removalPolicy: props.removalPolicy,
       autoDeleteObjects: destroy,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
+      lifecycleRules: [{ expiration: ACCESS_LOG_RETENTION }],
     });
 
     this.bucket = new Bucket(this, 'Artifacts', {
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      encryption: BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
+      ...BUCKET_DEFAULTS,
       versioned: true,
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'artifacts/',
       removalPolicy: props.removalPolicy,
       autoDeleteObjects: destroy,
       lifecycleRules: [
-        { abortIncompleteMultipartUploadAfter: Duration.days(2) },
-        { noncurrentVersionExpiration: Duration.days(30) },
+        { abortIncompleteMultipartUploadAfter: INCOMPLETE_UPLOAD_RETENTION },
+        { noncurrentVersionExpiration: NONCURRENT_VERSION_RETENTION },
         // Uploaded repository bundles are copied under jobs/ at submit; an unused upload goes after a day.
         {
           prefix: SOURCES_PREFIX,

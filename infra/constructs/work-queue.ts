@@ -11,9 +11,15 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import {
+  DEAD_LETTER_RETENTION,
+  QUEUE_DEFAULTS,
+  visibilityTimeoutFor,
+  WORK_QUEUE_RETENTION,
+} from '../defaults.ts';
+import { OrchestratorFunction } from '../orchestrator-function.ts';
 import {
   allowArtifacts,
   allowRunTasks,
@@ -22,8 +28,8 @@ import {
   nagClusterTasksArn,
 } from '../permissions.ts';
 
-/** SQS redelivers a message only after its visibility timeout; AWS advises at least 6x the consumer's timeout. */
-export const VISIBILITY_TIMEOUT_FACTOR = 6;
+/** The dead-letter consumer's timeout; its queue hides a message for the advised multiple of it. */
+const DEAD_LETTER_CONSUMER_TIMEOUT = Duration.seconds(60);
 /** Headroom under ECS's 20 RunTask calls per second, shared by every dispatcher instance. */
 export const ECS_RUN_TASK_BUDGET_PER_SEC = 18;
 
@@ -66,18 +72,15 @@ export class WorkQueue extends Construct {
     super(scope, id);
     this.props = props;
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      // Its consumer runs up to 60 s; 6x that before a message shows again.
-      visibilityTimeout: Duration.seconds(360),
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+      ...QUEUE_DEFAULTS,
+      visibilityTimeout: visibilityTimeoutFor(DEAD_LETTER_CONSUMER_TIMEOUT),
+      retentionPeriod: DEAD_LETTER_RETENTION,
       removalPolicy: props.removalPolicy,
     });
     this.queue = new Queue(this, 'Queue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      visibilityTimeout: Duration.seconds(props.dispatcherTimeoutSec * VISIBILITY_TIMEOUT_FACTOR),
-      retentionPeriod: Duration.days(4),
+      ...QUEUE_DEFAULTS,
+      visibilityTimeout: visibilityTimeoutFor(Duration.seconds(props.dispatcherTimeoutSec)),
+      retentionPeriod: WORK_QUEUE_RETENTION,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
       removalPolicy: props.removalPolicy,
     });
@@ -167,7 +170,7 @@ export class WorkQueue extends Construct {
     const fn = new OrchestratorFunction(this, 'DeadLetterConsumer', {
       entry: 'dead-letters',
       description: 'claude-orchestrator dead-letter consumer: fails the task or job of a poison message',
-      timeout: Duration.seconds(60),
+      timeout: DEAD_LETTER_CONSUMER_TIMEOUT,
       environment: {
         TABLE_NAME: targets.table.tableName,
         QUEUE_URL: this.queue.queueUrl,

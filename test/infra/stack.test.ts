@@ -18,7 +18,7 @@ import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
 import { METRIC_NAMESPACE } from '../../infra/constructs/monitoring.ts';
 import { WORKER_CONTAINER_NAME } from '../../infra/constructs/workers.ts';
-import { OrchestratorFunction } from '../../infra/lambda-defaults.ts';
+import { OrchestratorFunction } from '../../infra/orchestrator-function.ts';
 import {
   actionsOf,
   type CfnResource,

@@ -1,18 +1,24 @@
 /**
- * Secure, cheap defaults every Lambda of the stack shares: ARM64, a current
- * Node.js runtime, bundling by the locally installed esbuild (never Docker,
- * so `cdk synth` works offline), and a log group with retention.
+ * The stack's Lambda functions: the defaults of `defaults.ts` (ARM64, the
+ * current Node.js runtime, bundling by the locally installed esbuild, never
+ * Docker, so `cdk synth` works offline), a log group with retention, and a
+ * role that writes only there.
  */
 
-import { fileURLToPath } from 'node:url';
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import type { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-
-export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+import {
+  LAMBDA_ARCHITECTURE,
+  LAMBDA_BASE_ENVIRONMENT,
+  LAMBDA_BUNDLING,
+  LAMBDA_MEMORY_MB,
+  LAMBDA_RUNTIME,
+  LAMBDA_TIMEOUT,
+  REPO_ROOT,
+} from './defaults.ts';
 
 export interface OrchestratorFunctionProps {
   /** Path under `functions/handlers/lambda/`, without extension. */
@@ -21,9 +27,9 @@ export interface OrchestratorFunctionProps {
   logRetention: RetentionDays;
   removalPolicy: RemovalPolicy;
   environment?: Record<string, string>;
-  /** @default 29 seconds, inside API Gateway's integration timeout */
+  /** @default LAMBDA_TIMEOUT (29 seconds, inside API Gateway's integration timeout) */
   timeout?: Duration;
-  /** @default 512 */
+  /** @default LAMBDA_MEMORY_MB */
   memorySize?: number;
 }
 
@@ -51,30 +57,16 @@ export class OrchestratorFunction extends NodejsFunction {
       entry: `${REPO_ROOT}functions/handlers/lambda/${props.entry}.ts`,
       handler: 'handler',
       description: props.description,
-      runtime: Runtime.NODEJS_24_X,
-      architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 512,
-      timeout: props.timeout ?? Duration.seconds(29),
+      runtime: LAMBDA_RUNTIME,
+      architecture: LAMBDA_ARCHITECTURE,
+      memorySize: props.memorySize ?? LAMBDA_MEMORY_MB,
+      timeout: props.timeout ?? LAMBDA_TIMEOUT,
       logGroup,
       role,
       projectRoot: REPO_ROOT,
       depsLockFilePath: `${REPO_ROOT}package-lock.json`,
-      environment: {
-        NODE_OPTIONS: '--enable-source-maps',
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-        ...props.environment,
-      },
-      bundling: {
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: 'node22',
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        mainFields: ['module', 'main'],
-        // Bundled CommonJS dependencies call require(); ESM output needs one.
-        banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-      },
+      environment: { ...LAMBDA_BASE_ENVIRONMENT, ...props.environment },
+      bundling: LAMBDA_BUNDLING,
     };
     super(scope, id, base);
     this.logGroupResource = logGroup;
