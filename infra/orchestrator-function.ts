@@ -6,10 +6,15 @@
  */
 
 import type { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { NodejsFunction, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import type { SharedEnv } from '../functions/handlers/lambda/runtime.ts';
+import type { Settings } from '../functions/services/deps.ts';
 import {
   LAMBDA_ARCHITECTURE,
   LAMBDA_BASE_ENVIRONMENT,
@@ -19,6 +24,30 @@ import {
   LAMBDA_TIMEOUT,
   REPO_ROOT,
 } from './defaults.ts';
+
+/**
+ * The environment every function that builds the use cases' dependencies
+ * (`depsFromEnv` in functions/handlers/lambda/runtime.ts) reads: built once by
+ * `sharedEnvironment`, each function adding only what is its own.
+ */
+export type SharedEnvironment = Readonly<Record<keyof SharedEnv, string>>;
+
+export interface SharedResources {
+  readonly table: ITableV2;
+  readonly queue: IQueue;
+  readonly bucket: IBucket;
+  /** The runtime settings (job defaults and limits, prices and budgets), from the config. */
+  readonly settings: Settings;
+}
+
+export function sharedEnvironment(resources: SharedResources): SharedEnvironment {
+  return {
+    TABLE_NAME: resources.table.tableName,
+    QUEUE_URL: resources.queue.queueUrl,
+    BUCKET_NAME: resources.bucket.bucketName,
+    JOB_SETTINGS: JSON.stringify(resources.settings),
+  };
+}
 
 export interface OrchestratorFunctionProps {
   /** Path under `functions/handlers/lambda/`, without extension. */

@@ -19,7 +19,7 @@ import {
   visibilityTimeoutFor,
   WORK_QUEUE_RETENTION,
 } from '../defaults.ts';
-import { OrchestratorFunction } from '../orchestrator-function.ts';
+import { OrchestratorFunction, type SharedEnvironment } from '../orchestrator-function.ts';
 import {
   allowArtifacts,
   allowRunTasks,
@@ -45,7 +45,7 @@ export interface WorkQueueProps {
 export interface DispatcherTargets {
   readonly table: ITableV2;
   readonly bucket: IBucket;
-  readonly jobSettings: string;
+  readonly environment: SharedEnvironment;
   readonly cluster: ICluster;
   /** The Claude workers (planner, work, merge). */
   readonly taskDefinition: FargateTaskDefinition;
@@ -94,10 +94,7 @@ export class WorkQueue extends Construct {
       description: 'claude-orchestrator dispatcher: claims tasks, starts Fargate workers, aggregates jobs',
       timeout: Duration.seconds(props.dispatcherTimeoutSec),
       environment: {
-        TABLE_NAME: targets.table.tableName,
-        QUEUE_URL: this.queue.queueUrl,
-        BUCKET_NAME: targets.bucket.bucketName,
-        JOB_SETTINGS: targets.jobSettings,
+        ...targets.environment,
         CLUSTER_ARN: targets.cluster.clusterArn,
         TASK_DEFINITION_ARN: targets.taskDefinition.taskDefinitionArn,
         GIT_TASK_DEFINITION_ARN: targets.gitTaskDefinition.taskDefinitionArn,
@@ -164,19 +161,14 @@ export class WorkQueue extends Construct {
 
   /** Poison messages: the dead-letter consumer fails their task or job, so nothing waits forever. */
   addDeadLetterConsumer(
-    targets: Pick<DispatcherTargets, 'table' | 'bucket' | 'jobSettings'>,
+    targets: Pick<DispatcherTargets, 'table' | 'bucket' | 'environment'>,
   ): OrchestratorFunction {
     const props = this.props;
     const fn = new OrchestratorFunction(this, 'DeadLetterConsumer', {
       entry: 'dead-letters',
       description: 'claude-orchestrator dead-letter consumer: fails the task or job of a poison message',
       timeout: DEAD_LETTER_CONSUMER_TIMEOUT,
-      environment: {
-        TABLE_NAME: targets.table.tableName,
-        QUEUE_URL: this.queue.queueUrl,
-        BUCKET_NAME: targets.bucket.bucketName,
-        JOB_SETTINGS: targets.jobSettings,
-      },
+      environment: targets.environment,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });

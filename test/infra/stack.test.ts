@@ -1247,6 +1247,23 @@ describe('Lambda defaults', () => {
       expect(resource(defaults, id).Properties.Architectures, id).toEqual(['arm64']);
     }
   });
+
+  it('every orchestrator Lambda but the authorizers gets the one shared environment', () => {
+    const authorizers = Object.values(defaults.stack.api.authorizerFunctions).map((fn) => logicalId(fn));
+    const variables = (id: string): Record<string, unknown> =>
+      resource(defaults, id).Properties.Environment.Variables;
+    const shared = variables(logicalId(defaults.stack.api.handler));
+    expect(Object.keys(shared)).toEqual(
+      expect.arrayContaining(['TABLE_NAME', 'QUEUE_URL', 'BUCKET_NAME', 'JOB_SETTINGS']),
+    );
+    const others = orchestratorFunctionIds(defaults).filter((id) => !authorizers.includes(id));
+    expect(others.length).toBe(6);
+    for (const id of others) {
+      const own = variables(id);
+      for (const name of ['TABLE_NAME', 'QUEUE_URL', 'BUCKET_NAME', 'JOB_SETTINGS'])
+        expect(own[name], `${id} ${name}`).toEqual(shared[name]);
+    }
+  });
 });
 
 // --- imported VPC ---------------------------------------------------------

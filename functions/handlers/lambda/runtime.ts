@@ -22,6 +22,9 @@ const EnvSchema = z.object({
   JOB_SETTINGS: z.string().min(2),
 });
 
+/** The variables every function that builds the use cases' Deps is given (infra: `sharedEnvironment`). */
+export type SharedEnv = z.input<typeof EnvSchema>;
+
 export function readEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
