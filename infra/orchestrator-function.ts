@@ -15,6 +15,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { SharedEnv } from '../functions/handlers/lambda/runtime.ts';
 import type { Settings } from '../functions/services/deps.ts';
+import { settingsJson } from '../functions/services/settings.ts';
 import {
   LAMBDA_ARCHITECTURE,
   LAMBDA_BASE_ENVIRONMENT,
@@ -45,7 +46,8 @@ export function sharedEnvironment(resources: SharedResources): SharedEnvironment
     TABLE_NAME: resources.table.tableName,
     QUEUE_URL: resources.queue.queueUrl,
     BUCKET_NAME: resources.bucket.bucketName,
-    JOB_SETTINGS: JSON.stringify(resources.settings),
+    // Checked against the schema the functions read it with: a bad value fails here, not at cold start.
+    JOB_SETTINGS: settingsJson(resources.settings),
   };
 }
 

@@ -16,6 +16,7 @@ import {
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
+import { SettingsJsonSchema } from '../../functions/services/settings.ts';
 import { METRIC_NAMESPACE } from '../../infra/constructs/monitoring.ts';
 import { WORKER_CONTAINER_NAME } from '../../infra/constructs/workers.ts';
 import { OrchestratorFunction } from '../../infra/orchestrator-function.ts';
@@ -1256,6 +1257,8 @@ describe('Lambda defaults', () => {
     expect(Object.keys(shared)).toEqual(
       expect.arrayContaining(['TABLE_NAME', 'QUEUE_URL', 'BUCKET_NAME', 'JOB_SETTINGS']),
     );
+    // What the functions parse at cold start (runtime.ts).
+    expect(SettingsJsonSchema.safeParse(shared.JOB_SETTINGS).error).toBeUndefined();
     const others = orchestratorFunctionIds(defaults).filter((id) => !authorizers.includes(id));
     expect(others.length).toBe(6);
     for (const id of others) {

@@ -12,14 +12,15 @@ import { EventStore } from '../../adapters/event-store.ts';
 import { JobStore } from '../../adapters/job-store.ts';
 import { RunSlots, TreeStore } from '../../adapters/tree-store.ts';
 import { WorkQueue } from '../../adapters/work-queue.ts';
-import type { Deps, Log, Settings } from '../../services/deps.ts';
+import type { Deps, Log } from '../../services/deps.ts';
+import { SettingsJsonSchema } from '../../services/settings.ts';
 
 const EnvSchema = z.object({
   TABLE_NAME: z.string().min(1),
   QUEUE_URL: z.string().url(),
   BUCKET_NAME: z.string().min(1),
-  /** JSON of `Settings`, written at synth from the same config as local mode. */
-  JOB_SETTINGS: z.string().min(2),
+  /** JSON of `Settings`, written at synth from the same config as local mode; checked here, at cold start. */
+  JOB_SETTINGS: SettingsJsonSchema,
 });
 
 /** The variables every function that builds the use cases' Deps is given (infra: `sharedEnvironment`). */
@@ -55,7 +56,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
     events: new EventStore(store.ddb, store.tableName),
     queue: new WorkQueue(clients.sqs, e.QUEUE_URL),
     artifacts: new Artifacts(clients.s3, e.BUCKET_NAME),
-    settings: JSON.parse(e.JOB_SETTINGS) as Settings,
+    settings: e.JOB_SETTINGS,
     log,
     now: () => new Date(),
     randomBytes: (n) => randomBytes(n),
