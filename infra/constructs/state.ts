@@ -1,7 +1,8 @@
 /**
- * State: the single DynamoDB table (jobs, tasks, key hashes) and the
- * artifacts bucket (files, logs, reports under `jobs/`, repository bundles
- * callers upload under `sources/`), with its access-log bucket.
+ * State: the single DynamoDB table (jobs, tasks, key hashes, and workers'
+ * events and live logs, which expire) and the artifacts bucket (files, logs,
+ * reports under `jobs/`, repository bundles callers upload under `sources/`),
+ * with its access-log bucket.
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
@@ -13,6 +14,7 @@ import {
   TENANT_INDEX,
   TENANT_INDEX_PARTITION_KEY,
   TENANT_INDEX_SORT_KEY,
+  TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
 import {
@@ -49,8 +51,10 @@ export class State extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: !destroy,
       removalPolicy: props.removalPolicy,
-      // Set for AWS's own clean-up of old items; the code never relies on it (see ARCHITECTURE.md).
-      timeToLiveAttribute: 'expiresAt',
+      // Only clean-up: events and live log pieces carry it, and AWS deletes them some time after it passes
+      // (typically within days, not at that second). Nothing reads it or depends on the deletion:
+      // an expired event is still a true event, and local mode's emulator has no TTL at all.
+      timeToLiveAttribute: TTL_ATTRIBUTE,
       globalSecondaryIndexes: [
         {
           indexName: TENANT_INDEX,

@@ -13,6 +13,7 @@ import {
   TENANT_INDEX,
   TENANT_INDEX_PARTITION_KEY,
   TENANT_INDEX_SORT_KEY,
+  TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
@@ -383,6 +384,12 @@ describe('table', () => {
           Projection: { ProjectionType: 'ALL' },
         }),
       ],
+    });
+  });
+
+  it('expires items by the TTL attribute the event store writes', () => {
+    defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
     });
   });
 
