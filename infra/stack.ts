@@ -128,7 +128,6 @@ export class OrchestratorStack extends Stack {
       queue: this.workQueue.queue,
       deadLetterQueue: this.workQueue.deadLetterQueue,
       dispatcher,
-      dispatcherLogGroup: dispatcher.logGroupResource,
       api: this.api.restApi,
       alarmEmail: deploy.alarm_email,
       removalPolicy,

@@ -16,9 +16,15 @@ import {
   TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
+import {
+  JOB_STATUS_DIMENSION,
+  JOBS_FINISHED_METRIC,
+  METRIC_NAMESPACE,
+  SERVICE_DIMENSION,
+  SERVICE_NAME,
+} from '../../functions/core/metrics.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
 import { SettingsJsonSchema } from '../../functions/services/settings.ts';
-import { METRIC_NAMESPACE } from '../../infra/constructs/monitoring.ts';
 import { WORKER_CONTAINER_NAME } from '../../infra/constructs/workers.ts';
 import { OrchestratorFunction } from '../../infra/orchestrator-function.ts';
 import {
@@ -1182,18 +1188,48 @@ describe('monitoring', () => {
     });
   });
 
-  it('alarms on failed jobs, counted from the dispatcher log, to the SNS topic', () => {
+  /** The dimensions of JobsFinished as every function's EMF line carries them (test/unit/job-metrics.test.ts). */
+  const jobsFinishedDimensions = (status: string) => [
+    { Name: SERVICE_DIMENSION, Value: SERVICE_NAME },
+    { Name: JOB_STATUS_DIMENSION, Value: status },
+  ];
+
+  it('alarms on failed jobs, from the JobsFinished EMF metric (status failed), to the SNS topic', () => {
+    const alarms = resourcesOfType(defaults.json, 'AWS::CloudWatch::Alarm').filter(
+      ([, a]) => a.Properties.MetricName === JOBS_FINISHED_METRIC,
+    );
+    expect(alarms).toHaveLength(1);
     defaults.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: METRIC_NAMESPACE,
-      MetricName: 'JobsFailed',
+      MetricName: JOBS_FINISHED_METRIC,
+      Statistic: 'Sum',
+      Threshold: 1,
       AlarmActions: topicAction(),
     });
-    defaults.template.hasResourceProperties('AWS::Logs::MetricFilter', {
-      LogGroupName: { Ref: logicalId(dispatcher(defaults).logGroupResource) },
-      MetricTransformations: [
-        Match.objectLike({ MetricNamespace: METRIC_NAMESPACE, MetricName: 'JobsFailed' }),
-      ],
-    });
+    // Exactly these dimensions: CloudWatch matches an alarm to a metric only on the whole set.
+    expect(alarms[0]?.[1].Properties.Dimensions).toEqual(jobsFinishedDimensions('failed'));
+  });
+
+  it("counts finished jobs from the functions' EMF lines, not from a log filter on one function", () => {
+    expect(resourcesOfType(defaults.json, 'AWS::Logs::MetricFilter')).toEqual([]);
+  });
+
+  it('the dashboard graphs JobsFinished by status', () => {
+    const [, dashboard] = resourcesOfType(defaults.json, 'AWS::CloudWatch::Dashboard')[0] ?? [];
+    // The body is JSON joined with references (region, queue names); its text parts hold the metrics.
+    const parts: unknown[] = dashboard?.Properties.DashboardBody['Fn::Join'][1] ?? [];
+    const body = parts.filter((p) => typeof p === 'string').join('');
+    for (const status of ['completed', 'partial', 'failed'])
+      expect(body).toContain(
+        JSON.stringify([
+          METRIC_NAMESPACE,
+          JOBS_FINISHED_METRIC,
+          SERVICE_DIMENSION,
+          SERVICE_NAME,
+          JOB_STATUS_DIMENSION,
+          status,
+        ]).slice(0, -1),
+      );
   });
 
   it('the alarm topic is KMS-encrypted', () => {
