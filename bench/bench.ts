@@ -9,7 +9,7 @@
  *    emulators, timed directly, and the ratio ours/floor. SQS send → receive time is reported
  *    separately: local mode long-polls with a 1 s wait.
  * 3. AWS API calls per leaf subtask by service (SDK middleware), next to the design's minimum.
- * 4. Each Lambda bundle's size (esbuild with infra/lambda-defaults.ts options) and cold init
+ * 4. Each Lambda bundle's size (esbuild with the options of infra/defaults.ts) and cold init
  *    (fresh node: import + first invocation against the emulators), BENCH_COLD_RUNS (5) times.
  * 5. Peak memory of local mode under load, from the last `npm run test:load` (bench/results/load.json).
  * 6. The repository phase (bench/repo-bench.ts): git steps on a 10,000-file, 100 MB repository.
@@ -28,6 +28,7 @@ import { PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { build } from 'esbuild';
 import { createAwsClients } from '../functions/adapters/aws-clients.ts';
 import { finalReportKey } from '../functions/core/layout.ts';
+import { LAMBDA_ESBUILD_OPTIONS } from '../infra/defaults.ts';
 import { startTestStack, type TestStack } from '../test/support/harness.ts';
 import {
   apiCall,
@@ -344,22 +345,12 @@ async function bundleAll(outDir: string): Promise<{ name: string; file: string }
   for (const f of entries) {
     const name = basename(f, '.ts');
     const outfile = join(outDir, name, 'index.mjs');
-    // The options of infra/lambda-defaults.ts (NodejsFunction's bundling), @aws-sdk/* external as CDK does for Node 18+.
+    // The options NodejsFunction bundles the deployed Lambdas with (infra/defaults.ts).
     await build({
+      ...LAMBDA_ESBUILD_OPTIONS,
       entryPoints: [join(dir, f)],
       outfile,
       bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node22',
-      minify: true,
-      sourcemap: true,
-      sourcesContent: false,
-      mainFields: ['module', 'main'],
-      external: ['@aws-sdk/*'],
-      banner: {
-        js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-      },
       logLevel: 'error',
     });
     out.push({ name, file: outfile });
@@ -639,7 +630,7 @@ async function main(): Promise<void> {
     ),
   );
   console.log(
-    `\nLambda bundles (esbuild, infra/lambda-defaults.ts options) and cold init over ${COLD_RUNS} fresh node ${process.version} processes`,
+    `\nLambda bundles (esbuild, infra/defaults.ts options) and cold init over ${COLD_RUNS} fresh node ${process.version} processes`,
   );
   console.log(
     table(

@@ -15,6 +15,7 @@ import { Monitoring } from './constructs/monitoring.ts';
 import { State } from './constructs/state.ts';
 import { WorkQueue } from './constructs/work-queue.ts';
 import { WORKER_CONTAINER_NAME, Workers } from './constructs/workers.ts';
+import { sharedEnvironment } from './orchestrator-function.ts';
 import { retainRawLambdaLogs } from './raw-lambda-logs.ts';
 
 export interface OrchestratorStackProps extends StackProps {
@@ -41,7 +42,6 @@ export class OrchestratorStack extends Stack {
       ...settingsFromConfig(config, ''),
       gateway: gatewaySettingsFromConfig(config, {}, { enabled: true }),
     };
-    const jobSettings = JSON.stringify(settings);
 
     this.state = new State(this, 'State', {
       removalPolicy,
@@ -55,11 +55,17 @@ export class OrchestratorStack extends Stack {
       logRetention,
       removalPolicy,
     });
+    const environment = sharedEnvironment({
+      table: this.state.table,
+      queue: this.workQueue.queue,
+      bucket: this.state.bucket,
+      settings,
+    });
     this.api = new Api(this, 'Api', {
       table: this.state.table,
       queue: this.workQueue.queue,
       bucket: this.state.bucket,
-      jobSettings,
+      environment,
       limits: settings.limits,
       throttleRatePerSec: deploy.api.throttle_rate_per_sec,
       throttleBurst: deploy.api.throttle_burst,
@@ -69,9 +75,7 @@ export class OrchestratorStack extends Stack {
     this.gateway = new ModelGateway(this, 'ModelGateway', {
       restApi: this.api.restApi,
       table: this.state.table,
-      queueUrl: this.workQueue.queue.queueUrl,
-      bucketName: this.state.bucket.bucketName,
-      jobSettings,
+      environment,
       anthropic: {
         mode: deploy.anthropic.mode,
         secretName: deploy.anthropic.secret_name,
@@ -98,7 +102,7 @@ export class OrchestratorStack extends Stack {
     const dispatcher = this.workQueue.addDispatcher({
       table: this.state.table,
       bucket: this.state.bucket,
-      jobSettings,
+      environment,
       cluster: this.workers.cluster,
       taskDefinition: this.workers.taskDefinition,
       gitTaskDefinition: this.workers.gitTaskDefinition,
@@ -109,12 +113,11 @@ export class OrchestratorStack extends Stack {
       assignPublicIp: this.workers.assignPublicIp,
       spot: deploy.worker.spot,
     });
-    this.workQueue.addDeadLetterConsumer({ table: this.state.table, bucket: this.state.bucket, jobSettings });
+    this.workQueue.addDeadLetterConsumer({ table: this.state.table, bucket: this.state.bucket, environment });
     this.events = new Events(this, 'Events', {
       table: this.state.table,
       queue: this.workQueue.queue,
-      bucket: this.state.bucket,
-      jobSettings,
+      environment,
       cluster: this.workers.cluster,
       containerName: WORKER_CONTAINER_NAME,
       sweepEveryMinutes: 5,
@@ -125,7 +128,6 @@ export class OrchestratorStack extends Stack {
       queue: this.workQueue.queue,
       deadLetterQueue: this.workQueue.deadLetterQueue,
       dispatcher,
-      dispatcherLogGroup: dispatcher.logGroupResource,
       api: this.api.restApi,
       alarmEmail: deploy.alarm_email,
       removalPolicy,

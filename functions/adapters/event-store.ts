@@ -12,10 +12,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { EVENT_RETENTION_SEC, type EventKind, eventId } from '../core/progress.ts';
 import { conditional } from './job-store.ts';
-import { PARTITION_KEY, SORT_KEY } from './table-schema.ts';
+import { PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE } from './table-schema.ts';
 
-/** The table's TTL attribute (epoch seconds). */
-export const TTL_ATTRIBUTE = 'expiresAt';
 /** BatchWriteItem takes at most 25 items; unprocessed ones are retried this many times. */
 const BATCH_TRIES = 4;
 

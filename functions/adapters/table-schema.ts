@@ -16,6 +16,8 @@ export const SORT_KEY = 'SK';
 export const TENANT_INDEX = 'GSI1';
 export const TENANT_INDEX_PARTITION_KEY = 'GSI1PK';
 export const TENANT_INDEX_SORT_KEY = 'GSI1SK';
+/** The table's TTL attribute (epoch seconds), set on events and live log pieces (event-store.ts). */
+export const TTL_ATTRIBUTE = 'expiresAt';
 
 export function tableDefinition(tableName: string): CreateTableCommandInput {
   return {

@@ -1,7 +1,8 @@
 /** Structured log lines for local mode: JSON (or plain text) to a file or stderr, filtered by level. */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Log } from '../services/deps.ts';
+import { JOBS_FINISHED_METRIC } from '../core/metrics.ts';
+import type { Log, Metrics } from '../services/deps.ts';
 
 const LEVELS = { DEBUG: 10, INFO: 20, WARN: 30, ERROR: 40, SILENT: 100 } as const;
 export type LogLevel = keyof typeof LEVELS;
@@ -30,5 +31,12 @@ export function createLocalLog(options: LocalLogOptions): Log {
     info: (m, e) => write('INFO', m, e),
     warn: (m, e) => write('WARN', m, e),
     error: (m, e) => write('ERROR', m, e),
+  };
+}
+
+/** Local mode has no CloudWatch: what a deployment would count is a debug line. */
+export function logMetrics(log: Log): Metrics {
+  return {
+    jobFinished: (status) => log.debug('metric', { metric: JOBS_FINISHED_METRIC, status }),
   };
 }

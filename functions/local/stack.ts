@@ -31,6 +31,7 @@ import { settingsFromConfig } from '../services/settings.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { startLocalApi } from './http-server.ts';
 import { LocalLauncher, workerScratchParent } from './local-launcher.ts';
+import { logMetrics } from './local-log.ts';
 import { startQueuePoller } from './queue-poller.ts';
 import { type ResolvedSandbox, resolveSandbox } from './sandbox.ts';
 
@@ -128,6 +129,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       artifacts,
       settings,
       log,
+      metrics: logMetrics(log),
       now: () => new Date(),
       randomBytes: (n) => randomBytes(n),
       upstream,

@@ -77,6 +77,7 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
     );
   }
   const moved = await deps.store.transitionJob(jobId, job.status, status, now, error ? { error } : {});
+  if (moved) deps.metrics.jobFinished(status);
   const succeeded = tasks.filter((t) => t.state === 'succeeded' || t.state === 'recursive_success').length;
   deps.log.info('job finished', {
     jobId,

@@ -50,9 +50,10 @@ export async function handleDeadLetter(
   if (!job) return;
   if (message.type === 'aggregate' && !isTerminalJobStatus(job.status)) {
     const now = deps.now().toISOString();
-    await deps.store.transitionJob(job.jobId, job.status, 'failed', now, {
+    const moved = await deps.store.transitionJob(job.jobId, job.status, 'failed', now, {
       error: `aggregation failed: ${reason}`,
     });
+    if (moved) deps.metrics.jobFinished('failed');
     deps.log.error('poison aggregate message: job failed', { jobId: job.jobId });
     // A failed child still completes the parent task that waits for it.
     if (job.depth > 0) await aggregateJob(deps, job.jobId);

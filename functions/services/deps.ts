@@ -9,6 +9,7 @@ import type { RunSlots, TreeStore } from '../adapters/tree-store.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
 import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
 import type { PriceTable } from '../core/model-metering.ts';
+import type { JobStatus } from '../core/task-states.ts';
 
 export interface WorkerSettings {
   /** Workers running at once across the deployment (each job is also capped by its max_workers). */
@@ -61,6 +62,12 @@ export interface Log {
   error(message: string, extra?: Record<string, unknown>): void;
 }
 
+/** Counts the deployment is watched by: CloudWatch metrics (EMF) on AWS, a debug line in local mode. */
+export interface Metrics {
+  /** A job reached a final status; counted by whoever moved it there, once. */
+  jobFinished(status: JobStatus): void;
+}
+
 export interface Deps {
   store: JobStore;
   tree: TreeStore;
@@ -71,6 +78,7 @@ export interface Deps {
   artifacts: Artifacts;
   settings: Settings;
   log: Log;
+  metrics: Metrics;
   now(): Date;
   randomBytes(size: number): Buffer;
   /** Where the model gateway sends requests; absent: the gateway answers that it is not enabled. */

@@ -1,5 +1,7 @@
 /** Runtime settings from the validated config: defaults for jobs and the limits bodies must respect. */
+import { z } from 'zod';
 import type { OrchestratorConfig } from '../core/config.ts';
+import { zodIssues } from '../core/errors.ts';
 import type { Settings } from './deps.ts';
 
 export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): Settings {
@@ -44,4 +46,96 @@ export function settingsFromConfig(config: OrchestratorConfig, apiUrl: string): 
       heartbeatTimeoutSec: config.workers.heartbeat_timeout,
     },
   };
+}
+
+const count = z.number().int().nonnegative();
+const positiveCount = z.number().int().positive();
+const usd = z.number().nonnegative();
+
+const ModelPriceSchema = z.strictObject({
+  input: usd,
+  output: usd,
+  cacheWrite: usd,
+  cacheRead: usd,
+  cacheWrite1h: usd,
+  webSearch: usd,
+});
+
+/**
+ * `Settings` as a deployment hands them to its Lambdas (JOB_SETTINGS): checked
+ * at synth, before they are written, and again at each cold start, so a bad
+ * or stale value fails there with the field named, not later in a use case.
+ */
+export const SettingsSchema: z.ZodType<Settings, Settings> = z.strictObject({
+  defaults: z.strictObject({
+    maxWorkers: positiveCount,
+    defaultTimeoutSec: positiveCount,
+    maxRetries: count,
+    enableRecursion: z.boolean(),
+    maxRecursionDepth: count,
+    maxBudgetUsd: usd,
+    model: z.string().min(1).optional(),
+  }),
+  limits: z.strictObject({
+    maxWorkersPerJob: positiveCount,
+    maxRequestChars: positiveCount,
+    maxTaskPromptChars: positiveCount,
+    maxOutputChars: positiveCount,
+    maxFilesPerWorker: count,
+    maxTimeoutSec: positiveCount,
+    maxRetries: count,
+    maxRecursionDepth: count,
+    maxTasksPerRoot: positiveCount,
+    maxSpendUsdPerRoot: usd,
+    maxTaskBudgetUsd: usd,
+    maxSourceBytes: positiveCount,
+    maxCommitFileBytes: count,
+    maxUploadBytesPerWorker: count,
+  }),
+  // Empty in a deployment's settings: the API's URL is not known at synth (see gatewayBaseUrl).
+  apiUrl: z.string(),
+  presignExpirySec: positiveCount,
+  worker: z.strictObject({
+    maxRunning: positiveCount,
+    permissionMode: z.string().min(1),
+    maxTurns: positiveCount.optional(),
+    progressIntervalMs: positiveCount,
+    heartbeatTimeoutSec: positiveCount,
+  }),
+  git: z.strictObject({
+    allowHttp: z.boolean(),
+    pushResults: z.boolean(),
+    tokenUsername: z.string(),
+  }),
+  gateway: z
+    .strictObject({
+      enabled: z.boolean(),
+      baseUrl: z.string().min(1).optional(),
+      prices: z.record(z.string().min(1), ModelPriceSchema),
+      upstreamUrl: z.url(),
+    })
+    .optional(),
+});
+
+/** JOB_SETTINGS as a Lambda reads it at cold start: JSON text holding settings that pass the schema. */
+export const SettingsJsonSchema = z
+  .string()
+  .transform((text, ctx): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not JSON: ${(err as Error).message}` });
+      return z.NEVER;
+    }
+  })
+  .pipe(SettingsSchema);
+
+/** The JSON a deployment writes to JOB_SETTINGS, once the settings pass the schema (at synth). */
+export function settingsJson(settings: Settings): string {
+  const parsed = SettingsSchema.safeParse(settings);
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error).map((i) => `${i.path}: ${i.message}`);
+    throw new Error(`invalid JOB_SETTINGS: ${issues.join('; ')}`);
+  }
+  return JSON.stringify(settings);
 }

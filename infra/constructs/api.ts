@@ -35,15 +35,14 @@ import {
 } from '../../functions/core/api-schemas.ts';
 import { ProgressBodySchema } from '../../functions/core/progress.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { OrchestratorFunction, type SharedEnvironment } from '../orchestrator-function.ts';
 import { allowArtifacts, allowSourceUploads, allowTable } from '../permissions.ts';
 
 export interface ApiProps {
   readonly table: ITableV2;
   readonly queue: IQueue;
   readonly bucket: IBucket;
-  /** JSON of the runtime settings (job defaults and limits), from the config. */
-  readonly jobSettings: string;
+  readonly environment: SharedEnvironment;
   readonly limits: ApiLimits;
   readonly throttleRatePerSec: number;
   readonly throttleBurst: number;
@@ -74,16 +73,10 @@ export class Api extends Construct {
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
-    const env = {
-      TABLE_NAME: props.table.tableName,
-      QUEUE_URL: props.queue.queueUrl,
-      BUCKET_NAME: props.bucket.bucketName,
-      JOB_SETTINGS: props.jobSettings,
-    };
     this.handler = new OrchestratorFunction(this, 'Handler', {
       entry: 'api',
       description: 'claude-orchestrator HTTP API',
-      environment: env,
+      environment: props.environment,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
@@ -99,7 +92,7 @@ export class Api extends Construct {
     this.streamHandler = new OrchestratorFunction(this, 'StreamHandler', {
       entry: 'events',
       description: 'claude-orchestrator streamed routes: job events as server-sent events',
-      environment: env,
+      environment: props.environment,
       timeout: STREAM_TIMEOUT,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,

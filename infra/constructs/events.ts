@@ -10,17 +10,15 @@ import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { OrchestratorFunction, type SharedEnvironment } from '../orchestrator-function.ts';
 import { allowTable, clusterTasksArn, nagClusterTasksArn } from '../permissions.ts';
 
 export interface EventsProps {
   readonly table: ITableV2;
   readonly queue: IQueue;
-  readonly bucket: IBucket;
-  readonly jobSettings: string;
+  readonly environment: SharedEnvironment;
   readonly cluster: ICluster;
   readonly containerName: string;
   /** Minutes between sweeps. */
@@ -41,10 +39,7 @@ export class Events extends Construct {
       description: 'claude-orchestrator reconciler: workers that stopped without a result',
       timeout: Duration.seconds(60),
       environment: {
-        TABLE_NAME: props.table.tableName,
-        QUEUE_URL: props.queue.queueUrl,
-        BUCKET_NAME: props.bucket.bucketName,
-        JOB_SETTINGS: props.jobSettings,
+        ...props.environment,
         CLUSTER_ARN: props.cluster.clusterArn,
         CONTAINER_NAME: props.containerName,
       },

@@ -23,7 +23,7 @@ import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import { OrchestratorFunction, type SharedEnvironment } from '../orchestrator-function.ts';
 import { allowTable, nagArn } from '../permissions.ts';
 
 /** Where the CLI's ANTHROPIC_BASE_URL points, under the API's base URL. */
@@ -35,10 +35,8 @@ const STREAM_TIMEOUT = Duration.minutes(15);
 export interface ModelGatewayProps {
   readonly restApi: RestApi;
   readonly table: ITableV2;
-  readonly queueUrl: string;
-  readonly bucketName: string;
-  /** JSON of the runtime settings (prices and budgets included). */
-  readonly jobSettings: string;
+  /** Prices and budgets come with the runtime settings in JOB_SETTINGS. */
+  readonly environment: SharedEnvironment;
   readonly anthropic: {
     mode: 'api_key' | 'bedrock';
     secretName: string | null;
@@ -82,10 +80,7 @@ export class ModelGateway extends Construct {
     super(scope, id);
     const { anthropic } = props;
     const environment: Record<string, string> = {
-      TABLE_NAME: props.table.tableName,
-      QUEUE_URL: props.queueUrl,
-      BUCKET_NAME: props.bucketName,
-      JOB_SETTINGS: props.jobSettings,
+      ...props.environment,
       MODEL_UPSTREAM: anthropic.mode === 'bedrock' ? 'bedrock' : 'anthropic',
     };
     let secret: ISecret | undefined;

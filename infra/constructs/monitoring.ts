@@ -1,6 +1,8 @@
 /**
  * Monitoring: alarms on the dead-letter queue, dispatcher errors and failed
- * jobs, sent to an encrypted SNS topic, and one dashboard.
+ * jobs, sent to an encrypted SNS topic, and one dashboard. Finished jobs are
+ * the `JobsFinished` metric the functions write as EMF (functions/core/metrics.ts),
+ * whichever function ended the job: the aggregator or the dead-letter consumer.
  */
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
@@ -17,20 +19,37 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
-import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import {
+  JOB_STATUS_DIMENSION,
+  JOBS_FINISHED_METRIC,
+  METRIC_NAMESPACE,
+  SERVICE_DIMENSION,
+  SERVICE_NAME,
+} from '../../functions/core/metrics.ts';
+import type { JobStatus } from '../../functions/core/task-states.ts';
 
-export const METRIC_NAMESPACE = 'ClaudeOrchestrator';
+/** Jobs that ended with `status`, from the EMF metric every function writes. */
+export function jobsFinishedMetric(status: JobStatus): Metric {
+  return new Metric({
+    namespace: METRIC_NAMESPACE,
+    metricName: JOBS_FINISHED_METRIC,
+    dimensionsMap: { [SERVICE_DIMENSION]: SERVICE_NAME, [JOB_STATUS_DIMENSION]: status },
+    statistic: 'Sum',
+    period: Duration.minutes(5),
+  });
+}
+
+/** The statuses a job ends with when the aggregator or the dead-letter consumer ends it. */
+const FINISHED_STATUSES: readonly JobStatus[] = ['completed', 'partial', 'failed'];
 
 export interface MonitoringProps {
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
   readonly dispatcher: LambdaFunction;
-  /** The dispatcher's log group: the aggregator logs "job finished" with the status there. */
-  readonly dispatcherLogGroup: ILogGroup;
   readonly api: RestApi;
   readonly alarmEmail: string | null;
   readonly removalPolicy: RemovalPolicy;
@@ -59,28 +78,6 @@ export class Monitoring extends Construct {
     this.topic = new Topic(this, 'Alarms', { masterKey: key, enforceSSL: true });
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
 
-    // Finished jobs by status, from the aggregator's structured "job finished" log line.
-    const jobsMetric = (status: string) =>
-      new Metric({
-        namespace: METRIC_NAMESPACE,
-        metricName: `Jobs${status[0]?.toUpperCase()}${status.slice(1)}`,
-        statistic: 'Sum',
-        period: Duration.minutes(5),
-      });
-    for (const status of ['completed', 'partial', 'failed']) {
-      new MetricFilter(this, `Jobs${status}Filter`, {
-        logGroup: props.dispatcherLogGroup,
-        filterPattern: FilterPattern.all(
-          FilterPattern.stringValue('$.message', '=', 'job finished'),
-          FilterPattern.stringValue('$.status', '=', status),
-        ),
-        metricNamespace: METRIC_NAMESPACE,
-        metricName: jobsMetric(status).metricName,
-        metricValue: '1',
-        defaultValue: 0,
-      });
-    }
-
     const alarm = (id: string, metric: Metric, description: string) => {
       const a = new Alarm(this, id, {
         metric,
@@ -105,14 +102,14 @@ export class Monitoring extends Construct {
       props.dispatcher.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
       'The dispatcher Lambda failed (whole invocations, not single records).',
     );
-    alarm('FailedJobs', jobsMetric('failed'), 'A job ended failed.');
+    alarm('FailedJobs', jobsFinishedMetric('failed'), 'A job ended failed.');
 
     this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: undefined });
     this.dashboard.addWidgets(
       new TextWidget({ markdown: '# claude-orchestrator', width: 24, height: 1 }),
       new GraphWidget({
         title: 'Jobs finished',
-        left: ['completed', 'partial', 'failed'].map(jobsMetric),
+        left: FINISHED_STATUSES.map((status) => jobsFinishedMetric(status).with({ label: status })),
         width: 8,
       }),
       new GraphWidget({

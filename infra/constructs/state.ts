@@ -1,11 +1,12 @@
 /**
- * State: the single DynamoDB table (jobs, tasks, key hashes) and the
- * artifacts bucket (files, logs, reports under `jobs/`, repository bundles
- * callers upload under `sources/`), with its access-log bucket.
+ * State: the single DynamoDB table (jobs, tasks, key hashes, and workers'
+ * events and live logs, which expire) and the artifacts bucket (files, logs,
+ * reports under `jobs/`, repository bundles callers upload under `sources/`),
+ * with its access-log bucket.
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Bucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
   PARTITION_KEY,
@@ -13,8 +14,15 @@ import {
   TENANT_INDEX,
   TENANT_INDEX_PARTITION_KEY,
   TENANT_INDEX_SORT_KEY,
+  TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
+import {
+  ACCESS_LOG_RETENTION,
+  BUCKET_DEFAULTS,
+  INCOMPLETE_UPLOAD_RETENTION,
+  NONCURRENT_VERSION_RETENTION,
+} from '../defaults.ts';
 
 /** Days an uploaded bundle stays under `sources/` (submit copies it under the job at once). */
 export const SOURCE_UPLOAD_RETENTION_DAYS = 1;
@@ -43,8 +51,10 @@ export class State extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: !destroy,
       removalPolicy: props.removalPolicy,
-      // Set for AWS's own clean-up of old items; the code never relies on it (docs/architecture.md, "Data model").
-      timeToLiveAttribute: 'expiresAt',
+      // Only clean-up: events and live log pieces carry it, and AWS deletes them some time after it passes
+      // (typically within days, not at that second). Nothing reads it or depends on the deletion:
+      // an expired event is still a true event, and local mode's emulator has no TTL at all.
+      timeToLiveAttribute: TTL_ATTRIBUTE,
       globalSecondaryIndexes: [
         {
           indexName: TENANT_INDEX,
@@ -55,27 +65,23 @@ export class State extends Construct {
     });
 
     this.accessLogsBucket = new Bucket(this, 'AccessLogs', {
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      encryption: BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
+      ...BUCKET_DEFAULTS,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
       removalPolicy: props.removalPolicy,
       autoDeleteObjects: destroy,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
+      lifecycleRules: [{ expiration: ACCESS_LOG_RETENTION }],
     });
 
     this.bucket = new Bucket(this, 'Artifacts', {
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      encryption: BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
+      ...BUCKET_DEFAULTS,
       versioned: true,
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'artifacts/',
       removalPolicy: props.removalPolicy,
       autoDeleteObjects: destroy,
       lifecycleRules: [
-        { abortIncompleteMultipartUploadAfter: Duration.days(2) },
-        { noncurrentVersionExpiration: Duration.days(30) },
+        { abortIncompleteMultipartUploadAfter: INCOMPLETE_UPLOAD_RETENTION },
+        { noncurrentVersionExpiration: NONCURRENT_VERSION_RETENTION },
         // Uploaded repository bundles are copied under jobs/ at submit; an unused upload goes after a day.
         {
           prefix: SOURCES_PREFIX,

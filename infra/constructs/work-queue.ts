@@ -11,9 +11,15 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { OrchestratorFunction } from '../lambda-defaults.ts';
+import {
+  DEAD_LETTER_RETENTION,
+  QUEUE_DEFAULTS,
+  visibilityTimeoutFor,
+  WORK_QUEUE_RETENTION,
+} from '../defaults.ts';
+import { OrchestratorFunction, type SharedEnvironment } from '../orchestrator-function.ts';
 import {
   allowArtifacts,
   allowRunTasks,
@@ -22,8 +28,8 @@ import {
   nagClusterTasksArn,
 } from '../permissions.ts';
 
-/** SQS redelivers a message only after its visibility timeout; AWS advises at least 6x the consumer's timeout. */
-export const VISIBILITY_TIMEOUT_FACTOR = 6;
+/** The dead-letter consumer's timeout; its queue hides a message for the advised multiple of it. */
+const DEAD_LETTER_CONSUMER_TIMEOUT = Duration.seconds(60);
 /** Headroom under ECS's 20 RunTask calls per second, shared by every dispatcher instance. */
 export const ECS_RUN_TASK_BUDGET_PER_SEC = 18;
 
@@ -39,7 +45,7 @@ export interface WorkQueueProps {
 export interface DispatcherTargets {
   readonly table: ITableV2;
   readonly bucket: IBucket;
-  readonly jobSettings: string;
+  readonly environment: SharedEnvironment;
   readonly cluster: ICluster;
   /** The Claude workers (planner, work, merge). */
   readonly taskDefinition: FargateTaskDefinition;
@@ -66,18 +72,15 @@ export class WorkQueue extends Construct {
     super(scope, id);
     this.props = props;
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      // Its consumer runs up to 60 s; 6x that before a message shows again.
-      visibilityTimeout: Duration.seconds(360),
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+      ...QUEUE_DEFAULTS,
+      visibilityTimeout: visibilityTimeoutFor(DEAD_LETTER_CONSUMER_TIMEOUT),
+      retentionPeriod: DEAD_LETTER_RETENTION,
       removalPolicy: props.removalPolicy,
     });
     this.queue = new Queue(this, 'Queue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      visibilityTimeout: Duration.seconds(props.dispatcherTimeoutSec * VISIBILITY_TIMEOUT_FACTOR),
-      retentionPeriod: Duration.days(4),
+      ...QUEUE_DEFAULTS,
+      visibilityTimeout: visibilityTimeoutFor(Duration.seconds(props.dispatcherTimeoutSec)),
+      retentionPeriod: WORK_QUEUE_RETENTION,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
       removalPolicy: props.removalPolicy,
     });
@@ -91,10 +94,7 @@ export class WorkQueue extends Construct {
       description: 'claude-orchestrator dispatcher: claims tasks, starts Fargate workers, aggregates jobs',
       timeout: Duration.seconds(props.dispatcherTimeoutSec),
       environment: {
-        TABLE_NAME: targets.table.tableName,
-        QUEUE_URL: this.queue.queueUrl,
-        BUCKET_NAME: targets.bucket.bucketName,
-        JOB_SETTINGS: targets.jobSettings,
+        ...targets.environment,
         CLUSTER_ARN: targets.cluster.clusterArn,
         TASK_DEFINITION_ARN: targets.taskDefinition.taskDefinitionArn,
         GIT_TASK_DEFINITION_ARN: targets.gitTaskDefinition.taskDefinitionArn,
@@ -161,19 +161,14 @@ export class WorkQueue extends Construct {
 
   /** Poison messages: the dead-letter consumer fails their task or job, so nothing waits forever. */
   addDeadLetterConsumer(
-    targets: Pick<DispatcherTargets, 'table' | 'bucket' | 'jobSettings'>,
+    targets: Pick<DispatcherTargets, 'table' | 'bucket' | 'environment'>,
   ): OrchestratorFunction {
     const props = this.props;
     const fn = new OrchestratorFunction(this, 'DeadLetterConsumer', {
       entry: 'dead-letters',
       description: 'claude-orchestrator dead-letter consumer: fails the task or job of a poison message',
-      timeout: Duration.seconds(60),
-      environment: {
-        TABLE_NAME: targets.table.tableName,
-        QUEUE_URL: this.queue.queueUrl,
-        BUCKET_NAME: targets.bucket.bucketName,
-        JOB_SETTINGS: targets.jobSettings,
-      },
+      timeout: DEAD_LETTER_CONSUMER_TIMEOUT,
+      environment: targets.environment,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });

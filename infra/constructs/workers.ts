@@ -41,7 +41,7 @@ import { Key } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { REPO_ROOT } from '../lambda-defaults.ts';
+import { REPO_ROOT } from '../defaults.ts';
 
 export const WORKER_CONTAINER_NAME = 'worker';
 

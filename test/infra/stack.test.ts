@@ -13,12 +13,20 @@ import {
   TENANT_INDEX,
   TENANT_INDEX_PARTITION_KEY,
   TENANT_INDEX_SORT_KEY,
+  TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
+import {
+  JOB_STATUS_DIMENSION,
+  JOBS_FINISHED_METRIC,
+  METRIC_NAMESPACE,
+  SERVICE_DIMENSION,
+  SERVICE_NAME,
+} from '../../functions/core/metrics.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
-import { METRIC_NAMESPACE } from '../../infra/constructs/monitoring.ts';
+import { SettingsJsonSchema } from '../../functions/services/settings.ts';
 import { WORKER_CONTAINER_NAME } from '../../infra/constructs/workers.ts';
-import { OrchestratorFunction } from '../../infra/lambda-defaults.ts';
+import { OrchestratorFunction } from '../../infra/orchestrator-function.ts';
 import {
   actionsOf,
   type CfnResource,
@@ -374,6 +382,12 @@ describe('table', () => {
           Projection: { ProjectionType: 'ALL' },
         }),
       ],
+    });
+  });
+
+  it('expires items by the TTL attribute the event store writes', () => {
+    defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
     });
   });
 
@@ -1170,18 +1184,48 @@ describe('monitoring', () => {
     });
   });
 
-  it('alarms on failed jobs, counted from the dispatcher log, to the SNS topic', () => {
+  /** The dimensions of JobsFinished as every function's EMF line carries them (test/unit/job-metrics.test.ts). */
+  const jobsFinishedDimensions = (status: string) => [
+    { Name: SERVICE_DIMENSION, Value: SERVICE_NAME },
+    { Name: JOB_STATUS_DIMENSION, Value: status },
+  ];
+
+  it('alarms on failed jobs, from the JobsFinished EMF metric (status failed), to the SNS topic', () => {
+    const alarms = resourcesOfType(defaults.json, 'AWS::CloudWatch::Alarm').filter(
+      ([, a]) => a.Properties.MetricName === JOBS_FINISHED_METRIC,
+    );
+    expect(alarms).toHaveLength(1);
     defaults.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: METRIC_NAMESPACE,
-      MetricName: 'JobsFailed',
+      MetricName: JOBS_FINISHED_METRIC,
+      Statistic: 'Sum',
+      Threshold: 1,
       AlarmActions: topicAction(),
     });
-    defaults.template.hasResourceProperties('AWS::Logs::MetricFilter', {
-      LogGroupName: { Ref: logicalId(dispatcher(defaults).logGroupResource) },
-      MetricTransformations: [
-        Match.objectLike({ MetricNamespace: METRIC_NAMESPACE, MetricName: 'JobsFailed' }),
-      ],
-    });
+    // Exactly these dimensions: CloudWatch matches an alarm to a metric only on the whole set.
+    expect(alarms[0]?.[1].Properties.Dimensions).toEqual(jobsFinishedDimensions('failed'));
+  });
+
+  it("counts finished jobs from the functions' EMF lines, not from a log filter on one function", () => {
+    expect(resourcesOfType(defaults.json, 'AWS::Logs::MetricFilter')).toEqual([]);
+  });
+
+  it('the dashboard graphs JobsFinished by status', () => {
+    const [, dashboard] = resourcesOfType(defaults.json, 'AWS::CloudWatch::Dashboard')[0] ?? [];
+    // The body is JSON joined with references (region, queue names); its text parts hold the metrics.
+    const parts: unknown[] = dashboard?.Properties.DashboardBody['Fn::Join'][1] ?? [];
+    const body = parts.filter((p) => typeof p === 'string').join('');
+    for (const status of ['completed', 'partial', 'failed'])
+      expect(body).toContain(
+        JSON.stringify([
+          METRIC_NAMESPACE,
+          JOBS_FINISHED_METRIC,
+          SERVICE_DIMENSION,
+          SERVICE_NAME,
+          JOB_STATUS_DIMENSION,
+          status,
+        ]).slice(0, -1),
+      );
   });
 
   it('the alarm topic is KMS-encrypted', () => {
@@ -1241,6 +1285,25 @@ describe('Lambda defaults', () => {
   it('every orchestrator Lambda runs on ARM64', () => {
     for (const id of orchestratorFunctionIds(defaults)) {
       expect(resource(defaults, id).Properties.Architectures, id).toEqual(['arm64']);
+    }
+  });
+
+  it('every orchestrator Lambda but the authorizer gets the one shared environment', () => {
+    const authorizers = [logicalId(defaults.stack.api.authorizerFunction)];
+    const variables = (id: string): Record<string, unknown> =>
+      resource(defaults, id).Properties.Environment.Variables;
+    const shared = variables(logicalId(defaults.stack.api.handler));
+    expect(Object.keys(shared)).toEqual(
+      expect.arrayContaining(['TABLE_NAME', 'QUEUE_URL', 'BUCKET_NAME', 'JOB_SETTINGS']),
+    );
+    // What the functions parse at cold start (runtime.ts).
+    expect(SettingsJsonSchema.safeParse(shared.JOB_SETTINGS).error).toBeUndefined();
+    const others = orchestratorFunctionIds(defaults).filter((id) => !authorizers.includes(id));
+    expect(others.length).toBe(6);
+    for (const id of others) {
+      const own = variables(id);
+      for (const name of ['TABLE_NAME', 'QUEUE_URL', 'BUCKET_NAME', 'JOB_SETTINGS'])
+        expect(own[name], `${id} ${name}`).toEqual(shared[name]);
     }
   });
 });

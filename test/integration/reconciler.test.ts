@@ -16,7 +16,9 @@ import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
 import type { JobRecord } from '../../functions/core/model.ts';
+import type { JobStatus } from '../../functions/core/task-states.ts';
 import { createReconciler, type ReconcilerEvent } from '../../functions/handlers/reconciler.ts';
+import { aggregateJob } from '../../functions/services/aggregate.ts';
 import { handleDeadLetter } from '../../functions/services/dead-letters.ts';
 import type { Deps } from '../../functions/services/deps.ts';
 import { dispatchRun } from '../../functions/services/dispatch.ts';
@@ -26,6 +28,8 @@ import { workTasks } from '../../functions/services/submit-job.ts';
 import { type Backend, resourceName, startBackend } from '../support/backend.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
+/** What the services counted as JobsFinished, in order. */
+const finished: JobStatus[] = [];
 
 /** A launcher whose answers the test sets, recording what it was asked. */
 class FakeLauncher {
@@ -78,6 +82,11 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       artifacts: new Artifacts(clients.s3, resources.bucketName),
       settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
       log: silent,
+      metrics: {
+        jobFinished: (status) => {
+          finished.push(status);
+        },
+      },
       now: () => new Date(clock),
       randomBytes: (n) => randomBytes(n),
     };
@@ -88,6 +97,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   beforeEach(async () => {
     clock = Date.now();
     launcher = new FakeLauncher();
+    finished.length = 0;
     await drainQueue();
   });
 
@@ -285,6 +295,11 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(task?.attempts[0]?.error).toMatch(/could never start: .*failed 5 deliveries.*dead-letter queue/);
     // The task was the job's last: the aggregate message is on the queue.
     expect(await drainQueue()).toContainEqual({ type: 'aggregate', jobId: job.jobId });
+    // The aggregator ends the job and counts it (JobsFinished), once however often it runs.
+    expect(finished).toEqual([]);
+    expect(await aggregateJob(deps, job.jobId)).toBe('aggregated');
+    expect(await aggregateJob(deps, job.jobId)).toBe('already_final');
+    expect(finished).toEqual(['failed']);
   });
 
   it('a poison run message for a running worker fails that attempt for good', async () => {
@@ -300,8 +315,12 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const failed = await deps.store.getJob(job.jobId);
     expect(failed).toMatchObject({ status: 'failed' });
     expect(failed?.error).toMatch(/aggregation failed/);
+    expect(finished).toEqual(['failed']);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 7 }, 5);
     expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('queued');
+    // A second delivery of the same poison message counts nothing more.
+    await handleDeadLetter(deps, { type: 'aggregate', jobId: job.jobId }, 5);
+    expect(finished).toEqual(['failed']);
   });
 
   it('the sweep gives back running slots a crash left taken', async () => {

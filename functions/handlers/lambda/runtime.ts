@@ -1,10 +1,11 @@
 /**
  * What every Lambda entry point shares: settings from the environment (read
  * once, at cold start, failing loudly when one is missing), SDK clients at
- * module scope, and the Powertools logger.
+ * module scope, and the Powertools logger and metrics.
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { Artifacts } from '../../adapters/artifacts.ts';
 import { awsClients } from '../../adapters/aws-clients.ts';
@@ -12,15 +13,25 @@ import { EventStore } from '../../adapters/event-store.ts';
 import { JobStore } from '../../adapters/job-store.ts';
 import { RunSlots, TreeStore } from '../../adapters/tree-store.ts';
 import { WorkQueue } from '../../adapters/work-queue.ts';
-import type { Deps, Log, Settings } from '../../services/deps.ts';
+import {
+  JOB_STATUS_DIMENSION,
+  JOBS_FINISHED_METRIC,
+  METRIC_NAMESPACE,
+  SERVICE_NAME,
+} from '../../core/metrics.ts';
+import type { Deps, Log, Metrics } from '../../services/deps.ts';
+import { SettingsJsonSchema } from '../../services/settings.ts';
 
 const EnvSchema = z.object({
   TABLE_NAME: z.string().min(1),
   QUEUE_URL: z.string().url(),
   BUCKET_NAME: z.string().min(1),
-  /** JSON of `Settings`, written at synth from the same config as local mode. */
-  JOB_SETTINGS: z.string().min(2),
+  /** JSON of `Settings`, written at synth from the same config as local mode; checked here, at cold start. */
+  JOB_SETTINGS: SettingsJsonSchema,
 });
+
+/** The variables every function that builds the use cases' Deps is given (infra: `sharedEnvironment`). */
+export type SharedEnv = z.input<typeof EnvSchema>;
 
 export function readEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const parsed = schema.safeParse(env);
@@ -31,13 +42,27 @@ export function readEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv =
   return parsed.data;
 }
 
-export const logger = new Logger({ serviceName: 'claude-orchestrator' });
+export const logger = new Logger({ serviceName: SERVICE_NAME });
 
 export const log: Log = {
   debug: (message, extra) => logger.debug(message, extra ?? {}),
   info: (message, extra) => logger.info(message, extra ?? {}),
   warn: (message, extra) => logger.warn(message, extra ?? {}),
   error: (message, extra) => logger.error(message, extra ?? {}),
+};
+
+/** Each count is written at once as one EMF line on stdout, which CloudWatch turns into the metric. */
+const emf = new PowertoolsMetrics({
+  namespace: METRIC_NAMESPACE,
+  serviceName: SERVICE_NAME,
+  singleMetric: true,
+});
+
+export const metrics: Metrics = {
+  jobFinished: (status) => {
+    emf.addDimension(JOB_STATUS_DIMENSION, status);
+    emf.addMetric(JOBS_FINISHED_METRIC, MetricUnit.Count, 1);
+  },
 };
 
 /** Builds the dependencies of the use cases from the Lambda environment. */
@@ -52,8 +77,9 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
     events: new EventStore(store.ddb, store.tableName),
     queue: new WorkQueue(clients.sqs, e.QUEUE_URL),
     artifacts: new Artifacts(clients.s3, e.BUCKET_NAME),
-    settings: JSON.parse(e.JOB_SETTINGS) as Settings,
+    settings: e.JOB_SETTINGS,
     log,
+    metrics,
     now: () => new Date(),
     randomBytes: (n) => randomBytes(n),
   };

@@ -1,0 +1,110 @@
+/**
+ * The stack's shared defaults, in one place: how every Lambda is built and
+ * bundled, and the settings every queue and bucket starts from. Constructs
+ * add only what is their own (a consumer's timeout, a lifecycle rule).
+ *
+ * `bench/bench.ts` bundles the handlers with `LAMBDA_ESBUILD_OPTIONS`, so the
+ * bundles it measures are the ones `cdk deploy` ships.
+ */
+import { fileURLToPath } from 'node:url';
+import { Duration } from 'aws-cdk-lib';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { type BundlingOptions, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { BlockPublicAccess, BucketEncryption, type BucketProps } from 'aws-cdk-lib/aws-s3';
+import { QueueEncryption, type QueueProps } from 'aws-cdk-lib/aws-sqs';
+import type { BuildOptions } from 'esbuild';
+
+/** The repository: the Lambdas' project root and the worker image's build context. */
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// --- Lambda -----------------------------------------------------------------
+
+/** Every function of the stack runs on this runtime; the bundles target the same Node.js version. */
+export const LAMBDA_RUNTIME = Runtime.NODEJS_24_X;
+/** Graviton: cheaper per GB-second than x86 for the same work. */
+export const LAMBDA_ARCHITECTURE = Architecture.ARM_64;
+export const LAMBDA_MEMORY_MB = 512;
+/** Inside API Gateway's 29-second integration timeout; consumers and streams set their own. */
+export const LAMBDA_TIMEOUT = Duration.seconds(29);
+/** Every function's environment, before what it needs of its own. */
+export const LAMBDA_BASE_ENVIRONMENT: Readonly<Record<string, string>> = {
+  NODE_OPTIONS: '--enable-source-maps',
+  POWERTOOLS_LOG_LEVEL: 'INFO',
+};
+
+/** esbuild's target for a Node.js Lambda runtime (`nodejs24.x` → `node24`), as CDK derives it. */
+export function esbuildTarget(runtime: Runtime): string {
+  const version = /^nodejs(\d+)\.x$/.exec(runtime.name)?.[1];
+  if (!version) throw new Error(`not a Node.js Lambda runtime: ${runtime.name}`);
+  return `node${version}`;
+}
+
+/** Bundled CommonJS dependencies call require(); ESM output needs one. */
+const REQUIRE_BANNER =
+  "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
+
+const esbuildOptions = {
+  platform: 'node',
+  format: 'esm',
+  target: esbuildTarget(LAMBDA_RUNTIME),
+  minify: true,
+  sourcemap: true,
+  sourcesContent: false,
+  mainFields: ['module', 'main'],
+  // The runtime provides the AWS SDK v3 (CDK's default for Node.js 18 and later).
+  external: ['@aws-sdk/*'],
+  banner: { js: REQUIRE_BANNER },
+} satisfies BuildOptions;
+
+/** The bundling of every Lambda, in esbuild's own terms (for builds outside CDK: bench/bench.ts). */
+export const LAMBDA_ESBUILD_OPTIONS: Readonly<BuildOptions> = esbuildOptions;
+
+/** The same options as NodejsFunction takes them; the locally installed esbuild, never Docker. */
+export const LAMBDA_BUNDLING: BundlingOptions = {
+  forceDockerBundling: false,
+  format: OutputFormat.ESM,
+  target: esbuildOptions.target,
+  minify: esbuildOptions.minify,
+  sourceMap: esbuildOptions.sourcemap,
+  sourcesContent: esbuildOptions.sourcesContent,
+  mainFields: esbuildOptions.mainFields,
+  externalModules: esbuildOptions.external,
+  banner: esbuildOptions.banner.js,
+};
+
+// --- SQS --------------------------------------------------------------------
+
+/** Every queue: encrypted at rest with SQS-managed keys, TLS-only. */
+export const QUEUE_DEFAULTS = {
+  encryption: QueueEncryption.SQS_MANAGED,
+  enforceSSL: true,
+} as const satisfies QueueProps;
+
+/** SQS redelivers a message only after its visibility timeout; AWS advises at least 6x the consumer's timeout. */
+export const VISIBILITY_TIMEOUT_FACTOR = 6;
+
+/** The visibility timeout of a queue whose consumer may run `consumerTimeout`. */
+export function visibilityTimeoutFor(consumerTimeout: Duration): Duration {
+  return Duration.seconds(consumerTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR);
+}
+
+/** Work messages: SQS's own default. */
+export const WORK_QUEUE_RETENTION = Duration.days(4);
+/** Poison messages are kept as long as SQS allows, for inspection (their consumer fails the task at once). */
+export const DEAD_LETTER_RETENTION = Duration.days(14);
+
+// --- S3 ---------------------------------------------------------------------
+
+/** Every bucket: no public access, S3-managed encryption, TLS-only. */
+export const BUCKET_DEFAULTS = {
+  blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+  encryption: BucketEncryption.S3_MANAGED,
+  enforceSSL: true,
+} as const satisfies BucketProps;
+
+/** Server access logs of the artifacts bucket. */
+export const ACCESS_LOG_RETENTION = Duration.days(365);
+/** Multipart uploads a worker or caller never completed. */
+export const INCOMPLETE_UPLOAD_RETENTION = Duration.days(2);
+/** Overwritten or deleted artifacts (the bucket is versioned). */
+export const NONCURRENT_VERSION_RETENTION = Duration.days(30);
