@@ -304,6 +304,54 @@ export class JobStore {
     return { job, firstTime: false };
   }
 
+  /**
+   * What an ended attempt changes on its job item, in one conditional update:
+   * its running slot back, its spend settled (a root job's own attempt), and
+   * the task added to the finished set. The job after it, or `undefined` when
+   * the condition failed (the counter was already repaired to zero, or the
+   * task already counted): then do the parts one by one.
+   */
+  async closeAttemptOnJob(
+    jobId: string,
+    now: string,
+    parts: { release: boolean; spend?: { delta: number; actual: number }; finished?: number },
+  ): Promise<JobRecord | undefined> {
+    const sets = ['updatedAt = :now'];
+    const conditions = ['attribute_exists(PK)'];
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ':now': now };
+    if (parts.release) {
+      sets.push('#r = #r - :one');
+      conditions.push('#r > :zero');
+      names['#r'] = 'runningTasks';
+      Object.assign(values, { ':one': 1, ':zero': 0 });
+    }
+    if (parts.spend) {
+      sets.push('#b.committedUsd = #b.committedUsd + :delta', '#b.spentUsd = #b.spentUsd + :actual');
+      names['#b'] = 'budget';
+      Object.assign(values, { ':delta': parts.spend.delta, ':actual': parts.spend.actual });
+    }
+    const finished = parts.finished;
+    if (finished !== undefined) {
+      conditions.push('NOT contains(finishedTasks, :no)');
+      Object.assign(values, { ':n': new Set([finished]), ':no': finished });
+    }
+    const out = await conditional(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: `SET ${sets.join(', ')}${finished !== undefined ? ' ADD finishedTasks :n' : ''}`,
+          ConditionExpression: conditions.join(' AND '),
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    return out?.Attributes ? jobFromItem(out.Attributes) : undefined;
+  }
+
   /** Creates tasks that do not exist yet; existing ones (a replayed step) are left alone. */
   async putTasks(tasks: readonly TaskRecord[]): Promise<void> {
     await Promise.all(

@@ -124,8 +124,8 @@ export async function recordWorkerResult(
     durationMs: verdict.durationMs,
     ...(verdict.error ? { error: verdict.error.slice(0, 300) } : {}),
   });
-  // Independent steps after the final write: the spend settles while the job counts the task.
-  await Promise.all([settleAttemptSpend(deps, task, verdict.costUsd), followUp(deps, written, now)]);
+  const counted = await closeAttempt(deps, task, written, verdict.costUsd, true, now);
+  await followUp(deps, written, now, counted);
   return { outcome: 'recorded', task: written };
 }
 
@@ -217,13 +217,48 @@ async function admitSource(
   return outcome;
 }
 
-/** The attempt's spend reservation on the root becomes its reported cost. */
-async function settleAttemptSpend(deps: Deps, task: TaskRecord, costUsd: number): Promise<void> {
-  // Metered by the model gateway: its requests already settled the tree's spend.
-  if (await settleMeteredAttempt(deps, task)) return;
-  const reserved = task.budgetAttempt === task.attempt ? (task.budgetUsd ?? 0) : 0;
-  if (reserved === 0 && costUsd === 0) return;
-  await deps.tree.settleSpend(task.rootJobId, reserved, costUsd);
+/** A final work task joins its job's finished set: the job after that, and whether this call added it. */
+interface Counted {
+  job: JobRecord;
+  firstTime: boolean;
+}
+
+/**
+ * What follows the write that ended an attempt, on the job and the root: its
+ * running slots go back and its spend reservation becomes its reported cost
+ * (the gateway's meter settled a metered one already). A root job's own
+ * attempt does both, and joins the finished set when final, in one write on
+ * the job item; otherwise, or when that write's condition fails, the parts
+ * are done one by one (and followUp counts the task).
+ */
+async function closeAttempt(
+  deps: Deps,
+  task: TaskRecord,
+  ended: TaskRecord,
+  costUsd: number,
+  slotsHeld: boolean,
+  now: string,
+): Promise<Counted | undefined> {
+  const metered = await settleMeteredAttempt(deps, task);
+  const reserved = !metered && task.budgetAttempt === task.attempt ? (task.budgetUsd ?? 0) : 0;
+  const actual = metered ? 0 : costUsd;
+  const spend = reserved !== 0 || actual !== 0 ? { delta: actual - reserved, actual } : undefined;
+  const finished = countsAsFinished(ended) ? ended.taskNo : undefined;
+  if (task.jobId === task.rootJobId && (slotsHeld || spend || finished !== undefined)) {
+    const job = await deps.store.closeAttemptOnJob(task.jobId, now, { release: slotsHeld, spend, finished });
+    if (job) {
+      if (slotsHeld) await deps.slots.releaseGlobal();
+      return finished !== undefined ? { job, firstTime: true } : undefined;
+    }
+  }
+  if (slotsHeld) await deps.slots.release(task.jobId);
+  if (spend) await deps.tree.settleSpend(task.rootJobId, reserved, actual);
+  return undefined;
+}
+
+/** A work task that ended for good (not cancelled) counts toward its job's finished set. */
+function countsAsFinished(task: TaskRecord): boolean {
+  return task.kind === 'work' && isTerminalTaskState(task.state) && task.state !== 'cancelled';
 }
 
 function summarize(deps: Deps, outcome: WorkerOutcome, extra?: ResultExtra): TaskResultSummary {
@@ -285,8 +320,6 @@ export async function recordLostWorker(
       false,
     ),
     deps.now().toISOString(),
-    undefined,
-    slotsHeld,
   );
   if (!ended) {
     // Lost response or a concurrent writer: if this attempt did end, finish what follows it.
@@ -295,9 +328,10 @@ export async function recordLostWorker(
       await followUp(deps, fresh, deps.now().toISOString());
     return undefined;
   }
-  await settleAttemptSpend(deps, task, 0);
+  const now = deps.now().toISOString();
+  const counted = await closeAttempt(deps, task, ended, 0, slotsHeld, now);
   deps.log.warn('worker stopped without a result', { ...scope, reason, next: ended.state });
-  await followUp(deps, ended, deps.now().toISOString());
+  await followUp(deps, ended, now, counted);
   return ended;
 }
 
@@ -307,7 +341,6 @@ async function endAttempt(
   outcome: WorkerOutcome,
   now: string,
   extra?: ResultExtra,
-  slotsHeld = true,
 ) {
   const ok = outcome.status === 'succeeded';
   const next = ok
@@ -348,8 +381,6 @@ async function endAttempt(
     result,
     now,
   );
-  // The container is gone (or never came): its running slot goes back.
-  if (ended && slotsHeld) await deps.slots.release(task.jobId);
   if (ended && !ok) {
     deps.log.info('attempt failed', {
       jobId: task.jobId,
@@ -389,7 +420,7 @@ async function startPlannedJob(deps: Deps, planner: TaskRecord, now: string): Pr
  * merge (repository jobs) or sends the one aggregate message; merge done ->
  * push (when wanted) or aggregate; push done -> aggregate.
  */
-export async function followUp(deps: Deps, task: TaskRecord, now: string): Promise<void> {
+export async function followUp(deps: Deps, task: TaskRecord, now: string, counted?: Counted): Promise<void> {
   if (task.state === 'queued') {
     await deps.queue.send(runMessage(task));
     return;
@@ -406,7 +437,7 @@ export async function followUp(deps: Deps, task: TaskRecord, now: string): Promi
       else await aggregate();
       break;
     case 'work':
-      if (task.state !== 'cancelled') await countFinishedWork(deps, task, now);
+      if (task.state !== 'cancelled') await countFinishedWork(deps, task, now, counted);
       break;
     case 'merge':
     case 'push':
@@ -417,8 +448,13 @@ export async function followUp(deps: Deps, task: TaskRecord, now: string): Promi
   await deps.store.leaveActiveIndex(task.jobId, task.taskNo);
 }
 
-async function countFinishedWork(deps: Deps, task: TaskRecord, now: string): Promise<void> {
-  const { job, firstTime } = await deps.store.markTaskFinished(task.jobId, task.taskNo, now);
+async function countFinishedWork(
+  deps: Deps,
+  task: TaskRecord,
+  now: string,
+  counted?: Counted,
+): Promise<void> {
+  const { job, firstTime } = counted ?? (await deps.store.markTaskFinished(task.jobId, task.taskNo, now));
   const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
   // On a replay we cannot know whether the first call sent it; every next step is idempotent.
   if (complete && (firstTime || job.status === 'running'))
