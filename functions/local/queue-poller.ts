@@ -19,6 +19,7 @@ export interface QueuePollerOptions {
   log: Log;
   /** Seconds before a failed message is visible again. */
   retryDelaySec?: number;
+  /** Long-poll wait; 20 s as Lambda's event source mapping (an empty poll is a call; stop() aborts a wait). */
   waitTimeSec?: number;
 }
 
@@ -53,7 +54,7 @@ async function pollOnce(options: QueuePollerOptions, signal: AbortSignal): Promi
     new ReceiveMessageCommand({
       QueueUrl: queueUrl,
       MaxNumberOfMessages: 10,
-      WaitTimeSeconds: options.waitTimeSec ?? 1,
+      WaitTimeSeconds: options.waitTimeSec ?? 20,
       MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
     }),
     { abortSignal: signal },

@@ -25,14 +25,14 @@ import { followUp, nextStepOrAggregate } from './record-result.ts';
 export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
 
 export async function aggregateJob(deps: Deps, jobId: string): Promise<AggregateOutcome> {
-  const job = await deps.store.getJob(jobId);
+  // Side by side: the tasks are read for nothing only on a replay of a job already final.
+  const [job, tasks] = await Promise.all([deps.store.getJob(jobId), deps.store.listTasks(jobId)]);
   if (!job) return 'missing';
   if (isTerminalJobStatus(job.status)) {
     // A replay after a crash between the status write and the cascade: finish the cascade.
-    if (job.depth > 0) await completeParent(deps, job, job.status);
+    if (job.depth > 0) await completeParent(deps, job, job.status, tasks);
     return 'already_final';
   }
-  const tasks = await deps.store.listTasks(jobId);
   const planner = tasks.find((t) => t.kind === 'plan');
   const work = tasks.filter((t) => t.kind === 'work');
 

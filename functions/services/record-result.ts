@@ -124,8 +124,8 @@ export async function recordWorkerResult(
     durationMs: verdict.durationMs,
     ...(verdict.error ? { error: verdict.error.slice(0, 300) } : {}),
   });
-  const counted = await closeAttempt(deps, task, written, verdict.costUsd, true, now);
-  await followUp(deps, written, now, counted);
+  const closed = await closeAttempt(deps, task, written, verdict.costUsd, true, now);
+  await Promise.all([closed.rest, followUp(deps, written, now, closed.counted)]);
   return { outcome: 'recorded', task: written };
 }
 
@@ -229,7 +229,8 @@ interface Counted {
  * (the gateway's meter settled a metered one already). A root job's own
  * attempt does both, and joins the finished set when final, in one write on
  * the job item; otherwise, or when that write's condition fails, the parts
- * are done one by one (and followUp counts the task).
+ * are done one by one (and followUp counts the task). `rest` is the write on
+ * the deployment's counter, which nothing that follows waits for.
  */
 async function closeAttempt(
   deps: Deps,
@@ -238,7 +239,7 @@ async function closeAttempt(
   costUsd: number,
   slotsHeld: boolean,
   now: string,
-): Promise<Counted | undefined> {
+): Promise<{ counted?: Counted | undefined; rest: Promise<void> }> {
   const metered = await settleMeteredAttempt(deps, task);
   const reserved = !metered && task.budgetAttempt === task.attempt ? (task.budgetUsd ?? 0) : 0;
   const actual = metered ? 0 : costUsd;
@@ -247,13 +248,13 @@ async function closeAttempt(
   if (task.jobId === task.rootJobId && (slotsHeld || spend || finished !== undefined)) {
     const job = await deps.store.closeAttemptOnJob(task.jobId, now, { release: slotsHeld, spend, finished });
     if (job) {
-      if (slotsHeld) await deps.slots.releaseGlobal();
-      return finished !== undefined ? { job, firstTime: true } : undefined;
+      const rest = slotsHeld ? deps.slots.releaseGlobal() : Promise.resolve();
+      return { counted: finished !== undefined ? { job, firstTime: true } : undefined, rest };
     }
   }
   if (slotsHeld) await deps.slots.release(task.jobId);
   if (spend) await deps.tree.settleSpend(task.rootJobId, reserved, actual);
-  return undefined;
+  return { rest: Promise.resolve() };
 }
 
 /** A work task that ended for good (not cancelled) counts toward its job's finished set. */
@@ -329,9 +330,9 @@ export async function recordLostWorker(
     return undefined;
   }
   const now = deps.now().toISOString();
-  const counted = await closeAttempt(deps, task, ended, 0, slotsHeld, now);
+  const closed = await closeAttempt(deps, task, ended, 0, slotsHeld, now);
   deps.log.warn('worker stopped without a result', { ...scope, reason, next: ended.state });
-  await followUp(deps, ended, now, counted);
+  await Promise.all([closed.rest, followUp(deps, ended, now, closed.counted)]);
   return ended;
 }
 
