@@ -66,7 +66,9 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
     // Leave a tenth of the step's time for the result bundle, the patch and the uploads.
     const deadline = started + assignment.timeout_sec * 900;
 
-    let budget = assignment.max_budget_usd;
+    // With the model gateway on, the gateway bounds the spend (max_budget_usd is 0): no budget of our own.
+    const metered = assignment.model_gateway !== undefined;
+    let budget = metered ? Number.POSITIVE_INFINITY : assignment.max_budget_usd;
     let costUsd = 0;
     let turns = 0;
     const merged: Merged[] = [];
@@ -172,7 +174,7 @@ export async function runMergeStep(ctx: AttemptContext): Promise<number> {
         });
         const run = await runClaude({
           command: ctx.env.CLAUDE_COMMAND || 'claude',
-          args: claudeArgs(assignment, budget),
+          args: claudeArgs(assignment, metered ? 0 : budget),
           prompt,
           cwd,
           env: claudeEnv(ctx.env, cwd, ctx.assignment.model_gateway),

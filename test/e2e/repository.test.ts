@@ -339,3 +339,53 @@ describe('a job on a repository', () => {
     expect(report).toMatch(/\| `child\/one.txt` \| added \| worker_1_1 \| 1 \|/);
   });
 });
+
+describe('a repository job with the model gateway on', () => {
+  let stack: TestStack;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'orch-repo-gw-'));
+    await sampleRepo(join(dir, 'origin'), FILES);
+    // The double never calls the model: the upstream only has to be configured for the gateway to be on.
+    stack = await startTestStack(
+      'workers: {max_workers: 2}',
+      {},
+      {
+        modelEnv: {
+          ANTHROPIC_API_KEY: 'sk-ant-upstream-never-called',
+          ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
+        },
+      },
+    );
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  // The gateway bounds the spend, so assignments carry max_budget_usd 0: the merge step must not read that
+  // as "the budget is used up" and leave every conflict out.
+  it('still resolves a conflict with a merge session', async () => {
+    expect(stack.deps.settings.gateway?.enabled).toBe(true);
+    const bundleId = await uploadSource(
+      stack,
+      await readFile(await bundleOf(join(dir, 'origin'), join(dir, 's.bundle'))),
+    );
+    const submitted = await stack.api('POST', '/api/v1/orchestrate', {
+      body: {
+        request: 'Change the sample project',
+        source: { bundle_id: bundleId },
+        tasks: [
+          { title: 'Say hello', prompt: 'x [[edit_line:notes.txt:2:line two, hello]]' },
+          { title: 'Say goodbye', prompt: 'y [[edit_line:notes.txt:2:line two, goodbye]]' },
+        ],
+      },
+    });
+    expect(submitted.status, submitted.text).toBe(202);
+    const jobId = submitted.json.job_id as string;
+    expect(await stack.waitForJob(jobId, 60_000)).toBe('completed');
+    const result = (await stack.api('GET', `/api/v1/jobs/${jobId}`)).json;
+    expect(result.git.conflicts).toEqual([expect.objectContaining({ resolution: 'resolved' })]);
+  });
+});
