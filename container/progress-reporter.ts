@@ -77,7 +77,7 @@ export class ProgressReporter {
     // Bounded: the oldest progress goes first; `started` and `finished` are kept.
     while (this.queue.length > MAX_EVENTS_PER_POST) {
       const i = this.queue.findIndex((e) => e.kind === 'progress');
-      this.queue.splice(i < 0 ? 0 : i, 1);
+      this.queue.splice(Math.max(i, 0), 1);
     }
   }
 

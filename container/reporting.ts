@@ -43,11 +43,14 @@ export interface Uploads {
 
 /**
  * Asks for presigned URLs, each for a file's exact size, then uploads
- * (bounded concurrency); then asks for the log's link and uploads it, with a
- * note of anything refused or skipped. A file the API refuses, or that cannot
- * be read as it was sized, is left out on its own; a git artifact that cannot
- * go up, or a request the API refuses as a whole (over a limit), fails the
- * call after the log is up. Returns the file paths uploaded.
+ * (bounded concurrency), and the log with a note of anything refused or
+ * skipped. A log known up front (a string) is asked for in the same request
+ * as the files, so a clean attempt makes one request; a note after the fact,
+ * or a log read last (a function), takes a second request for the log. A file
+ * the API refuses, or that cannot be read as it was sized, is left out on its
+ * own; a git artifact that cannot go up, or a request the API refuses as a
+ * whole (over a limit), fails the call after the log is up. Returns the file
+ * paths uploaded.
  */
 export async function uploadAll(
   api: OrchestratorClient,
@@ -72,19 +75,28 @@ export async function uploadAll(
       size_bytes: (await stat(file)).size,
     })),
   );
+  const logText = () => redact(typeof uploads.log === 'function' ? uploads.log() : uploads.log);
+  // The log as it stands, sent with the files unless something has to be noted in it already.
+  const early =
+    typeof uploads.log === 'string' && notes.length === 0 ? Buffer.from(logText(), 'utf8') : undefined;
 
   const uploaded: string[] = [];
   let failure: unknown;
   let bytesLeft: number | undefined;
+  let logSent = false;
   if (files.length > 0 || artifacts.length > 0) {
     try {
-      const links = await api.request<UploadLinks>('POST', `${base}/uploads`, {
-        body: {
-          attempt,
-          files,
-          git: artifacts.map(({ name, size_bytes }) => ({ name, size_bytes })),
-        },
-      });
+      const ask = (withLog: boolean) =>
+        api.request<UploadLinks>('POST', `${base}/uploads`, {
+          body: {
+            attempt,
+            files,
+            git: artifacts.map(({ name, size_bytes }) => ({ name, size_bytes })),
+            ...(withLog && early ? { log_bytes: early.byteLength } : {}),
+          },
+        });
+      // Over a limit with the log counted in: ask without it, and cut the log to what is left after.
+      const links = early ? await ask(true).catch(() => ask(false)) : await ask(false);
       bytesLeft = links.bytes_left;
       for (const r of links.refused ?? []) notes.push(`refused by the API: ${r.path}: ${r.reason}`);
       const sizes = new Map(files.map((f) => [f.path, f.size_bytes]));
@@ -108,15 +120,25 @@ export async function uploadAll(
         if (!url) throw new Error(`the API gave no upload link for the ${name}`);
         jobs.push(async () => putPresigned(url, await readFile(file), { timeoutMs: 15 * 60_000 }));
       }
+      const logUrl = links.log?.url;
+      if (early && logUrl)
+        jobs.push(async () => {
+          await putPresigned(logUrl, early);
+          logSent = true;
+        });
       await runBounded(jobs, UPLOAD_CONCURRENCY);
     } catch (err) {
       failure = err;
       notes.push(`uploads failed: ${(err as Error).message}`);
     }
   }
+  if (logSent && notes.length === 0) {
+    if (failure !== undefined) throw failure;
+    return uploaded.sort();
+  }
 
   try {
-    let text = redact(typeof uploads.log === 'function' ? uploads.log() : uploads.log);
+    let text = logText();
     if (notes.length > 0) text += `\n--- uploads ---\n${notes.join('\n')}\n`;
     let body = Buffer.from(text, 'utf8');
     if (bytesLeft !== undefined && body.byteLength > bytesLeft) {
