@@ -24,6 +24,7 @@ import {
   type TaskOverride,
 } from '@aws-sdk/client-ecs';
 import type { RateLimiter } from '../core/rate-limiter.ts';
+import { awsErrorKind, errorMessage, errorName } from './aws-errors.ts';
 import {
   isCredentialedStep,
   type Launcher,
@@ -380,51 +381,8 @@ export class EcsLauncher implements Launcher {
 
 type ErrorClass = 'transient' | 'later' | 'permanent';
 
-const THROTTLING = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'ThrottledException',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'SlowDown',
-  'LimitExceededException',
-]);
-const SERVER = new Set([
-  'ServerException',
-  'ServiceUnavailableException',
-  'ServiceUnavailable',
-  'InternalFailure',
-  'InternalServerError',
-  'InternalError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'TimeoutError',
-]);
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-]);
-const CLIENT = new Set([
-  'ClientException',
-  'InvalidParameterException',
-  'AccessDeniedException',
-  'ClusterNotFoundException',
-  'PlatformUnknownException',
-  'PlatformTaskDefinitionIncompatibilityException',
-  'UnsupportedFeatureException',
-  'BlockedException',
-  'ConflictException',
-  'ValidationException',
-  'UnrecognizedClientException',
-]);
+/** ECS's own request errors: the only ones that may wrap another service's throttling. */
+const ECS_CLIENT = new Set(['ClientException', 'InvalidParameterException']);
 /** Throttling of a service ECS calls for us (EC2 DescribeSecurityGroups) arrives wrapped in a client error. */
 const WRAPPED_THROTTLING = /request limit exceeded|rate exceeded|throttl/i;
 /** Account quotas (concurrent Fargate tasks or vCPUs) free up as tasks finish: worth a later retry. */
@@ -436,21 +394,12 @@ const QUOTA_REACHED = /reached the limit on the number of/i;
  * `permanent`: the request itself is wrong; retrying cannot help.
  */
 function classify(err: unknown): ErrorClass {
-  const name = errorName(err);
+  const kind = awsErrorKind(err);
+  if (kind === 'throttling' || kind === 'transient') return 'transient';
   const message = errorMessage(err);
-  const meta = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata;
-  const status = meta?.httpStatusCode;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  const retryable = (err as { $retryable?: { throttling?: boolean } } | undefined)?.$retryable;
-  if (THROTTLING.has(name) || SERVER.has(name) || retryable) return 'transient';
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'transient';
-  if (status === 429 || (status !== undefined && status >= 500)) return 'transient';
   if (QUOTA_REACHED.test(message)) return 'later';
-  if (CLIENT.has(name) && WRAPPED_THROTTLING.test(message)) return 'transient';
-  if (CLIENT.has(name)) return 'permanent';
-  if ((err as { $fault?: unknown } | undefined)?.$fault === 'client') return 'permanent';
-  if (status !== undefined && status >= 400) return 'permanent';
-  return 'later';
+  if (ECS_CLIENT.has(errorName(err)) && WRAPPED_THROTTLING.test(message)) return 'transient';
+  return kind === 'unknown' ? 'later' : 'permanent';
 }
 
 function refusalFor(err: unknown, what: string): LaunchRefusedError {
@@ -485,15 +434,6 @@ function isCapacityFailure(f: Failure): boolean {
 
 function describeFailure(f: Failure): string {
   return [f.reason ?? 'unknown reason', f.detail, f.arn && `(${f.arn})`].filter(Boolean).join(' ');
-}
-
-function errorName(err: unknown): string {
-  return typeof (err as { name?: unknown } | undefined)?.name === 'string' ? (err as Error).name : '';
-}
-
-function errorMessage(err: unknown): string {
-  const message = (err as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' ? message : String(err);
 }
 
 /** The task id at the end of a task ARN (`arn:…:task/<cluster>/<id>` or the older `arn:…:task/<id>`). */
