@@ -11,7 +11,6 @@
  * retries become a retryable `LaunchRefusedError`, so the dispatcher releases
  * the claim and SQS redelivers later; client errors are not retryable.
  */
-import { createHash } from 'node:crypto';
 import {
   DescribeTasksCommand,
   type DescribeTasksCommandOutput,
@@ -24,6 +23,7 @@ import {
   type TaskOverride,
 } from '@aws-sdk/client-ecs';
 import type { RateLimiter } from '../core/rate-limiter.ts';
+import { clientTokenFor, startedByFor, workerIdentityEnv } from '../core/worker-identity.ts';
 import { awsErrorKind, errorMessage, errorName } from './aws-errors.ts';
 import {
   isCredentialedStep,
@@ -33,7 +33,7 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from './launcher.ts';
-import { SEALED_TOKEN_ENV, type TokenSealer } from './token-seal.ts';
+import type { TokenSealer } from './token-seal.ts';
 
 export interface EcsLauncherConfig {
   /** Cluster name or ARN. */
@@ -111,29 +111,9 @@ export class LaunchConflictError extends LaunchRefusedError {
 
 /** ECS's limit on the serialized overrides, JSON punctuation included. */
 export const MAX_OVERRIDES_BYTES = 8192;
-const MAX_CLIENT_TOKEN = 64;
-const MAX_STARTED_BY = 36;
 const MAX_STOP_REASON = 255;
 /** DescribeTasks takes at most 100 tasks per call. */
 const DESCRIBE_CHUNK = 100;
-
-/**
- * The RunTask client token of one dispatch: the same for every try inside one
- * `launch` call (so a timed-out RunTask that did start a task is not started
- * twice), and different for every other dispatch. It covers the task token
- * because ECS refuses a reused client token whose parameters differ, and each
- * dispatch of an attempt mints a new task token. A task left over from an
- * earlier, lost dispatch holds a token whose hash is no longer stored, so it
- * is refused at its first API call and exits without doing any work.
- */
-export function clientTokenFor(
-  request: Pick<LaunchRequest, 'jobId' | 'taskNo' | 'attempt' | 'taskToken'>,
-): string {
-  const digest = createHash('sha256')
-    .update(`${request.jobId}\n${request.taskNo}\n${request.attempt}\n${request.taskToken}`, 'utf8')
-    .digest('hex');
-  return `cf1h${digest.slice(0, MAX_CLIENT_TOKEN - 4)}`;
-}
 
 /**
  * Why a worker's task stopped, in words a report reader understands: Spot
@@ -149,22 +129,6 @@ export function stopReason(s: Exclude<EcsTaskStatus, 'MISSING'>): string {
     s.containerReason && !s.stoppedReason?.includes(s.containerReason) ? ` (${s.containerReason})` : '',
   ];
   return parts.join('');
-}
-
-/** The `TASK_ID` a worker container is started with; the reconciler parses it back from the stopped task. */
-export function taskIdEnv(request: Pick<LaunchRequest, 'jobId' | 'taskNo' | 'attempt'>): string {
-  return `${request.jobId}/${request.taskNo}/${request.attempt}`;
-}
-
-const TASK_ID_PATTERN = /^([A-Za-z0-9_-]{1,64})\/(0|[1-9]\d{0,5})\/(0|[1-9]\d{0,3})$/;
-
-/** Inverse of `taskIdEnv`; `undefined` for anything it would not have produced. */
-export function parseTaskIdEnv(
-  value: string,
-): { jobId: string; taskNo: number; attempt: number } | undefined {
-  const m = TASK_ID_PATTERN.exec(value);
-  if (!m) return undefined;
-  return { jobId: m[1] as string, taskNo: Number(m[2]), attempt: Number(m[3]) };
 }
 
 export class EcsLauncher implements Launcher {
@@ -203,12 +167,10 @@ export class EcsLauncher implements Launcher {
       containerOverrides: [
         {
           name: this.config.containerName,
-          environment: [
-            { name: 'TASK_ID', value: taskIdEnv(request) },
-            sealedToken === undefined
-              ? { name: 'TASK_TOKEN', value: request.taskToken }
-              : { name: SEALED_TOKEN_ENV, value: sealedToken },
-          ],
+          environment: Object.entries(workerIdentityEnv(request, sealedToken)).map(([name, value]) => ({
+            name,
+            value,
+          })),
         },
       ],
     };
@@ -239,7 +201,7 @@ export class EcsLauncher implements Launcher {
         },
       },
       overrides,
-      startedBy: cutChars(jobId.replace(/[^A-Za-z0-9_/-]/g, '_'), MAX_STARTED_BY),
+      startedBy: startedByFor(jobId),
       tags: [
         { key: 'job', value: jobId },
         { key: 'task', value: String(taskNo) },

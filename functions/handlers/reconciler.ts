@@ -5,8 +5,9 @@
  * of memory, exit code), and is retried when retries remain.
  */
 import type { EventBridgeEvent } from 'aws-lambda';
-import { parseTaskIdEnv, stopReason } from '../adapters/ecs-launcher.ts';
+import { stopReason } from '../adapters/ecs-launcher.ts';
 import type { Launcher } from '../adapters/launcher.ts';
+import { attemptOfEnvironment } from '../core/worker-identity.ts';
 import type { Deps } from '../services/deps.ts';
 import { type SweepReport, sweepActiveTasks } from '../services/reconcile.ts';
 import { recordLostWorker } from '../services/record-result.ts';
@@ -34,7 +35,7 @@ export function createReconciler(
       const env =
         detail.overrides?.containerOverrides?.find((c) => c.name === containerName)?.environment ?? [];
       // Only the id: the same overrides carry the task token, which must not reach the logs.
-      const scope = parseTaskIdEnv(env.find((e) => e.name === 'TASK_ID')?.value ?? '');
+      const scope = attemptOfEnvironment(env);
       if (!scope) {
         deps.log.warn('stopped task without a TASK_ID; not ours', { taskArn: detail.taskArn });
         return {};

@@ -17,16 +17,14 @@ import {
 } from '@aws-sdk/client-ecs';
 import { describe, expect, it } from 'vitest';
 import {
-  clientTokenFor,
   EcsLauncher,
   type EcsLauncherConfig,
   type EcsLike,
   LaunchConflictError,
-  parseTaskIdEnv,
   stopReason,
-  taskIdEnv,
 } from '../../functions/adapters/ecs-launcher.ts';
 import { LaunchRefusedError, type LaunchRequest } from '../../functions/adapters/launcher.ts';
+import { clientTokenFor } from '../../functions/core/worker-identity.ts';
 
 type Step = unknown | Error | ((input: Record<string, unknown>) => unknown);
 
@@ -210,34 +208,7 @@ describe('EcsLauncher.launch: the RunTask request', () => {
   });
 });
 
-describe('clientTokenFor', () => {
-  const ascii = /^[\x21-\x7e]{1,64}$/;
-
-  it('is deterministic, at most 64 printable ASCII characters, and differs per job, task, attempt and task token', () => {
-    const token = clientTokenFor(REQUEST);
-    expect(token).toMatch(ascii);
-    expect(clientTokenFor({ ...REQUEST })).toBe(token);
-    const others = [
-      clientTokenFor({ ...REQUEST, attempt: 2 }),
-      clientTokenFor({ ...REQUEST, taskNo: 3 }),
-      clientTokenFor({ ...REQUEST, jobId: 'fedcba98765432100123' }),
-      // A redelivered dispatch of the same attempt mints a new task token: a distinct RunTask, never a ConflictException.
-      clientTokenFor({ ...REQUEST, taskToken: `${REQUEST.taskToken}x` }),
-    ];
-    expect(new Set([token, ...others]).size).toBe(5);
-  });
-
-  it('stays within 64 characters and distinct for the longest job ids', () => {
-    const jobId = 'z'.repeat(64);
-    const taskToken = REQUEST.taskToken;
-    const a = clientTokenFor({ jobId, taskNo: 999_999, attempt: 1, taskToken });
-    const b = clientTokenFor({ jobId, taskNo: 999_999, attempt: 2, taskToken });
-    expect(a).toMatch(ascii);
-    expect(b).toMatch(ascii);
-    expect(a).not.toBe(b);
-    expect(clientTokenFor({ jobId, taskNo: 999_999, attempt: 1, taskToken })).toBe(a);
-  });
-
+describe('EcsLauncher.launch: the client token', () => {
   it('is a different token for each attempt the launcher sends', async () => {
     const ecs = new FakeEcs([started(), started()]);
     const l = launcher(ecs);
@@ -559,39 +530,6 @@ describe('EcsLauncher.describe', () => {
     const ecs = new FakeEcs([{ tasks: [{ taskArn: arn(1), lastStatus: 'RUNNING' }] }]);
     await launcher(ecs).describe([arn(1), arn(1)]);
     expect(ecs.calls[0]?.input.tasks).toEqual([arn(1)]);
-  });
-});
-
-describe('taskIdEnv and parseTaskIdEnv', () => {
-  it('round-trips job, task and attempt', () => {
-    for (const ids of [
-      { jobId: '0123456789abcdef0123', taskNo: 1, attempt: 1 },
-      { jobId: 'a_b-C', taskNo: 0, attempt: 0 },
-      { jobId: 'z'.repeat(64), taskNo: 999_999, attempt: 9_999 },
-    ]) {
-      expect(parseTaskIdEnv(taskIdEnv(ids))).toEqual(ids);
-    }
-    expect(taskIdEnv(REQUEST)).toBe('0123456789abcdef0123/2/1');
-  });
-
-  it('rejects malformed values', () => {
-    for (const value of [
-      '',
-      'job',
-      'job/1',
-      'job/1/2/3',
-      'job/x/1',
-      'job/1/-1',
-      'job/01/1',
-      'job/1/1.5',
-      'jo b/1/1',
-      'job/1/1 ',
-      '/1/1',
-      `${'z'.repeat(65)}/1/1`,
-      'job/1234567/1',
-    ]) {
-      expect(parseTaskIdEnv(value)).toBeUndefined();
-    }
   });
 });
 
