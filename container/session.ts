@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { judgeClaudeRun } from '../functions/core/claude-result.ts';
 import { workerCommitMessage } from '../functions/core/git-source.ts';
+import { WORKER_ENV } from '../functions/core/worker-identity.ts';
 import type { Assignment, RepoAssignment } from '../functions/services/worker-access.ts';
 import { checkoutBase } from './checkout.ts';
 import { bundleRange, commitWork, writePatch } from './commit-work.ts';
@@ -98,7 +99,7 @@ export function claudeEnv(
     ...(gateway
       ? {
           ANTHROPIC_BASE_URL: gatewayUrl(gateway.base_url, env.API_URL),
-          ANTHROPIC_API_KEY: env.TASK_TOKEN ?? '',
+          ANTHROPIC_API_KEY: env[WORKER_ENV.taskToken] ?? '',
         }
       : {}),
   };

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { OrchestratorApiError, OrchestratorClient, sleep } from '../functions/client/orchestrator-client.ts';
+import { WORKER_ENV } from '../functions/core/worker-identity.ts';
 import { git, identityEnv, runGit } from './git.ts';
 
 const TERMINAL = new Set(['completed', 'partial', 'failed', 'cancelled']);
@@ -106,7 +107,8 @@ export async function spawnChild(
   options: SpawnOptions,
   out: (line: string) => void,
 ): Promise<number> {
-  if (!env.API_URL || !env.TASK_TOKEN) {
+  const token = env[WORKER_ENV.taskToken];
+  if (!env.API_URL || !token) {
     out(
       JSON.stringify({
         error: 'orchestrator spawn runs inside a worker: API_URL and TASK_TOKEN are not set',
@@ -115,7 +117,7 @@ export async function spawnChild(
     return 1;
   }
   const api = new OrchestratorClient(env.API_URL, undefined, {
-    taskToken: env.TASK_TOKEN,
+    taskToken: token,
     timeoutMs: 15_000,
   });
   let jobId: string;

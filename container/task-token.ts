@@ -5,8 +5,8 @@
  * and the sessions it starts, never in the RunTask request.
  */
 import { KMSClient } from '@aws-sdk/client-kms';
-import { parseTaskIdEnv } from '../functions/adapters/ecs-launcher.ts';
-import { kmsTokenUnsealer, SEALED_TOKEN_ENV, type TokenUnsealer } from '../functions/adapters/token-seal.ts';
+import { kmsTokenUnsealer, type TokenUnsealer } from '../functions/adapters/token-seal.ts';
+import { parseTaskIdEnv, WORKER_ENV } from '../functions/core/worker-identity.ts';
 
 export type TokenSource = { token: string } | { error: string };
 
@@ -14,10 +14,11 @@ export async function resolveTaskToken(
   env: NodeJS.ProcessEnv,
   unsealer: () => TokenUnsealer = () => kmsTokenUnsealer(new KMSClient({ maxAttempts: 3 })),
 ): Promise<TokenSource> {
-  if (env.TASK_TOKEN) return { token: env.TASK_TOKEN };
-  const sealed = env[SEALED_TOKEN_ENV];
+  const plain = env[WORKER_ENV.taskToken];
+  if (plain) return { token: plain };
+  const sealed = env[WORKER_ENV.sealedTaskToken];
   if (!sealed) return { error: 'neither TASK_TOKEN nor TASK_TOKEN_SEALED is set' };
-  const scope = parseTaskIdEnv(env.TASK_ID ?? '');
+  const scope = parseTaskIdEnv(env[WORKER_ENV.taskId] ?? '');
   if (!scope) return { error: 'TASK_TOKEN_SEALED needs a valid TASK_ID (<job>/<task>/<attempt>)' };
   try {
     return { token: await unsealer().unseal(sealed, scope) };

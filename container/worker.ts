@@ -16,6 +16,7 @@
 import { pathToFileURL } from 'node:url';
 import { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { parseTaskToken } from '../functions/core/tokens.ts';
+import { WORKER_ENV } from '../functions/core/worker-identity.ts';
 import type { Assignment } from '../functions/services/worker-access.ts';
 import { fail, runPushStep, runSourceStep } from './git-steps.ts';
 import { runMergeStep } from './merge-step.ts';
@@ -50,8 +51,8 @@ export async function runWorker(
     return 2;
   }
   // Sessions (and `orchestrator spawn` inside them) read the plain token; the ciphertext is of no further use.
-  env.TASK_TOKEN = token;
-  delete env.TASK_TOKEN_SEALED;
+  env[WORKER_ENV.taskToken] = token;
+  delete env[WORKER_ENV.sealedTaskToken];
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
   const tally = new SessionTally();
   const api = new OrchestratorClient(env.API_URL, undefined, { taskToken: token, timeoutMs: 15_000 });

@@ -8,6 +8,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { isAccessDenied, isNotFound } from './aws-errors.ts';
 
 const MAX_LIST_PAGES = 100;
 
@@ -39,7 +40,7 @@ export class Artifacts {
       const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
     } catch (err) {
-      if ((err as { name?: string }).name === 'NoSuchKey') return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -60,7 +61,7 @@ export class Artifacts {
       );
       return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
     } catch (err) {
-      if (isMissing(err)) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -77,11 +78,7 @@ export class Artifacts {
       return { size: out.ContentLength ?? 0, etag: out.ETag };
     } catch (err) {
       // S3 answers a missing key with 403, not 404, to a role that may not list the prefix (sources/).
-      if (
-        isMissing(err) ||
-        (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403
-      )
-        return undefined;
+      if (isNotFound(err) || isAccessDenied(err)) return undefined;
       throw err;
     }
   }
@@ -156,9 +153,4 @@ export class Artifacts {
       expiresIn: expiresInSec,
     });
   }
-}
-
-function isMissing(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
 }

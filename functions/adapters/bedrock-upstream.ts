@@ -15,6 +15,7 @@ import {
   type ResponseStream,
 } from '@aws-sdk/client-bedrock-runtime';
 import { type AnthropicErrorType, anthropicErrorBody } from '../core/model-metering.ts';
+import { awsErrorKind, errorName } from './aws-errors.ts';
 import type { ModelUpstream } from './model-upstream.ts';
 
 const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31';
@@ -45,22 +46,25 @@ export function anthropicErrorFor(err: unknown): {
   type: AnthropicErrorType;
   message: string;
 } {
-  const name = (err as { name?: string })?.name ?? '';
+  const name = errorName(err);
   const message = (err as Error)?.message || name || 'Bedrock request failed';
   switch (name) {
-    case 'ThrottlingException':
     case 'ServiceQuotaExceededException':
       return { status: 429, type: 'rate_limit_error', message };
     case 'ValidationException':
       return { status: 400, type: 'invalid_request_error', message };
-    case 'AccessDeniedException':
-      return { status: 403, type: 'permission_error', message };
-    case 'ResourceNotFoundException':
-      return { status: 404, type: 'not_found_error', message };
     case 'ModelTimeoutException':
     case 'ModelNotReadyException':
     case 'ServiceUnavailableException':
       return { status: 529, type: 'overloaded_error', message };
+  }
+  switch (awsErrorKind(err)) {
+    case 'throttling':
+      return { status: 429, type: 'rate_limit_error', message };
+    case 'access_denied':
+      return { status: 403, type: 'permission_error', message };
+    case 'not_found':
+      return { status: 404, type: 'not_found_error', message };
     default:
       return { status: 500, type: 'api_error', message };
   }

@@ -19,6 +19,7 @@ import {
   type TaskState,
   TERMINAL_TASK_STATES,
 } from '../core/task-states.ts';
+import { isConditionalCheckFailed } from './aws-errors.ts';
 import {
   PARTITION_KEY,
   SORT_KEY,
@@ -81,16 +82,12 @@ export class InvalidCursorError extends Error {
   }
 }
 
-function isConditionFailure(err: unknown): boolean {
-  return (err as { name?: string })?.name === 'ConditionalCheckFailedException';
-}
-
 /** Runs a conditional write; `undefined` when its condition did not hold. */
 export async function conditional<T>(write: () => Promise<T>): Promise<T | undefined> {
   try {
     return await write();
   } catch (err) {
-    if (isConditionFailure(err)) return undefined;
+    if (isConditionalCheckFailed(err)) return undefined;
     throw err;
   }
 }

@@ -29,17 +29,26 @@ export interface LaunchHandle {
   handle: string;
 }
 
-/** What a launcher knows about a worker it started, for the reconciler's sweep. */
+/** What a monitor knows about a worker that was started, for the reconciler's sweep. */
 export type WorkerStatus =
   | { state: 'running' }
   | { state: 'stopped'; reason: string; exitCode?: number | undefined }
   | { state: 'missing' };
 
-export interface Launcher {
-  launch(request: LaunchRequest): Promise<LaunchHandle>;
-  stop(handle: string, reason: string): Promise<void>;
-  /** Status of the given handles; a handle the launcher never heard of is `missing`. */
+/**
+ * Watching and stopping workers already started: all the reconciler needs.
+ * On AWS an `EcsTaskMonitor` (DescribeTasks, StopTask); locally the launcher
+ * itself, which alone knows its child processes.
+ */
+export interface WorkerMonitor {
+  /** Status of the given handles; a handle the monitor never heard of is `missing`. */
   status(handles: readonly string[]): Promise<Map<string, WorkerStatus>>;
+  stop(handle: string, reason: string): Promise<void>;
+}
+
+/** Starting workers, and watching and stopping them: what the dispatcher holds. */
+export interface Launcher extends WorkerMonitor {
+  launch(request: LaunchRequest): Promise<LaunchHandle>;
 }
 
 /** The launcher could not start the worker now (capacity, throttling); the claim is undone and retried. */

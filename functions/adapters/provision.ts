@@ -22,6 +22,7 @@ import {
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
 import type { AwsClients } from './aws-clients.ts';
+import { isAlreadyExists } from './aws-errors.ts';
 import { tableDefinition } from './table-schema.ts';
 
 export interface ResourceNames {
@@ -46,15 +47,6 @@ const TABLE_POLL_MAX_ATTEMPTS = 200;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/**
- * The SDK names SQS errors after the legacy query code in `x-amzn-query-error` when the
- * service sends one: fauxqs answers `AWS.SimpleQueueService.QueueNameExists`, AWS documents
- * `QueueAlreadyExists` as that code. Strip the prefix so both spellings compare equal.
- */
-function errorName(err: unknown): string | undefined {
-  return err instanceof Error ? err.name.replace(/^AWS\.SimpleQueueService\./, '') : undefined;
-}
-
 function isActive(table: TableDescription | undefined): boolean {
   if (table?.TableStatus !== 'ACTIVE') return false;
   return (table.GlobalSecondaryIndexes ?? []).every((gsi) => gsi.IndexStatus === 'ACTIVE');
@@ -64,7 +56,7 @@ async function ensureTable(clients: AwsClients, tableName: string): Promise<void
   try {
     await clients.ddb.send(new CreateTableCommand(tableDefinition(tableName)));
   } catch (err) {
-    if (errorName(err) !== 'ResourceInUseException') throw err;
+    if (!isAlreadyExists(err)) throw err;
   }
   const deadline = Date.now() + TABLE_ACTIVE_TIMEOUT_MS;
   let delayMs = 100;
@@ -91,7 +83,7 @@ async function ensureQueue(
     if (!QueueUrl) throw new Error(`CreateQueue returned no URL for ${queueName}`);
     return QueueUrl;
   } catch (err) {
-    if (errorName(err) !== 'QueueNameExists' && errorName(err) !== 'QueueAlreadyExists') throw err;
+    if (!isAlreadyExists(err)) throw err;
   }
   const { QueueUrl } = await clients.sqs.send(new GetQueueUrlCommand({ QueueName: queueName }));
   if (!QueueUrl) throw new Error(`GetQueueUrl returned no URL for ${queueName}`);
@@ -123,8 +115,7 @@ async function ensureBucket(clients: AwsClients, bucketName: string): Promise<vo
       }),
     );
   } catch (err) {
-    const name = errorName(err);
-    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err;
+    if (!isAlreadyExists(err)) throw err;
   }
 }
 

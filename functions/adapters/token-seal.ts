@@ -7,9 +7,7 @@
  */
 import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import type { TaskTokenScope } from '../core/tokens.ts';
-
-/** The environment variable that carries the sealed token instead of `TASK_TOKEN`. */
-export const SEALED_TOKEN_ENV = 'TASK_TOKEN_SEALED';
+import { taskIdEnv } from '../core/worker-identity.ts';
 
 /** KMS calls are small: fail fast and let the caller's retry policy decide. */
 const KMS_TIMEOUT_MS = 5_000;
@@ -24,7 +22,7 @@ export interface TokenUnsealer {
 
 /** The KMS encryption context of one attempt's token; the key policy can require it. */
 export function sealContext(scope: TaskTokenScope): Record<string, string> {
-  return { 'fleet:task': `${scope.jobId}/${scope.taskNo}/${scope.attempt}` };
+  return { 'fleet:task': taskIdEnv(scope) };
 }
 
 type KmsLike = Pick<KMSClient, 'send'>;

@@ -5,8 +5,9 @@
  * of memory, exit code), and is retried when retries remain.
  */
 import type { EventBridgeEvent } from 'aws-lambda';
-import { parseTaskIdEnv, stopReason } from '../adapters/ecs-launcher.ts';
-import type { Launcher } from '../adapters/launcher.ts';
+import { stopReason } from '../adapters/ecs-task-monitor.ts';
+import type { WorkerMonitor } from '../adapters/launcher.ts';
+import { attemptOfEnvironment } from '../core/worker-identity.ts';
 import type { Deps } from '../services/deps.ts';
 import { type SweepReport, sweepActiveTasks } from '../services/reconcile.ts';
 import { recordLostWorker } from '../services/record-result.ts';
@@ -22,11 +23,7 @@ interface EcsTaskStateDetail {
 
 export type ReconcilerEvent = EventBridgeEvent<string, EcsTaskStateDetail | Record<string, unknown>>;
 
-export function createReconciler(
-  deps: Deps,
-  launcher: Pick<Launcher, 'status' | 'stop'>,
-  containerName: string,
-) {
+export function createReconciler(deps: Deps, monitor: WorkerMonitor, containerName: string) {
   return async (event: ReconcilerEvent): Promise<{ recorded?: boolean; sweep?: SweepReport }> => {
     if (event['detail-type'] === 'ECS Task State Change') {
       const detail = event.detail as EcsTaskStateDetail;
@@ -34,7 +31,7 @@ export function createReconciler(
       const env =
         detail.overrides?.containerOverrides?.find((c) => c.name === containerName)?.environment ?? [];
       // Only the id: the same overrides carry the task token, which must not reach the logs.
-      const scope = parseTaskIdEnv(env.find((e) => e.name === 'TASK_ID')?.value ?? '');
+      const scope = attemptOfEnvironment(env);
       if (!scope) {
         deps.log.warn('stopped task without a TASK_ID; not ours', { taskArn: detail.taskArn });
         return {};
@@ -50,6 +47,6 @@ export function createReconciler(
       const task = await recordLostWorker(deps, scope, reason, container?.exitCode);
       return { recorded: task !== undefined };
     }
-    return { sweep: await sweepActiveTasks(deps, launcher) };
+    return { sweep: await sweepActiveTasks(deps, monitor) };
   };
 }

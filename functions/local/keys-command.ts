@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { Command } from 'commander';
 import { createAwsClients } from '../adapters/aws-clients.ts';
+import { isNotFound } from '../adapters/aws-errors.ts';
 import { type ApiKeyRecord, JobStore } from '../adapters/job-store.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
 import { EXIT, UsageError } from './exit-codes.ts';
@@ -147,10 +148,9 @@ async function withTarget(options: TargetOptions, body: (target: Target) => Prom
   } catch (err) {
     let message = oneLine(err);
     if (target && !(err instanceof KeysError || err instanceof UsageError)) {
-      message =
-        (err as { name?: string }).name === 'ResourceNotFoundException'
-          ? `table ${target.tableName} not found in ${target.region} (check --table/--stack, --region and AWS_ENDPOINT_URL)`
-          : `table ${target.tableName}: ${message}`;
+      message = isNotFound(err)
+        ? `table ${target.tableName} not found in ${target.region} (check --table/--stack, --region and AWS_ENDPOINT_URL)`
+        : `table ${target.tableName}: ${message}`;
     }
     process.stderr.write(`orchestrator keys: ${message}\n`);
     process.exitCode = err instanceof UsageError ? EXIT.usage : EXIT.failed;

@@ -16,7 +16,6 @@ import { rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { taskIdEnv } from '../adapters/ecs-launcher.ts';
 import {
   isCredentialedStep,
   type Launcher,
@@ -24,6 +23,7 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from '../adapters/launcher.ts';
+import { workerIdentityEnv } from '../core/worker-identity.ts';
 import { bwrapArgs, claudeExecutable, type ResolvedSandbox, runtimePaths } from './sandbox.ts';
 import { inheritedByWorkers } from './worker-env.ts';
 
@@ -385,8 +385,7 @@ export function workerEnv(
         }
       : {}),
     API_URL: options.apiUrl,
-    TASK_ID: taskIdEnv(request),
-    TASK_TOKEN: request.taskToken,
+    ...workerIdentityEnv(request),
     // The real path: a symlink on PATH may point into a folder the sandbox does not show.
     CLAUDE_COMMAND: claude?.path ?? options.claudeCommand,
     WORKSPACE_DIR: workerDir,

@@ -4,7 +4,7 @@
  * `launching` or `running` forever. Fed by worker-stopped events (ECS task
  * state changes, local process exits) and by a periodic sweep.
  */
-import type { Launcher } from '../adapters/launcher.ts';
+import type { WorkerMonitor } from '../adapters/launcher.ts';
 import type { TaskRecord } from '../core/model.ts';
 import { isTerminalTaskState } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
@@ -43,7 +43,7 @@ export interface SweepReport {
 
 export async function sweepActiveTasks(
   deps: Deps,
-  launcher: Pick<Launcher, 'status' | 'stop'>,
+  monitor: WorkerMonitor,
   options: SweepOptions = DEFAULT_SWEEP,
 ): Promise<SweepReport> {
   const now = deps.now().getTime();
@@ -55,9 +55,7 @@ export async function sweepActiveTasks(
     (t) => (t.state === 'launching' || t.state === 'running') && t.launchHandle,
   );
   const statuses =
-    withHandle.length > 0
-      ? await launcher.status(withHandle.map((t) => t.launchHandle as string))
-      : new Map();
+    withHandle.length > 0 ? await monitor.status(withHandle.map((t) => t.launchHandle as string)) : new Map();
 
   for (const task of tasks) {
     const scope = { jobId: task.jobId, taskNo: task.taskNo, attempt: task.attempt };
@@ -98,7 +96,7 @@ export async function sweepActiveTasks(
       continue;
     }
     if (isOverdue(task, now, options.overrunGraceMs)) {
-      await launcher.stop(task.launchHandle, `overran its timeout of ${task.timeoutSec}s`);
+      await monitor.stop(task.launchHandle, `overran its timeout of ${task.timeoutSec}s`);
       const reason = `the worker overran its timeout of ${task.timeoutSec}s and was stopped`;
       if (await recordLostWorker(deps, scope, reason, undefined, 'timed_out')) report.overdue += 1;
       continue;
@@ -106,7 +104,7 @@ export async function sweepActiveTasks(
     const silentMs = task.state === 'running' ? silence(task, now) : 0;
     if (silentMs > deps.settings.worker.heartbeatTimeoutSec * 1000) {
       const reason = `the worker sent no progress or heartbeat for ${Math.round(silentMs / 1000)}s (workers.heartbeat_timeout ${deps.settings.worker.heartbeatTimeoutSec}s): stopped as lost`;
-      await launcher.stop(task.launchHandle, reason);
+      await monitor.stop(task.launchHandle, reason);
       if (await recordLostWorker(deps, scope, reason)) report.lost += 1;
     }
   }

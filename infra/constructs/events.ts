@@ -13,7 +13,20 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { OrchestratorFunction, type SharedEnvironment } from '../orchestrator-function.ts';
-import { allowTable, clusterTasksArn, nagClusterTasksArn } from '../permissions.ts';
+import { allowTable, clusterTasksArn, nagClusterTasksArn, type TableAction } from '../permissions.ts';
+
+/**
+ * The table actions of the reconciler's code paths. Recording a lost worker
+ * or finishing a forgotten follow-up reads and updates tasks and jobs (GetItem,
+ * UpdateItem, Query), and may take the step that follows: when the last work
+ * task of a repository job ends, the merge (then push) step is created with a
+ * conditional PutItem (record-result.ts, startStep). Run messages go on the
+ * queue (sqs:SendMessage, which covers SendMessageBatch).
+ */
+export const RECONCILER_TABLE_ACTIONS: readonly TableAction[] = ['GetItem', 'PutItem', 'UpdateItem', 'Query'];
+
+/** The only ECS actions of the reconciler: it watches and stops workers (ecs-task-monitor.ts), never starts one. */
+export const RECONCILER_ECS_ACTIONS = ['ecs:DescribeTasks', 'ecs:StopTask'] as const;
 
 export interface EventsProps {
   readonly table: ITableV2;
@@ -46,12 +59,12 @@ export class Events extends Construct {
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
-    allowTable(this.reconciler, props.table, ['GetItem', 'UpdateItem', 'Query']);
+    allowTable(this.reconciler, props.table, RECONCILER_TABLE_ACTIONS);
     props.queue.grantSendMessages(this.reconciler);
     this.reconciler.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,
-        actions: ['ecs:DescribeTasks', 'ecs:StopTask'],
+        actions: [...RECONCILER_ECS_ACTIONS],
         resources: [clusterTasksArn(this, props.cluster.clusterName)],
       }),
     );

@@ -25,6 +25,7 @@ import {
 } from '../../functions/core/metrics.ts';
 import { ROUTES } from '../../functions/handlers/routes.ts';
 import { SettingsJsonSchema } from '../../functions/services/settings.ts';
+import { RECONCILER_ECS_ACTIONS, RECONCILER_TABLE_ACTIONS } from '../../infra/constructs/events.ts';
 import { WORKER_CONTAINER_NAME } from '../../infra/constructs/workers.ts';
 import { OrchestratorFunction } from '../../infra/orchestrator-function.ts';
 import {
@@ -169,6 +170,11 @@ function executionRoleId(built: SynthesizedStack, kind: WorkerKind): string {
 
 function dispatcherStatements(built: SynthesizedStack): PolicyStatementJson[] {
   const roleId = roleIdOfArn(resource(built, dispatcherId(built)).Properties.Role);
+  return statementsOfRole(built.json, roleId).map(({ statement }) => statement);
+}
+
+function reconcilerStatements(built: SynthesizedStack): PolicyStatementJson[] {
+  const roleId = roleIdOfArn(resource(built, logicalId(built.stack.events.reconciler)).Properties.Role);
   return statementsOfRole(built.json, roleId).map(({ statement }) => statement);
 }
 
@@ -1138,6 +1144,52 @@ describe('events', () => {
       },
       Targets: Match.arrayWith([Match.objectLike({ Arn: reconcilerArn() })]),
     });
+  });
+
+  it.each(['default', 'variant', 'bedrock'] as const)(
+    'the reconciler may describe and stop tasks of the cluster, use the table as its code does and send run messages; no RunTask, no iam:PassRole, no S3 or KMS (%s)',
+    (name) => {
+      const built = build[name]();
+      const statements = reconcilerStatements(built);
+      const actions = statements
+        .flatMap(actionsOf)
+        .filter((a) => !/^logs:(CreateLogStream|PutLogEvents)$/.test(a));
+      expect([...actions].sort()).toEqual(
+        [
+          ...RECONCILER_TABLE_ACTIONS.map((a) => `dynamodb:${a}`),
+          ...RECONCILER_ECS_ACTIONS,
+          'sqs:SendMessage',
+          'sqs:GetQueueAttributes',
+          'sqs:GetQueueUrl',
+        ].sort(),
+      );
+      // Finishing a repository job whose last worker was lost creates its merge step (record-result.ts, startStep).
+      expect(actions).toContain('dynamodb:PutItem');
+      expect(actions.filter((a) => /^(iam|s3|kms):|^ecs:RunTask$|\*/.test(a))).toEqual([]);
+      // DescribeTasks and StopTask only on tasks of the workers' cluster.
+      const ecs = statements.filter((st) => actionsOf(st).some((a) => a.startsWith('ecs:')));
+      expect(ecs).toHaveLength(1);
+      const [only] = ecs;
+      expect(resourcesOf(only as PolicyStatementJson)).toHaveLength(1);
+      const arn = JSON.stringify(only?.Resource);
+      expect(arn).toContain(':task/');
+      expect(arn).toContain(logicalId(built.stack.workers.cluster));
+    },
+  );
+
+  it('the reconciler gets no launch settings: only the cluster and the container name', () => {
+    const env = resource(defaults, logicalId(defaults.stack.events.reconciler)).Properties.Environment
+      .Variables;
+    expect(env.CONTAINER_NAME).toBe(WORKER_CONTAINER_NAME);
+    expect(JSON.stringify(env.CLUSTER_ARN)).toContain(logicalId(defaults.stack.workers.cluster));
+    for (const launchOnly of [
+      'TASK_DEFINITION_ARN',
+      'GIT_TASK_DEFINITION_ARN',
+      'SUBNET_IDS',
+      'SECURITY_GROUP_IDS',
+      'TASK_SEAL_KMS_ARN',
+    ])
+      expect(env, launchOnly).not.toHaveProperty(launchOnly);
   });
 
   it('a schedule runs the reconciler sweep', () => {

@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Artifacts } from '../../functions/adapters/artifacts.ts';
-import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
+import {
+  type AwsClients,
+  type ClientOptions,
+  createAwsClients,
+} from '../../functions/adapters/aws-clients.ts';
 import { EventStore } from '../../functions/adapters/event-store.ts';
 import { JobStore } from '../../functions/adapters/job-store.ts';
 import {
@@ -14,8 +18,9 @@ import { ensureResources } from '../../functions/adapters/provision.ts';
 import { RunSlots, TreeStore } from '../../functions/adapters/tree-store.ts';
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { parseConfig } from '../../functions/core/config.ts';
+import { STEP_TASK_NO } from '../../functions/core/layout.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
-import type { JobRecord } from '../../functions/core/model.ts';
+import type { JobRecord, JobSource } from '../../functions/core/model.ts';
 import type { JobStatus } from '../../functions/core/task-states.ts';
 import { createReconciler, type ReconcilerEvent } from '../../functions/handlers/reconciler.ts';
 import { aggregateJob } from '../../functions/services/aggregate.ts';
@@ -23,8 +28,10 @@ import { handleDeadLetter } from '../../functions/services/dead-letters.ts';
 import type { Deps } from '../../functions/services/deps.ts';
 import { dispatchRun } from '../../functions/services/dispatch.ts';
 import { sweepActiveTasks } from '../../functions/services/reconcile.ts';
+import { followUp } from '../../functions/services/record-result.ts';
 import { settingsFromConfig } from '../../functions/services/settings.ts';
 import { workTasks } from '../../functions/services/submit-job.ts';
+import { RECONCILER_TABLE_ACTIONS } from '../../infra/constructs/events.ts';
 import { type Backend, resourceName, startBackend } from '../support/backend.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -50,6 +57,41 @@ class FakeLauncher {
   async status(handles: readonly string[]) {
     return new Map(handles.map((h) => [h, this.statuses.get(h) ?? ({ state: 'running' } as WorkerStatus)]));
   }
+}
+
+/** What CDK's `grantSendMessages` gives the reconciler on the work queue (test/infra/stack.test.ts pins it). */
+const RECONCILER_QUEUE_ACTIONS = ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'];
+const IAM_SERVICE = { DYNAMODB: 'dynamodb', SQS: 'sqs', S3: 's3' } as const;
+
+/**
+ * SDK middleware that refuses, as IAM would, every call whose action is not
+ * in `granted()` (SendMessageBatch is authorized as SendMessage), and records
+ * the refusals.
+ */
+function iamGuard(granted: () => ReadonlySet<string> | 'all', denied: string[]): ClientOptions {
+  return {
+    instrument: (client, service) => {
+      // biome-ignore lint/suspicious/noExplicitAny: one middleware for three client types
+      (client.middlewareStack as any).add(
+        // biome-ignore lint/suspicious/noExplicitAny: SDK middleware signature differs per client
+        (next: any, ctx: any) => async (args: unknown) => {
+          let action = `${IAM_SERVICE[service]}:${String(ctx.commandName).replace(/Command$/, '')}`;
+          if (action === 'sqs:SendMessageBatch') action = 'sqs:SendMessage';
+          const allowed = granted();
+          if (allowed !== 'all' && !allowed.has(action)) {
+            denied.push(action);
+            throw Object.assign(new Error(`not authorized to perform: ${action}`), {
+              name: 'AccessDeniedException',
+              $fault: 'client',
+              $metadata: { httpStatusCode: 400 },
+            });
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'iamGuard' },
+      );
+    },
+  };
 }
 
 describe('reconciler, sweep and launch refusals (against the emulators)', () => {
@@ -113,8 +155,11 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     return got;
   }
 
-  /** A running job with `n` queued tasks (max_retries 2). */
-  async function newJob(n: number): Promise<JobRecord> {
+  /** A running job with `n` queued tasks (max_retries 2 unless given). */
+  async function newJob(
+    n: number,
+    options: { maxRetries?: number; source?: JobSource } = {},
+  ): Promise<JobRecord> {
     const jobId = randomBytes(10).toString('hex');
     const now = new Date(clock).toISOString();
     const job: JobRecord = {
@@ -125,7 +170,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       config: {
         maxWorkers: 5,
         defaultTimeoutSec: 60,
-        maxRetries: 2,
+        maxRetries: options.maxRetries ?? 2,
         enableRecursion: false,
         maxRecursionDepth: 2,
         maxBudgetUsd: 25,
@@ -138,6 +183,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       createdAt: now,
       updatedAt: now,
       requestHash: 'h',
+      ...(options.source ? { source: options.source } : {}),
     };
     await deps.store.createJob(job);
     await deps.store.putTasks(
@@ -359,6 +405,130 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(await drainQueue()).toContainEqual({ type: 'aggregate', jobId: job.jobId });
     expect((await deps.store.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(false);
   });
+
+  it('the sweep finishes a repository job whose last worker was lost, with only the actions the reconciler is granted', async () => {
+    // A table of its own, so the sweep sees only this job; clients that refuse what IAM would refuse.
+    const own = await ensureResources(clients, {
+      tableName: resourceName('reconcile-repo'),
+      queueName: resourceName('reconcile-work'),
+      deadLetterQueueName: resourceName('reconcile-dlq'),
+      bucketName: resourceName('reconcile-artifacts'),
+      maxReceiveCount: 5,
+      visibilityTimeoutSec: 30,
+    });
+    const full = new Set([
+      ...RECONCILER_TABLE_ACTIONS.map((a) => `dynamodb:${a}`),
+      ...RECONCILER_QUEUE_ACTIONS,
+    ]);
+    // What the reconciler had before: no PutItem.
+    const before = new Set([...full].filter((a) => a !== 'dynamodb:PutItem'));
+    let granted: ReadonlySet<string> | 'all' = 'all';
+    const denied: string[] = [];
+    const guarded = createAwsClients(
+      backend.env,
+      iamGuard(() => granted, denied),
+    );
+    const store = new JobStore(guarded.ddb, own.tableName);
+    const shared = deps;
+    deps = {
+      ...shared,
+      store,
+      tree: new TreeStore(store),
+      slots: new RunSlots(store),
+      events: new EventStore(store.ddb, store.tableName),
+      queue: new WorkQueue(guarded.sqs, queueUrl),
+      artifacts: new Artifacts(guarded.s3, own.bucketName),
+    };
+    try {
+      await repositoryScenario();
+    } finally {
+      deps = shared;
+    }
+
+    async function repositoryScenario(): Promise<void> {
+      // Two work tasks on a known base, no retries: the lost one is final at once.
+      const source: JobSource = {
+        kind: 'bundle',
+        baseCommit: 'a'.repeat(40),
+        bundles: ['sources/t/base.bundle'],
+      };
+      // Setting up is the API's and the dispatcher's work, with their own grants.
+      const job = await newJob(2, { maxRetries: 0, source });
+      await launchAndRun(job.jobId, 1);
+      const lostHandle = await launchAndRun(job.jobId, 2);
+      // Task 1 reported a commit and was counted; task 2's container then died without a word.
+      const now = new Date(clock).toISOString();
+      const done = await deps.store.endAttempt(
+        job.jobId,
+        1,
+        1,
+        ['running'],
+        { state: 'succeeded', attempt: 1 },
+        { attempt: 1, state: 'succeeded', finishedAt: now },
+        {
+          output: 'done',
+          outputTruncated: false,
+          filesCreated: [],
+          costUsd: 0,
+          numTurns: 1,
+          durationMs: 1,
+          git: {
+            kind: 'work',
+            commit: 'b'.repeat(40),
+            files: { added: ['a.txt'], modified: [], deleted: [] },
+            insertions: 1,
+            deletions: 0,
+            excluded: [],
+          },
+        },
+        now,
+      );
+      if (!done) throw new Error('task 1 did not end');
+      await followUp(deps, done, now);
+      launcher.statuses.set(lostHandle, {
+        state: 'stopped',
+        reason: 'the worker ran out of memory',
+        exitCode: 137,
+      });
+      await drainQueue();
+      clock += 10_000;
+
+      // With the old grants the sweep records the lost worker, then cannot create the merge step.
+      granted = before;
+      await expect(sweepActiveTasks(deps, launcher)).rejects.toMatchObject({ name: 'AccessDeniedException' });
+      expect(denied).toEqual(['dynamodb:PutItem']);
+      expect(await deps.store.getTask(job.jobId, STEP_TASK_NO.merge)).toBeUndefined();
+      expect((await deps.store.getTask(job.jobId, 2))?.state).toBe('failed');
+      await drainQueue();
+
+      // With the reconciler's grants, the next sweep redoes the follow-up and the job moves on to its merge.
+      granted = full;
+      denied.length = 0;
+      clock += 2 * 60_000;
+      const reconcile = createReconciler(deps, launcher, 'worker');
+      const { sweep } = await reconcile(scheduledEvent());
+      expect(sweep?.followedUp).toBeGreaterThanOrEqual(1);
+      expect(denied).toEqual([]);
+      expect(await deps.store.getTask(job.jobId, STEP_TASK_NO.merge)).toMatchObject({
+        kind: 'merge',
+        state: 'queued',
+        attempt: 1,
+      });
+      expect(await drainQueue()).toContainEqual({
+        type: 'run',
+        jobId: job.jobId,
+        taskNo: STEP_TASK_NO.merge,
+        attempt: 1,
+      });
+      const lost = await deps.store.getTask(job.jobId, 2);
+      expect(lost?.attempts[0]).toMatchObject({ state: 'failed', exitCode: 137 });
+      expect((await deps.store.getJob(job.jobId))?.finishedTasks.sort()).toEqual([1, 2]);
+      // The lost task has been counted: the sweep no longer watches it; the merge step it started, it does.
+      const active = (await deps.store.listActiveTasks(1000)).map((t) => t.taskNo);
+      expect(active).not.toContain(2);
+      expect(active).toContain(STEP_TASK_NO.merge);
+    }
+  });
 });
 
 function stoppedEvent(
@@ -393,5 +563,19 @@ function stoppedEvent(
         ],
       },
     },
+  };
+}
+
+function scheduledEvent(): ReconcilerEvent {
+  return {
+    version: '0',
+    id: 's',
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '123456789012',
+    time: new Date().toISOString(),
+    region: 'us-east-1',
+    resources: [],
+    detail: {},
   };
 }

@@ -17,16 +17,13 @@ import {
 } from '@aws-sdk/client-ecs';
 import { describe, expect, it } from 'vitest';
 import {
-  clientTokenFor,
   EcsLauncher,
   type EcsLauncherConfig,
-  type EcsLike,
   LaunchConflictError,
-  parseTaskIdEnv,
-  stopReason,
-  taskIdEnv,
 } from '../../functions/adapters/ecs-launcher.ts';
+import { type EcsLike, EcsTaskMonitor, stopReason } from '../../functions/adapters/ecs-task-monitor.ts';
 import { LaunchRefusedError, type LaunchRequest } from '../../functions/adapters/launcher.ts';
+import { clientTokenFor } from '../../functions/core/worker-identity.ts';
 
 type Step = unknown | Error | ((input: Record<string, unknown>) => unknown);
 
@@ -94,6 +91,15 @@ function launcher(
       },
       random: () => random,
     },
+  );
+}
+
+/** A monitor holds only what DescribeTasks and StopTask need: the cluster and the container name. */
+function monitor(ecs: EcsLike) {
+  return new EcsTaskMonitor(
+    ecs,
+    { cluster: CONFIG.cluster, containerName: CONFIG.containerName },
+    { sleep: async () => {}, random: () => 0.5 },
   );
 }
 
@@ -210,34 +216,7 @@ describe('EcsLauncher.launch: the RunTask request', () => {
   });
 });
 
-describe('clientTokenFor', () => {
-  const ascii = /^[\x21-\x7e]{1,64}$/;
-
-  it('is deterministic, at most 64 printable ASCII characters, and differs per job, task, attempt and task token', () => {
-    const token = clientTokenFor(REQUEST);
-    expect(token).toMatch(ascii);
-    expect(clientTokenFor({ ...REQUEST })).toBe(token);
-    const others = [
-      clientTokenFor({ ...REQUEST, attempt: 2 }),
-      clientTokenFor({ ...REQUEST, taskNo: 3 }),
-      clientTokenFor({ ...REQUEST, jobId: 'fedcba98765432100123' }),
-      // A redelivered dispatch of the same attempt mints a new task token: a distinct RunTask, never a ConflictException.
-      clientTokenFor({ ...REQUEST, taskToken: `${REQUEST.taskToken}x` }),
-    ];
-    expect(new Set([token, ...others]).size).toBe(5);
-  });
-
-  it('stays within 64 characters and distinct for the longest job ids', () => {
-    const jobId = 'z'.repeat(64);
-    const taskToken = REQUEST.taskToken;
-    const a = clientTokenFor({ jobId, taskNo: 999_999, attempt: 1, taskToken });
-    const b = clientTokenFor({ jobId, taskNo: 999_999, attempt: 2, taskToken });
-    expect(a).toMatch(ascii);
-    expect(b).toMatch(ascii);
-    expect(a).not.toBe(b);
-    expect(clientTokenFor({ jobId, taskNo: 999_999, attempt: 1, taskToken })).toBe(a);
-  });
-
+describe('EcsLauncher.launch: the client token', () => {
   it('is a different token for each attempt the launcher sends', async () => {
     const ecs = new FakeEcs([started(), started()]);
     const l = launcher(ecs);
@@ -481,7 +460,7 @@ describe('EcsLauncher.stop', () => {
   });
 });
 
-describe('EcsLauncher.describe', () => {
+describe('EcsTaskMonitor.describe', () => {
   const arn = (i: number) => `arn:aws:ecs:eu-west-1:111122223333:task/fleet/t${i}`;
 
   it('asks in chunks of 100 tasks', async () => {
@@ -491,7 +470,7 @@ describe('EcsLauncher.describe', () => {
       failures: [],
     });
     const ecs = new FakeEcs([answer, answer]);
-    const statuses = await launcher(ecs).describe(handles);
+    const statuses = await monitor(ecs).describe(handles);
     expect(ecs.calls.map((c) => c.name)).toEqual(['DescribeTasksCommand', 'DescribeTasksCommand']);
     expect(ecs.calls.map((c) => (c.input.tasks as string[]).length)).toEqual([100, 50]);
     expect(ecs.calls[0]?.input.cluster).toBe(CONFIG.cluster);
@@ -532,7 +511,7 @@ describe('EcsLauncher.describe', () => {
         ],
       },
     ]);
-    const statuses = await launcher(ecs).describe([arn(1), arn(2), arn(3), arn(4), arn(5), arn(6)]);
+    const statuses = await monitor(ecs).describe([arn(1), arn(2), arn(3), arn(4), arn(5), arn(6)]);
     expect(statuses.get(arn(1))).toEqual({
       lastStatus: 'STOPPED',
       stopCode: 'EssentialContainerExited',
@@ -553,45 +532,12 @@ describe('EcsLauncher.describe', () => {
 
   it('sends nothing for no handles and asks once for duplicates', async () => {
     const none = new FakeEcs();
-    expect((await launcher(none).describe([])).size).toBe(0);
+    expect((await monitor(none).describe([])).size).toBe(0);
     expect(none.calls).toHaveLength(0);
 
     const ecs = new FakeEcs([{ tasks: [{ taskArn: arn(1), lastStatus: 'RUNNING' }] }]);
-    await launcher(ecs).describe([arn(1), arn(1)]);
+    await monitor(ecs).describe([arn(1), arn(1)]);
     expect(ecs.calls[0]?.input.tasks).toEqual([arn(1)]);
-  });
-});
-
-describe('taskIdEnv and parseTaskIdEnv', () => {
-  it('round-trips job, task and attempt', () => {
-    for (const ids of [
-      { jobId: '0123456789abcdef0123', taskNo: 1, attempt: 1 },
-      { jobId: 'a_b-C', taskNo: 0, attempt: 0 },
-      { jobId: 'z'.repeat(64), taskNo: 999_999, attempt: 9_999 },
-    ]) {
-      expect(parseTaskIdEnv(taskIdEnv(ids))).toEqual(ids);
-    }
-    expect(taskIdEnv(REQUEST)).toBe('0123456789abcdef0123/2/1');
-  });
-
-  it('rejects malformed values', () => {
-    for (const value of [
-      '',
-      'job',
-      'job/1',
-      'job/1/2/3',
-      'job/x/1',
-      'job/1/-1',
-      'job/01/1',
-      'job/1/1.5',
-      'jo b/1/1',
-      'job/1/1 ',
-      '/1/1',
-      `${'z'.repeat(65)}/1/1`,
-      'job/1234567/1',
-    ]) {
-      expect(parseTaskIdEnv(value)).toBeUndefined();
-    }
   });
 });
 
@@ -599,6 +545,36 @@ describe('EcsLike', () => {
   it('is satisfied by the SDK client', () => {
     const client: EcsLike = new ECSClient({ region: 'eu-west-1' });
     expect(typeof client.send).toBe('function');
+  });
+});
+
+describe('EcsTaskMonitor', () => {
+  it('needs only a cluster and the container name, and sends only DescribeTasks and StopTask', async () => {
+    expect(() => new EcsTaskMonitor(new FakeEcs(), { cluster: '', containerName: 'worker' })).toThrow(
+      /cluster/,
+    );
+    const ecs = new FakeEcs([{ tasks: [{ taskArn: TASK_ARN, lastStatus: 'RUNNING' }] }, {}]);
+    const m = monitor(ecs);
+    expect(await m.status([TASK_ARN])).toEqual(new Map([[TASK_ARN, { state: 'running' }]]));
+    await m.stop(TASK_ARN, 'overdue');
+    expect(ecs.calls.map((c) => c.name)).toEqual(['DescribeTasksCommand', 'StopTaskCommand']);
+    expect(ecs.calls.every((c) => c.input.cluster === CONFIG.cluster)).toBe(true);
+  });
+
+  it('retries throttled DescribeTasks, and gives up on an error the request itself causes', async () => {
+    const ecs = new FakeEcs([
+      awsError('ThrottlingException', 'Rate exceeded'),
+      { tasks: [{ taskArn: TASK_ARN, lastStatus: 'STOPPED' }] },
+    ]);
+    expect((await monitor(ecs).status([TASK_ARN])).get(TASK_ARN)).toMatchObject({ state: 'stopped' });
+    expect(ecs.calls).toHaveLength(2);
+    const denied = new AccessDeniedException({
+      message: 'no ecs:DescribeTasks',
+      $metadata: { httpStatusCode: 400 },
+    });
+    const refused = new FakeEcs([denied]);
+    await expect(monitor(refused).status([TASK_ARN])).rejects.toBe(denied);
+    expect(refused.calls).toHaveLength(1);
   });
 });
 
@@ -627,6 +603,7 @@ describe('status and stopReason (what the reconciler reads)', () => {
         failures: [{ arn: arn('c'), reason: 'MISSING' }],
       },
     ]);
+    // The launcher answers as its monitor does.
     const statuses = await launcher(ecs).status([arn('a'), arn('b'), arn('c')]);
     expect(statuses.get(arn('a'))).toEqual({ state: 'running' });
     expect(statuses.get(arn('b'))).toMatchObject({ state: 'stopped', exitCode: 137 });

@@ -9,9 +9,13 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { resolveTaskToken } from '../../container/task-token.ts';
-import { EcsLauncher, type EcsLike, taskIdEnv } from '../../functions/adapters/ecs-launcher.ts';
+import { EcsLauncher } from '../../functions/adapters/ecs-launcher.ts';
+import type { EcsLike } from '../../functions/adapters/ecs-task-monitor.ts';
 import { LaunchRefusedError, type LaunchRequest } from '../../functions/adapters/launcher.ts';
-import { kmsTokenSealer, kmsTokenUnsealer, SEALED_TOKEN_ENV } from '../../functions/adapters/token-seal.ts';
+import { kmsTokenSealer, kmsTokenUnsealer } from '../../functions/adapters/token-seal.ts';
+import { taskIdEnv, WORKER_ENV } from '../../functions/core/worker-identity.ts';
+
+const SEALED_TOKEN_ENV = WORKER_ENV.sealedTaskToken;
 
 class FakeKms {
   private readonly key = randomBytes(32);
