@@ -267,6 +267,8 @@ export interface TaskRecord {
   /** The child job this task handed its work to (waiting_on_child, recursive_success). */
   childJobId?: string | undefined;
   childResults?: ChildResults | undefined;
+  /** Why the child job did not succeed, when the task ended `failed` with it (completeFromChild). */
+  childError?: string | undefined;
   /** Spend reserved on the root for the current attempt, and which attempt it is for. */
   budgetUsd?: number | undefined;
   budgetAttempt?: number | undefined;
