@@ -20,33 +20,23 @@ import {
   TERMINAL_TASK_STATES,
 } from '../core/task-states.ts';
 import {
-  PARTITION_KEY,
-  SORT_KEY,
-  TENANT_INDEX,
-  TENANT_INDEX_PARTITION_KEY,
-  TENANT_INDEX_SORT_KEY,
-} from './table-schema.ts';
+  ACTIVE_SHARDS,
+  API_KEYS_PARTITION,
+  activeListing,
+  activeShardPartition,
+  apiKeyKey,
+  apiKeyListing,
+  isTenantListingKey,
+  jobKey,
+  jobListing,
+  jobPartition,
+  TASK_SORT_PREFIX,
+  taskKey,
+  tenantPartition,
+} from './table-keys.ts';
+import { LISTING_INDEX, LISTING_INDEX_PARTITION_KEY, LISTING_INDEX_SORT_KEY } from './table-schema.ts';
 
-const META = 'META';
-/** GSI1 partition that holds every API key item, so keys can be listed without a scan. */
-const API_KEYS_PARTITION = 'APIKEYS';
-/**
- * Tasks that are not final sit in GSI1 under `ACTIVE#<shard>` (sparse: the
- * attributes are removed when the task ends), so the reconciler's sweep finds
- * them with a few queries instead of a scan. Shards spread the writes.
- */
-export const ACTIVE_SHARDS = 4;
-const activePartition = (jobId: string) =>
-  `ACTIVE#${Number.parseInt(jobId.slice(-4), 16) % ACTIVE_SHARDS || 0}`;
 export const MAX_PAGES = 50;
-export const treePartition = (rootJobId: string) => `TREE#${rootJobId}`;
-
-export const jobKey = (jobId: string) => ({ [PARTITION_KEY]: `JOB#${jobId}`, [SORT_KEY]: META });
-export const taskKey = (jobId: string, taskNo: number) => ({
-  [PARTITION_KEY]: `JOB#${jobId}`,
-  [SORT_KEY]: `TASK#${String(taskNo).padStart(4, '0')}`,
-});
-const apiKeyKey = (sha256: string) => ({ [PARTITION_KEY]: `KEY#${sha256}`, [SORT_KEY]: 'KEY' });
 
 export interface ApiKeyRecord {
   sha256: string;
@@ -93,20 +83,6 @@ export async function conditional<T>(write: () => Promise<T>): Promise<T | undef
     if (isConditionFailure(err)) return undefined;
     throw err;
   }
-}
-
-function isListingKey(key: unknown, partition: string): boolean {
-  if (!key || typeof key !== 'object' || Array.isArray(key)) return false;
-  const k = key as Record<string, unknown>;
-  const names = Object.keys(k).sort();
-  const expected = [PARTITION_KEY, SORT_KEY, TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY].sort();
-  return (
-    names.length === expected.length &&
-    names.every((n, i) => n === expected[i] && typeof k[n] === 'string') &&
-    k[TENANT_INDEX_PARTITION_KEY] === partition &&
-    (k[PARTITION_KEY] as string).startsWith('JOB#') &&
-    k[SORT_KEY] === META
-  );
 }
 
 function apiKeyFromItem(item: Record<string, unknown>): ApiKeyRecord {
@@ -158,9 +134,9 @@ export async function queryAll(
 export function indexPartition(tableName: string, partition: string): QueryCommandInput {
   return {
     TableName: tableName,
-    IndexName: TENANT_INDEX,
+    IndexName: LISTING_INDEX,
     KeyConditionExpression: '#pk = :pk',
-    ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
+    ExpressionAttributeNames: { '#pk': LISTING_INDEX_PARTITION_KEY },
     ExpressionAttributeValues: { ':pk': partition },
   };
 }
@@ -174,15 +150,12 @@ export class JobStore {
   /** Creates the job unless its id exists; returns false when it already did (an idempotent retry). */
   async createJob(job: JobRecord): Promise<boolean> {
     const { finishedTasks: _f, ...rest } = job;
-    const item: Record<string, unknown> = { ...jobKey(job.jobId), entity: 'job', ...rest };
-    if (job.depth === 0) {
-      item[TENANT_INDEX_PARTITION_KEY] = `TENANT#${job.tenant}`;
-      item[TENANT_INDEX_SORT_KEY] = `${job.createdAt}#${job.jobId}`;
-    } else {
-      // Children are not listed per tenant; they are found through their root's tree.
-      item[TENANT_INDEX_PARTITION_KEY] = treePartition(job.rootJobId);
-      item[TENANT_INDEX_SORT_KEY] = `${String(job.depth).padStart(2, '0')}#${job.path}#${job.jobId}`;
-    }
+    const item: Record<string, unknown> = {
+      ...jobKey(job.jobId),
+      entity: 'job',
+      ...rest,
+      ...jobListing(job),
+    };
     const created = await conditional(() =>
       this.ddb.send(
         new PutCommand({
@@ -204,7 +177,6 @@ export class JobStore {
 
   /** A tenant's root jobs, newest first. */
   async listJobs(tenant: string, limit: number, cursor?: string): Promise<JobPage> {
-    const partition = `TENANT#${tenant}`;
     let startKey: Record<string, unknown> | undefined;
     if (cursor) {
       try {
@@ -213,15 +185,15 @@ export class JobStore {
         throw new InvalidCursorError();
       }
       // Only a key this query could have returned may steer it: another tenant's, or a forged one, is refused.
-      if (!isListingKey(startKey, partition)) throw new InvalidCursorError();
+      if (!isTenantListingKey(startKey, tenant)) throw new InvalidCursorError();
     }
     const out = await this.ddb.send(
       new QueryCommand({
         TableName: this.tableName,
-        IndexName: TENANT_INDEX,
+        IndexName: LISTING_INDEX,
         KeyConditionExpression: '#pk = :pk',
-        ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
-        ExpressionAttributeValues: { ':pk': partition },
+        ExpressionAttributeNames: { '#pk': LISTING_INDEX_PARTITION_KEY },
+        ExpressionAttributeValues: { ':pk': tenantPartition(tenant) },
         ScanIndexForward: false,
         Limit: limit,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
@@ -363,8 +335,7 @@ export class JobStore {
               Item: {
                 ...taskKey(task.jobId, task.taskNo),
                 entity: 'task',
-                [TENANT_INDEX_PARTITION_KEY]: activePartition(task.jobId),
-                [TENANT_INDEX_SORT_KEY]: `${task.createdAt}#${task.jobId}#${task.taskNo}`,
+                ...activeListing(task),
                 ...task,
               },
               ConditionExpression: 'attribute_not_exists(PK)',
@@ -389,7 +360,7 @@ export class JobStore {
       {
         TableName: this.tableName,
         KeyConditionExpression: 'PK = :pk AND begins_with(SK, :task)',
-        ExpressionAttributeValues: { ':pk': `JOB#${jobId}`, ':task': 'TASK#' },
+        ExpressionAttributeValues: { ':pk': jobPartition(jobId), ':task': TASK_SORT_PREFIX },
         ConsistentRead: true,
       },
       `tasks of job ${jobId}`,
@@ -406,8 +377,8 @@ export class JobStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(jobId, taskNo),
-          UpdateExpression: `REMOVE ${TENANT_INDEX_PARTITION_KEY}, ${TENANT_INDEX_SORT_KEY}`,
-          ConditionExpression: `attribute_exists(${TENANT_INDEX_PARTITION_KEY}) AND #state IN (${Object.keys(values).join(', ')})`,
+          UpdateExpression: `REMOVE ${LISTING_INDEX_PARTITION_KEY}, ${LISTING_INDEX_SORT_KEY}`,
+          ConditionExpression: `attribute_exists(${LISTING_INDEX_PARTITION_KEY}) AND #state IN (${Object.keys(values).join(', ')})`,
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: values,
         }),
@@ -421,7 +392,7 @@ export class JobStore {
     for (let shard = 0; shard < ACTIVE_SHARDS && tasks.length < limit; shard++) {
       const items = await queryAll(
         this.ddb,
-        indexPartition(this.tableName, `ACTIVE#${shard}`),
+        indexPartition(this.tableName, activeShardPartition(shard)),
         'active tasks',
         {
           limit: limit - tasks.length,
@@ -726,8 +697,7 @@ export class JobStore {
         Item: {
           ...apiKeyKey(key.sha256),
           entity: 'apikey',
-          [TENANT_INDEX_PARTITION_KEY]: API_KEYS_PARTITION,
-          [TENANT_INDEX_SORT_KEY]: `${key.createdAt}#${key.keyId}`,
+          ...apiKeyListing(key),
           ...key,
         },
         ConditionExpression: 'attribute_not_exists(PK)',

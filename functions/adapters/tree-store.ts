@@ -18,13 +18,11 @@ import {
   indexPartition,
   type JobStore,
   jobFromItem,
-  jobKey,
   queryAll,
   taskFromItem,
-  taskKey,
-  treePartition,
 } from './job-store.ts';
-import { TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY } from './table-schema.ts';
+import { jobKey, RUNNING_COUNTER_KEY, taskKey, treePartition } from './table-keys.ts';
+import { LISTING_INDEX_PARTITION_KEY, LISTING_INDEX_SORT_KEY } from './table-schema.ts';
 
 /** Slack for floating-point sums of USD amounts, so a reservation that fits exactly is not refused. */
 const EPSILON = 1e-9;
@@ -377,7 +375,7 @@ export class TreeStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(jobId, taskNo),
-          UpdateExpression: `SET #state = :cancelled, finishedAt = :now, updatedAt = :now REMOVE ${TENANT_INDEX_PARTITION_KEY}, ${TENANT_INDEX_SORT_KEY}`,
+          UpdateExpression: `SET #state = :cancelled, finishedAt = :now, updatedAt = :now REMOVE ${LISTING_INDEX_PARTITION_KEY}, ${LISTING_INDEX_SORT_KEY}`,
           ConditionExpression: `#state IN (${Object.keys(values).join(', ')})`,
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: { ':cancelled': 'cancelled', ':now': now, ...values },
@@ -464,7 +462,7 @@ export class RunSlots {
       this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: GLOBAL_SLOTS_KEY,
+          Key: RUNNING_COUNTER_KEY,
           UpdateExpression: 'SET #r = if_not_exists(#r, :zero) + :one',
           ConditionExpression: 'attribute_not_exists(#r) OR #r < :max',
           ExpressionAttributeNames: { '#r': 'runningTasks' },
@@ -487,7 +485,7 @@ export class RunSlots {
       this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: GLOBAL_SLOTS_KEY,
+          Key: RUNNING_COUNTER_KEY,
           UpdateExpression: 'SET #r = #r - :one',
           ConditionExpression: '#r > :zero',
           ExpressionAttributeNames: { '#r': 'runningTasks' },
@@ -516,7 +514,7 @@ export class RunSlots {
 
   async readGlobal(): Promise<number> {
     const out = await this.ddb.send(
-      new GetCommand({ TableName: this.tableName, Key: GLOBAL_SLOTS_KEY, ConsistentRead: true }),
+      new GetCommand({ TableName: this.tableName, Key: RUNNING_COUNTER_KEY, ConsistentRead: true }),
     );
     return Number(out.Item?.runningTasks ?? 0);
   }
@@ -527,7 +525,7 @@ export class RunSlots {
       this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: GLOBAL_SLOTS_KEY,
+          Key: RUNNING_COUNTER_KEY,
           UpdateExpression: 'SET #r = :actual',
           ConditionExpression: '#r = :seen',
           ExpressionAttributeNames: { '#r': 'runningTasks' },
@@ -554,5 +552,3 @@ export class RunSlots {
     );
   }
 }
-
-const GLOBAL_SLOTS_KEY = { PK: 'COUNTER#running', SK: 'COUNTER' };

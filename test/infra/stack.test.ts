@@ -8,11 +8,11 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { Runtime, RuntimeFamily } from 'aws-cdk-lib/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  LISTING_INDEX,
+  LISTING_INDEX_PARTITION_KEY,
+  LISTING_INDEX_SORT_KEY,
   PARTITION_KEY,
   SORT_KEY,
-  TENANT_INDEX,
-  TENANT_INDEX_PARTITION_KEY,
-  TENANT_INDEX_SORT_KEY,
   TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
@@ -374,10 +374,10 @@ describe('table', () => {
       ],
       GlobalSecondaryIndexes: [
         Match.objectLike({
-          IndexName: TENANT_INDEX,
+          IndexName: LISTING_INDEX,
           KeySchema: [
-            { AttributeName: TENANT_INDEX_PARTITION_KEY, KeyType: 'HASH' },
-            { AttributeName: TENANT_INDEX_SORT_KEY, KeyType: 'RANGE' },
+            { AttributeName: LISTING_INDEX_PARTITION_KEY, KeyType: 'HASH' },
+            { AttributeName: LISTING_INDEX_SORT_KEY, KeyType: 'RANGE' },
           ],
           Projection: { ProjectionType: 'ALL' },
         }),
