@@ -11,7 +11,7 @@ import {
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { EVENT_RETENTION_SEC, type EventKind, eventId } from '../core/progress.ts';
-import { conditional } from './job-store.ts';
+import { conditional } from './dynamo-ops.ts';
 import { eventsPartition, logOffsetKey, logPartition } from './table-keys.ts';
 import { PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE } from './table-schema.ts';
 

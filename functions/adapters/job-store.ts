@@ -3,15 +3,15 @@
  * a conditional write that names the state it expects; a write whose condition
  * fails returns `undefined` (someone else moved first) instead of throwing.
  */
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  type QueryCommandInput,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import type { AttemptRecord, JobRecord, RefusedFile, TaskRecord, TaskResultSummary } from '../core/model.ts';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type {
+  ApiKeyRecord,
+  AttemptRecord,
+  JobRecord,
+  RefusedFile,
+  TaskRecord,
+  TaskResultSummary,
+} from '../core/model.ts';
 import {
   assertJobTransition,
   assertTaskTransition,
@@ -19,33 +19,25 @@ import {
   type TaskState,
   TERMINAL_TASK_STATES,
 } from '../core/task-states.ts';
+import { conditional, indexPartition, oneOf, queryAll, type UpdateParts, updateItem } from './dynamo-ops.ts';
+import { apiKeyFromItem, apiKeyItem, jobFromItem, jobItem, taskFromItem, taskItem } from './table-items.ts';
 import {
   ACTIVE_SHARDS,
   API_KEYS_PARTITION,
-  activeListing,
   activeShardPartition,
   apiKeyKey,
-  apiKeyListing,
   isTenantListingKey,
   jobKey,
-  jobListing,
   jobPartition,
   TASK_SORT_PREFIX,
   taskKey,
   tenantPartition,
 } from './table-keys.ts';
-import { LISTING_INDEX, LISTING_INDEX_PARTITION_KEY, LISTING_INDEX_SORT_KEY } from './table-schema.ts';
+import { LISTING_INDEX_PARTITION_KEY, LISTING_INDEX_SORT_KEY } from './table-schema.ts';
 
-export const MAX_PAGES = 50;
-
-export interface ApiKeyRecord {
-  sha256: string;
-  keyId: string;
-  tenant: string;
-  name: string;
-  createdAt: string;
-  revokedAt?: string | undefined;
-}
+/** The attempt `:a` is the task's current one, and it is launching or running. */
+const LIVE_ATTEMPT = ['attempt = :a', '#state IN (:launching, :running)'];
+const LIVE_STATES = { ':launching': 'launching', ':running': 'running' };
 
 /** What one upload request adds to its attempt's counters (see JobStore.countUploads). */
 export interface UploadGrant {
@@ -71,76 +63,6 @@ export class InvalidCursorError extends Error {
   }
 }
 
-function isConditionFailure(err: unknown): boolean {
-  return (err as { name?: string })?.name === 'ConditionalCheckFailedException';
-}
-
-/** Runs a conditional write; `undefined` when its condition did not hold. */
-export async function conditional<T>(write: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await write();
-  } catch (err) {
-    if (isConditionFailure(err)) return undefined;
-    throw err;
-  }
-}
-
-function apiKeyFromItem(item: Record<string, unknown>): ApiKeyRecord {
-  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
-  return rest as unknown as ApiKeyRecord;
-}
-
-export function jobFromItem(item: Record<string, unknown>): JobRecord {
-  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, finishedTasks, ...rest } = item;
-  const finished = finishedTasks instanceof Set ? [...finishedTasks] : [];
-  return { ...(rest as unknown as JobRecord), finishedTasks: (finished as number[]).sort((a, b) => a - b) };
-}
-
-export function taskFromItem(item: Record<string, unknown>): TaskRecord {
-  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
-  return rest as unknown as TaskRecord;
-}
-
-/**
- * Every item of a query, page by page, bounded to `maxPages` pages (and to
- * `limit` items when given). Throws when the bound is hit before the end, so
- * a caller never silently works on a partial list it believes complete.
- */
-export async function queryAll(
-  ddb: DynamoDBDocumentClient,
-  input: QueryCommandInput,
-  what: string,
-  options: { limit?: number; maxPages?: number } = {},
-): Promise<Record<string, unknown>[]> {
-  const items: Record<string, unknown>[] = [];
-  const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  let startKey: Record<string, unknown> | undefined;
-  for (let page = 0; page < (options.maxPages ?? MAX_PAGES); page++) {
-    const out = await ddb.send(
-      new QueryCommand({
-        ...input,
-        ...(Number.isFinite(limit) ? { Limit: Math.min(100, limit - items.length) } : {}),
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-      }),
-    );
-    items.push(...(out.Items ?? []));
-    startKey = out.LastEvaluatedKey;
-    if (!startKey || items.length >= limit) return items;
-  }
-  throw new Error(`${what}: more than ${options.maxPages ?? MAX_PAGES} pages`);
-}
-
-/** The GSI1 query of one partition (tenant listings, API keys, active tasks, a job tree). */
-export function indexPartition(tableName: string, partition: string): QueryCommandInput {
-  return {
-    TableName: tableName,
-    IndexName: LISTING_INDEX,
-    KeyConditionExpression: '#pk = :pk',
-    ExpressionAttributeNames: { '#pk': LISTING_INDEX_PARTITION_KEY },
-    ExpressionAttributeValues: { ':pk': partition },
-  };
-}
-
 export class JobStore {
   constructor(
     readonly ddb: DynamoDBDocumentClient,
@@ -149,18 +71,11 @@ export class JobStore {
 
   /** Creates the job unless its id exists; returns false when it already did (an idempotent retry). */
   async createJob(job: JobRecord): Promise<boolean> {
-    const { finishedTasks: _f, ...rest } = job;
-    const item: Record<string, unknown> = {
-      ...jobKey(job.jobId),
-      entity: 'job',
-      ...rest,
-      ...jobListing(job),
-    };
     const created = await conditional(() =>
       this.ddb.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: item,
+          Item: jobItem(job),
           ConditionExpression: 'attribute_not_exists(PK)',
         }),
       ),
@@ -189,11 +104,7 @@ export class JobStore {
     }
     const out = await this.ddb.send(
       new QueryCommand({
-        TableName: this.tableName,
-        IndexName: LISTING_INDEX,
-        KeyConditionExpression: '#pk = :pk',
-        ExpressionAttributeNames: { '#pk': LISTING_INDEX_PARTITION_KEY },
-        ExpressionAttributeValues: { ':pk': tenantPartition(tenant) },
+        ...indexPartition(this.tableName, tenantPartition(tenant)),
         ScanIndexForward: false,
         Limit: limit,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
@@ -216,35 +127,27 @@ export class JobStore {
     extra: { totalTasks?: number; error?: string } = {},
   ): Promise<JobRecord | undefined> {
     assertJobTransition(from, to);
-    const sets = ['#status = :to', 'updatedAt = :now'];
+    const set = ['#status = :to', 'updatedAt = :now'];
     const values: Record<string, unknown> = { ':to': to, ':from': from, ':now': now };
     if (extra.totalTasks !== undefined) {
-      sets.push('totalTasks = :total');
+      set.push('totalTasks = :total');
       values[':total'] = extra.totalTasks;
     }
     if (extra.error !== undefined) {
-      sets.push('#error = :error');
+      set.push('#error = :error');
       values[':error'] = extra.error;
     }
     if (['completed', 'partial', 'failed', 'cancelled'].includes(to)) {
-      sets.push('finishedAt = :now');
+      set.push('finishedAt = :now');
     }
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: 'attribute_exists(PK) AND #status = :from',
-          ExpressionAttributeNames: {
-            '#status': 'status',
-            ...(extra.error !== undefined ? { '#error': 'error' } : {}),
-          },
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      set,
+      conditions: ['attribute_exists(PK)', '#status = :from'],
+      names: { '#status': 'status', ...(extra.error !== undefined ? { '#error': 'error' } : {}) },
+      values,
+      returnValues: 'ALL_NEW',
+    });
     return out?.Attributes ? jobFromItem(out.Attributes) : undefined;
   }
 
@@ -258,18 +161,14 @@ export class JobStore {
     taskNo: number,
     now: string,
   ): Promise<{ job: JobRecord; firstTime: boolean }> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'ADD finishedTasks :n SET updatedAt = :now',
-          ConditionExpression: 'attribute_exists(PK) AND NOT contains(finishedTasks, :no)',
-          ExpressionAttributeValues: { ':n': new Set([taskNo]), ':no': taskNo, ':now': now },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      set: ['updatedAt = :now'],
+      add: ['finishedTasks :n'],
+      conditions: ['attribute_exists(PK)', 'NOT contains(finishedTasks, :no)'],
+      values: { ':n': new Set([taskNo]), ':no': taskNo, ':now': now },
+      returnValues: 'ALL_NEW',
+    });
     if (out?.Attributes) return { job: jobFromItem(out.Attributes), firstTime: true };
     const job = await this.getJob(jobId);
     if (!job) throw new Error(`job ${jobId} vanished while finishing task ${taskNo}`);
@@ -288,18 +187,18 @@ export class JobStore {
     now: string,
     parts: { release: boolean; spend?: { delta: number; actual: number }; finished?: number },
   ): Promise<JobRecord | undefined> {
-    const sets = ['updatedAt = :now'];
+    const set = ['updatedAt = :now'];
     const conditions = ['attribute_exists(PK)'];
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = { ':now': now };
     if (parts.release) {
-      sets.push('#r = #r - :one');
+      set.push('#r = #r - :one');
       conditions.push('#r > :zero');
       names['#r'] = 'runningTasks';
       Object.assign(values, { ':one': 1, ':zero': 0 });
     }
     if (parts.spend) {
-      sets.push('#b.committedUsd = #b.committedUsd + :delta', '#b.spentUsd = #b.spentUsd + :actual');
+      set.push('#b.committedUsd = #b.committedUsd + :delta', '#b.spentUsd = #b.spentUsd + :actual');
       names['#b'] = 'budget';
       Object.assign(values, { ':delta': parts.spend.delta, ':actual': parts.spend.actual });
     }
@@ -308,19 +207,15 @@ export class JobStore {
       conditions.push('NOT contains(finishedTasks, :no)');
       Object.assign(values, { ':n': new Set([finished]), ':no': finished });
     }
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: `SET ${sets.join(', ')}${finished !== undefined ? ' ADD finishedTasks :n' : ''}`,
-          ConditionExpression: conditions.join(' AND '),
-          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      set,
+      add: finished !== undefined ? ['finishedTasks :n'] : [],
+      conditions,
+      names,
+      values,
+      returnValues: 'ALL_NEW',
+    });
     return out?.Attributes ? jobFromItem(out.Attributes) : undefined;
   }
 
@@ -332,12 +227,7 @@ export class JobStore {
           this.ddb.send(
             new PutCommand({
               TableName: this.tableName,
-              Item: {
-                ...taskKey(task.jobId, task.taskNo),
-                entity: 'task',
-                ...activeListing(task),
-                ...task,
-              },
+              Item: taskItem(task),
               ConditionExpression: 'attribute_not_exists(PK)',
             }),
           ),
@@ -370,20 +260,14 @@ export class JobStore {
 
   /** The task's end has been counted by its job: the sweep no longer needs to watch it. */
   async leaveActiveIndex(jobId: string, taskNo: number): Promise<void> {
-    const final = [...TERMINAL_TASK_STATES];
-    const values = Object.fromEntries(final.map((s, i) => [`:f${i}`, s]));
-    await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: `REMOVE ${LISTING_INDEX_PARTITION_KEY}, ${LISTING_INDEX_SORT_KEY}`,
-          ConditionExpression: `attribute_exists(${LISTING_INDEX_PARTITION_KEY}) AND #state IN (${Object.keys(values).join(', ')})`,
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: values,
-        }),
-      ),
-    );
+    const final = oneOf('#state', ':f', TERMINAL_TASK_STATES);
+    await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      remove: [LISTING_INDEX_PARTITION_KEY, LISTING_INDEX_SORT_KEY],
+      conditions: [`attribute_exists(${LISTING_INDEX_PARTITION_KEY})`, final.condition],
+      names: { '#state': 'state' },
+      values: final.values,
+    });
   }
 
   /** Tasks not yet final, across every job (for the reconciler's sweep), at most `limit`. */
@@ -437,23 +321,13 @@ export class JobStore {
 
   /** Stores the launcher's handle. The worker may already be running, so either state is fine. */
   async setLaunchHandle(jobId: string, taskNo: number, attempt: number, handle: string): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: 'SET launchHandle = :h',
-          ConditionExpression: 'attempt = :a AND #state IN (:launching, :running)',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':h': handle,
-            ':a': attempt,
-            ':launching': 'launching',
-            ':running': 'running',
-          },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      set: ['launchHandle = :h'],
+      conditions: LIVE_ATTEMPT,
+      names: { '#state': 'state' },
+      values: { ':h': handle, ':a': attempt, ...LIVE_STATES },
+    });
     return out !== undefined;
   }
 
@@ -479,26 +353,17 @@ export class JobStore {
     nowMs: number,
     minIntervalMs: number,
   ): Promise<'ok' | 'too_soon' | 'not_live'> {
-    const written = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: 'SET heartbeatAt = :now, heartbeatAttempt = :a',
-          ConditionExpression:
-            'attribute_exists(PK) AND attempt = :a AND #state IN (:launching, :running) AND ' +
-            '(attribute_not_exists(heartbeatAt) OR heartbeatAttempt <> :a OR heartbeatAt <= :cutoff)',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':now': nowMs,
-            ':a': attempt,
-            ':launching': 'launching',
-            ':running': 'running',
-            ':cutoff': nowMs - minIntervalMs,
-          },
-        }),
-      ),
-    );
+    const written = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      set: ['heartbeatAt = :now', 'heartbeatAttempt = :a'],
+      conditions: [
+        'attribute_exists(PK)',
+        ...LIVE_ATTEMPT,
+        '(attribute_not_exists(heartbeatAt) OR heartbeatAttempt <> :a OR heartbeatAt <= :cutoff)',
+      ],
+      names: { '#state': 'state' },
+      values: { ':now': nowMs, ':a': attempt, ...LIVE_STATES, ':cutoff': nowMs - minIntervalMs },
+    });
     if (written) return 'ok';
     const task = await this.getTask(jobId, taskNo);
     const live = task?.attempt === attempt && (task.state === 'launching' || task.state === 'running');
@@ -519,7 +384,7 @@ export class JobStore {
     result: TaskResultSummary | undefined,
     now: string,
   ): Promise<TaskRecord | undefined> {
-    const sets = [
+    const set = [
       '#state = :to',
       'updatedAt = :now',
       'attempt = :next',
@@ -534,34 +399,30 @@ export class JobStore {
       ':empty': [],
     };
     if (result) {
-      sets.push('#result = :result');
+      set.push('#result = :result');
       values[':result'] = result;
     }
     if (next.timeoutSec !== undefined) {
-      sets.push('timeoutSec = :timeout');
+      set.push('timeoutSec = :timeout');
       values[':timeout'] = next.timeoutSec;
     }
-    const removes: string[] = [];
-    if (next.state === 'queued') removes.push('tokenHash', 'launchHandle', 'startedAt');
-    else sets.push('finishedAt = :now');
+    const remove: string[] = [];
+    if (next.state === 'queued') remove.push('tokenHash', 'launchHandle', 'startedAt');
+    else set.push('finishedAt = :now');
     // A final task stays in the active index until its job has counted it (leaveActiveIndex), so the
     // sweep can finish the follow-up steps if the writer crashed or lost the response in between.
     for (const f of from) assertTaskTransition(f, record.state);
     if (next.state !== record.state) assertTaskTransition(record.state, next.state);
-    const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-          ConditionExpression: `attempt = :a AND #state IN (${Object.keys(fromValues).join(', ')})`,
-          ExpressionAttributeNames: { '#state': 'state', ...(result ? { '#result': 'result' } : {}) },
-          ExpressionAttributeValues: { ...values, ...fromValues },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const was = oneOf('#state', ':from', from);
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      set,
+      remove,
+      conditions: ['attempt = :a', was.condition],
+      names: { '#state': 'state', ...(result ? { '#result': 'result' } : {}) },
+      values: { ...values, ...was.values },
+      returnValues: 'ALL_NEW',
+    });
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
   }
 
@@ -577,28 +438,22 @@ export class JobStore {
   ): Promise<TaskRecord | undefined> {
     for (const f of from) assertTaskTransition(f, to);
     const setNames = Object.keys(sets);
-    const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression:
-            `SET #state = :to, updatedAt = :now${setNames.map((n) => `, ${n} = :${n}`).join('')}` +
-            (removes.length ? ` REMOVE ${removes.join(', ')}` : ''),
-          ConditionExpression: `attempt = :a AND #state IN (${Object.keys(fromValues).join(', ')})`,
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':to': to,
-            ':now': now,
-            ':a': attempt,
-            ...fromValues,
-            ...Object.fromEntries(setNames.map((n) => [`:${n}`, sets[n]])),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const was = oneOf('#state', ':from', from);
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      set: ['#state = :to', 'updatedAt = :now', ...setNames.map((n) => `${n} = :${n}`)],
+      remove: removes,
+      conditions: ['attempt = :a', was.condition],
+      names: { '#state': 'state' },
+      values: {
+        ':to': to,
+        ':now': now,
+        ':a': attempt,
+        ...was.values,
+        ...Object.fromEntries(setNames.map((n) => [`:${n}`, sets[n]])),
+      },
+      returnValues: 'ALL_NEW',
+    });
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
   }
 
@@ -621,45 +476,52 @@ export class JobStore {
   ): Promise<boolean> {
     const files = grant.newPaths.length;
     if (files > caps.files || grant.bytes > caps.bytes) return false;
-    const stateValues = Object.fromEntries(states.map((s, i) => [`:s${i}`, s]));
-    const live = `attempt = :a AND #state IN (${Object.keys(stateValues).join(', ')})`;
+    const live = oneOf('#state', ':s', states);
     const values: Record<string, unknown> = {
       ':a': attempt,
       ':nf': files,
       ':nb': grant.bytes,
       ':rf': grant.refused,
       ':rc': grant.refusedCount,
-      ...stateValues,
+      ...live.values,
     };
     if (files > 0) values[':ps'] = new Set(grant.newPaths);
-    let update: string;
-    let condition: string;
+    const conditions = ['attempt = :a', live.condition];
+    let update: Pick<UpdateParts, 'set' | 'remove' | 'add'>;
     if (first) {
-      update =
-        'SET uploadAttempt = :a, uploadFiles = :nf, uploadBytes = :nb, uploadRefused = :rf, uploadRefusedCount = :rc' +
-        (files > 0 ? ', uploadPaths = :ps' : ' REMOVE uploadPaths');
-      condition = `${live} AND (attribute_not_exists(uploadAttempt) OR uploadAttempt <> :a)`;
+      update = {
+        set: [
+          'uploadAttempt = :a',
+          'uploadFiles = :nf',
+          'uploadBytes = :nb',
+          'uploadRefused = :rf',
+          'uploadRefusedCount = :rc',
+          ...(files > 0 ? ['uploadPaths = :ps'] : []),
+        ],
+        remove: files > 0 ? [] : ['uploadPaths'],
+      };
+      conditions.push('(attribute_not_exists(uploadAttempt) OR uploadAttempt <> :a)');
     } else {
-      update =
-        'SET uploadFiles = uploadFiles + :nf, uploadBytes = uploadBytes + :nb, ' +
-        'uploadRefused = list_append(uploadRefused, :rf), uploadRefusedCount = uploadRefusedCount + :rc' +
-        (files > 0 ? ' ADD uploadPaths :ps' : '');
-      condition = `${live} AND uploadAttempt = :a AND uploadFiles <= :fmax AND uploadBytes <= :bmax`;
+      update = {
+        set: [
+          'uploadFiles = uploadFiles + :nf',
+          'uploadBytes = uploadBytes + :nb',
+          'uploadRefused = list_append(uploadRefused, :rf)',
+          'uploadRefusedCount = uploadRefusedCount + :rc',
+        ],
+        add: files > 0 ? ['uploadPaths :ps'] : [],
+      };
+      conditions.push('uploadAttempt = :a', 'uploadFiles <= :fmax', 'uploadBytes <= :bmax');
       values[':fmax'] = caps.files - files;
       values[':bmax'] = caps.bytes - grant.bytes;
     }
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: update,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: values,
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      ...update,
+      conditions,
+      names: { '#state': 'state' },
+      values,
+    });
     return out !== undefined;
   }
 
@@ -668,19 +530,13 @@ export class JobStore {
    * bundle, once. A replay with the same commit is fine; another commit is refused.
    */
   async setSourceBase(jobId: string, baseCommit: string, bundles: string[], now: string): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'SET #s.baseCommit = :base, #s.bundles = :bundles, updatedAt = :now',
-          ConditionExpression:
-            'attribute_exists(#s) AND (attribute_not_exists(#s.baseCommit) OR #s.baseCommit = :base)',
-          ExpressionAttributeNames: { '#s': 'source' },
-          ExpressionAttributeValues: { ':base': baseCommit, ':bundles': bundles, ':now': now },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      set: ['#s.baseCommit = :base', '#s.bundles = :bundles', 'updatedAt = :now'],
+      conditions: ['attribute_exists(#s)', '(attribute_not_exists(#s.baseCommit) OR #s.baseCommit = :base)'],
+      names: { '#s': 'source' },
+      values: { ':base': baseCommit, ':bundles': bundles, ':now': now },
+    });
     return out !== undefined;
   }
 
@@ -694,12 +550,7 @@ export class JobStore {
     await this.ddb.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: {
-          ...apiKeyKey(key.sha256),
-          entity: 'apikey',
-          ...apiKeyListing(key),
-          ...key,
-        },
+        Item: apiKeyItem(key),
         ConditionExpression: 'attribute_not_exists(PK)',
       }),
     );
@@ -719,17 +570,12 @@ export class JobStore {
 
   /** Marks a key revoked; false when it does not exist or was already revoked. */
   async revokeApiKey(sha256: string, now: string): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: apiKeyKey(sha256),
-          UpdateExpression: 'SET revokedAt = :now',
-          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(revokedAt)',
-          ExpressionAttributeValues: { ':now': now },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: apiKeyKey(sha256),
+      set: ['revokedAt = :now'],
+      conditions: ['attribute_exists(PK)', 'attribute_not_exists(revokedAt)'],
+      values: { ':now': now },
+    });
     return out !== undefined;
   }
 }

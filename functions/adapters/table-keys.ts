@@ -16,8 +16,7 @@
  * jobs), `TREE#<rootJobId>` (descendant jobs), `ACTIVE#<shard>` (tasks not yet
  * counted by their job) and `APIKEYS`. docs/architecture.md, "Data model".
  */
-import type { JobRecord, TaskRecord } from '../core/model.ts';
-import type { ApiKeyRecord } from './job-store.ts';
+import type { ApiKeyRecord, JobRecord, TaskRecord } from '../core/model.ts';
 import {
   LISTING_INDEX_PARTITION_KEY,
   LISTING_INDEX_SORT_KEY,

@@ -13,21 +13,19 @@ import {
   type TaskState,
   TERMINAL_TASK_STATES,
 } from '../core/task-states.ts';
-import {
-  conditional,
-  indexPartition,
-  type JobStore,
-  jobFromItem,
-  queryAll,
-  taskFromItem,
-} from './job-store.ts';
-import { jobKey, RUNNING_COUNTER_KEY, taskKey, treePartition } from './table-keys.ts';
+import { indexPartition, oneOf, queryAll, updateInput, updateItem } from './dynamo-ops.ts';
+import type { JobStore } from './job-store.ts';
+import { jobFromItem, taskFromItem } from './table-items.ts';
+import { type ItemKey, jobKey, RUNNING_COUNTER_KEY, taskKey, treePartition } from './table-keys.ts';
 import { LISTING_INDEX_PARTITION_KEY, LISTING_INDEX_SORT_KEY } from './table-schema.ts';
 
 /** Slack for floating-point sums of USD amounts, so a reservation that fits exactly is not refused. */
 const EPSILON = 1e-9;
 
 const NON_TERMINAL: readonly TaskState[] = TASK_STATES.filter((s) => !TERMINAL_TASK_STATES.has(s));
+/** The attempt `:a` is the task's current one, and it is launching or running. */
+const LIVE_ATTEMPT = ['attempt = :a', '#state IN (:launching, :running)'];
+const LIVE_STATES = { ':launching': 'launching', ':running': 'running' };
 
 export class TreeStore {
   private readonly ddb: DynamoDBDocumentClient;
@@ -46,37 +44,32 @@ export class TreeStore {
     if (!root.budget) return false;
     const allowed = root.budget.maxTasks - count;
     if (allowed < 0) return false;
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(root.jobId),
-          // For a child, the same write marks the root as having a tree to report on.
-          UpdateExpression: `SET #b.reservedTasks = #b.reservedTasks + :n, updatedAt = :now${forChild ? ', hasChildren = :yes' : ''}`,
-          ConditionExpression: '#b.reservedTasks <= :allowed',
-          ExpressionAttributeNames: { '#b': 'budget' },
-          ExpressionAttributeValues: {
-            ':n': count,
-            ':allowed': allowed,
-            ':now': now,
-            ...(forChild ? { ':yes': true } : {}),
-          },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(root.jobId),
+      // For a child, the same write marks the root as having a tree to report on.
+      set: [
+        '#b.reservedTasks = #b.reservedTasks + :n',
+        'updatedAt = :now',
+        ...(forChild ? ['hasChildren = :yes'] : []),
+      ],
+      conditions: ['#b.reservedTasks <= :allowed'],
+      names: { '#b': 'budget' },
+      values: { ':n': count, ':allowed': allowed, ':now': now, ...(forChild ? { ':yes': true } : {}) },
+    });
     return out !== undefined;
   }
 
   /** Gives back tasks reserved for something that was not created after all. */
   async releaseTasks(rootJobId: string, count: number): Promise<void> {
     await this.ddb.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: jobKey(rootJobId),
-        UpdateExpression: 'SET #b.reservedTasks = #b.reservedTasks - :n',
-        ExpressionAttributeNames: { '#b': 'budget' },
-        ExpressionAttributeValues: { ':n': count },
-      }),
+      new UpdateCommand(
+        updateInput(this.tableName, {
+          key: jobKey(rootJobId),
+          set: ['#b.reservedTasks = #b.reservedTasks - :n'],
+          names: { '#b': 'budget' },
+          values: { ':n': count },
+        }),
+      ),
     );
   }
 
@@ -85,55 +78,39 @@ export class TreeStore {
     if (!root.budget) return false;
     const allowed = root.budget.maxSpendUsd - usd + EPSILON;
     if (allowed < 0) return false;
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(root.jobId),
-          UpdateExpression: 'SET #b.committedUsd = #b.committedUsd + :usd',
-          ConditionExpression: '#b.committedUsd <= :allowed',
-          ExpressionAttributeNames: { '#b': 'budget' },
-          ExpressionAttributeValues: { ':usd': usd, ':allowed': allowed },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(root.jobId),
+      set: ['#b.committedUsd = #b.committedUsd + :usd'],
+      conditions: ['#b.committedUsd <= :allowed'],
+      names: { '#b': 'budget' },
+      values: { ':usd': usd, ':allowed': allowed },
+    });
     return out !== undefined;
   }
 
   /** An attempt ended: its reservation becomes its actual cost. */
   async settleSpend(rootJobId: string, reservedUsd: number, actualUsd: number): Promise<void> {
     await this.ddb.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: jobKey(rootJobId),
-        UpdateExpression:
-          'SET #b.committedUsd = #b.committedUsd + :delta, #b.spentUsd = #b.spentUsd + :actual',
-        ExpressionAttributeNames: { '#b': 'budget' },
-        ExpressionAttributeValues: { ':delta': actualUsd - reservedUsd, ':actual': actualUsd },
-      }),
+      new UpdateCommand(
+        updateInput(this.tableName, {
+          key: jobKey(rootJobId),
+          set: ['#b.committedUsd = #b.committedUsd + :delta', '#b.spentUsd = #b.spentUsd + :actual'],
+          names: { '#b': 'budget' },
+          values: { ':delta': actualUsd - reservedUsd, ':actual': actualUsd },
+        }),
+      ),
     );
   }
 
   /** Records the budget of an attempt once; false if this attempt already has one (a repeated call). */
   async setTaskBudget(task: TaskRecord, attempt: number, usd: number): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(task.jobId, task.taskNo),
-          UpdateExpression: 'SET budgetUsd = :usd, budgetAttempt = :a',
-          ConditionExpression:
-            'attempt = :a AND #state IN (:launching, :running) AND (attribute_not_exists(budgetAttempt) OR budgetAttempt <> :a)',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':usd': usd,
-            ':a': attempt,
-            ':launching': 'launching',
-            ':running': 'running',
-          },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(task.jobId, task.taskNo),
+      set: ['budgetUsd = :usd', 'budgetAttempt = :a'],
+      conditions: [...LIVE_ATTEMPT, '(attribute_not_exists(budgetAttempt) OR budgetAttempt <> :a)'],
+      names: { '#state': 'state' },
+      values: { ':usd': usd, ':a': attempt, ...LIVE_STATES },
+    });
     return out !== undefined;
   }
 
@@ -151,25 +128,16 @@ export class TreeStore {
       requests: 0,
       open: {},
     };
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: 'SET #m = :meter',
-          ConditionExpression:
-            'attempt = :a AND #state IN (:launching, :running) AND (attribute_not_exists(#m) OR (#m.attempt <> :a AND size(#m.#open) = :zero))',
-          ExpressionAttributeNames: { '#m': 'meter', '#open': 'open', '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':meter': meter,
-            ':a': attempt,
-            ':zero': 0,
-            ':launching': 'launching',
-            ':running': 'running',
-          },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      set: ['#m = :meter'],
+      conditions: [
+        ...LIVE_ATTEMPT,
+        '(attribute_not_exists(#m) OR (#m.attempt <> :a AND size(#m.#open) = :zero))',
+      ],
+      names: { '#m': 'meter', '#open': 'open', '#state': 'state' },
+      values: { ':meter': meter, ':a': attempt, ':zero': 0, ...LIVE_STATES },
+    });
     return out !== undefined;
   }
 
@@ -190,28 +158,24 @@ export class TreeStore {
     // request's worst case above its limit (the tree's reservation, not this one, is the hard cap).
     const allowed = limitUsd - MIN_HEADROOM_USD;
     if (allowed < 0) return false;
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(task.jobId, task.taskNo),
-          UpdateExpression:
-            'SET #m.committedUsd = #m.committedUsd + :usd, #m.requests = #m.requests + :one, #m.#open.#rid = :usd',
-          ConditionExpression:
-            'attempt = :a AND #state IN (:launching, :running) AND #m.attempt = :a AND #m.limitUsd = :limit AND #m.committedUsd <= :allowed',
-          ExpressionAttributeNames: { '#m': 'meter', '#open': 'open', '#rid': requestId, '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':usd': usd,
-            ':one': 1,
-            ':a': attempt,
-            ':limit': limitUsd,
-            ':allowed': allowed,
-            ':launching': 'launching',
-            ':running': 'running',
-          },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(task.jobId, task.taskNo),
+      set: [
+        '#m.committedUsd = #m.committedUsd + :usd',
+        '#m.requests = #m.requests + :one',
+        '#m.#open.#rid = :usd',
+      ],
+      conditions: [...LIVE_ATTEMPT, '#m.attempt = :a', '#m.limitUsd = :limit', '#m.committedUsd <= :allowed'],
+      names: { '#m': 'meter', '#open': 'open', '#rid': requestId, '#state': 'state' },
+      values: {
+        ':usd': usd,
+        ':one': 1,
+        ':a': attempt,
+        ':limit': limitUsd,
+        ':allowed': allowed,
+        ...LIVE_STATES,
+      },
+    });
     return out !== undefined;
   }
 
@@ -227,19 +191,14 @@ export class TreeStore {
     reservedUsd: number,
     actualUsd: number,
   ): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(task.jobId, task.taskNo),
-          UpdateExpression:
-            'REMOVE #m.#open.#rid SET #m.committedUsd = #m.committedUsd + :delta, #m.meteredUsd = #m.meteredUsd + :actual',
-          ConditionExpression: 'attribute_exists(#m.#open.#rid)',
-          ExpressionAttributeNames: { '#m': 'meter', '#open': 'open', '#rid': requestId },
-          ExpressionAttributeValues: { ':delta': actualUsd - reservedUsd, ':actual': actualUsd },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(task.jobId, task.taskNo),
+      set: ['#m.committedUsd = #m.committedUsd + :delta', '#m.meteredUsd = #m.meteredUsd + :actual'],
+      remove: ['#m.#open.#rid'],
+      conditions: ['attribute_exists(#m.#open.#rid)'],
+      names: { '#m': 'meter', '#open': 'open', '#rid': requestId },
+      values: { ':delta': actualUsd - reservedUsd, ':actual': actualUsd },
+    });
     return out !== undefined;
   }
 
@@ -249,18 +208,13 @@ export class TreeStore {
     attempt: number,
     message: string,
   ): Promise<void> {
-    await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(task.jobId, task.taskNo),
-          UpdateExpression: 'SET #m.refusal = :message',
-          ConditionExpression: '#m.attempt = :a AND attribute_not_exists(#m.refusal)',
-          ExpressionAttributeNames: { '#m': 'meter' },
-          ExpressionAttributeValues: { ':a': attempt, ':message': message },
-        }),
-      ),
-    );
+    await updateItem(this.ddb, this.tableName, {
+      key: taskKey(task.jobId, task.taskNo),
+      set: ['#m.refusal = :message'],
+      conditions: ['#m.attempt = :a', 'attribute_not_exists(#m.refusal)'],
+      names: { '#m': 'meter' },
+      values: { ':a': attempt, ':message': message },
+    });
   }
 
   /**
@@ -274,28 +228,26 @@ export class TreeStore {
     reason: 'spend_budget' | undefined,
     now: string,
   ): Promise<void> {
-    await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          ...(reason
-            ? {
-                UpdateExpression:
-                  'SET waitingFor = :reason, waitingSince = if_not_exists(waitingSince, :now)',
-                ConditionExpression: 'attempt = :a',
-                ExpressionAttributeValues: { ':reason': reason, ':now': now, ':a': attempt },
-              }
-            : {
-                // Kept past the clear, so the reports can still show the wait once the attempt is over.
-                UpdateExpression:
-                  'SET budgetWaitAttempt = :a, budgetWaitSince = if_not_exists(waitingSince, :now), budgetWaitUntil = :now REMOVE waitingFor, waitingSince',
-                ConditionExpression: 'attribute_exists(waitingFor)',
-                ExpressionAttributeValues: { ':a': attempt, ':now': now },
-              }),
-        }),
-      ),
-    );
+    await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      ...(reason
+        ? {
+            set: ['waitingFor = :reason', 'waitingSince = if_not_exists(waitingSince, :now)'],
+            conditions: ['attempt = :a'],
+            values: { ':reason': reason, ':now': now, ':a': attempt },
+          }
+        : {
+            // Kept past the clear, so the reports can still show the wait once the attempt is over.
+            set: [
+              'budgetWaitAttempt = :a',
+              'budgetWaitSince = if_not_exists(waitingSince, :now)',
+              'budgetWaitUntil = :now',
+            ],
+            remove: ['waitingFor', 'waitingSince'],
+            conditions: ['attribute_exists(waitingFor)'],
+            values: { ':a': attempt, ':now': now },
+          }),
+    });
   }
 
   /** `running -> waiting_on_child`: the worker handed its subtask to a child job and may exit. */
@@ -307,29 +259,28 @@ export class TreeStore {
     now: string,
   ) {
     assertTaskTransition('running', 'waiting_on_child');
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(task.jobId, task.taskNo),
-          UpdateExpression:
-            'SET #state = :waiting, childJobId = :child, updatedAt = :now, attempts = list_append(if_not_exists(attempts, :empty), :record)',
-          ConditionExpression: 'attempt = :a AND #state = :running',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':waiting': 'waiting_on_child',
-            ':child': childJobId,
-            ':now': now,
-            ':a': attempt,
-            ':running': 'running',
-            // The task's launch and start belong to this attempt; a later retry clears them.
-            ':record': [{ ...attemptTimes(task), ...record }],
-            ':empty': [],
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(task.jobId, task.taskNo),
+      set: [
+        '#state = :waiting',
+        'childJobId = :child',
+        'updatedAt = :now',
+        'attempts = list_append(if_not_exists(attempts, :empty), :record)',
+      ],
+      conditions: ['attempt = :a', '#state = :running'],
+      names: { '#state': 'state' },
+      values: {
+        ':waiting': 'waiting_on_child',
+        ':child': childJobId,
+        ':now': now,
+        ':a': attempt,
+        ':running': 'running',
+        // The task's launch and start belong to this attempt; a later retry clears them.
+        ':record': [{ ...attemptTimes(task), ...record }],
+        ':empty': [],
+      },
+      returnValues: 'ALL_NEW',
+    });
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
   }
 
@@ -344,57 +295,55 @@ export class TreeStore {
     now: string,
   ): Promise<TaskRecord | undefined> {
     assertTaskTransition('waiting_on_child', to);
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(parentJobId, parentTaskNo),
-          UpdateExpression: `SET #state = :to, childResults = :results, finishedAt = :now, updatedAt = :now${error ? ', childError = :error' : ''}`,
-          ConditionExpression: '#state = :waiting AND childJobId = :child',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':to': to,
-            ':results': childResults,
-            ':now': now,
-            ':waiting': 'waiting_on_child',
-            ':child': childJobId,
-            ...(error ? { ':error': error } : {}),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(parentJobId, parentTaskNo),
+      set: [
+        '#state = :to',
+        'childResults = :results',
+        'finishedAt = :now',
+        'updatedAt = :now',
+        ...(error ? ['childError = :error'] : []),
+      ],
+      conditions: ['#state = :waiting', 'childJobId = :child'],
+      names: { '#state': 'state' },
+      values: {
+        ':to': to,
+        ':results': childResults,
+        ':now': now,
+        ':waiting': 'waiting_on_child',
+        ':child': childJobId,
+        ...(error ? { ':error': error } : {}),
+      },
+      returnValues: 'ALL_NEW',
+    });
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
   }
 
   /** Any non-final task -> cancelled. Returns the task as it was (for its launch handle), or undefined if already final. */
   async cancelTask(jobId: string, taskNo: number, now: string): Promise<TaskRecord | undefined> {
-    const values = Object.fromEntries(NON_TERMINAL.map((s, i) => [`:s${i}`, s]));
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: `SET #state = :cancelled, finishedAt = :now, updatedAt = :now REMOVE ${LISTING_INDEX_PARTITION_KEY}, ${LISTING_INDEX_SORT_KEY}`,
-          ConditionExpression: `#state IN (${Object.keys(values).join(', ')})`,
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':cancelled': 'cancelled', ':now': now, ...values },
-          ReturnValues: 'ALL_OLD',
-        }),
-      ),
-    );
+    const live = oneOf('#state', ':s', NON_TERMINAL);
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: taskKey(jobId, taskNo),
+      set: ['#state = :cancelled', 'finishedAt = :now', 'updatedAt = :now'],
+      remove: [LISTING_INDEX_PARTITION_KEY, LISTING_INDEX_SORT_KEY],
+      conditions: [live.condition],
+      names: { '#state': 'state' },
+      values: { ':cancelled': 'cancelled', ':now': now, ...live.values },
+      returnValues: 'ALL_OLD',
+    });
     return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
   }
 
   /** A result that arrived after its task was cancelled: kept for the record, applied nowhere. */
   async recordLateResult(jobId: string, taskNo: number, result: TaskRecord['lateResult']): Promise<void> {
     await this.ddb.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: taskKey(jobId, taskNo),
-        UpdateExpression: 'SET lateResult = :r',
-        ExpressionAttributeValues: { ':r': result },
-      }),
+      new UpdateCommand(
+        updateInput(this.tableName, {
+          key: taskKey(jobId, taskNo),
+          set: ['lateResult = :r'],
+          values: { ':r': result },
+        }),
+      ),
     );
   }
 
@@ -433,43 +382,36 @@ export class RunSlots {
    */
   async acquireJob(jobId: string, spend?: { usd: number; maxSpendUsd: number }): Promise<boolean> {
     const reserve = spend !== undefined && spend.usd > 0;
-    const job = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: `SET #r = if_not_exists(#r, :zero) + :one${reserve ? ', #b.committedUsd = #b.committedUsd + :usd' : ''}`,
-          ConditionExpression: `attribute_exists(PK) AND (attribute_not_exists(#r) OR #r < #c.maxWorkers)${reserve ? ' AND #b.committedUsd <= :allowed' : ''}`,
-          ExpressionAttributeNames: {
-            '#r': 'runningTasks',
-            '#c': 'config',
-            ...(reserve ? { '#b': 'budget' } : {}),
-          },
-          ExpressionAttributeValues: {
-            ':zero': 0,
-            ':one': 1,
-            ...(reserve ? { ':usd': spend.usd, ':allowed': spend.maxSpendUsd - spend.usd + EPSILON } : {}),
-          },
-        }),
-      ),
-    );
+    const job = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      set: [
+        '#r = if_not_exists(#r, :zero) + :one',
+        ...(reserve ? ['#b.committedUsd = #b.committedUsd + :usd'] : []),
+      ],
+      conditions: [
+        'attribute_exists(PK)',
+        '(attribute_not_exists(#r) OR #r < #c.maxWorkers)',
+        ...(reserve ? ['#b.committedUsd <= :allowed'] : []),
+      ],
+      names: { '#r': 'runningTasks', '#c': 'config', ...(reserve ? { '#b': 'budget' } : {}) },
+      values: {
+        ':zero': 0,
+        ':one': 1,
+        ...(reserve ? { ':usd': spend.usd, ':allowed': spend.maxSpendUsd - spend.usd + EPSILON } : {}),
+      },
+    });
     return job !== undefined;
   }
 
   /** Takes a slot of the deployment (at most `globalMax` running); false if it is full. */
   async acquireGlobal(globalMax: number): Promise<boolean> {
-    const global = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: RUNNING_COUNTER_KEY,
-          UpdateExpression: 'SET #r = if_not_exists(#r, :zero) + :one',
-          ConditionExpression: 'attribute_not_exists(#r) OR #r < :max',
-          ExpressionAttributeNames: { '#r': 'runningTasks' },
-          ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':max': globalMax },
-        }),
-      ),
-    );
+    const global = await updateItem(this.ddb, this.tableName, {
+      key: RUNNING_COUNTER_KEY,
+      set: ['#r = if_not_exists(#r, :zero) + :one'],
+      conditions: ['attribute_not_exists(#r) OR #r < :max'],
+      names: { '#r': 'runningTasks' },
+      values: { ':zero': 0, ':one': 1, ':max': globalMax },
+    });
     return global !== undefined;
   }
 
@@ -479,37 +421,24 @@ export class RunSlots {
     await this.releaseGlobal();
   }
 
+  /** Gives the job's slot back (never below zero). */
+  async releaseJob(jobId: string): Promise<void> {
+    await this.giveBack(jobKey(jobId));
+  }
+
   /** Gives the deployment's slot back (never below zero). */
   async releaseGlobal(): Promise<void> {
-    await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: RUNNING_COUNTER_KEY,
-          UpdateExpression: 'SET #r = #r - :one',
-          ConditionExpression: '#r > :zero',
-          ExpressionAttributeNames: { '#r': 'runningTasks' },
-          ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
-        }),
-      ),
-    );
+    await this.giveBack(RUNNING_COUNTER_KEY);
   }
 
   /** Sets a job's counter to what is really running, if it still holds the value the caller saw. */
   async repairJob(jobId: string, seen: number, actual: number): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'SET #r = :actual',
-          ConditionExpression: '#r = :seen',
-          ExpressionAttributeNames: { '#r': 'runningTasks' },
-          ExpressionAttributeValues: { ':actual': actual, ':seen': seen },
-        }),
-      ),
-    );
-    return out !== undefined;
+    return this.repair(jobKey(jobId), seen, actual);
+  }
+
+  /** Sets the deployment's counter to what is really running, if it still holds the value the caller saw. */
+  async repairGlobal(seen: number, actual: number): Promise<boolean> {
+    return this.repair(RUNNING_COUNTER_KEY, seen, actual);
   }
 
   async readGlobal(): Promise<number> {
@@ -519,36 +448,24 @@ export class RunSlots {
     return Number(out.Item?.runningTasks ?? 0);
   }
 
-  /** Sets the deployment's counter to what is really running, if it still holds the value the caller saw. */
-  async repairGlobal(seen: number, actual: number): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: RUNNING_COUNTER_KEY,
-          UpdateExpression: 'SET #r = :actual',
-          ConditionExpression: '#r = :seen',
-          ExpressionAttributeNames: { '#r': 'runningTasks' },
-          ExpressionAttributeValues: { ':actual': actual, ':seen': seen },
-        }),
-      ),
-    );
-    return out !== undefined;
+  private async giveBack(key: ItemKey): Promise<void> {
+    await updateItem(this.ddb, this.tableName, {
+      key,
+      set: ['#r = #r - :one'],
+      conditions: ['#r > :zero'],
+      names: { '#r': 'runningTasks' },
+      values: { ':zero': 0, ':one': 1 },
+    });
   }
 
-  /** Gives the job's slot back (never below zero). */
-  async releaseJob(jobId: string): Promise<void> {
-    await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'SET #r = #r - :one',
-          ConditionExpression: '#r > :zero',
-          ExpressionAttributeNames: { '#r': 'runningTasks' },
-          ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
-        }),
-      ),
-    );
+  private async repair(key: ItemKey, seen: number, actual: number): Promise<boolean> {
+    const out = await updateItem(this.ddb, this.tableName, {
+      key,
+      set: ['#r = :actual'],
+      conditions: ['#r = :seen'],
+      names: { '#r': 'runningTasks' },
+      values: { ':actual': actual, ':seen': seen },
+    });
+    return out !== undefined;
   }
 }

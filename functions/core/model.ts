@@ -325,6 +325,16 @@ export interface AttemptMeter {
   refusal?: string | undefined;
 }
 
+/** A caller's API key as stored: its SHA-256 and metadata, never the key itself. */
+export interface ApiKeyRecord {
+  sha256: string;
+  keyId: string;
+  tenant: string;
+  name: string;
+  createdAt: string;
+  revokedAt?: string | undefined;
+}
+
 /** A subtask as planned or as given by the caller. */
 export interface SubtaskSpec {
   title: string;

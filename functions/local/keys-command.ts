@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { Command } from 'commander';
 import { createAwsClients } from '../adapters/aws-clients.ts';
-import { type ApiKeyRecord, JobStore } from '../adapters/job-store.ts';
+import { JobStore } from '../adapters/job-store.ts';
+import type { ApiKeyRecord } from '../core/model.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
 import { EXIT, UsageError } from './exit-codes.ts';
 

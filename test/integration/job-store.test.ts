@@ -6,9 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
-import { type ApiKeyRecord, InvalidCursorError, JobStore } from '../../functions/adapters/job-store.ts';
+import { InvalidCursorError, JobStore } from '../../functions/adapters/job-store.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
-import type { AttemptRecord, JobRecord, TaskRecord } from '../../functions/core/model.ts';
+import type { ApiKeyRecord, AttemptRecord, JobRecord, TaskRecord } from '../../functions/core/model.ts';
 import { IllegalTransitionError } from '../../functions/core/task-states.ts';
 import { sha256Hex } from '../../functions/core/tokens.ts';
 import { plannerTask, workTasks } from '../../functions/services/submit-job.ts';
