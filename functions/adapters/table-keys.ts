@@ -3,14 +3,17 @@
  * the partitions of the listing index (GSI1). No other adapter spells a
  * `JOB#`-style prefix (test/unit/table-keys.test.ts holds that).
  *
- * | item        | PK                               | SK                       |
- * | ----------- | -------------------------------- | ------------------------ |
- * | job         | `JOB#<jobId>`                    | `META`                   |
- * | task        | `JOB#<jobId>`                    | `TASK#<nnnn>`            |
- * | API key     | `KEY#<sha256>`                   | `KEY`                    |
- * | run counter | `COUNTER#running`                | `COUNTER`                |
- * | event       | `EVENTS#<rootJobId>`             | event id (core/progress) |
- * | log piece   | `LOG#<jobId>#<taskNo>#<attempt>` | offset, 12 digits        |
+ * | item        | PK                               | SK            | written by  |
+ * | ----------- | -------------------------------- | ------------- | ----------- |
+ * | job         | `JOB#<jobId>`                    | `META`        | JobStore *  |
+ * | task        | `JOB#<jobId>`                    | `TASK#<nnnn>` | TaskStore   |
+ * | API key     | `KEY#<sha256>`                   | `KEY`         | ApiKeyStore |
+ * | run counter | `COUNTER#running`                | `COUNTER`     | RunSlots    |
+ * | event       | `EVENTS#<rootJobId>`             | event id      | EventStore  |
+ * | log piece   | `LOG#<jobId>#<taskNo>#<attempt>` | offset        | EventStore  |
+ *
+ * (*) The job item's `budget` map is RootBudget's and its `runningTasks`
+ * counter RunSlots'.
  *
  * Listing index partitions (`GSI1PK`, `GSI1SK`): `TENANT#<tenant>` (root
  * jobs), `TREE#<rootJobId>` (descendant jobs), `ACTIVE#<shard>` (tasks not yet

@@ -366,7 +366,7 @@ describe('table', () => {
     });
   });
 
-  it('has the keys and the tenant index the code queries', () => {
+  it('has the keys and the listing index the code queries', () => {
     defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       KeySchema: [
         { AttributeName: PARTITION_KEY, KeyType: 'HASH' },

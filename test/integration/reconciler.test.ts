@@ -3,15 +3,13 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Artifacts } from '../../functions/adapters/artifacts.ts';
 import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
-import { EventStore } from '../../functions/adapters/event-store.ts';
-import { JobStore } from '../../functions/adapters/job-store.ts';
 import {
   LaunchRefusedError,
   type LaunchRequest,
   type WorkerStatus,
 } from '../../functions/adapters/launcher.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
-import { RunSlots, TreeStore } from '../../functions/adapters/tree-store.ts';
+import { tableStores } from '../../functions/adapters/table-stores.ts';
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
@@ -72,12 +70,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       visibilityTimeoutSec: 30,
     });
     queueUrl = resources.queueUrl;
-    const store = new JobStore(clients.ddb, resources.tableName);
     deps = {
-      store,
-      tree: new TreeStore(store),
-      slots: new RunSlots(store),
-      events: new EventStore(store.ddb, store.tableName),
+      ...tableStores(clients.ddb, resources.tableName),
       queue: new WorkQueue(clients.sqs, resources.queueUrl),
       artifacts: new Artifacts(clients.s3, resources.bucketName),
       settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
@@ -139,8 +133,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       updatedAt: now,
       requestHash: 'h',
     };
-    await deps.store.createJob(job);
-    await deps.store.putTasks(
+    await deps.jobs.createJob(job);
+    await deps.tasks.putTasks(
       workTasks(
         job,
         Array.from({ length: n }, (_, i) => ({ title: `t${i + 1}`, prompt: 'p' })),
@@ -154,8 +148,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId, taskNo, attempt: 1 })).toBe(
       'launched',
     );
-    await deps.store.markRunning(jobId, taskNo, 1, new Date(clock).toISOString());
-    return (await deps.store.getTask(jobId, taskNo))?.launchHandle as string;
+    await deps.tasks.markRunning(jobId, taskNo, 1, new Date(clock).toISOString());
+    return (await deps.tasks.getTask(jobId, taskNo))?.launchHandle as string;
   }
 
   it('a retryable launch refusal gives the claim back and lets SQS redeliver; nothing is recorded as started', async () => {
@@ -164,7 +158,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     await expect(
       dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }),
     ).rejects.toThrow('RESOURCE');
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 1, attempts: [] });
     expect(task?.launchHandle).toBeUndefined();
     launcher.refuse = undefined;
@@ -179,7 +173,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(
       await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }),
     ).toBe('refused');
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 2 });
     expect(task?.attempts[0]?.error).toMatch(/could not be launched: task definition is INACTIVE/);
     expect(await drainQueue()).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 1, attempt: 2 });
@@ -191,20 +185,20 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const reconcile = createReconciler(deps, launcher, 'worker');
     const event = stoppedEvent(handle, `${job.jobId}/1/1`, { stopCode: 'SpotInterruption', exitCode: 143 });
     expect(await reconcile(event)).toEqual({ recorded: true });
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 2 });
     expect(task?.attempts[0]).toMatchObject({ attempt: 1, state: 'failed', exitCode: 143 });
     expect(task?.attempts[0]?.error).toMatch(/Spot interrupted/);
     // The same event again (EventBridge is at-least-once) changes nothing.
     expect(await reconcile(event)).toEqual({ recorded: false });
-    expect((await deps.store.getTask(job.jobId, 1))?.attempts).toHaveLength(1);
+    expect((await deps.tasks.getTask(job.jobId, 1))?.attempts).toHaveLength(1);
   });
 
   it('a stopped event for a worker that already reported never moves a final task back', async () => {
     const job = await newJob(1);
     const handle = await launchAndRun(job.jobId, 1);
     const now = new Date(clock).toISOString();
-    await deps.store.endAttempt(
+    await deps.tasks.endAttempt(
       job.jobId,
       1,
       1,
@@ -218,7 +212,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(await reconcile(stoppedEvent(handle, `${job.jobId}/1/1`, { exitCode: 0 }))).toEqual({
       recorded: false,
     });
-    expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('succeeded');
+    expect((await deps.tasks.getTask(job.jobId, 1))?.state).toBe('succeeded');
   });
 
   it('the sweep repairs lost, overdue, never-launched and forgotten tasks and leaves healthy ones alone', async () => {
@@ -232,14 +226,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       visibilityTimeoutSec: 30,
     });
     const shared = deps;
-    const sweptStore = new JobStore(clients.ddb, swept.tableName);
-    deps = {
-      ...shared,
-      store: sweptStore,
-      tree: new TreeStore(sweptStore),
-      slots: new RunSlots(sweptStore),
-      events: new EventStore(sweptStore.ddb, sweptStore.tableName),
-    };
+    deps = { ...shared, ...tableStores(clients.ddb, swept.tableName) };
     try {
       await sweepScenario();
     } finally {
@@ -252,7 +239,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const lostHandle = await launchAndRun(job.jobId, 1); // the launcher no longer knows it
     const overdueHandle = await launchAndRun(job.jobId, 2); // still running, far past its 60 s timeout
     // Task 3: claimed, but the dispatcher died before launching (no handle).
-    await deps.store.claimTask(job.jobId, 3, 1, 'f'.repeat(64), new Date(clock).toISOString());
+    await deps.tasks.claimTask(job.jobId, 3, 1, 'f'.repeat(64), new Date(clock).toISOString());
     // Task 4: queued, its run message lost. Task 5: healthy, running, recently started.
     launcher.statuses.set(lostHandle, { state: 'missing' });
     await drainQueue();
@@ -261,9 +248,9 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const healthyHandle = await launchAndRun(job.jobId, 5);
     // Task 6: running, its last heartbeat 40 s before the sweep, over a 30 s heartbeat_timeout.
     const silentHandle = await launchAndRun(job.jobId, 6);
-    await deps.store.recordHeartbeat(job.jobId, 6, 1, clock, 0);
+    await deps.tasks.recordHeartbeat(job.jobId, 6, 1, clock, 0);
     clock += 40_000;
-    await deps.store.recordHeartbeat(job.jobId, 5, 1, clock, 0);
+    await deps.tasks.recordHeartbeat(job.jobId, 5, 1, clock, 0);
     const settings = deps.settings;
     deps = { ...deps, settings: { ...settings, worker: { ...settings.worker, heartbeatTimeoutSec: 30 } } };
     const report = await sweepActiveTasks(deps, launcher);
@@ -271,7 +258,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(report).toMatchObject({ lost: 3, overdue: 1, requeued: 1 });
     expect(launcher.stopped).toEqual([overdueHandle, silentHandle]);
     const [t1, t2, t3, t4, t5, t6] = await Promise.all(
-      [1, 2, 3, 4, 5, 6].map((n) => deps.store.getTask(job.jobId, n)),
+      [1, 2, 3, 4, 5, 6].map((n) => deps.tasks.getTask(job.jobId, n)),
     );
     expect(t6?.attempts[0]?.error).toMatch(
       /no progress or heartbeat for 40s \(workers\.heartbeat_timeout 30s\)/,
@@ -290,7 +277,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   it('a poison run message fails its queued task, without retries, and the job still finishes', async () => {
     const job = await newJob(1);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }, 5);
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'failed', attempt: 1 });
     expect(task?.attempts[0]?.error).toMatch(/could never start: .*failed 5 deliveries.*dead-letter queue/);
     // The task was the job's last: the aggregate message is on the queue.
@@ -306,18 +293,18 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const job = await newJob(1);
     await launchAndRun(job.jobId, 1);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }, 5);
-    expect(await deps.store.getTask(job.jobId, 1)).toMatchObject({ state: 'failed', attempt: 1 });
+    expect(await deps.tasks.getTask(job.jobId, 1)).toMatchObject({ state: 'failed', attempt: 1 });
   });
 
   it('a poison aggregate message fails the job with the reason; a stale one changes nothing', async () => {
     const job = await newJob(1);
     await handleDeadLetter(deps, { type: 'aggregate', jobId: job.jobId }, 5);
-    const failed = await deps.store.getJob(job.jobId);
+    const failed = await deps.jobs.getJob(job.jobId);
     expect(failed).toMatchObject({ status: 'failed' });
     expect(failed?.error).toMatch(/aggregation failed/);
     expect(finished).toEqual(['failed']);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 7 }, 5);
-    expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('queued');
+    expect((await deps.tasks.getTask(job.jobId, 1))?.state).toBe('queued');
     // A second delivery of the same poison message counts nothing more.
     await handleDeadLetter(deps, { type: 'aggregate', jobId: job.jobId }, 5);
     expect(finished).toEqual(['failed']);
@@ -329,9 +316,9 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     // A crash after a task's final write but before its slot release: the counter says 2, one runs.
     expect(await deps.slots.acquireJob(job.jobId)).toBe(true);
     expect(await deps.slots.acquireGlobal(1000)).toBe(true);
-    expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(2);
+    expect((await deps.jobs.getJob(job.jobId))?.runningTasks).toBe(2);
     await sweepActiveTasks(deps, launcher);
-    expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(1);
+    expect((await deps.jobs.getJob(job.jobId))?.runningTasks).toBe(1);
   });
 
   it('a final task stays in the sweep index until its job has counted it, and the sweep finishes that if its writer crashed', async () => {
@@ -339,7 +326,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     await launchAndRun(job.jobId, 1);
     const now = new Date(clock).toISOString();
     // The final write lands, then the writer dies before counting the task (or loses the response).
-    await deps.store.endAttempt(
+    await deps.tasks.endAttempt(
       job.jobId,
       1,
       1,
@@ -349,15 +336,15 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       undefined,
       now,
     );
-    expect((await deps.store.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(true);
+    expect((await deps.tasks.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(true);
     await drainQueue();
 
     clock += 2 * 60_000;
     const report = await sweepActiveTasks(deps, launcher);
     expect(report.followedUp).toBeGreaterThanOrEqual(1);
-    expect((await deps.store.getJob(job.jobId))?.finishedTasks).toEqual([1]);
+    expect((await deps.jobs.getJob(job.jobId))?.finishedTasks).toEqual([1]);
     expect(await drainQueue()).toContainEqual({ type: 'aggregate', jobId: job.jobId });
-    expect((await deps.store.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(false);
+    expect((await deps.tasks.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(false);
   });
 });
 
