@@ -32,16 +32,38 @@ export async function conditional<T>(write: () => Promise<T>): Promise<T | undef
   }
 }
 
-/** One UpdateItem in parts; `updateInput` joins each list (actions with `, `, conditions with ` AND `). */
-export interface UpdateParts {
-  key: ItemKey;
+/** What an update does to an item and when: its actions, conditions, names and values. */
+export interface UpdateActions {
   set?: readonly string[];
   remove?: readonly string[];
   add?: readonly string[];
   conditions?: readonly string[];
   names?: Record<string, string>;
   values?: Record<string, unknown>;
+}
+
+/** One UpdateItem in parts; `updateInput` joins each list (actions with `, `, conditions with ` AND `). */
+export interface UpdateParts extends UpdateActions {
+  key: ItemKey;
   returnValues?: 'ALL_NEW' | 'ALL_OLD';
+}
+
+/**
+ * Several changes to one item as one update, in order (a write that does
+ * what others also do alone: each part is defined once, by its owner).
+ */
+export function combine(...parts: (UpdateActions | false | undefined)[]): UpdateActions {
+  const all = parts.filter((p): p is UpdateActions => Boolean(p));
+  const list = (pick: (p: UpdateActions) => readonly string[] | undefined) =>
+    all.flatMap((p) => pick(p) ?? []);
+  return {
+    set: list((p) => p.set),
+    remove: list((p) => p.remove),
+    add: list((p) => p.add),
+    conditions: list((p) => p.conditions),
+    names: Object.assign({}, ...all.map((p) => p.names)),
+    values: Object.assign({}, ...all.map((p) => p.values)),
+  };
 }
 
 /** The UpdateItem request of `parts`, empty parts left out. */

@@ -1,16 +1,25 @@
 /**
  * Job items (`JOB#<jobId>`, `META`): creation, status, the set of finished
  * tasks, the source's base commit, and the two listings of jobs (a tenant's
- * roots, a root's descendants). The root's budget counters are RootBudget's,
- * the running counter RunSlots'; closeAttemptOnJob writes the three parts an
- * ended attempt changes in one update. Every state change is a conditional
+ * roots, a root's descendants). The root's budget map is RootBudget's and the
+ * running counter RunSlots'; closeAttemptOnJob writes their parts an ended
+ * attempt changes, with the finished set, in one update. Every state change is a conditional
  * write that names the state it expects; a write whose condition fails
  * returns `undefined` (someone else moved first) instead of throwing.
  */
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { JobRecord } from '../core/model.ts';
 import { assertJobTransition, type JobStatus } from '../core/task-states.ts';
-import { conditional, indexPartition, queryAll, updateItem } from './dynamo-ops.ts';
+import {
+  combine,
+  conditional,
+  indexPartition,
+  queryAll,
+  type UpdateActions,
+  updateItem,
+} from './dynamo-ops.ts';
+import { spendSettlement } from './root-budget.ts';
+import { SLOT_RETURN } from './run-slots.ts';
 import { jobFromItem, jobItem } from './table-items.ts';
 import { isTenantListingKey, jobKey, tenantPartition, treePartition } from './table-keys.ts';
 
@@ -25,6 +34,20 @@ export class InvalidCursorError extends Error {
     this.name = 'InvalidCursorError';
   }
 }
+
+/** The job exists; stamps the change. */
+const touched = (now: string): UpdateActions => ({
+  set: ['updatedAt = :now'],
+  conditions: ['attribute_exists(PK)'],
+  values: { ':now': now },
+});
+
+/** Adds a work task to the finished set, unless it is in it already (a set: replays are harmless). */
+const finishing = (taskNo: number): UpdateActions => ({
+  add: ['finishedTasks :n'],
+  conditions: ['NOT contains(finishedTasks, :no)'],
+  values: { ':n': new Set([taskNo]), ':no': taskNo },
+});
 
 export class JobStore {
   constructor(
@@ -136,10 +159,7 @@ export class JobStore {
   ): Promise<{ job: JobRecord; firstTime: boolean }> {
     const out = await updateItem(this.ddb, this.tableName, {
       key: jobKey(jobId),
-      set: ['updatedAt = :now'],
-      add: ['finishedTasks :n'],
-      conditions: ['attribute_exists(PK)', 'NOT contains(finishedTasks, :no)'],
-      values: { ':n': new Set([taskNo]), ':no': taskNo, ':now': now },
+      ...combine(touched(now), finishing(taskNo)),
       returnValues: 'ALL_NEW',
     });
     if (out?.Attributes) return { job: jobFromItem(out.Attributes), firstTime: true };
@@ -160,33 +180,15 @@ export class JobStore {
     now: string,
     parts: { release: boolean; spend?: { delta: number; actual: number }; finished?: number },
   ): Promise<JobRecord | undefined> {
-    const set = ['updatedAt = :now'];
-    const conditions = ['attribute_exists(PK)'];
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':now': now };
-    if (parts.release) {
-      set.push('#r = #r - :one');
-      conditions.push('#r > :zero');
-      names['#r'] = 'runningTasks';
-      Object.assign(values, { ':one': 1, ':zero': 0 });
-    }
-    if (parts.spend) {
-      set.push('#b.committedUsd = #b.committedUsd + :delta', '#b.spentUsd = #b.spentUsd + :actual');
-      names['#b'] = 'budget';
-      Object.assign(values, { ':delta': parts.spend.delta, ':actual': parts.spend.actual });
-    }
     const finished = parts.finished;
-    if (finished !== undefined) {
-      conditions.push('NOT contains(finishedTasks, :no)');
-      Object.assign(values, { ':n': new Set([finished]), ':no': finished });
-    }
     const out = await updateItem(this.ddb, this.tableName, {
       key: jobKey(jobId),
-      set,
-      add: finished !== undefined ? ['finishedTasks :n'] : [],
-      conditions,
-      names,
-      values,
+      ...combine(
+        touched(now),
+        parts.release && SLOT_RETURN,
+        parts.spend && spendSettlement(parts.spend.delta, parts.spend.actual),
+        finished !== undefined && finishing(finished),
+      ),
       returnValues: 'ALL_NEW',
     });
     return out?.Attributes ? jobFromItem(out.Attributes) : undefined;

@@ -6,9 +6,17 @@
  * container stops; the sweep repairs a counter a crash left too high.
  */
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { updateItem } from './dynamo-ops.ts';
-import { EPSILON } from './root-budget.ts';
+import { combine, type UpdateActions, updateItem } from './dynamo-ops.ts';
+import { spendReservation } from './root-budget.ts';
 import { type ItemKey, jobKey, RUNNING_COUNTER_KEY } from './table-keys.ts';
+
+/** Gives a slot back, never below zero: on the job item, also part of JobStore.closeAttemptOnJob. */
+export const SLOT_RETURN: UpdateActions = {
+  set: ['#r = #r - :one'],
+  conditions: ['#r > :zero'],
+  names: { '#r': 'runningTasks' },
+  values: { ':zero': 0, ':one': 1 },
+};
 
 export class RunSlots {
   constructor(
@@ -26,21 +34,15 @@ export class RunSlots {
     const reserve = spend !== undefined && spend.usd > 0;
     const job = await updateItem(this.ddb, this.tableName, {
       key: jobKey(jobId),
-      set: [
-        '#r = if_not_exists(#r, :zero) + :one',
-        ...(reserve ? ['#b.committedUsd = #b.committedUsd + :usd'] : []),
-      ],
-      conditions: [
-        'attribute_exists(PK)',
-        '(attribute_not_exists(#r) OR #r < #c.maxWorkers)',
-        ...(reserve ? ['#b.committedUsd <= :allowed'] : []),
-      ],
-      names: { '#r': 'runningTasks', '#c': 'config', ...(reserve ? { '#b': 'budget' } : {}) },
-      values: {
-        ':zero': 0,
-        ':one': 1,
-        ...(reserve ? { ':usd': spend.usd, ':allowed': spend.maxSpendUsd - spend.usd + EPSILON } : {}),
-      },
+      ...combine(
+        {
+          set: ['#r = if_not_exists(#r, :zero) + :one'],
+          conditions: ['attribute_exists(PK)', '(attribute_not_exists(#r) OR #r < #c.maxWorkers)'],
+          names: { '#r': 'runningTasks', '#c': 'config' },
+          values: { ':zero': 0, ':one': 1 },
+        },
+        reserve && spendReservation(spend.usd, spend.maxSpendUsd),
+      ),
     });
     return job !== undefined;
   }
@@ -91,13 +93,7 @@ export class RunSlots {
   }
 
   private async giveBack(key: ItemKey): Promise<void> {
-    await updateItem(this.ddb, this.tableName, {
-      key,
-      set: ['#r = #r - :one'],
-      conditions: ['#r > :zero'],
-      names: { '#r': 'runningTasks' },
-      values: { ':zero': 0, ':one': 1 },
-    });
+    await updateItem(this.ddb, this.tableName, { key, ...SLOT_RETURN });
   }
 
   private async repair(key: ItemKey, seen: number, actual: number): Promise<boolean> {

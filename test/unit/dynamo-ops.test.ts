@@ -1,6 +1,6 @@
 /** The UpdateItem builder the stores share: what it joins, and what it leaves out. */
 import { describe, expect, it } from 'vitest';
-import { conditional, oneOf, updateInput } from '../../functions/adapters/dynamo-ops.ts';
+import { combine, conditional, oneOf, updateInput } from '../../functions/adapters/dynamo-ops.ts';
 
 const key = { PK: 'JOB#j1', SK: 'META' };
 
@@ -35,6 +35,31 @@ describe('updateInput', () => {
       TableName: 't',
       Key: key,
       UpdateExpression: 'SET x = :x',
+    });
+  });
+});
+
+describe('combine', () => {
+  it('joins parts in order and skips the absent ones', () => {
+    const parts = combine(
+      { set: ['updatedAt = :now'], conditions: ['attribute_exists(PK)'], values: { ':now': 'T' } },
+      false,
+      {
+        set: ['#r = #r - :one'],
+        conditions: ['#r > :zero'],
+        names: { '#r': 'runningTasks' },
+        values: { ':one': 1 },
+      },
+      undefined,
+      { add: ['finishedTasks :n'], values: { ':n': new Set([2]) } },
+    );
+    expect(updateInput('t', { key, ...parts })).toEqual({
+      TableName: 't',
+      Key: key,
+      UpdateExpression: 'SET updatedAt = :now, #r = #r - :one ADD finishedTasks :n',
+      ConditionExpression: 'attribute_exists(PK) AND #r > :zero',
+      ExpressionAttributeNames: { '#r': 'runningTasks' },
+      ExpressionAttributeValues: { ':now': 'T', ':one': 1, ':n': new Set([2]) },
     });
   });
 });
