@@ -11,16 +11,7 @@ import { RootBudget } from './root-budget.ts';
 import { RunSlots } from './run-slots.ts';
 import { TaskStore } from './task-store.ts';
 
-export interface TableStores {
-  jobs: JobStore;
-  tasks: TaskStore;
-  keys: ApiKeyStore;
-  budget: RootBudget;
-  slots: RunSlots;
-  events: EventStore;
-}
-
-export function tableStores(ddb: DynamoDBDocumentClient, tableName: string): TableStores {
+export function tableStores(ddb: DynamoDBDocumentClient, tableName: string) {
   return {
     jobs: new JobStore(ddb, tableName),
     tasks: new TaskStore(ddb, tableName),
@@ -30,3 +21,5 @@ export function tableStores(ddb: DynamoDBDocumentClient, tableName: string): Tab
     events: new EventStore(ddb, tableName),
   };
 }
+
+export type TableStores = ReturnType<typeof tableStores>;
