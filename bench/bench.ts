@@ -35,7 +35,7 @@ import {
   byService,
   CallCounter,
   percentile,
-  sideStore,
+  sideStores,
   sleep,
   table,
   waitForJobs,
@@ -225,7 +225,7 @@ async function latencyRun(): Promise<LatencyRun> {
     { clientOptions: { instrument: counter.instrument } },
   );
   try {
-    const { store } = sideStore(stack);
+    const side = sideStores(stack);
     const floorQueue = (
       await createAwsClients({ ...stack.dataPlane.env }).sqs.send(
         new CreateQueueCommand({ QueueName: `bench-floor-${Date.now()}` }),
@@ -238,7 +238,7 @@ async function latencyRun(): Promise<LatencyRun> {
       });
       if (res.status !== 202) throw new Error(`submit: ${res.status} ${JSON.stringify(res.json)}`);
       const jobId = res.json.job_id as string;
-      const [status] = [...(await waitForJobs(store, [jobId], 60_000)).values()];
+      const [status] = [...(await waitForJobs(side.jobs, [jobId], 60_000)).values()];
       if (status !== 'completed') throw new Error(`bench job ${jobId} ended ${status}`);
       // The report's PutObject is recorded by the middleware once it returns.
       for (let k = 0; k < 40 && !counter.putDone.has(finalReportKey(jobId)); k++) await sleep(25);
@@ -281,7 +281,7 @@ async function latencyRun(): Promise<LatencyRun> {
       out.floorReportQueue.push(f.reportQueue);
     }
     for (const jobId of jobIds) {
-      const tasks = (await store.listTasks(jobId)).filter((t) => t.kind === 'work');
+      const tasks = (await side.tasks.listTasks(jobId)).filter((t) => t.kind === 'work');
       for (const t of tasks) {
         if (t.launchedAt) out.submitToLaunch.push(Date.parse(t.launchedAt) - Date.parse(t.createdAt));
         if (t.launchedAt && t.startedAt)

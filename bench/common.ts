@@ -1,6 +1,6 @@
 /**
  * Shared helpers for `bench/load.ts` and `bench/bench.ts`: SDK call counting,
- * an RSS sampler, a store on an uninstrumented client (so the benchmark's own
+ * an RSS sampler, the table's stores on an uninstrumented client (so the benchmark's own
  * polling is not counted), bounded waits and the test double's invocation log.
  */
 import { readFile } from 'node:fs/promises';
@@ -8,8 +8,8 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createAwsClients, type Service } from '../functions/adapters/aws-clients.ts';
-import { JobStore } from '../functions/adapters/job-store.ts';
-import { TreeStore } from '../functions/adapters/tree-store.ts';
+import type { JobStore } from '../functions/adapters/job-store.ts';
+import { type TableStores, tableStores } from '../functions/adapters/table-stores.ts';
 import { isTerminalJobStatus, type JobStatus } from '../functions/core/task-states.ts';
 import type { DoubleInvocation, TestStack } from '../test/support/harness.ts';
 
@@ -88,11 +88,9 @@ export function startRssSampler(everyMs = 100): { peakMb(): number; stop(): numb
   };
 }
 
-/** A JobStore on its own (uncounted) client, against the stack's emulators. */
-export function sideStore(stack: TestStack): { store: JobStore; tree: TreeStore } {
-  const clients = createAwsClients({ ...stack.dataPlane.env });
-  const store = new JobStore(clients.ddb, stack.dataPlane.tableName);
-  return { store, tree: new TreeStore(store) };
+/** The table's stores on their own (uncounted) client, against the stack's emulators. */
+export function sideStores(stack: TestStack): TableStores {
+  return tableStores(createAwsClients({ ...stack.dataPlane.env }).ddb, stack.dataPlane.tableName);
 }
 
 /** Counts worker launches on the stack's launcher (every launch starts one worker process). */
@@ -114,7 +112,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * finish roughly in submission order, so this stays cheap), bounded by `timeoutMs`.
  */
 export async function waitForJobs(
-  store: JobStore,
+  jobs: JobStore,
   jobIds: readonly string[],
   timeoutMs: number,
   onProgress?: (done: number) => void,
@@ -124,7 +122,7 @@ export async function waitForJobs(
   let lastReport = Date.now();
   for (const id of jobIds) {
     for (;;) {
-      const job = await store.getJob(id);
+      const job = await jobs.getJob(id);
       if (job && isTerminalJobStatus(job.status)) {
         done.set(id, job.status);
         break;

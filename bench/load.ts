@@ -28,7 +28,7 @@ import {
   invocationTask,
   percentile,
   readInvocations,
-  sideStore,
+  sideStores,
   sleep,
   startRssSampler,
   table,
@@ -109,21 +109,21 @@ async function verify(
   expectedTasks: number,
   since: number,
 ): Promise<{ violations: string[]; retries: number; claudeRuns: number; leafTasks: number; jobs: number }> {
-  const { store, tree } = sideStore(stack);
+  const side = sideStores(stack);
   const violations: string[] = [];
   const expected: Expected = { tasks: new Map() };
   let jobs = 0;
   for (const rootId of rootIds) {
     const jobList: JobRecord[] = [
-      (await store.getJob(rootId)) as JobRecord,
-      ...(await tree.listDescendants(rootId)),
+      (await side.jobs.getJob(rootId)) as JobRecord,
+      ...(await side.jobs.listDescendants(rootId)),
     ];
     jobs += jobList.length;
     const tasks: TaskRecord[] = [];
     for (const job of jobList) {
       if (job.status !== 'completed')
         violations.push(`job ${job.jobId} (depth ${job.depth}) is ${job.status}`);
-      tasks.push(...(await store.listTasks(job.jobId)));
+      tasks.push(...(await side.tasks.listTasks(job.jobId)));
     }
     for (const t of tasks) {
       const leaf = t.childJobId === undefined;
@@ -196,7 +196,7 @@ async function runPhase(
   expectedJobs: number,
   expectedTasks: number,
 ): Promise<PhaseResult> {
-  const { store } = sideStore(stack);
+  const side = sideStores(stack);
   const rss = startRssSampler();
   const calls0 = counter.snapshot();
   const launches0 = launches.count();
@@ -212,7 +212,7 @@ async function runPhase(
   }, 15_000);
   try {
     const { rootIds, submitMs } = await submit();
-    await waitForJobs(store, rootIds, TIMEOUT_MS - (performance.now() - t0));
+    await waitForJobs(side.jobs, rootIds, TIMEOUT_MS - (performance.now() - t0));
     const wallS = (performance.now() - t0) / 1000;
     clearInterval(progress);
     const peakRssMb = rss.stop();

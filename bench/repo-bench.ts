@@ -93,7 +93,7 @@ async function runJob(
   if (submitted.status !== 202)
     throw new Error(`submit: ${submitted.status} ${JSON.stringify(submitted.json)}`);
   const jobId = submitted.json.job_id as string;
-  const done = await waitForJobs(stack.deps.store, [jobId], 600_000);
+  const done = await waitForJobs(stack.deps.jobs, [jobId], 600_000);
   if (done.get(jobId) !== 'completed') throw new Error(`job ${jobId} ended ${done.get(jobId)}`);
   return { jobId, wallMs: performance.now() - t };
 }

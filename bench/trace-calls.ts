@@ -3,7 +3,7 @@
  * each with the project function that made it. A map for cutting round trips.
  */
 import { startTestStack } from '../test/support/harness.ts';
-import { apiCall, CallCounter, sideStore, sleep, waitForJobs } from './common.ts';
+import { apiCall, CallCounter, sideStores, sleep, waitForJobs } from './common.ts';
 
 const TASKS = Number(process.argv[2] ?? 1);
 const counter = new CallCounter();
@@ -38,14 +38,14 @@ const stack = await startTestStack(
   { clientOptions: { instrument: counter.instrument } },
 );
 try {
-  const { store } = sideStore(stack);
+  const { jobs } = sideStores(stack);
   const run = async () => {
     const res = await apiCall(stack, 'POST', '/api/v1/orchestrate', {
       request: 'trace',
       tasks: Array.from({ length: TASKS }, (_, k) => ({ prompt: `t ${k}` })),
     });
     const id = res.json.job_id as string;
-    await waitForJobs(store, [id], 60_000);
+    await waitForJobs(jobs, [id], 60_000);
     while (stack.launcher.active > 0) await sleep(20);
     await sleep(1500);
   };

@@ -11,7 +11,7 @@ import { Effect, type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
-import { TENANT_INDEX } from '../functions/adapters/table-schema.ts';
+import { LISTING_INDEX } from '../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../functions/core/layout.ts';
 
 export type TableAction = 'GetItem' | 'PutItem' | 'UpdateItem' | 'Query' | 'BatchWriteItem';
@@ -25,7 +25,7 @@ export function allowTable(fn: Grantee, table: ITableV2, actions: readonly Table
       effect: Effect.ALLOW,
       actions: actions.map((a) => `dynamodb:${a}`),
       resources: actions.includes('Query')
-        ? [table.tableArn, `${table.tableArn}/index/${TENANT_INDEX}`]
+        ? [table.tableArn, `${table.tableArn}/index/${LISTING_INDEX}`]
         : [table.tableArn],
     }),
   );

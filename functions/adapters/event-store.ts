@@ -11,16 +11,12 @@ import {
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { EVENT_RETENTION_SEC, type EventKind, eventId } from '../core/progress.ts';
-import { conditional } from './job-store.ts';
+import { conditional } from './dynamo-ops.ts';
+import { eventsPartition, logOffsetKey, logPartition } from './table-keys.ts';
 import { PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE } from './table-schema.ts';
 
 /** BatchWriteItem takes at most 25 items; unprocessed ones are retried this many times. */
 const BATCH_TRIES = 4;
-
-const eventsPartition = (rootJobId: string) => `EVENTS#${rootJobId}`;
-const logPartition = (jobId: string, taskNo: number, attempt: number) => `LOG#${jobId}#${taskNo}#${attempt}`;
-/** Offsets padded so the sort key orders them as numbers. */
-const offsetKey = (offset: number) => String(offset).padStart(12, '0');
 
 export interface StoredEvent {
   id: string;
@@ -134,7 +130,7 @@ export class EventStore {
           TableName: this.tableName,
           Item: {
             [PARTITION_KEY]: logPartition(scope.jobId, scope.taskNo, scope.attempt),
-            [SORT_KEY]: offsetKey(piece.offset),
+            [SORT_KEY]: logOffsetKey(piece.offset),
             entity: 'log',
             offset: piece.offset,
             text: piece.text,
@@ -162,14 +158,14 @@ export class EventStore {
         ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
         ExpressionAttributeValues: {
           ':pk': logPartition(scope.jobId, scope.taskNo, scope.attempt),
-          ':after': offsetKey(after),
+          ':after': logOffsetKey(after),
         },
         ScanIndexForward: false,
         ConsistentRead: true,
         Limit: 1,
       }),
     );
-    const start = (first.Items?.[0]?.[SORT_KEY] as string | undefined) ?? offsetKey(after);
+    const start = (first.Items?.[0]?.[SORT_KEY] as string | undefined) ?? logOffsetKey(after);
     const out = await this.ddb.send(
       new QueryCommand({
         TableName: this.tableName,

@@ -1,74 +1,27 @@
 /**
- * Jobs, tasks and API keys in the single DynamoDB table. Every state change is
- * a conditional write that names the state it expects; a write whose condition
- * fails returns `undefined` (someone else moved first) instead of throwing.
+ * Job items (`JOB#<jobId>`, `META`): creation, status, the set of finished
+ * tasks, the source's base commit, and the two listings of jobs (a tenant's
+ * roots, a root's descendants). The root's budget map is RootBudget's and the
+ * running counter RunSlots'; closeAttemptOnJob writes their parts an ended
+ * attempt changes, with the finished set, in one update. Every state change is a conditional
+ * write that names the state it expects; a write whose condition fails
+ * returns `undefined` (someone else moved first) instead of throwing.
  */
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { JobRecord } from '../core/model.ts';
+import { assertJobTransition, type JobStatus } from '../core/task-states.ts';
 import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  type QueryCommandInput,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import type { AttemptRecord, JobRecord, RefusedFile, TaskRecord, TaskResultSummary } from '../core/model.ts';
-import {
-  assertJobTransition,
-  assertTaskTransition,
-  type JobStatus,
-  type TaskState,
-  TERMINAL_TASK_STATES,
-} from '../core/task-states.ts';
-import { isConditionalCheckFailed } from './aws-errors.ts';
-import {
-  PARTITION_KEY,
-  SORT_KEY,
-  TENANT_INDEX,
-  TENANT_INDEX_PARTITION_KEY,
-  TENANT_INDEX_SORT_KEY,
-} from './table-schema.ts';
-
-const META = 'META';
-/** GSI1 partition that holds every API key item, so keys can be listed without a scan. */
-const API_KEYS_PARTITION = 'APIKEYS';
-/**
- * Tasks that are not final sit in GSI1 under `ACTIVE#<shard>` (sparse: the
- * attributes are removed when the task ends), so the reconciler's sweep finds
- * them with a few queries instead of a scan. Shards spread the writes.
- */
-export const ACTIVE_SHARDS = 4;
-const activePartition = (jobId: string) =>
-  `ACTIVE#${Number.parseInt(jobId.slice(-4), 16) % ACTIVE_SHARDS || 0}`;
-export const MAX_PAGES = 50;
-export const treePartition = (rootJobId: string) => `TREE#${rootJobId}`;
-
-export const jobKey = (jobId: string) => ({ [PARTITION_KEY]: `JOB#${jobId}`, [SORT_KEY]: META });
-export const taskKey = (jobId: string, taskNo: number) => ({
-  [PARTITION_KEY]: `JOB#${jobId}`,
-  [SORT_KEY]: `TASK#${String(taskNo).padStart(4, '0')}`,
-});
-const apiKeyKey = (sha256: string) => ({ [PARTITION_KEY]: `KEY#${sha256}`, [SORT_KEY]: 'KEY' });
-
-export interface ApiKeyRecord {
-  sha256: string;
-  keyId: string;
-  tenant: string;
-  name: string;
-  createdAt: string;
-  revokedAt?: string | undefined;
-}
-
-/** What one upload request adds to its attempt's counters (see JobStore.countUploads). */
-export interface UploadGrant {
-  /** Short hashes of the file paths this attempt has not been given links for yet. */
-  newPaths: string[];
-  /** Bytes signed by this request (files, log and git artifacts). */
-  bytes: number;
-  /** Names refused by this request, to keep on the item (already bounded by the caller). */
-  refused: RefusedFile[];
-  /** How many names this request refused, kept or not. */
-  refusedCount: number;
-}
+  combine,
+  conditional,
+  indexPartition,
+  queryAll,
+  type UpdateActions,
+  updateItem,
+} from './dynamo-ops.ts';
+import { spendSettlement } from './root-budget.ts';
+import { SLOT_RETURN } from './run-slots.ts';
+import { jobFromItem, jobItem } from './table-items.ts';
+import { isTenantListingKey, jobKey, tenantPartition, treePartition } from './table-keys.ts';
 
 export interface JobPage {
   jobs: JobRecord[];
@@ -82,109 +35,33 @@ export class InvalidCursorError extends Error {
   }
 }
 
-/** Runs a conditional write; `undefined` when its condition did not hold. */
-export async function conditional<T>(write: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await write();
-  } catch (err) {
-    if (isConditionalCheckFailed(err)) return undefined;
-    throw err;
-  }
-}
+/** The job exists; stamps the change. */
+const touched = (now: string): UpdateActions => ({
+  set: ['updatedAt = :now'],
+  conditions: ['attribute_exists(PK)'],
+  values: { ':now': now },
+});
 
-function isListingKey(key: unknown, partition: string): boolean {
-  if (!key || typeof key !== 'object' || Array.isArray(key)) return false;
-  const k = key as Record<string, unknown>;
-  const names = Object.keys(k).sort();
-  const expected = [PARTITION_KEY, SORT_KEY, TENANT_INDEX_PARTITION_KEY, TENANT_INDEX_SORT_KEY].sort();
-  return (
-    names.length === expected.length &&
-    names.every((n, i) => n === expected[i] && typeof k[n] === 'string') &&
-    k[TENANT_INDEX_PARTITION_KEY] === partition &&
-    (k[PARTITION_KEY] as string).startsWith('JOB#') &&
-    k[SORT_KEY] === META
-  );
-}
-
-function apiKeyFromItem(item: Record<string, unknown>): ApiKeyRecord {
-  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
-  return rest as unknown as ApiKeyRecord;
-}
-
-export function jobFromItem(item: Record<string, unknown>): JobRecord {
-  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, finishedTasks, ...rest } = item;
-  const finished = finishedTasks instanceof Set ? [...finishedTasks] : [];
-  return { ...(rest as unknown as JobRecord), finishedTasks: (finished as number[]).sort((a, b) => a - b) };
-}
-
-export function taskFromItem(item: Record<string, unknown>): TaskRecord {
-  const { PK: _pk, SK: _sk, GSI1PK: _g1, GSI1SK: _g2, entity: _e, ...rest } = item;
-  return rest as unknown as TaskRecord;
-}
-
-/**
- * Every item of a query, page by page, bounded to `maxPages` pages (and to
- * `limit` items when given). Throws when the bound is hit before the end, so
- * a caller never silently works on a partial list it believes complete.
- */
-export async function queryAll(
-  ddb: DynamoDBDocumentClient,
-  input: QueryCommandInput,
-  what: string,
-  options: { limit?: number; maxPages?: number } = {},
-): Promise<Record<string, unknown>[]> {
-  const items: Record<string, unknown>[] = [];
-  const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  let startKey: Record<string, unknown> | undefined;
-  for (let page = 0; page < (options.maxPages ?? MAX_PAGES); page++) {
-    const out = await ddb.send(
-      new QueryCommand({
-        ...input,
-        ...(Number.isFinite(limit) ? { Limit: Math.min(100, limit - items.length) } : {}),
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-      }),
-    );
-    items.push(...(out.Items ?? []));
-    startKey = out.LastEvaluatedKey;
-    if (!startKey || items.length >= limit) return items;
-  }
-  throw new Error(`${what}: more than ${options.maxPages ?? MAX_PAGES} pages`);
-}
-
-/** The GSI1 query of one partition (tenant listings, API keys, active tasks, a job tree). */
-export function indexPartition(tableName: string, partition: string): QueryCommandInput {
-  return {
-    TableName: tableName,
-    IndexName: TENANT_INDEX,
-    KeyConditionExpression: '#pk = :pk',
-    ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
-    ExpressionAttributeValues: { ':pk': partition },
-  };
-}
+/** Adds a work task to the finished set, unless it is in it already (a set: replays are harmless). */
+const finishing = (taskNo: number): UpdateActions => ({
+  add: ['finishedTasks :n'],
+  conditions: ['NOT contains(finishedTasks, :no)'],
+  values: { ':n': new Set([taskNo]), ':no': taskNo },
+});
 
 export class JobStore {
   constructor(
-    readonly ddb: DynamoDBDocumentClient,
-    readonly tableName: string,
+    private readonly ddb: DynamoDBDocumentClient,
+    private readonly tableName: string,
   ) {}
 
   /** Creates the job unless its id exists; returns false when it already did (an idempotent retry). */
   async createJob(job: JobRecord): Promise<boolean> {
-    const { finishedTasks: _f, ...rest } = job;
-    const item: Record<string, unknown> = { ...jobKey(job.jobId), entity: 'job', ...rest };
-    if (job.depth === 0) {
-      item[TENANT_INDEX_PARTITION_KEY] = `TENANT#${job.tenant}`;
-      item[TENANT_INDEX_SORT_KEY] = `${job.createdAt}#${job.jobId}`;
-    } else {
-      // Children are not listed per tenant; they are found through their root's tree.
-      item[TENANT_INDEX_PARTITION_KEY] = treePartition(job.rootJobId);
-      item[TENANT_INDEX_SORT_KEY] = `${String(job.depth).padStart(2, '0')}#${job.path}#${job.jobId}`;
-    }
     const created = await conditional(() =>
       this.ddb.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: item,
+          Item: jobItem(job),
           ConditionExpression: 'attribute_not_exists(PK)',
         }),
       ),
@@ -201,7 +78,6 @@ export class JobStore {
 
   /** A tenant's root jobs, newest first. */
   async listJobs(tenant: string, limit: number, cursor?: string): Promise<JobPage> {
-    const partition = `TENANT#${tenant}`;
     let startKey: Record<string, unknown> | undefined;
     if (cursor) {
       try {
@@ -210,15 +86,11 @@ export class JobStore {
         throw new InvalidCursorError();
       }
       // Only a key this query could have returned may steer it: another tenant's, or a forged one, is refused.
-      if (!isListingKey(startKey, partition)) throw new InvalidCursorError();
+      if (!isTenantListingKey(startKey, tenant)) throw new InvalidCursorError();
     }
     const out = await this.ddb.send(
       new QueryCommand({
-        TableName: this.tableName,
-        IndexName: TENANT_INDEX,
-        KeyConditionExpression: '#pk = :pk',
-        ExpressionAttributeNames: { '#pk': TENANT_INDEX_PARTITION_KEY },
-        ExpressionAttributeValues: { ':pk': partition },
+        ...indexPartition(this.tableName, tenantPartition(tenant)),
         ScanIndexForward: false,
         Limit: limit,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
@@ -232,6 +104,16 @@ export class JobStore {
     };
   }
 
+  /** Every descendant job of a root (not the root itself), shallowest first. */
+  async listDescendants(rootJobId: string): Promise<JobRecord[]> {
+    const items = await queryAll(
+      this.ddb,
+      indexPartition(this.tableName, treePartition(rootJobId)),
+      `job tree ${rootJobId}`,
+    );
+    return items.map(jobFromItem);
+  }
+
   /** Moves a job between statuses; `undefined` if it was not in `from`. */
   async transitionJob(
     jobId: string,
@@ -241,35 +123,27 @@ export class JobStore {
     extra: { totalTasks?: number; error?: string } = {},
   ): Promise<JobRecord | undefined> {
     assertJobTransition(from, to);
-    const sets = ['#status = :to', 'updatedAt = :now'];
+    const set = ['#status = :to', 'updatedAt = :now'];
     const values: Record<string, unknown> = { ':to': to, ':from': from, ':now': now };
     if (extra.totalTasks !== undefined) {
-      sets.push('totalTasks = :total');
+      set.push('totalTasks = :total');
       values[':total'] = extra.totalTasks;
     }
     if (extra.error !== undefined) {
-      sets.push('#error = :error');
+      set.push('#error = :error');
       values[':error'] = extra.error;
     }
     if (['completed', 'partial', 'failed', 'cancelled'].includes(to)) {
-      sets.push('finishedAt = :now');
+      set.push('finishedAt = :now');
     }
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: 'attribute_exists(PK) AND #status = :from',
-          ExpressionAttributeNames: {
-            '#status': 'status',
-            ...(extra.error !== undefined ? { '#error': 'error' } : {}),
-          },
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      set,
+      conditions: ['attribute_exists(PK)', '#status = :from'],
+      names: { '#status': 'status', ...(extra.error !== undefined ? { '#error': 'error' } : {}) },
+      values,
+      returnValues: 'ALL_NEW',
+    });
     return out?.Attributes ? jobFromItem(out.Attributes) : undefined;
   }
 
@@ -283,18 +157,11 @@ export class JobStore {
     taskNo: number,
     now: string,
   ): Promise<{ job: JobRecord; firstTime: boolean }> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'ADD finishedTasks :n SET updatedAt = :now',
-          ConditionExpression: 'attribute_exists(PK) AND NOT contains(finishedTasks, :no)',
-          ExpressionAttributeValues: { ':n': new Set([taskNo]), ':no': taskNo, ':now': now },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      ...combine(touched(now), finishing(taskNo)),
+      returnValues: 'ALL_NEW',
+    });
     if (out?.Attributes) return { job: jobFromItem(out.Attributes), firstTime: true };
     const job = await this.getJob(jobId);
     if (!job) throw new Error(`job ${jobId} vanished while finishing task ${taskNo}`);
@@ -313,380 +180,18 @@ export class JobStore {
     now: string,
     parts: { release: boolean; spend?: { delta: number; actual: number }; finished?: number },
   ): Promise<JobRecord | undefined> {
-    const sets = ['updatedAt = :now'];
-    const conditions = ['attribute_exists(PK)'];
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':now': now };
-    if (parts.release) {
-      sets.push('#r = #r - :one');
-      conditions.push('#r > :zero');
-      names['#r'] = 'runningTasks';
-      Object.assign(values, { ':one': 1, ':zero': 0 });
-    }
-    if (parts.spend) {
-      sets.push('#b.committedUsd = #b.committedUsd + :delta', '#b.spentUsd = #b.spentUsd + :actual');
-      names['#b'] = 'budget';
-      Object.assign(values, { ':delta': parts.spend.delta, ':actual': parts.spend.actual });
-    }
     const finished = parts.finished;
-    if (finished !== undefined) {
-      conditions.push('NOT contains(finishedTasks, :no)');
-      Object.assign(values, { ':n': new Set([finished]), ':no': finished });
-    }
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: `SET ${sets.join(', ')}${finished !== undefined ? ' ADD finishedTasks :n' : ''}`,
-          ConditionExpression: conditions.join(' AND '),
-          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      ...combine(
+        touched(now),
+        parts.release && SLOT_RETURN,
+        parts.spend && spendSettlement(parts.spend.delta, parts.spend.actual),
+        finished !== undefined && finishing(finished),
       ),
-    );
-    return out?.Attributes ? jobFromItem(out.Attributes) : undefined;
-  }
-
-  /** Creates tasks that do not exist yet; existing ones (a replayed step) are left alone. */
-  async putTasks(tasks: readonly TaskRecord[]): Promise<void> {
-    await Promise.all(
-      tasks.map((task) =>
-        conditional(() =>
-          this.ddb.send(
-            new PutCommand({
-              TableName: this.tableName,
-              Item: {
-                ...taskKey(task.jobId, task.taskNo),
-                entity: 'task',
-                [TENANT_INDEX_PARTITION_KEY]: activePartition(task.jobId),
-                [TENANT_INDEX_SORT_KEY]: `${task.createdAt}#${task.jobId}#${task.taskNo}`,
-                ...task,
-              },
-              ConditionExpression: 'attribute_not_exists(PK)',
-            }),
-          ),
-        ),
-      ),
-    );
-  }
-
-  async getTask(jobId: string, taskNo: number): Promise<TaskRecord | undefined> {
-    const out = await this.ddb.send(
-      new GetCommand({ TableName: this.tableName, Key: taskKey(jobId, taskNo), ConsistentRead: true }),
-    );
-    return out.Item ? taskFromItem(out.Item) : undefined;
-  }
-
-  /** Every task of a job in task order, the planner (task 0) first. */
-  async listTasks(jobId: string): Promise<TaskRecord[]> {
-    const items = await queryAll(
-      this.ddb,
-      {
-        TableName: this.tableName,
-        KeyConditionExpression: 'PK = :pk AND begins_with(SK, :task)',
-        ExpressionAttributeValues: { ':pk': `JOB#${jobId}`, ':task': 'TASK#' },
-        ConsistentRead: true,
-      },
-      `tasks of job ${jobId}`,
-    );
-    return items.map(taskFromItem);
-  }
-
-  /** The task's end has been counted by its job: the sweep no longer needs to watch it. */
-  async leaveActiveIndex(jobId: string, taskNo: number): Promise<void> {
-    const final = [...TERMINAL_TASK_STATES];
-    const values = Object.fromEntries(final.map((s, i) => [`:f${i}`, s]));
-    await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: `REMOVE ${TENANT_INDEX_PARTITION_KEY}, ${TENANT_INDEX_SORT_KEY}`,
-          ConditionExpression: `attribute_exists(${TENANT_INDEX_PARTITION_KEY}) AND #state IN (${Object.keys(values).join(', ')})`,
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: values,
-        }),
-      ),
-    );
-  }
-
-  /** Tasks not yet final, across every job (for the reconciler's sweep), at most `limit`. */
-  async listActiveTasks(limit: number): Promise<TaskRecord[]> {
-    const tasks: TaskRecord[] = [];
-    for (let shard = 0; shard < ACTIVE_SHARDS && tasks.length < limit; shard++) {
-      const items = await queryAll(
-        this.ddb,
-        indexPartition(this.tableName, `ACTIVE#${shard}`),
-        'active tasks',
-        {
-          limit: limit - tasks.length,
-        },
-      );
-      tasks.push(...items.map(taskFromItem));
-    }
-    return tasks;
-  }
-
-  /**
-   * Claims a queued task for one attempt (`queued -> launching`) and stores the
-   * hash of the token its worker will present. A duplicate delivery fails here.
-   */
-  async claimTask(
-    jobId: string,
-    taskNo: number,
-    attempt: number,
-    tokenHash: string,
-    now: string,
-  ): Promise<TaskRecord | undefined> {
-    return this.moveTask(jobId, taskNo, attempt, ['queued'], 'launching', now, {
-      tokenHash,
-      launchedAt: now,
+      returnValues: 'ALL_NEW',
     });
-  }
-
-  /** Undoes a claim whose launch was refused; nothing started, so the attempt is unchanged. */
-  async releaseClaim(
-    jobId: string,
-    taskNo: number,
-    attempt: number,
-    now: string,
-  ): Promise<TaskRecord | undefined> {
-    return this.moveTask(jobId, taskNo, attempt, ['launching'], 'queued', now, {}, [
-      'tokenHash',
-      'launchHandle',
-      'budgetUsd',
-      'budgetAttempt',
-    ]);
-  }
-
-  /** Stores the launcher's handle. The worker may already be running, so either state is fine. */
-  async setLaunchHandle(jobId: string, taskNo: number, attempt: number, handle: string): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: 'SET launchHandle = :h',
-          ConditionExpression: 'attempt = :a AND #state IN (:launching, :running)',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':h': handle,
-            ':a': attempt,
-            ':launching': 'launching',
-            ':running': 'running',
-          },
-        }),
-      ),
-    );
-    return out !== undefined;
-  }
-
-  /** The worker fetched its assignment: `launching -> running`. */
-  async markRunning(
-    jobId: string,
-    taskNo: number,
-    attempt: number,
-    now: string,
-  ): Promise<TaskRecord | undefined> {
-    return this.moveTask(jobId, taskNo, attempt, ['launching'], 'running', now, { startedAt: now });
-  }
-
-  /**
-   * A live worker's progress post, which is also its heartbeat: refused when
-   * the attempt is no longer live, or when the last post of the same attempt
-   * came less than `minIntervalMs` ago (a worker may not flood the table).
-   */
-  async recordHeartbeat(
-    jobId: string,
-    taskNo: number,
-    attempt: number,
-    nowMs: number,
-    minIntervalMs: number,
-  ): Promise<'ok' | 'too_soon' | 'not_live'> {
-    const written = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: 'SET heartbeatAt = :now, heartbeatAttempt = :a',
-          ConditionExpression:
-            'attribute_exists(PK) AND attempt = :a AND #state IN (:launching, :running) AND ' +
-            '(attribute_not_exists(heartbeatAt) OR heartbeatAttempt <> :a OR heartbeatAt <= :cutoff)',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':now': nowMs,
-            ':a': attempt,
-            ':launching': 'launching',
-            ':running': 'running',
-            ':cutoff': nowMs - minIntervalMs,
-          },
-        }),
-      ),
-    );
-    if (written) return 'ok';
-    const task = await this.getTask(jobId, taskNo);
-    const live = task?.attempt === attempt && (task.state === 'launching' || task.state === 'running');
-    return live ? 'too_soon' : 'not_live';
-  }
-
-  /**
-   * Ends an attempt: to a final state, or back to `queued` with attempt+1 for a
-   * retry (written at once, so a crash cannot leave a failed task unretried).
-   */
-  async endAttempt(
-    jobId: string,
-    taskNo: number,
-    attempt: number,
-    from: readonly TaskState[],
-    next: { state: TaskState; attempt: number; timeoutSec?: number | undefined },
-    record: AttemptRecord,
-    result: TaskResultSummary | undefined,
-    now: string,
-  ): Promise<TaskRecord | undefined> {
-    const sets = [
-      '#state = :to',
-      'updatedAt = :now',
-      'attempt = :next',
-      'attempts = list_append(if_not_exists(attempts, :empty), :record)',
-    ];
-    const values: Record<string, unknown> = {
-      ':to': next.state,
-      ':now': now,
-      ':a': attempt,
-      ':next': next.attempt,
-      ':record': [record],
-      ':empty': [],
-    };
-    if (result) {
-      sets.push('#result = :result');
-      values[':result'] = result;
-    }
-    if (next.timeoutSec !== undefined) {
-      sets.push('timeoutSec = :timeout');
-      values[':timeout'] = next.timeoutSec;
-    }
-    const removes: string[] = [];
-    if (next.state === 'queued') removes.push('tokenHash', 'launchHandle', 'startedAt');
-    else sets.push('finishedAt = :now');
-    // A final task stays in the active index until its job has counted it (leaveActiveIndex), so the
-    // sweep can finish the follow-up steps if the writer crashed or lost the response in between.
-    for (const f of from) assertTaskTransition(f, record.state);
-    if (next.state !== record.state) assertTaskTransition(record.state, next.state);
-    const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-          ConditionExpression: `attempt = :a AND #state IN (${Object.keys(fromValues).join(', ')})`,
-          ExpressionAttributeNames: { '#state': 'state', ...(result ? { '#result': 'result' } : {}) },
-          ExpressionAttributeValues: { ...values, ...fromValues },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
-    return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
-  }
-
-  private async moveTask(
-    jobId: string,
-    taskNo: number,
-    attempt: number,
-    from: readonly TaskState[],
-    to: TaskState,
-    now: string,
-    sets: Record<string, unknown>,
-    removes: readonly string[] = [],
-  ): Promise<TaskRecord | undefined> {
-    for (const f of from) assertTaskTransition(f, to);
-    const setNames = Object.keys(sets);
-    const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression:
-            `SET #state = :to, updatedAt = :now${setNames.map((n) => `, ${n} = :${n}`).join('')}` +
-            (removes.length ? ` REMOVE ${removes.join(', ')}` : ''),
-          ConditionExpression: `attempt = :a AND #state IN (${Object.keys(fromValues).join(', ')})`,
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: {
-            ':to': to,
-            ':now': now,
-            ':a': attempt,
-            ...fromValues,
-            ...Object.fromEntries(setNames.map((n) => [`:${n}`, sets[n]])),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
-    return out?.Attributes ? taskFromItem(out.Attributes) : undefined;
-  }
-
-  /**
-   * Counts one upload request against its attempt's caps, in one conditional
-   * update that holds only while the attempt is in one of `states`. The first
-   * request of an attempt (`first`) starts the counters afresh; a later one
-   * adds to them only if they stay within `caps`. `false` when the condition
-   * failed: the attempt ended, another request counted first, or a cap was
-   * reached; read the task to learn which.
-   */
-  async countUploads(
-    jobId: string,
-    taskNo: number,
-    attempt: number,
-    states: readonly TaskState[],
-    first: boolean,
-    grant: UploadGrant,
-    caps: { files: number; bytes: number },
-  ): Promise<boolean> {
-    const files = grant.newPaths.length;
-    if (files > caps.files || grant.bytes > caps.bytes) return false;
-    const stateValues = Object.fromEntries(states.map((s, i) => [`:s${i}`, s]));
-    const live = `attempt = :a AND #state IN (${Object.keys(stateValues).join(', ')})`;
-    const values: Record<string, unknown> = {
-      ':a': attempt,
-      ':nf': files,
-      ':nb': grant.bytes,
-      ':rf': grant.refused,
-      ':rc': grant.refusedCount,
-      ...stateValues,
-    };
-    if (files > 0) values[':ps'] = new Set(grant.newPaths);
-    let update: string;
-    let condition: string;
-    if (first) {
-      update =
-        'SET uploadAttempt = :a, uploadFiles = :nf, uploadBytes = :nb, uploadRefused = :rf, uploadRefusedCount = :rc' +
-        (files > 0 ? ', uploadPaths = :ps' : ' REMOVE uploadPaths');
-      condition = `${live} AND (attribute_not_exists(uploadAttempt) OR uploadAttempt <> :a)`;
-    } else {
-      update =
-        'SET uploadFiles = uploadFiles + :nf, uploadBytes = uploadBytes + :nb, ' +
-        'uploadRefused = list_append(uploadRefused, :rf), uploadRefusedCount = uploadRefusedCount + :rc' +
-        (files > 0 ? ' ADD uploadPaths :ps' : '');
-      condition = `${live} AND uploadAttempt = :a AND uploadFiles <= :fmax AND uploadBytes <= :bmax`;
-      values[':fmax'] = caps.files - files;
-      values[':bmax'] = caps.bytes - grant.bytes;
-    }
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: taskKey(jobId, taskNo),
-          UpdateExpression: update,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: values,
-        }),
-      ),
-    );
-    return out !== undefined;
+    return out?.Attributes ? jobFromItem(out.Attributes) : undefined;
   }
 
   /**
@@ -694,69 +199,13 @@ export class JobStore {
    * bundle, once. A replay with the same commit is fine; another commit is refused.
    */
   async setSourceBase(jobId: string, baseCommit: string, bundles: string[], now: string): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'SET #s.baseCommit = :base, #s.bundles = :bundles, updatedAt = :now',
-          ConditionExpression:
-            'attribute_exists(#s) AND (attribute_not_exists(#s.baseCommit) OR #s.baseCommit = :base)',
-          ExpressionAttributeNames: { '#s': 'source' },
-          ExpressionAttributeValues: { ':base': baseCommit, ':bundles': bundles, ':now': now },
-        }),
-      ),
-    );
-    return out !== undefined;
-  }
-
-  /** `pending -> queued`: the step it waited for is done. Undefined when it was not pending. */
-  async releasePending(jobId: string, taskNo: number, now: string): Promise<TaskRecord | undefined> {
-    return this.moveTask(jobId, taskNo, 1, ['pending'], 'queued', now, {});
-  }
-
-  /** Stores a key's hash; keys are also indexed under one GSI1 partition so they can be listed. */
-  async putApiKey(key: ApiKeyRecord): Promise<void> {
-    await this.ddb.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          ...apiKeyKey(key.sha256),
-          entity: 'apikey',
-          [TENANT_INDEX_PARTITION_KEY]: API_KEYS_PARTITION,
-          [TENANT_INDEX_SORT_KEY]: `${key.createdAt}#${key.keyId}`,
-          ...key,
-        },
-        ConditionExpression: 'attribute_not_exists(PK)',
-      }),
-    );
-  }
-
-  async getApiKey(sha256: string): Promise<ApiKeyRecord | undefined> {
-    const out = await this.ddb.send(new GetCommand({ TableName: this.tableName, Key: apiKeyKey(sha256) }));
-    return out.Item ? apiKeyFromItem(out.Item) : undefined;
-  }
-
-  /** Every API key (hashes and metadata only), oldest first. */
-  async listApiKeys(): Promise<ApiKeyRecord[]> {
-    return (await queryAll(this.ddb, indexPartition(this.tableName, API_KEYS_PARTITION), 'API keys')).map(
-      apiKeyFromItem,
-    );
-  }
-
-  /** Marks a key revoked; false when it does not exist or was already revoked. */
-  async revokeApiKey(sha256: string, now: string): Promise<boolean> {
-    const out = await conditional(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: apiKeyKey(sha256),
-          UpdateExpression: 'SET revokedAt = :now',
-          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(revokedAt)',
-          ExpressionAttributeValues: { ':now': now },
-        }),
-      ),
-    );
+    const out = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      set: ['#s.baseCommit = :base', '#s.bundles = :bundles', 'updatedAt = :now'],
+      conditions: ['attribute_exists(#s)', '(attribute_not_exists(#s.baseCommit) OR #s.baseCommit = :base)'],
+      names: { '#s': 'source' },
+      values: { ':base': baseCommit, ':bundles': bundles, ':now': now },
+    });
     return out !== undefined;
   }
 }

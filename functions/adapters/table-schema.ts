@@ -1,21 +1,22 @@
 /**
  * The single table's key schema, shared by the CDK state construct and by
- * local mode, which creates the same table in the emulator.
- *
- * Items: job `PK=JOB#<id> SK=META`, task `PK=JOB#<id> SK=TASK#<nnnn>`,
- * API key `PK=KEY#<sha256> SK=KEY`, the running counter, events and live
- * logs. GSI1 holds four partitions: a tenant's root jobs
- * (`GSI1PK=TENANT#<tenant> GSI1SK=<createdAt>#<jobId>`), a root's child jobs
- * (`TREE#<root>`), unfinished tasks (`ACTIVE#<shard>`) and API keys
- * (`APIKEYS`). Every kind and key: docs/architecture.md, "Data model".
+ * local mode, which creates the same table in the emulator. The keys every
+ * item and listing uses are built in table-keys.ts; every kind and key:
+ * docs/architecture.md, "Data model".
  */
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 export const PARTITION_KEY = 'PK';
 export const SORT_KEY = 'SK';
-export const TENANT_INDEX = 'GSI1';
-export const TENANT_INDEX_PARTITION_KEY = 'GSI1PK';
-export const TENANT_INDEX_SORT_KEY = 'GSI1SK';
+/**
+ * GSI1, the listing index: one sparse index shared by four kinds of
+ * partition, each a listing (table-keys.ts builds them): a tenant's root jobs
+ * (`TENANT#<tenant>`), a root's descendant jobs (`TREE#<rootJobId>`), tasks
+ * not yet counted by their job (`ACTIVE#<shard>`) and API keys (`APIKEYS`).
+ */
+export const LISTING_INDEX = 'GSI1';
+export const LISTING_INDEX_PARTITION_KEY = 'GSI1PK';
+export const LISTING_INDEX_SORT_KEY = 'GSI1SK';
 /** The table's TTL attribute (epoch seconds), set on events and live log pieces (event-store.ts). */
 export const TTL_ATTRIBUTE = 'expiresAt';
 
@@ -26,8 +27,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
     AttributeDefinitions: [
       { AttributeName: PARTITION_KEY, AttributeType: 'S' },
       { AttributeName: SORT_KEY, AttributeType: 'S' },
-      { AttributeName: TENANT_INDEX_PARTITION_KEY, AttributeType: 'S' },
-      { AttributeName: TENANT_INDEX_SORT_KEY, AttributeType: 'S' },
+      { AttributeName: LISTING_INDEX_PARTITION_KEY, AttributeType: 'S' },
+      { AttributeName: LISTING_INDEX_SORT_KEY, AttributeType: 'S' },
     ],
     KeySchema: [
       { AttributeName: PARTITION_KEY, KeyType: 'HASH' },
@@ -35,10 +36,10 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
     ],
     GlobalSecondaryIndexes: [
       {
-        IndexName: TENANT_INDEX,
+        IndexName: LISTING_INDEX,
         KeySchema: [
-          { AttributeName: TENANT_INDEX_PARTITION_KEY, KeyType: 'HASH' },
-          { AttributeName: TENANT_INDEX_SORT_KEY, KeyType: 'RANGE' },
+          { AttributeName: LISTING_INDEX_PARTITION_KEY, KeyType: 'HASH' },
+          { AttributeName: LISTING_INDEX_SORT_KEY, KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
       },

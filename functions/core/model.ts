@@ -267,6 +267,8 @@ export interface TaskRecord {
   /** The child job this task handed its work to (waiting_on_child, recursive_success). */
   childJobId?: string | undefined;
   childResults?: ChildResults | undefined;
+  /** Why the child job did not succeed, when the task ended `failed` with it (completeFromChild). */
+  childError?: string | undefined;
   /** Spend reserved on the root for the current attempt, and which attempt it is for. */
   budgetUsd?: number | undefined;
   budgetAttempt?: number | undefined;
@@ -321,6 +323,16 @@ export interface AttemptMeter {
   open: Record<string, number>;
   /** Why the gateway refused a request for good (the tree's budget is spent); a retry cannot help. */
   refusal?: string | undefined;
+}
+
+/** A caller's API key as stored: its SHA-256 and metadata, never the key itself. */
+export interface ApiKeyRecord {
+  sha256: string;
+  keyId: string;
+  tenant: string;
+  name: string;
+  createdAt: string;
+  revokedAt?: string | undefined;
 }
 
 /** A subtask as planned or as given by the caller. */

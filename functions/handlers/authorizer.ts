@@ -7,7 +7,8 @@
  * cached: a revoked key or an ended attempt stops working at once.
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import type { JobStore } from '../adapters/job-store.ts';
+import type { ApiKeyStore } from '../adapters/api-key-store.ts';
+import type { TaskStore } from '../adapters/task-store.ts';
 import { authorizeApiKey, authorizeTaskToken, type Principal } from '../services/auth.ts';
 import type { Log } from '../services/deps.ts';
 import { principalContext } from './http.ts';
@@ -16,13 +17,15 @@ import { API_KEY_HEADER, TASK_TOKEN_HEADER } from './routes.ts';
 /** API Gateway turns exactly this error message into a 401. */
 export const UNAUTHORIZED = 'Unauthorized';
 
-export function createAuthorizer(store: JobStore, log: Log) {
+export function createAuthorizer(stores: { keys: ApiKeyStore; tasks: TaskStore }, log: Log) {
   return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
     const apiKey = headerValue(event.headers, API_KEY_HEADER);
     const token = apiKey === undefined ? headerValue(event.headers, TASK_TOKEN_HEADER) : undefined;
     const credential = apiKey ?? token;
     const principal: Principal | undefined =
-      apiKey !== undefined ? await authorizeApiKey(store, apiKey) : await authorizeTaskToken(store, token);
+      apiKey !== undefined
+        ? await authorizeApiKey(stores.keys, apiKey)
+        : await authorizeTaskToken(stores.tasks, token);
     if (!principal) {
       log.warn('request refused by authorizer', {
         presented: credential !== undefined,

@@ -223,7 +223,7 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
       await api.cancel(jobId).catch(() => undefined);
       result = await api.wait(jobId, { timeoutMs: 60_000, pollMs: 300 });
     }
-    const rootJob = await stack.deps.store.getJob(jobId);
+    const rootJob = await stack.deps.jobs.getJob(jobId);
     const mirror = await mirrorJob(
       stack.deps.artifacts,
       jobId,

@@ -10,9 +10,10 @@
 import { randomBytes } from 'node:crypto';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { Command } from 'commander';
+import { ApiKeyStore } from '../adapters/api-key-store.ts';
 import { createAwsClients } from '../adapters/aws-clients.ts';
 import { isNotFound } from '../adapters/aws-errors.ts';
-import { type ApiKeyRecord, JobStore } from '../adapters/job-store.ts';
+import type { ApiKeyRecord } from '../core/model.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
 import { EXIT, UsageError } from './exit-codes.ts';
 
@@ -40,7 +41,7 @@ interface TargetOptions {
 }
 
 interface Target {
-  store: JobStore;
+  apiKeys: ApiKeyStore;
   tableName: string;
   region: string;
   close(): void;
@@ -128,7 +129,7 @@ async function openTarget(options: TargetOptions): Promise<Target> {
   }
   const clients = createAwsClients(env);
   return {
-    store: new JobStore(clients.ddb, tableName),
+    apiKeys: new ApiKeyStore(clients.ddb, tableName),
     tableName,
     region: regionOf(env),
     close: () => {
@@ -205,11 +206,11 @@ async function createKey(options: TargetOptions & { tenant: string; name?: strin
     fail(`invalid name: use 1-${MAX_NAME_CHARS} printable characters`);
     return;
   }
-  await withTarget(options, async ({ store }) => {
+  await withTarget(options, async ({ apiKeys }) => {
     const key = formatApiKey(randomBytes(24));
     const sha256 = sha256Hex(key);
     const keyId = sha256.slice(0, 12);
-    await store.putApiKey({
+    await apiKeys.putApiKey({
       sha256,
       keyId,
       tenant: options.tenant,
@@ -222,8 +223,8 @@ async function createKey(options: TargetOptions & { tenant: string; name?: strin
 }
 
 async function listKeys(options: TargetOptions & { json?: boolean }): Promise<void> {
-  await withTarget(options, async ({ store }) => {
-    const keys = (await store.listApiKeys()).map(publicView);
+  await withTarget(options, async ({ apiKeys }) => {
+    const keys = (await apiKeys.listApiKeys()).map(publicView);
     if (options.json) {
       process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
       return;
@@ -241,8 +242,8 @@ async function listKeys(options: TargetOptions & { json?: boolean }): Promise<vo
 }
 
 async function revokeKey(keyId: string, options: TargetOptions): Promise<void> {
-  await withTarget(options, async ({ store }) => {
-    const matches = (await store.listApiKeys()).filter((k) => k.keyId === keyId);
+  await withTarget(options, async ({ apiKeys }) => {
+    const matches = (await apiKeys.listApiKeys()).filter((k) => k.keyId === keyId);
     if (matches.length === 0)
       throw new KeysError(`no API key with id ${keyId} (see: orchestrator keys list)`);
     if (matches.length > 1)
@@ -252,7 +253,7 @@ async function revokeKey(keyId: string, options: TargetOptions): Promise<void> {
     const key = matches[0] as ApiKeyRecord;
     if (key.revokedAt) throw new KeysError(`API key ${keyId} is already revoked (since ${key.revokedAt})`);
     const now = new Date().toISOString();
-    if (!(await store.revokeApiKey(key.sha256, now)))
+    if (!(await apiKeys.revokeApiKey(key.sha256, now)))
       throw new KeysError(`API key ${keyId} is already revoked (or was just deleted)`);
     process.stdout.write(`revoked KEY_ID=${keyId} TENANT=${key.tenant} at ${now}\n`);
   });

@@ -9,11 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Artifacts } from '../adapters/artifacts.ts';
 import { type ClientOptions, createAwsClients, endpointFor } from '../adapters/aws-clients.ts';
-import { EventStore } from '../adapters/event-store.ts';
-import { JobStore } from '../adapters/job-store.ts';
 import { anthropicUpstream, type ModelUpstream } from '../adapters/model-upstream.ts';
 import { ensureResources } from '../adapters/provision.ts';
-import { RunSlots, TreeStore } from '../adapters/tree-store.ts';
+import { tableStores } from '../adapters/table-stores.ts';
 import { WorkQueue } from '../adapters/work-queue.ts';
 import type { OrchestratorConfig } from '../core/config.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
@@ -109,7 +107,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       maxReceiveCount: config.aws.max_receive_count,
       visibilityTimeoutSec: 60,
     });
-    const store = new JobStore(clients.ddb, resources.tableName);
+    const stores = tableStores(clients.ddb, resources.tableName);
     const queue = new WorkQueue(clients.sqs, resources.queueUrl);
     const artifacts = new Artifacts(clients.s3, resources.bucketName);
 
@@ -121,10 +119,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ? (options.upstream ?? localUpstream(settings.gateway.upstreamUrl, modelEnv))
       : undefined;
     const deps: Deps = {
-      store,
-      tree: new TreeStore(store),
-      slots: new RunSlots(store),
-      events: new EventStore(store.ddb, store.tableName),
+      ...stores,
       queue,
       artifacts,
       settings,
@@ -138,7 +133,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       host: config.api.host,
       port: options.port ?? config.api.port,
       api: createApiHandler(deps),
-      authorizer: createAuthorizer(store, log),
+      authorizer: createAuthorizer(stores, log),
       gateway: (req) => serveModelRequest(deps, req),
       // As the deployed streaming function: a stream lasts at most its 15 minutes, then the client reconnects.
       openStream: (event) => openEventStream(deps, event, EVENT_STREAM_MAX_MS),
@@ -179,7 +174,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const dispatchDeps: DispatchDeps = { ...deps, launcher };
 
     for (const key of config.api.keys) {
-      await store
+      await stores.keys
         .putApiKey({
           sha256: key.sha256,
           keyId: key.name,
@@ -227,9 +222,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       createApiKey: async (tenant, name = 'local', given) => {
         const key = given ?? formatApiKey(randomBytes(24));
         const sha256 = sha256Hex(key);
-        const existing = given ? await store.getApiKey(sha256) : undefined;
+        const existing = given ? await stores.keys.getApiKey(sha256) : undefined;
         if (!existing) {
-          await store.putApiKey({
+          await stores.keys.putApiKey({
             sha256,
             keyId: sha256.slice(0, 12),
             tenant,

@@ -26,7 +26,7 @@ export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'm
 
 export async function aggregateJob(deps: Deps, jobId: string): Promise<AggregateOutcome> {
   // Side by side: the tasks are read for nothing only on a replay of a job already final.
-  const [job, tasks] = await Promise.all([deps.store.getJob(jobId), deps.store.listTasks(jobId)]);
+  const [job, tasks] = await Promise.all([deps.jobs.getJob(jobId), deps.tasks.listTasks(jobId)]);
   if (!job) return 'missing';
   if (isTerminalJobStatus(job.status)) {
     // A replay after a crash between the status write and the cascade: finish the cascade.
@@ -45,7 +45,7 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
     // Tasks that waited for the repository can never start.
     const now = deps.now().toISOString();
     await Promise.all(
-      tasks.filter((t) => t.state === 'pending').map((t) => deps.tree.cancelTask(jobId, t.taskNo, now)),
+      tasks.filter((t) => t.state === 'pending').map((t) => deps.tasks.cancelTask(jobId, t.taskNo, now)),
     );
   } else if (job.status === 'planning') {
     if (!planner || !isTerminalTaskState(planner.state) || planner.state === 'succeeded') return 'not_ready';
@@ -76,7 +76,7 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
       tasks,
     );
   }
-  const moved = await deps.store.transitionJob(jobId, job.status, status, now, error ? { error } : {});
+  const moved = await deps.jobs.transitionJob(jobId, job.status, status, now, error ? { error } : {});
   if (moved) deps.metrics.jobFinished(status);
   const succeeded = tasks.filter((t) => t.state === 'succeeded' || t.state === 'recursive_success').length;
   deps.log.info('job finished', {
@@ -92,10 +92,10 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
   if (job.depth > 0) {
     // A planned child reserved max_workers tasks up front; a plan that never came gives them back (once).
     if (moved && job.status === 'planning')
-      await deps.tree.releaseTasks(job.rootJobId, job.config.maxWorkers);
+      await deps.budget.releaseTasks(job.rootJobId, job.config.maxWorkers);
     await completeParent(deps, job, status, tasks);
     // A child that outlives its root (spawned without --wait) still shows up in the root's reports.
-    const root = await deps.store.getJob(job.rootJobId);
+    const root = await deps.jobs.getJob(job.rootJobId);
     if (root && isTerminalJobStatus(root.status)) await writeTreeReports(deps, root);
   }
   return 'aggregated';
@@ -111,14 +111,14 @@ async function completeParent(
   if (child.childMode !== 'handoff' || !child.parentJobId || child.parentTaskNo === undefined) return;
   const tasks: TaskRecord[] = Array.isArray(childTasks)
     ? (childTasks as TaskRecord[])
-    : await deps.store.listTasks(child.jobId);
+    : await deps.tasks.listTasks(child.jobId);
   const git = childCommit(child, tasks, status);
   const results = { ...childResultsOf(tasks, status), ...(git ? { git } : {}) };
   const to = parentOutcome(status);
   const now = deps.now().toISOString();
   const error = to === 'failed' ? `child job ${child.jobId} ended ${status}` : undefined;
   const parent =
-    (await deps.tree.completeFromChild(
+    (await deps.tasks.completeFromChild(
       child.parentJobId,
       child.parentTaskNo,
       child.jobId,
@@ -126,7 +126,7 @@ async function completeParent(
       results,
       error,
       now,
-    )) ?? (await deps.store.getTask(child.parentJobId, child.parentTaskNo));
+    )) ?? (await deps.tasks.getTask(child.parentJobId, child.parentTaskNo));
   // Already completed by an earlier delivery: followUp is idempotent and finishes what that one left undone.
   if (parent && parent.childJobId === child.jobId && isTerminalTaskState(parent.state))
     await followUp(deps, parent, now);
@@ -139,14 +139,14 @@ async function completeParent(
 export async function writeTreeReports(
   deps: Deps,
   root: JobRecord,
-  rootTasks?: Awaited<ReturnType<Deps['store']['listTasks']>>,
+  rootTasks?: Awaited<ReturnType<Deps['tasks']['listTasks']>>,
 ): Promise<void> {
   // Most jobs have no children: skip the tree query for them.
-  const descendants = root.hasChildren ? await deps.tree.listDescendants(root.jobId) : [];
+  const descendants = root.hasChildren ? await deps.jobs.listDescendants(root.jobId) : [];
   const tree: TreeNode[] = [
-    { job: root, tasks: rootTasks ?? (await deps.store.listTasks(root.jobId)) },
+    { job: root, tasks: rootTasks ?? (await deps.tasks.listTasks(root.jobId)) },
     ...(await Promise.all(
-      descendants.map(async (job) => ({ job, tasks: await deps.store.listTasks(job.jobId) })),
+      descendants.map(async (job) => ({ job, tasks: await deps.tasks.listTasks(job.jobId) })),
     )),
   ];
   const ctx = {

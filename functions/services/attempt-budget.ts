@@ -33,7 +33,7 @@ export async function planAttemptSpend(
   deps: Deps,
   task: TaskRecord,
 ): Promise<BudgetGrant & { root?: JobRecord }> {
-  const root = await deps.store.getJob(task.rootJobId);
+  const root = await deps.jobs.getJob(task.rootJobId);
   if (gatewayEnabled(deps.settings)) {
     if (root?.budget && root.budget.maxSpendUsd - root.budget.spentUsd < MIN_ATTEMPT_BUDGET_USD)
       return exhausted(root.budget);
@@ -41,7 +41,7 @@ export async function planAttemptSpend(
     return { kind: 'granted', usd: 0 };
   }
   if (!root?.budget) return { kind: 'granted', usd: 0 };
-  const job = task.jobId === root.jobId ? root : await deps.store.getJob(task.jobId);
+  const job = task.jobId === root.jobId ? root : await deps.jobs.getJob(task.jobId);
   const usd = attemptBudget(root.budget, deps.settings.limits.maxTaskBudgetUsd, job ? spendShares(job) : 1);
   if (usd > 0) return { kind: 'granted', usd, root };
   return spendVerdict(root.budget);
@@ -49,8 +49,8 @@ export async function planAttemptSpend(
 
 /** Reserves a planned amount on the root on its own (a child's attempt, whose slot is on another item). */
 export async function reserveOnRoot(deps: Deps, root: JobRecord, usd: number): Promise<BudgetGrant> {
-  if (await deps.tree.reserveSpend(root, usd)) return { kind: 'granted', usd };
-  return spendVerdict((await deps.store.getJob(root.jobId))?.budget ?? (root.budget as RootBudget));
+  if (await deps.budget.reserveSpend(root, usd)) return { kind: 'granted', usd };
+  return spendVerdict((await deps.jobs.getJob(root.jobId))?.budget ?? (root.budget as RootBudget));
 }
 
 /** A reservation did not fit: wait while others' reservations stand in the way, fail once the spend is used up. */
@@ -64,9 +64,9 @@ export function spendVerdict(budget: RootBudget): BudgetGrant {
  * that finds one already there gives its own back and keeps the recorded one.
  */
 export async function recordAttemptSpend(deps: Deps, task: TaskRecord, usd: number): Promise<number> {
-  if (usd <= 0 || (await deps.tree.setTaskBudget(task, task.attempt, usd))) return usd;
-  await deps.tree.settleSpend(task.rootJobId, usd, 0);
-  return (await deps.store.getTask(task.jobId, task.taskNo))?.budgetUsd ?? 0;
+  if (usd <= 0 || (await deps.tasks.setTaskBudget(task, task.attempt, usd))) return usd;
+  await deps.budget.settleSpend(task.rootJobId, usd, 0);
+  return (await deps.tasks.getTask(task.jobId, task.taskNo))?.budgetUsd ?? 0;
 }
 
 function exhausted(budget: RootBudget): BudgetGrant {
@@ -78,5 +78,5 @@ function exhausted(budget: RootBudget): BudgetGrant {
 
 /** A reservation whose worker never started goes back whole. */
 export async function returnAttemptSpend(deps: Deps, task: TaskRecord, usd: number): Promise<void> {
-  if (usd > 0) await deps.tree.settleSpend(task.rootJobId, usd, 0);
+  if (usd > 0) await deps.budget.settleSpend(task.rootJobId, usd, 0);
 }

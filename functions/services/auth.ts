@@ -4,7 +4,8 @@
  * against hashes in the table; the authorizer Lambda and the local server
  * call these same functions.
  */
-import type { JobStore } from '../adapters/job-store.ts';
+import type { ApiKeyStore } from '../adapters/api-key-store.ts';
+import type { TaskStore } from '../adapters/task-store.ts';
 import type { TaskRecord } from '../core/model.ts';
 import { parseTaskToken, sameDigest, sha256Hex, type TaskTokenScope } from '../core/tokens.ts';
 
@@ -13,11 +14,11 @@ export type Principal =
   | { kind: 'worker'; jobId: string; taskNo: number; attempt: number };
 
 export async function authorizeApiKey(
-  store: JobStore,
+  keys: ApiKeyStore,
   apiKey: string | undefined,
 ): Promise<Principal | undefined> {
   if (!apiKey || apiKey.length > 256) return undefined;
-  const record = await store.getApiKey(sha256Hex(apiKey));
+  const record = await keys.getApiKey(sha256Hex(apiKey));
   if (!record || record.revokedAt) return undefined;
   return { kind: 'caller', tenant: record.tenant, keyId: record.keyId };
 }
@@ -28,10 +29,10 @@ export async function authorizeApiKey(
  * POST; each route then checks the task is still in a state that allows it.
  */
 export async function authorizeTaskToken(
-  store: JobStore,
+  tasks: TaskStore,
   token: string | undefined,
 ): Promise<Principal | undefined> {
-  const found = await authenticateWorker(store, token);
+  const found = await authenticateWorker(tasks, token);
   return found && { kind: 'worker', ...found.scope };
 }
 
@@ -41,13 +42,13 @@ export async function authorizeTaskToken(
  * `undefined` when the token is missing, malformed or not the stored one.
  */
 export async function authenticateWorker(
-  store: JobStore,
+  tasks: TaskStore,
   token: string | undefined,
 ): Promise<{ scope: TaskTokenScope; task: TaskRecord } | undefined> {
   if (!token || token.length > 512) return undefined;
   const scope = parseTaskToken(token);
   if (!scope) return undefined;
-  const task = await store.getTask(scope.jobId, scope.taskNo);
+  const task = await tasks.getTask(scope.jobId, scope.taskNo);
   if (!task?.tokenHash || !sameDigest(task.tokenHash, sha256Hex(token))) return undefined;
   return { scope, task };
 }

@@ -27,9 +27,9 @@ export async function requestCancel(
   }
   if (isTerminalJobStatus(job.status)) throw conflict(`job ${job.jobId} already ended ${job.status}`);
   const now = deps.now().toISOString();
-  const moved = await deps.store.transitionJob(job.jobId, job.status, 'cancelled', now);
+  const moved = await deps.jobs.transitionJob(job.jobId, job.status, 'cancelled', now);
   if (!moved) {
-    const fresh = await deps.store.getJob(job.jobId);
+    const fresh = await deps.jobs.getJob(job.jobId);
     if (fresh?.status !== 'cancelled')
       throw conflict(`job ${job.jobId} changed while being cancelled; try again`);
   }
@@ -43,7 +43,7 @@ export async function cancelTree(
   deps: DispatchDeps,
   jobId: string,
 ): Promise<{ tasks: number; stopped: number }> {
-  const job = await deps.store.getJob(jobId);
+  const job = await deps.jobs.getJob(jobId);
   if (!job) return { tasks: 0, stopped: 0 };
   const jobs = [job, ...(await descendantsOf(deps, job))];
   const now = deps.now().toISOString();
@@ -51,9 +51,9 @@ export async function cancelTree(
   let stopped = 0;
   await Promise.all(
     jobs.map(async (j) => {
-      if (!isTerminalJobStatus(j.status)) await deps.store.transitionJob(j.jobId, j.status, 'cancelled', now);
-      for (const task of await deps.store.listTasks(j.jobId)) {
-        const before = await deps.tree.cancelTask(j.jobId, task.taskNo, now);
+      if (!isTerminalJobStatus(j.status)) await deps.jobs.transitionJob(j.jobId, j.status, 'cancelled', now);
+      for (const task of await deps.tasks.listTasks(j.jobId)) {
+        const before = await deps.tasks.cancelTask(j.jobId, task.taskNo, now);
         if (!before) continue;
         tasks += 1;
         if (before.state === 'launching' || before.state === 'running') {
@@ -69,7 +69,7 @@ export async function cancelTree(
   deps.log.info('job tree cancelled', { jobId, jobs: jobs.length, tasks, stopped });
   // A cancelled hand-off child fails the parent task that waited for it (unless that one was cancelled too).
   if (job.depth > 0) await aggregateJob(deps, job.jobId);
-  const root = job.depth === 0 ? job : await deps.store.getJob(job.rootJobId);
-  if (root) await writeTreeReports(deps, (await deps.store.getJob(root.jobId)) ?? root);
+  const root = job.depth === 0 ? job : await deps.jobs.getJob(job.rootJobId);
+  if (root) await writeTreeReports(deps, (await deps.jobs.getJob(root.jobId)) ?? root);
   return { tasks, stopped };
 }

@@ -38,7 +38,7 @@ export async function createChildJob(
   input: ChildRequest,
 ): Promise<{ job: JobRecord; created: boolean }> {
   const { scope, body, mode } = input;
-  const task = await deps.store.getTask(scope.jobId, scope.taskNo);
+  const task = await deps.tasks.getTask(scope.jobId, scope.taskNo);
   // A hand-off already recorded, asked for again (its answer was lost): the same child, as the first time.
   if (
     mode === 'handoff' &&
@@ -46,7 +46,7 @@ export async function createChildJob(
     task.state === 'waiting_on_child' &&
     task.childJobId
   ) {
-    const child = await deps.store.getJob(task.childJobId);
+    const child = await deps.jobs.getJob(task.childJobId);
     if (child && child.parentAttempt === scope.attempt) return { job: child, created: false };
   }
   if (!task || task.attempt !== scope.attempt || task.state !== 'running') {
@@ -58,18 +58,18 @@ export async function createChildJob(
     deps.log.warn('child job refused: not a work task', { ...scope, kind: task.kind });
     throw forbidden(notCreator);
   }
-  const parent = await deps.store.getJob(task.jobId);
-  const root = parent && parent.depth === 0 ? parent : await deps.store.getJob(task.rootJobId);
+  const parent = await deps.jobs.getJob(task.jobId);
+  const root = parent && parent.depth === 0 ? parent : await deps.jobs.getJob(task.rootJobId);
   if (!parent || !root) throw conflict('the parent job is gone');
 
   // A retry finds the job its first call created, before any limit counts it a second time.
   const jobId = childJobId(task, scope.attempt, mode, input.idempotencyKey, deps.randomBytes(16));
-  const existing = await deps.store.getJob(jobId);
+  const existing = await deps.jobs.getJob(jobId);
   if (existing) {
     // A retried hand-off whose first call created the child but did not get to record the hand-off
     // (an error, a crash): finish it now, or the child would run with nobody waiting for it.
     if (mode === 'handoff')
-      await startChild(deps, task, input, root, existing, await deps.store.listTasks(jobId));
+      await startChild(deps, task, input, root, existing, await deps.tasks.listTasks(jobId));
     return { job: existing, created: false };
   }
 
@@ -93,8 +93,8 @@ export async function createChildJob(
   }
 
   const now = deps.now().toISOString();
-  if (!(await deps.tree.reserveTasks(root, requested, now, true))) {
-    const fresh = (await deps.store.getJob(root.jobId)) ?? root;
+  if (!(await deps.budget.reserveTasks(root, requested, now, true))) {
+    const fresh = (await deps.jobs.getJob(root.jobId)) ?? root;
     const r = tasksRefusal(fresh, requested);
     deps.log.warn('child job refused by a limit', { ...scope, limit: r.limit });
     throw limitExceeded(r.limit, r.message, r.details);
@@ -127,17 +127,17 @@ export async function createChildJob(
   };
   const tasks = firstTasks(job, subtasks, now);
   try {
-    await deps.store.putTasks(tasks);
-    if (!(await deps.store.createJob(job))) {
+    await deps.tasks.putTasks(tasks);
+    if (!(await deps.jobs.createJob(job))) {
       // Another call created it first (a retried POST): its reservation stands, ours goes back.
-      await deps.tree.releaseTasks(root.jobId, requested);
-      const first = (await deps.store.getJob(jobId)) as JobRecord;
+      await deps.budget.releaseTasks(root.jobId, requested);
+      const first = (await deps.jobs.getJob(jobId)) as JobRecord;
       if (mode === 'handoff')
-        await startChild(deps, task, input, root, first, await deps.store.listTasks(jobId));
+        await startChild(deps, task, input, root, first, await deps.tasks.listTasks(jobId));
       return { job: first, created: false };
     }
   } catch (err) {
-    await deps.tree.releaseTasks(root.jobId, requested);
+    await deps.budget.releaseTasks(root.jobId, requested);
     throw err;
   }
   await startChild(deps, task, input, root, job, tasks);
@@ -181,13 +181,14 @@ async function startChild(
       ...(metered !== undefined ? { reportedCostUsd: input.decideCostUsd ?? 0 } : {}),
       finishedAt: now,
     };
-    const waiting = await deps.tree.handoffToChild(task, scope.attempt, jobId, record, now);
+    const waiting = await deps.tasks.handoffToChild(task, scope.attempt, jobId, record, now);
     if (waiting) {
       // The parent's container exits now: its running slot goes back.
       await deps.slots.release(task.jobId);
       // The parent's own spending ends here: its reservation becomes what the decision cost.
       const reserved = task.budgetAttempt === scope.attempt ? (task.budgetUsd ?? 0) : 0;
-      if (!(await settleMeteredAttempt(deps, task))) await deps.tree.settleSpend(root.jobId, reserved, cost);
+      if (!(await settleMeteredAttempt(deps, task)))
+        await deps.budget.settleSpend(root.jobId, reserved, cost);
     } else if (!(await handedOffTo(deps, task, jobId))) {
       // The attempt ended (its worker was found lost, timed out, cancelled) between our checks and
       // the hand-off: nobody will wait for this child, so it must not run. Found by FAULT_SEED=40035032.
@@ -211,7 +212,7 @@ async function startChild(
 
 /** Whether the parent attempt already waits for this child (a hand-off recorded by an earlier call). */
 async function handedOffTo(deps: Deps, task: TaskRecord, childJobId: string): Promise<boolean> {
-  const fresh = await deps.store.getTask(task.jobId, task.taskNo);
+  const fresh = await deps.tasks.getTask(task.jobId, task.taskNo);
   return fresh?.state === 'waiting_on_child' && fresh.childJobId === childJobId;
 }
 

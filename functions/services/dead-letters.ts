@@ -18,11 +18,11 @@ export async function handleDeadLetter(
   const reason = `its work message failed ${receiveCount} deliveries and went to the dead-letter queue`;
   if (message.type === 'run') {
     const { jobId, taskNo, attempt } = message;
-    const task = await deps.store.getTask(jobId, taskNo);
+    const task = await deps.tasks.getTask(jobId, taskNo);
     if (!task || task.attempt !== attempt || isTerminalTaskState(task.state)) return;
     if (task.state === 'queued') {
       const now = deps.now().toISOString();
-      const failed = await deps.store.endAttempt(
+      const failed = await deps.tasks.endAttempt(
         jobId,
         taskNo,
         attempt,
@@ -46,11 +46,11 @@ export async function handleDeadLetter(
     deps.log.error('poison run message: task failed', { jobId, taskNo, attempt });
     return;
   }
-  const job = await deps.store.getJob(message.jobId);
+  const job = await deps.jobs.getJob(message.jobId);
   if (!job) return;
   if (message.type === 'aggregate' && !isTerminalJobStatus(job.status)) {
     const now = deps.now().toISOString();
-    const moved = await deps.store.transitionJob(job.jobId, job.status, 'failed', now, {
+    const moved = await deps.jobs.transitionJob(job.jobId, job.status, 'failed', now, {
       error: `aggregation failed: ${reason}`,
     });
     if (moved) deps.metrics.jobFinished('failed');
@@ -61,7 +61,6 @@ export async function handleDeadLetter(
     deps.log.error('poison message', { type: message.type, jobId: job.jobId });
   }
   // Best effort: the reports may be what failed in the first place.
-  const root = job.depth === 0 ? job : await deps.store.getJob(job.rootJobId);
-  if (root)
-    await writeTreeReports(deps, (await deps.store.getJob(root.jobId)) ?? root).catch(() => undefined);
+  const root = job.depth === 0 ? job : await deps.jobs.getJob(job.rootJobId);
+  if (root) await writeTreeReports(deps, (await deps.jobs.getJob(root.jobId)) ?? root).catch(() => undefined);
 }

@@ -1,11 +1,14 @@
 /** What the use cases need from the outside world; handlers and local mode build it. */
 
+import type { ApiKeyStore } from '../adapters/api-key-store.ts';
 import type { Artifacts } from '../adapters/artifacts.ts';
 import type { EventStore } from '../adapters/event-store.ts';
 import type { JobStore } from '../adapters/job-store.ts';
 import type { Launcher } from '../adapters/launcher.ts';
 import type { ModelUpstream } from '../adapters/model-upstream.ts';
-import type { RunSlots, TreeStore } from '../adapters/tree-store.ts';
+import type { RootBudget } from '../adapters/root-budget.ts';
+import type { RunSlots } from '../adapters/run-slots.ts';
+import type { TaskStore } from '../adapters/task-store.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
 import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
 import type { PriceTable } from '../core/model-metering.ts';
@@ -68,9 +71,17 @@ export interface Metrics {
   jobFinished(status: JobStatus): void;
 }
 
+/** The table's stores (adapters/table-stores.ts builds them), one per kind of item it writes. */
 export interface Deps {
-  store: JobStore;
-  tree: TreeStore;
+  /** Job items: creation, status, finished tasks, listings of jobs. */
+  jobs: JobStore;
+  /** Task items: every write to a task (attempts, uploads, spend, hand-offs, cancellation). */
+  tasks: TaskStore;
+  /** API key items. */
+  keys: ApiKeyStore;
+  /** The tree's budget on its root job item: tasks and spend reserved and settled. */
+  budget: RootBudget;
+  /** Running-worker counters: on the job item and the deployment's. */
   slots: RunSlots;
   /** Workers' live progress and logs. */
   events: EventStore;

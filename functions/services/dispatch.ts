@@ -29,7 +29,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   const { jobId, taskNo, attempt } = message;
   const token = formatTaskToken({ jobId, taskNo, attempt }, deps.randomBytes(32));
   const now = deps.now().toISOString();
-  const claimed = await deps.store.claimTask(jobId, taskNo, attempt, sha256Hex(token), now);
+  const claimed = await deps.tasks.claimTask(jobId, taskNo, attempt, sha256Hex(token), now);
   if (!claimed) {
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });
     return 'duplicate';
@@ -37,7 +37,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   const scope = { jobId, taskNo, attempt };
   // What was taken so far, given back newest first if the worker does not start after all.
   const taken: (() => Promise<unknown>)[] = [
-    () => deps.store.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString()),
+    () => deps.tasks.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString()),
   ];
   const giveBack = async () => {
     for (const step of taken.reverse()) await step();
@@ -52,7 +52,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     await giveBack();
     // The job's status shows a wait for spend: a task that waits for it is not simply queued.
     if (what === 'spend')
-      await deps.tree.setWaiting(jobId, taskNo, attempt, 'spend_budget', deps.now().toISOString());
+      await deps.tasks.setWaiting(jobId, taskNo, attempt, 'spend_budget', deps.now().toISOString());
     await deps.queue.send(message, what === 'spend' ? BUDGET_WAIT_SEC : SLOT_WAIT_SEC);
     deps.log.info(what === 'spend' ? 'waiting for spend budget' : 'waiting for a running slot', scope);
     return 'waiting' as const;
@@ -67,7 +67,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   const spend = together ? { usd, maxSpendUsd: grant.root?.budget?.maxSpendUsd ?? 0 } : undefined;
   if (!(await deps.slots.acquireJob(jobId, spend))) {
     // The job already runs max_workers workers, or (together) the spend did not fit: read which.
-    const job = together ? await deps.store.getJob(jobId) : undefined;
+    const job = together ? await deps.jobs.getJob(jobId) : undefined;
     if (job?.budget && (job.runningTasks ?? 0) < job.config.maxWorkers) {
       const verdict = spendVerdict(job.budget);
       if (verdict.kind === 'exhausted') return refuse(verdict.message);
@@ -88,7 +88,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   if (!(await deps.slots.acquireGlobal(deps.settings.worker.maxRunning))) return waitFor('slot');
   taken.push(() => deps.slots.releaseGlobal());
   usd = await recordAttemptSpend(deps, claimed, usd);
-  if (claimed.waitingFor) await deps.tree.setWaiting(jobId, taskNo, attempt, undefined, now);
+  if (claimed.waitingFor) await deps.tasks.setWaiting(jobId, taskNo, attempt, undefined, now);
   try {
     const { handle } = await deps.launcher.launch({
       jobId,
@@ -100,7 +100,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     });
     // The worker is started: from here on nothing may be undone. Without a stored handle the
     // worker still reports; if it dies, the sweep finds a claim without a handle and retries it.
-    await deps.store.setLaunchHandle(jobId, taskNo, attempt, handle).catch((e: Error) => {
+    await deps.tasks.setLaunchHandle(jobId, taskNo, attempt, handle).catch((e: Error) => {
       deps.log.warn('launch handle not stored; the sweep covers this worker', { ...scope, error: e.message });
     });
     deps.log.info('worker launched', { ...scope, handle });

@@ -50,7 +50,10 @@ export interface GatewayResponse {
   body: AsyncIterable<Uint8Array>;
 }
 
-export type GatewayDeps = Pick<Deps, 'store' | 'tree' | 'settings' | 'log' | 'now' | 'randomBytes'> & {
+export type GatewayDeps = Pick<
+  Deps,
+  'jobs' | 'tasks' | 'budget' | 'settings' | 'log' | 'now' | 'randomBytes'
+> & {
   upstream?: ModelUpstream | undefined;
   /** Waits between reservation tries; injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
@@ -116,13 +119,13 @@ function currentMeter(task: Pick<TaskRecord, 'attempt' | 'meter'>): AttemptMeter
  * cost is unknown. Each is settled once, whoever gets to it first.
  */
 export async function closeAttemptMeter(
-  deps: Pick<Deps, 'tree' | 'log'>,
+  deps: Pick<Deps, 'tasks' | 'budget' | 'log'>,
   task: Pick<TaskRecord, 'jobId' | 'taskNo' | 'rootJobId' | 'meter'>,
 ): Promise<number> {
   let charged = 0;
   for (const [requestId, reserved] of Object.entries(task.meter?.open ?? {})) {
-    if (!(await deps.tree.settleRequest(task, requestId, reserved, reserved))) continue;
-    await deps.tree.settleSpend(task.rootJobId, reserved, reserved);
+    if (!(await deps.tasks.settleRequest(task, requestId, reserved, reserved))) continue;
+    await deps.budget.settleSpend(task.rootJobId, reserved, reserved);
     charged += reserved;
   }
   if (charged > 0)
@@ -141,14 +144,14 @@ export async function closeAttemptMeter(
  * gateway's message.
  */
 export async function withMeteredCost(
-  deps: Pick<Deps, 'store'>,
+  deps: Pick<Deps, 'tasks'>,
   task: TaskRecord,
   outcome: WorkerOutcome,
   reported = true,
 ): Promise<WorkerOutcome> {
   if (!task.meter) return outcome;
   // Read again: the attempt's last requests may have settled since the caller read the task.
-  const fresh = (await deps.store.getTask(task.jobId, task.taskNo)) ?? task;
+  const fresh = (await deps.tasks.getTask(task.jobId, task.taskNo)) ?? task;
   const metered = meteredCostOf({ attempt: outcome.attempt, meter: fresh.meter });
   if (metered === undefined) return outcome;
   const refusal = fresh.meter?.refusal;
@@ -166,11 +169,11 @@ export async function withMeteredCost(
  * the caller must not settle a reported cost on top.
  */
 export async function settleMeteredAttempt(
-  deps: Pick<Deps, 'store' | 'tree' | 'log'>,
+  deps: Pick<Deps, 'tasks' | 'budget' | 'log'>,
   task: TaskRecord,
 ): Promise<boolean> {
   if (!task.meter) return false;
-  const fresh = (await deps.store.getTask(task.jobId, task.taskNo)) ?? task;
+  const fresh = (await deps.tasks.getTask(task.jobId, task.taskNo)) ?? task;
   const meter = fresh.meter?.attempt === task.attempt ? fresh.meter : undefined;
   if (!meter) return false;
   await closeAttemptMeter(deps, { ...fresh, meter });
@@ -179,12 +182,12 @@ export async function settleMeteredAttempt(
 
 /** Opens the gateway's meter for an attempt at dispatch (a replay finds it open and changes nothing). */
 export async function openAttemptMeter(
-  deps: Pick<Deps, 'tree' | 'log' | 'settings'>,
+  deps: Pick<Deps, 'tasks' | 'budget' | 'log' | 'settings'>,
   task: TaskRecord,
   attempt: number,
 ): Promise<void> {
   if (task.meter && task.meter.attempt !== attempt) await closeAttemptMeter(deps, task);
-  await deps.tree.openMeter(task.jobId, task.taskNo, attempt, deps.settings.limits.maxTaskBudgetUsd);
+  await deps.tasks.openMeter(task.jobId, task.taskNo, attempt, deps.settings.limits.maxTaskBudgetUsd);
 }
 
 export async function serveModelRequest(deps: GatewayDeps, req: GatewayRequest): Promise<GatewayResponse> {
@@ -200,7 +203,7 @@ export async function serveModelRequest(deps: GatewayDeps, req: GatewayRequest):
 
   const token = tokenOf(req.headers);
   // One read proves the token and gives the task.
-  const found = await authenticateWorker(deps.store, token);
+  const found = await authenticateWorker(deps.tasks, token);
   if (!found) return refuse('authentication_error', 'missing or unknown task token (send it as x-api-key)');
   const { scope: principal, task } = found;
   if (!isActiveAttempt(task, principal.attempt)) {
@@ -239,7 +242,7 @@ export async function serveModelRequest(deps: GatewayDeps, req: GatewayRequest):
     if (grant.kind === 'busy')
       return refuse('rate_limit_error', grant.message, { 'retry-after': '5', 'x-should-retry': 'true' });
     if (grant.kind === 'tree')
-      await deps.tree.markMeterRefusal(task, principal.attempt, grant.message).catch(() => {});
+      await deps.tasks.markMeterRefusal(task, principal.attempt, grant.message).catch(() => {});
     return refuse('billing_error', grant.message, { 'x-should-retry': 'false' });
   }
 
@@ -307,11 +310,11 @@ async function reserve(
     if (!currentMeter(task)) {
       // Dispatched before the gateway was on (or its meter write was lost): open it now.
       await openAttemptMeter(deps, task, attempt);
-      task = (await deps.store.getTask(task.jobId, task.taskNo)) ?? task;
+      task = (await deps.tasks.getTask(task.jobId, task.taskNo)) ?? task;
       if (!isActiveAttempt(task, attempt)) return ended(task, attempt);
     }
     // The tree first: when it is spent, no retry can help, and the refusal says so.
-    const root = await deps.store.getJob(task.rootJobId);
+    const root = await deps.jobs.getJob(task.rootJobId);
     const budget = root?.budget;
     if (budget && budget.spentUsd + maxUsd > budget.maxSpendUsd + 1e-9) {
       return {
@@ -333,11 +336,12 @@ async function reserve(
           '(limits.max_task_budget_usd)',
       };
     }
-    if (await deps.tree.reserveRequest(task, attempt, requestId, maxUsd, limit)) {
-      if (!root || !budget || (await deps.tree.reserveSpend(root, maxUsd))) return { kind: 'granted', root };
-      await deps.tree.settleRequest(task, requestId, maxUsd, 0);
+    if (await deps.tasks.reserveRequest(task, attempt, requestId, maxUsd, limit)) {
+      if (!root || !budget || (await deps.budget.reserveSpend(root, maxUsd)))
+        return { kind: 'granted', root };
+      await deps.tasks.settleRequest(task, requestId, maxUsd, 0);
     }
-    const fresh = await deps.store.getTask(task.jobId, task.taskNo);
+    const fresh = await deps.tasks.getTask(task.jobId, task.taskNo);
     if (!fresh || !isActiveAttempt(fresh, attempt)) return ended(fresh ?? task, attempt);
     task = fresh;
     if (Date.now() - started >= RESERVE_WAIT_MS) {
@@ -374,7 +378,7 @@ class Ledger {
     this.settled = true;
     const actual = roundUsd(actualUsd);
     const { deps, task, requestId, reservedUsd } = this;
-    const removed = await retry(() => deps.tree.settleRequest(task, requestId, reservedUsd, actual));
+    const removed = await retry(() => deps.tasks.settleRequest(task, requestId, reservedUsd, actual));
     if (removed === undefined) {
       deps.log.error('model request not settled; the attempt settles it when it ends', {
         jobId: task.jobId,
@@ -386,7 +390,7 @@ class Ledger {
     // Someone else (the attempt's end) settled it already, on the tree too.
     if (!removed || !this.root?.budget) return;
     const rootJobId = this.root.jobId;
-    const tree = await retry(() => deps.tree.settleSpend(rootJobId, reservedUsd, actual).then(() => true));
+    const tree = await retry(() => deps.budget.settleSpend(rootJobId, reservedUsd, actual).then(() => true));
     if (tree === undefined)
       deps.log.error('the tree spend of a model request was not settled', { rootJobId, reservedUsd, actual });
     deps.log.debug('model request settled', { jobId: task.jobId, taskNo: task.taskNo, reservedUsd, actual });

@@ -47,7 +47,7 @@ export async function recordProgress(
   const nowMs = deps.now().getTime();
   const beat =
     body.attempt === task.attempt
-      ? await deps.store.recordHeartbeat(task.jobId, task.taskNo, body.attempt, nowMs, MIN_POST_INTERVAL_MS)
+      ? await deps.tasks.recordHeartbeat(task.jobId, task.taskNo, body.attempt, nowMs, MIN_POST_INTERVAL_MS)
       : 'not_live';
   if (beat === 'not_live') return { accepted: 0, live: false };
   if (beat === 'too_soon')
@@ -132,7 +132,7 @@ export async function readEvents(
     after = stored.at(-1)?.id ?? after;
     const mine = stored.filter((e) => inSubtree(e.jobPath, subtree));
     // The job's status only decides when the stream is done: read it once a second, not every poll.
-    if (round > 0 && round % JOB_READ_EVERY === 0) current = (await deps.store.getJob(job.jobId)) ?? current;
+    if (round > 0 && round % JOB_READ_EVERY === 0) current = (await deps.jobs.getJob(job.jobId)) ?? current;
     // Done once the job has ended and nothing stored before its end can still appear.
     const drained =
       isTerminalJobStatus(current.status) &&

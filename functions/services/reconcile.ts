@@ -47,7 +47,7 @@ export async function sweepActiveTasks(
   options: SweepOptions = DEFAULT_SWEEP,
 ): Promise<SweepReport> {
   const now = deps.now().getTime();
-  const tasks = await deps.store.listActiveTasks(options.limit);
+  const tasks = await deps.tasks.listActiveTasks(options.limit);
   const report: SweepReport = { examined: tasks.length, lost: 0, overdue: 0, requeued: 0, followedUp: 0 };
   const age = (iso: string | undefined) => (iso ? now - Date.parse(iso) : 0);
 
@@ -122,8 +122,8 @@ export async function sweepActiveTasks(
 async function repairSlotCounters(deps: Deps, active: readonly TaskRecord[], limit: number): Promise<void> {
   const running = (t: TaskRecord) => t.state === 'launching' || t.state === 'running';
   for (const jobId of new Set(active.map((t) => t.jobId))) {
-    const counted = (await deps.store.getJob(jobId))?.runningTasks ?? 0;
-    const actual = (await deps.store.listTasks(jobId)).filter(running).length;
+    const counted = (await deps.jobs.getJob(jobId))?.runningTasks ?? 0;
+    const actual = (await deps.tasks.listTasks(jobId)).filter(running).length;
     if (counted > actual && (await deps.slots.repairJob(jobId, counted, actual))) {
       deps.log.warn('repaired a running-slot counter', { jobId, counted, actual });
     }

@@ -54,7 +54,7 @@ export async function recordWorkerResult(
       if (canonicalHash(task.lateResult) === canonicalHash(late)) return { outcome: 'late', task };
       refuseReplay(deps, task, outcome.attempt, 'cancelled');
     }
-    await deps.tree.recordLateResult(task.jobId, task.taskNo, late);
+    await deps.tasks.recordLateResult(task.jobId, task.taskNo, late);
     deps.log.info('late result after cancel recorded', {
       jobId: task.jobId,
       taskNo: task.taskNo,
@@ -107,7 +107,7 @@ export async function recordWorkerResult(
   const written = await endAttempt(deps, task, verdict, now, extra);
   if (!written) {
     // Someone else moved the task between our read and write (e.g. a duplicate POST).
-    const fresh = await deps.store.getTask(task.jobId, task.taskNo);
+    const fresh = await deps.tasks.getTask(task.jobId, task.taskNo);
     const record = fresh?.attempts.find((a) => a.attempt === outcome.attempt);
     if (fresh && record) return replay(deps, fresh, record, resultHash, now);
     throw conflict(`task ${task.taskNo} changed while its result was being recorded`);
@@ -174,18 +174,18 @@ async function admitPlan(
   outcome: WorkerOutcome,
   now: string,
 ): Promise<WorkerOutcome> {
-  const job = await deps.store.getJob(task.jobId);
+  const job = await deps.jobs.getJob(task.jobId);
   if (!job) return { ...outcome, status: 'failed', error: 'the job is gone', retryable: false };
   const plan = parsePlan(outcome.structuredOutput, job.config.maxWorkers);
   if (!plan.ok) return { ...outcome, status: 'failed', error: plan.reason, retryable: true };
   const count = plan.subtasks.length;
   if (job.depth > 0) {
     const unused = job.config.maxWorkers - count;
-    if (unused > 0) await deps.tree.releaseTasks(job.rootJobId, unused);
+    if (unused > 0) await deps.budget.releaseTasks(job.rootJobId, unused);
     return outcome;
   }
-  if (await deps.tree.reserveTasks(job, count, now)) return outcome;
-  const fresh = (await deps.store.getJob(job.jobId)) ?? job;
+  if (await deps.budget.reserveTasks(job, count, now)) return outcome;
+  const fresh = (await deps.jobs.getJob(job.jobId)) ?? job;
   return { ...outcome, status: 'failed', error: tasksRefusal(fresh, count).message, retryable: false };
 }
 
@@ -212,7 +212,7 @@ async function admitSource(
   const max = deps.settings.limits.maxSourceBytes;
   if (size > max)
     return fail(`the repository bundle is ${size} bytes, over limits.max_source_mb (${max} bytes)`, false);
-  if (!(await deps.store.setSourceBase(task.jobId, outcome.git.baseCommit, [key], now)))
+  if (!(await deps.jobs.setSourceBase(task.jobId, outcome.git.baseCommit, [key], now)))
     return fail('the job already has another base commit', false);
   return outcome;
 }
@@ -246,14 +246,14 @@ async function closeAttempt(
   const spend = reserved !== 0 || actual !== 0 ? { delta: actual - reserved, actual } : undefined;
   const finished = countsAsFinished(ended) ? ended.taskNo : undefined;
   if (task.jobId === task.rootJobId && (slotsHeld || spend || finished !== undefined)) {
-    const job = await deps.store.closeAttemptOnJob(task.jobId, now, { release: slotsHeld, spend, finished });
+    const job = await deps.jobs.closeAttemptOnJob(task.jobId, now, { release: slotsHeld, spend, finished });
     if (job) {
       const rest = slotsHeld ? deps.slots.releaseGlobal() : Promise.resolve();
       return { counted: finished !== undefined ? { job, firstTime: true } : undefined, rest };
     }
   }
   if (slotsHeld) await deps.slots.release(task.jobId);
-  if (spend) await deps.tree.settleSpend(task.rootJobId, reserved, actual);
+  if (spend) await deps.budget.settleSpend(task.rootJobId, reserved, actual);
   return { rest: Promise.resolve() };
 }
 
@@ -297,7 +297,7 @@ export async function recordLostWorker(
 ): Promise<TaskRecord | undefined> {
   // Copy the ids only: the launch request also carries the task token, which must never be logged.
   const scope = { jobId: lost.jobId, taskNo: lost.taskNo, attempt: lost.attempt };
-  const task = await deps.store.getTask(scope.jobId, scope.taskNo);
+  const task = await deps.tasks.getTask(scope.jobId, scope.taskNo);
   if (!task || task.attempt !== scope.attempt || !['launching', 'running'].includes(task.state))
     return undefined;
   const ended = await endAttempt(
@@ -324,7 +324,7 @@ export async function recordLostWorker(
   );
   if (!ended) {
     // Lost response or a concurrent writer: if this attempt did end, finish what follows it.
-    const fresh = await deps.store.getTask(scope.jobId, scope.taskNo);
+    const fresh = await deps.tasks.getTask(scope.jobId, scope.taskNo);
     if (fresh?.attempts.some((a) => a.attempt === scope.attempt))
       await followUp(deps, fresh, deps.now().toISOString());
     return undefined;
@@ -372,7 +372,7 @@ async function endAttempt(
   const result = summarize(deps, outcome, extra);
   // A worker reports from `running`; a worker lost before fetching its assignment is still `launching`.
   const from = (['launching', 'running'] as const).filter((s) => canTransitionTask(s, record.state));
-  const ended = await deps.store.endAttempt(
+  const ended = await deps.tasks.endAttempt(
     task.jobId,
     task.taskNo,
     task.attempt,
@@ -396,19 +396,19 @@ async function endAttempt(
 
 /** Planner succeeded: its subtasks become work tasks and the job starts running. */
 async function putPlannedTasks(deps: Deps, planner: TaskRecord, structuredOutput: unknown, now: string) {
-  const job = await deps.store.getJob(planner.jobId);
+  const job = await deps.jobs.getJob(planner.jobId);
   if (!job) return;
   const plan = parsePlan(structuredOutput, job.config.maxWorkers);
   if (!plan.ok) return;
-  await deps.store.putTasks(workTasks(job, plan.subtasks, now));
+  await deps.tasks.putTasks(workTasks(job, plan.subtasks, now));
 }
 
 /** Planner succeeded: the job starts running with the planned tasks (safe to repeat). */
 async function startPlannedJob(deps: Deps, planner: TaskRecord, now: string): Promise<void> {
-  const tasks = (await deps.store.listTasks(planner.jobId)).filter((t) => t.kind === 'work');
-  const job = await deps.store.getJob(planner.jobId);
+  const tasks = (await deps.tasks.listTasks(planner.jobId)).filter((t) => t.kind === 'work');
+  const job = await deps.jobs.getJob(planner.jobId);
   if (job?.status === 'planning' && tasks.length > 0) {
-    await deps.store.transitionJob(job.jobId, 'planning', 'running', now, { totalTasks: tasks.length });
+    await deps.jobs.transitionJob(job.jobId, 'planning', 'running', now, { totalTasks: tasks.length });
   }
   await deps.queue.sendAll(tasks.filter((t) => t.state === 'queued').map(runMessage));
 }
@@ -446,7 +446,7 @@ export async function followUp(deps: Deps, task: TaskRecord, now: string, counte
       break;
   }
   // Only now has the job taken this task's end into account: the sweep may stop watching it.
-  await deps.store.leaveActiveIndex(task.jobId, task.taskNo);
+  await deps.tasks.leaveActiveIndex(task.jobId, task.taskNo);
 }
 
 async function countFinishedWork(
@@ -455,7 +455,7 @@ async function countFinishedWork(
   now: string,
   counted?: Counted,
 ): Promise<void> {
-  const { job, firstTime } = counted ?? (await deps.store.markTaskFinished(task.jobId, task.taskNo, now));
+  const { job, firstTime } = counted ?? (await deps.jobs.markTaskFinished(task.jobId, task.taskNo, now));
   const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
   // On a replay we cannot know whether the first call sent it; every next step is idempotent.
   if (complete && (firstTime || job.status === 'running'))
@@ -473,12 +473,12 @@ export async function nextStepOrAggregate(
   now: string,
   known?: JobRecord,
 ): Promise<void> {
-  const job = known ?? (await deps.store.getJob(jobId));
+  const job = known ?? (await deps.jobs.getJob(jobId));
   if (!job?.source?.baseCommit) {
     await deps.queue.send({ type: 'aggregate', jobId });
     return;
   }
-  const tasks = await deps.store.listTasks(jobId);
+  const tasks = await deps.tasks.listTasks(jobId);
   const merge = findStep(tasks, 'merge');
   if (commitsToMerge(tasks).length > 0 && !merge) {
     await startStep(deps, job, 'merge', now);
@@ -498,7 +498,7 @@ export async function nextStepOrAggregate(
 }
 
 async function startStep(deps: Deps, job: JobRecord, kind: 'merge' | 'push', now: string): Promise<void> {
-  await deps.store.putTasks([stepTask(job, kind, now)]);
+  await deps.tasks.putTasks([stepTask(job, kind, now)]);
   // A replay may find the step already past its first attempt: the claim drops a stale message.
   await deps.queue.send({ type: 'run', jobId: job.jobId, taskNo: STEP_TASK_NO[kind], attempt: 1 });
   deps.log.info(`${kind} step started`, { jobId: job.jobId });
@@ -506,9 +506,9 @@ async function startStep(deps: Deps, job: JobRecord, kind: 'merge' | 'push', now
 
 /** The repository is fetched: the planner or work tasks that waited for it are queued (safe to repeat). */
 async function releaseWaitingTasks(deps: Deps, jobId: string, now: string): Promise<void> {
-  const tasks = await deps.store.listTasks(jobId);
+  const tasks = await deps.tasks.listTasks(jobId);
   const released = await Promise.all(
-    tasks.filter((t) => t.state === 'pending').map((t) => deps.store.releasePending(jobId, t.taskNo, now)),
+    tasks.filter((t) => t.state === 'pending').map((t) => deps.tasks.releasePending(jobId, t.taskNo, now)),
   );
   const queued = [
     ...released.filter((t): t is TaskRecord => t !== undefined),

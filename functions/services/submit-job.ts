@@ -30,7 +30,7 @@ export async function submitJob(
   const requestHash = canonicalHash(input.body);
   if (input.idempotencyKey !== undefined && input.body.source !== undefined) {
     // A replay must not copy the upload again over the base the first submit stored.
-    const existing = await deps.store.getJob(jobId);
+    const existing = await deps.jobs.getJob(jobId);
     if (existing) return replayed(deps, existing, requestHash);
   }
   const source = input.body.source
@@ -59,10 +59,10 @@ export async function submitJob(
 
   // Tasks first: a crash before the job exists leaves nothing a caller can see,
   // and the retry (same derived id) writes the job over the same tasks.
-  await deps.store.putTasks(tasks);
-  const created = await deps.store.createJob(job);
+  await deps.tasks.putTasks(tasks);
+  const created = await deps.jobs.createJob(job);
   if (!created) {
-    const existing = await deps.store.getJob(jobId);
+    const existing = await deps.jobs.getJob(jobId);
     if (!existing) throw new Error(`job ${jobId} exists and vanished`);
     return replayed(deps, existing, requestHash);
   }
@@ -104,7 +104,7 @@ export function firstTasks(
  * the dispatcher's conditional claim lets only one delivery start a worker.
  */
 async function resendFirstAttempts(deps: Deps, job: JobRecord): Promise<void> {
-  const waiting = (await deps.store.listTasks(job.jobId)).filter(
+  const waiting = (await deps.tasks.listTasks(job.jobId)).filter(
     (t) => t.state === 'queued' && t.attempt === 1,
   );
   if (waiting.length > 0) await deps.queue.sendAll(waiting.map(runMessage));

@@ -109,9 +109,9 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
     task,
   );
   if (task.state === 'launching') {
-    await deps.store.markRunning(task.jobId, task.taskNo, attempt, deps.now().toISOString());
+    await deps.tasks.markRunning(task.jobId, task.taskNo, attempt, deps.now().toISOString());
   }
-  const root = job.depth === 0 ? job : await deps.store.getJob(job.rootJobId);
+  const root = job.depth === 0 ? job : await deps.jobs.getJob(job.rootJobId);
   if (!root) throw conflict(`root job ${job.rootJobId} is gone`);
   // Reserved by the dispatcher before the worker started.
   const budgetUsd = task.budgetAttempt === attempt ? (task.budgetUsd ?? 0) : 0;
@@ -211,7 +211,7 @@ async function stepAssignment(
     };
   }
   if (task.kind === 'merge') {
-    const tasks = await deps.store.listTasks(job.jobId);
+    const tasks = await deps.tasks.listTasks(job.jobId);
     const workers = await Promise.all(
       commitsToMerge(tasks).map(async (c) => ({
         worker_id: c.workerId,
@@ -225,7 +225,7 @@ async function stepAssignment(
     return { repo, merge: { branch: resultBranch(job.jobId), job_id: job.jobId, workers } };
   }
   if (task.kind === 'push') {
-    const merged = mergeResultOf(await deps.store.listTasks(job.jobId));
+    const merged = mergeResultOf(await deps.tasks.listTasks(job.jobId));
     if (!merged) throw conflict(`job ${job.jobId} has no merged branch to push`);
     return {
       push: {
@@ -407,7 +407,7 @@ export async function uploadLinks(
         .map((r) => ({ path: r.path.slice(0, 200), reason: r.reason })),
       refusedCount: refused.length,
     };
-    if (await deps.store.countUploads(task.jobId, task.taskNo, request.attempt, states, first, grant, caps)) {
+    if (await deps.tasks.countUploads(task.jobId, task.taskNo, request.attempt, states, first, grant, caps)) {
       used = { files: used.files + newPaths.length, bytes: used.bytes + bytes };
       break;
     }
@@ -543,9 +543,9 @@ export async function liveAttempt(
   states: readonly TaskState[] = LIVE_STATES,
   known?: TaskRecord,
 ): Promise<{ task: TaskRecord; job: JobRecord }> {
-  const task = known ?? (await deps.store.getTask(scope.jobId, scope.taskNo));
+  const task = known ?? (await deps.tasks.getTask(scope.jobId, scope.taskNo));
   const live = task !== undefined && task.attempt === scope.attempt && states.includes(task.state);
-  const job = live ? await deps.store.getJob(scope.jobId) : undefined;
+  const job = live ? await deps.jobs.getJob(scope.jobId) : undefined;
   if (!live || !job || isTerminalJobStatus(job.status)) {
     deps.log.warn(`${what} refused: attempt no longer active`, {
       ...scope,

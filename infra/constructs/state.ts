@@ -9,11 +9,11 @@ import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/
 import { Bucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
+  LISTING_INDEX,
+  LISTING_INDEX_PARTITION_KEY,
+  LISTING_INDEX_SORT_KEY,
   PARTITION_KEY,
   SORT_KEY,
-  TENANT_INDEX,
-  TENANT_INDEX_PARTITION_KEY,
-  TENANT_INDEX_SORT_KEY,
   TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
@@ -57,9 +57,9 @@ export class State extends Construct {
       timeToLiveAttribute: TTL_ATTRIBUTE,
       globalSecondaryIndexes: [
         {
-          indexName: TENANT_INDEX,
-          partitionKey: { name: TENANT_INDEX_PARTITION_KEY, type: AttributeType.STRING },
-          sortKey: { name: TENANT_INDEX_SORT_KEY, type: AttributeType.STRING },
+          indexName: LISTING_INDEX,
+          partitionKey: { name: LISTING_INDEX_PARTITION_KEY, type: AttributeType.STRING },
+          sortKey: { name: LISTING_INDEX_SORT_KEY, type: AttributeType.STRING },
         },
       ],
     });

@@ -51,9 +51,9 @@ describe('cancel, end to end', () => {
   }
 
   async function tree(rootId: string): Promise<{ jobs: JobRecord[]; tasks: TaskRecord[] }> {
-    const root = (await stack.deps.store.getJob(rootId)) as JobRecord;
-    const jobs = [root, ...(await stack.deps.tree.listDescendants(rootId))];
-    const tasks = (await Promise.all(jobs.map((j) => stack.deps.store.listTasks(j.jobId)))).flat();
+    const root = (await stack.deps.jobs.getJob(rootId)) as JobRecord;
+    const jobs = [root, ...(await stack.deps.jobs.listDescendants(rootId))];
+    const tasks = (await Promise.all(jobs.map((j) => stack.deps.tasks.listTasks(j.jobId)))).flat();
     return { jobs, tasks };
   }
 
@@ -181,7 +181,7 @@ describe('cancel, end to end', () => {
     ).toHaveLength(hadWorker.length);
     const view = await stack.api('GET', `/api/v1/jobs/${rootId}/status`);
     expect(view.json.status).toBe('cancelled');
-    expect((await stack.deps.store.getJob(rootId))?.status).toBe('cancelled');
+    expect((await stack.deps.jobs.getJob(rootId))?.status).toBe('cancelled');
   }, 150_000);
 
   it('cancelling a finished job is a 409; a second cancel answers 200 with the cancelled state and changes nothing', async () => {
@@ -193,7 +193,7 @@ describe('cancel, end to end', () => {
     const finished = await stack.api('POST', `/api/v1/jobs/${done}/cancel`);
     expect(finished.status).toBe(409);
     expect(finished.json.code).toBe('conflict');
-    expect((await stack.deps.store.getJob(done))?.status).toBe('completed');
+    expect((await stack.deps.jobs.getJob(done))?.status).toBe('completed');
 
     // No decide run (recursion off): the hang is in the work run itself.
     const running = await submit({
@@ -202,7 +202,7 @@ describe('cancel, end to end', () => {
       tasks: [{ prompt: 'slow [[hang]]' }],
     });
     await until('the slow task to run', async () =>
-      (await stack.deps.store.getTask(running, 1))?.state === 'running' ? true : undefined,
+      (await stack.deps.tasks.getTask(running, 1))?.state === 'running' ? true : undefined,
     );
     const first = await stack.api('POST', `/api/v1/jobs/${running}/cancel`);
     expect(first.status).toBe(202);
@@ -214,9 +214,9 @@ describe('cancel, end to end', () => {
       async () => (stack.launcher.active === 0 ? true : undefined),
       5_000,
     );
-    expect((await stack.deps.store.getJob(running))?.status).toBe('cancelled');
+    expect((await stack.deps.jobs.getJob(running))?.status).toBe('cancelled');
     const task = await until('the late result of the stopped worker', async () => {
-      const t = await stack.deps.store.getTask(running, 1);
+      const t = await stack.deps.tasks.getTask(running, 1);
       return t?.lateResult ? t : undefined;
     });
     expect(task.state).toBe('cancelled');

@@ -158,8 +158,8 @@ describe('the orchestrator command', () => {
       expect(run.stderr).toMatch(/external endpoints/);
       const jobId = JSON.parse(run.stdout).job_id as string;
       // The job lives in the emulator we started, which outlives the command.
-      const store = new JobStore(createAwsClients(emulators.env).ddb, 'claude-orchestrator');
-      expect((await store.getJob(jobId))?.status).toBe('completed');
+      const jobs = new JobStore(createAwsClients(emulators.env).ddb, 'claude-orchestrator');
+      expect((await jobs.getJob(jobId))?.status).toBe('completed');
     } finally {
       await emulators.stop();
     }

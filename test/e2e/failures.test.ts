@@ -80,7 +80,7 @@ describe('failures, retries and timeouts, end to end', () => {
     expect(task.attempts).toBe(2);
     expect(task.status).toBe('succeeded');
     // The retry got 1.5 times the time of the attempt before it.
-    expect((await stack.deps.store.getTask(jobId, 1))?.timeoutSec).toBe(900);
+    expect((await stack.deps.tasks.getTask(jobId, 1))?.timeoutSec).toBe(900);
 
     // Each attempt keeps its own log: the retry's does not overwrite the failure's.
     const logs = task.attempt_history.map((a: { log_key: string }) => a.log_key);

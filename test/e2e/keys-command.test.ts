@@ -5,8 +5,8 @@
  * stderr with exit code 1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiKeyStore } from '../../functions/adapters/api-key-store.ts';
 import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
-import { JobStore } from '../../functions/adapters/job-store.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
 import { sha256Hex } from '../../functions/core/tokens.ts';
 import { type Emulators, startEmulators } from '../../functions/local/emulators.ts';
@@ -48,7 +48,7 @@ function errorLine(run: Run): string {
 describe('orchestrator keys', () => {
   let emulators: Emulators;
   let clients: AwsClients;
-  let store: JobStore;
+  let apiKeys: ApiKeyStore;
   let env: Record<string, string>;
   const keys = (...args: string[]) => orchestrator(['keys', ...args], env);
 
@@ -64,7 +64,7 @@ describe('orchestrator keys', () => {
       maxReceiveCount: 3,
       visibilityTimeoutSec: 30,
     });
-    store = new JobStore(clients.ddb, TABLE);
+    apiKeys = new ApiKeyStore(clients.ddb, TABLE);
   });
 
   afterAll(async () => {
@@ -99,15 +99,15 @@ describe('orchestrator keys', () => {
     const [acme, globex] = created as [(typeof created)[0], (typeof created)[0]];
 
     // Only the hash is stored, and the key authenticates as its tenant.
-    const stored = await store.getApiKey(sha256Hex(acme.key));
+    const stored = await apiKeys.getApiKey(sha256Hex(acme.key));
     expect(stored).toMatchObject({ keyId: acme.keyId, tenant: 'acme', name: 'ci' });
     expect(JSON.stringify(stored)).not.toContain(acme.key);
-    expect(await authorizeApiKey(store, acme.key)).toEqual({
+    expect(await authorizeApiKey(apiKeys, acme.key)).toEqual({
       kind: 'caller',
       tenant: 'acme',
       keyId: acme.keyId,
     });
-    expect(await authorizeApiKey(store, globex.key)).toMatchObject({ tenant: 'globex.eu_2' });
+    expect(await authorizeApiKey(apiKeys, globex.key)).toMatchObject({ tenant: 'globex.eu_2' });
 
     // Listings show both, and never a key or a full hash.
     const table = await keys('list', '--table', TABLE);
@@ -134,8 +134,8 @@ describe('orchestrator keys', () => {
     const revoked = await keys('revoke', acme.keyId, '--table', TABLE);
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(revoked.stdout).toMatch(new RegExp(`^revoked KEY_ID=${acme.keyId} TENANT=acme at \\S+Z$`, 'm'));
-    expect(await authorizeApiKey(store, acme.key)).toBeUndefined();
-    expect(await authorizeApiKey(store, globex.key)).toMatchObject({ tenant: 'globex.eu_2' });
+    expect(await authorizeApiKey(apiKeys, acme.key)).toBeUndefined();
+    expect(await authorizeApiKey(apiKeys, globex.key)).toMatchObject({ tenant: 'globex.eu_2' });
     const after = JSON.parse((await keys('list', '--json', '--table', TABLE)).stdout) as ListedKey[];
     expect(after.find((k) => k.key_id === acme.keyId)?.revoked_at).toMatch(/Z$/);
     expect(after.find((k) => k.key_id === globex.keyId)?.revoked_at).toBeNull();
@@ -152,14 +152,14 @@ describe('orchestrator keys', () => {
   });
 
   it('refuses a bad tenant without writing anything', async () => {
-    const before = (await store.listApiKeys()).length;
+    const before = (await apiKeys.listApiKeys()).length;
     for (const tenant of ['bad tenant', 'a/b', 'x'.repeat(65), '']) {
       const run = await keys('create', '--tenant', tenant, '--table', TABLE);
       expect(run.code, tenant).toBe(1);
       expect(run.stdout).toBe('');
       expect(errorLine(run)).toMatch(/invalid tenant/);
     }
-    expect(await store.listApiKeys()).toHaveLength(before);
+    expect(await apiKeys.listApiKeys()).toHaveLength(before);
   });
 
   it('needs --table or --stack', async () => {

@@ -44,7 +44,7 @@ async function watchBudget(stack: TestStack, jobId: string, timeoutMs = 45_000):
   const seen: RootBudget[] = [];
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const job = await stack.deps.store.getJob(jobId);
+    const job = await stack.deps.jobs.getJob(jobId);
     if (job?.budget) seen.push({ ...job.budget });
     if (job && isTerminalJobStatus(job.status)) return seen;
     if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish within ${timeoutMs} ms`);
@@ -101,7 +101,7 @@ describe('depth limit', () => {
     expect(String(body.error)).toMatch(/depth 2.*limit of 1/);
 
     // Nothing was created below depth 1, and the refusal was logged.
-    const descendants = await stack.deps.tree.listDescendants(jobId);
+    const descendants = await stack.deps.jobs.listDescendants(jobId);
     expect(descendants.map((j) => j.depth)).toEqual([1]);
     expect(
       stack.logs.some(
@@ -166,7 +166,7 @@ describe('tasks per root limit', () => {
     const budgets = await watchBudget(stack, jobId);
     expect(await stack.waitForJob(jobId)).toBe('completed');
     expect(Math.max(...budgets.map((b) => b.reservedTasks))).toBeLessThanOrEqual(4);
-    expect((await stack.deps.store.getJob(jobId))?.budget?.reservedTasks).toBe(4);
+    expect((await stack.deps.jobs.getJob(jobId))?.budget?.reservedTasks).toBe(4);
     const tasks = await tasksOf(stack, jobId);
     expect(tasks.map((t) => [t.worker_id, t.status])).toEqual([
       ['worker_1', 'recursive_success'],
@@ -193,7 +193,7 @@ describe('tasks per root limit', () => {
     const budgets = await watchBudget(stack, jobId);
     expect(await stack.waitForJob(jobId)).toBe('completed');
     expect(Math.max(...budgets.map((b) => b.reservedTasks))).toBeLessThanOrEqual(4);
-    expect((await stack.deps.store.getJob(jobId))?.budget?.reservedTasks).toBe(4);
+    expect((await stack.deps.jobs.getJob(jobId))?.budget?.reservedTasks).toBe(4);
 
     const tasks = await tasksOf(stack, jobId);
     const roots = tasks.filter((t) => /^worker_\d+$/.test(t.worker_id));
@@ -243,7 +243,7 @@ describe('tasks per root limit', () => {
       reserved: 1,
       requested: 5,
     });
-    expect(await stack.deps.tree.listDescendants(jobId)).toEqual([]);
+    expect(await stack.deps.jobs.listDescendants(jobId)).toEqual([]);
   });
 });
 
@@ -261,7 +261,7 @@ describe('spend per root limit', () => {
       tasks: [1, 2, 3].map((n) => ({ prompt: `paid part ${n} [[cost:0.015]]` })),
     });
     await stack.waitForJob(jobId);
-    root = (await stack.deps.store.getJob(jobId)) as JobRecord;
+    root = (await stack.deps.jobs.getJob(jobId)) as JobRecord;
     tasks = await tasksOf(stack, jobId);
   });
   afterAll(async () => {

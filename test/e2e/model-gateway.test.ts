@@ -158,7 +158,7 @@ describe('the model gateway with the real claude CLI', () => {
       expect(loop.at(-1)?.toolsCalled.length).toBe(loop.length - 1);
       for (const r of loop) expect(r.headers['x-api-key']).toBe(UPSTREAM_KEY);
 
-      const root = await stack.deps.store.getJob(jobId);
+      const root = await stack.deps.jobs.getJob(jobId);
       const spent = root?.budget?.spentUsd ?? Number.NaN;
       expect(spent).toBeCloseTo(loop.length * priceUsage(usageOf(LOOP_USAGE), opusPrice()), 6);
       const last = parseMessagesRequest(JSON.stringify(loop.at(-1)?.raw));
@@ -173,7 +173,7 @@ describe('the model gateway with the real claude CLI', () => {
       );
       expect(refusals.map((l) => l.extra?.reason)).toEqual(['tree']);
 
-      const task = await stack.deps.store.getTask(jobId, 1);
+      const task = await stack.deps.tasks.getTask(jobId, 1);
       expect(task?.state).toBe('failed');
       expect(task?.attempts, JSON.stringify({ attempts: task?.attempts, meter: task?.meter })).toHaveLength(
         1,
@@ -201,14 +201,14 @@ describe('the model gateway with the real claude CLI', () => {
 
       const text = await stack.deps.artifacts.getText(resultJsonKey(jobId));
       const result = JSON.parse(text ?? '{}');
-      const tasks = await stack.deps.store.listTasks(jobId);
+      const tasks = await stack.deps.tasks.listTasks(jobId);
       const metered = tasks.reduce((sum, t) => sum + (t.meter?.meteredUsd ?? 0), 0);
       expect(metered).toBeCloseTo(scripted, 6);
       expect(result.results.summary.total_cost_usd).toBeCloseTo(metered, 6);
       expect(result.results.tasks.map((t: { cost_usd: number }) => t.cost_usd).sort()).toEqual(
         tasks.map((t) => Math.round((t.meter?.meteredUsd ?? 0) * 1e6) / 1e6).sort(),
       );
-      expect((await stack.deps.store.getJob(jobId))?.budget?.spentUsd).toBeCloseTo(metered, 6);
+      expect((await stack.deps.jobs.getJob(jobId))?.budget?.spentUsd).toBeCloseTo(metered, 6);
       for (const t of result.results.tasks) {
         expect(t.reported_cost_usd).toBeGreaterThan(0);
         expect(t.attempt_history[0].reported_cost_usd).toBe(t.reported_cost_usd);
@@ -232,7 +232,7 @@ describe('the model gateway with the real claude CLI', () => {
       expect(status).toBe('completed');
       expect(barrier.size).toBe(PARALLEL);
       expect(peakInFlight).toBe(PARALLEL);
-      const root = await stack.deps.store.getJob(jobId);
+      const root = await stack.deps.jobs.getJob(jobId);
       expect(root?.budget?.maxSpendUsd).toBe(25);
       expect(stack.logs.filter((l) => l.message === 'waiting for spend budget')).toEqual([]);
       expect(surprises).toEqual([]);

@@ -106,11 +106,11 @@ describe('recursion through the API, end to end', () => {
     const started = Date.now();
     for (;;) {
       const activeBefore = stack.launcher.active;
-      const root = await stack.deps.store.getJob(rootId);
+      const root = await stack.deps.jobs.getJob(rootId);
       if (!root || Date.now() > deadline) throw new Error(`job ${rootId} did not finish`);
       if (['completed', 'partial', 'failed', 'cancelled'].includes(root.status)) break;
-      const jobs = [root, ...(await stack.deps.tree.listDescendants(rootId))];
-      const tasks = (await Promise.all(jobs.map((j) => stack.deps.store.listTasks(j.jobId)))).flat();
+      const jobs = [root, ...(await stack.deps.jobs.listDescendants(rootId))];
+      const tasks = (await Promise.all(jobs.map((j) => stack.deps.tasks.listTasks(j.jobId)))).flat();
       const parentProcesses = await processesWithTaskId(`${rootId}/2/1`);
       const active = Math.max(activeBefore, stack.launcher.active);
       const rootTasks = tasks.filter((t) => t.jobId === rootId);
@@ -131,8 +131,8 @@ describe('recursion through the API, end to end', () => {
     byWorker = new Map(result.results.tasks.map((t) => [t.worker_id, t]));
     keys = (await stack.deps.artifacts.list(`jobs/${rootId}/`)).map((o) => o.key);
     tree = [
-      (await stack.deps.store.getJob(rootId)) as JobRecord,
-      ...(await stack.deps.tree.listDescendants(rootId)),
+      (await stack.deps.jobs.getJob(rootId)) as JobRecord,
+      ...(await stack.deps.jobs.listDescendants(rootId)),
     ];
   });
   afterAll(async () => {
@@ -337,7 +337,7 @@ describe('recursion through the API, end to end', () => {
     expect(outputs).toContain('[attempt 1](logs/depth_2_worker_2_2_1.log)');
 
     const nodes = await Promise.all(
-      tree.map(async (job) => ({ job, tasks: await stack.deps.store.listTasks(job.jobId) })),
+      tree.map(async (job) => ({ job, tasks: await stack.deps.tasks.listTasks(job.jobId) })),
     );
     const { dir } = await mirrorJob(stack.deps.artifacts, rootId, stack.workspace, nodes);
     const reports = ['FINAL_RESULT.md', ...[0, 1, 2].map((d) => rel(levelReportKey(rootId, d)))];
@@ -392,7 +392,7 @@ describe('recursion through the API, end to end', () => {
   });
 
   it('settles every spend reservation when the tree ends, counting the decide runs of the recursive workers', async () => {
-    const root = (await stack.deps.store.getJob(rootId)) as JobRecord;
+    const root = (await stack.deps.jobs.getJob(rootId)) as JobRecord;
     const runs = await runsByWorker(stack, tree);
     const decides = [...runs.values()].reduce((n, r) => n + r.decide.length, 0);
     const works = [...runs.values()].reduce((n, r) => n + r.work.length, 0);
@@ -459,8 +459,8 @@ describe('recursion through the API, end to end', () => {
 
       // The worker's session was still running while the child's workers ran: it waited for them.
       const runs = await runsByWorker(stack, [
-        (await stack.deps.store.getJob(spawnRoot)) as JobRecord,
-        ...(await stack.deps.tree.listDescendants(spawnRoot)),
+        (await stack.deps.jobs.getJob(spawnRoot)) as JobRecord,
+        ...(await stack.deps.jobs.listDescendants(spawnRoot)),
       ]);
       const work = runs.get('worker_1')?.work[0] as DoubleInvocation;
       for (const w of ['worker_1_1', 'worker_1_2']) {

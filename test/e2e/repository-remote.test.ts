@@ -45,7 +45,7 @@ describe('a job on a git URL', () => {
     expect(submitted.status, submitted.text).toBe(202);
     const jobId = submitted.json.job_id;
     // The planner waits for the fetch: nothing runs Claude before the base is known.
-    const planner = await stack.deps.store.getTask(jobId, 0);
+    const planner = await stack.deps.tasks.getTask(jobId, 0);
     expect(['pending', 'queued', 'launching', 'running', 'succeeded']).toContain(planner?.state);
     expect(await stack.waitForJob(jobId, 60_000)).toBe('completed');
 
@@ -98,7 +98,7 @@ describe('a job on a git URL', () => {
       expect(result.error).toMatch(/^fetching the repository failed: git fetch .* failed/);
       expect(result.error).not.toContain(TOKEN);
       expect(result.results.tasks[0].status).toBe('cancelled');
-      const source = await stack.deps.store.getTask(jobId, STEP_TASK_NO.source);
+      const source = await stack.deps.tasks.getTask(jobId, STEP_TASK_NO.source);
       // A refused login does not improve with retries: one attempt.
       expect(source?.attempts).toHaveLength(1);
     } finally {

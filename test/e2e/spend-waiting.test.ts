@@ -34,8 +34,8 @@ describe('waiting for spend budget', () => {
     const deadline = Date.now() + 30_000;
     let reserved = false;
     while (!reserved && Date.now() < deadline) {
-      const root = await hostile.deps.store.getJob(jobId);
-      if (root) reserved = await hostile.deps.tree.reserveSpend(root, held);
+      const root = await hostile.deps.jobs.getJob(jobId);
+      if (root) reserved = await hostile.deps.budget.reserveSpend(root, held);
       if (!reserved) await new Promise((r) => setTimeout(r, 50));
     }
     expect(reserved).toBe(true);
@@ -52,11 +52,11 @@ describe('waiting for spend budget', () => {
     ).toBe(true);
 
     // The spend and the slot come back: the task starts on its next try, and the mark is gone.
-    await hostile.deps.tree.settleSpend(jobId, held, 0);
+    await hostile.deps.budget.settleSpend(jobId, held, 0);
     await busy.release();
     expect(await hostile.waitForJob(jobId, 60_000)).toBe('completed');
     const after = (await hostile.api('GET', `/api/v1/jobs/${jobId}/status`)).json;
     expect(after.waiting).toBeUndefined();
-    expect((await hostile.deps.store.getTask(jobId, 1))?.waitingFor).toBeUndefined();
+    expect((await hostile.deps.tasks.getTask(jobId, 1))?.waitingFor).toBeUndefined();
   }, 120_000);
 });

@@ -75,7 +75,7 @@ describe('tenants and API keys, end to end', () => {
     expect(listedForA).not.toContain(jobB);
 
     // B's cancel changed nothing: A's job runs on and finishes normally.
-    expect((await stack.deps.store.getJob(jobA))?.status).toBe('running');
+    expect((await stack.deps.jobs.getJob(jobA))?.status).toBe('running');
     expect(stack.logs.filter((l) => l.message === 'job cancel requested' && l.extra?.jobId === jobA)).toEqual(
       [],
     );
@@ -96,8 +96,8 @@ describe('tenants and API keys, end to end', () => {
     );
     expect((await stack.api('GET', `/api/v1/jobs/${running}/status`, as(second))).status).toBe(200);
 
-    expect(await stack.deps.store.revokeApiKey(sha256Hex(second), new Date().toISOString())).toBe(true);
-    const record = (await stack.deps.store.listApiKeys()).find((k) => k.sha256 === sha256Hex(second));
+    expect(await stack.deps.keys.revokeApiKey(sha256Hex(second), new Date().toISOString())).toBe(true);
+    const record = (await stack.deps.keys.listApiKeys()).find((k) => k.sha256 === sha256Hex(second));
     expect(record?.revokedAt).toBeDefined();
     expect(record?.tenant).toBe('tenant-a');
 
@@ -113,7 +113,7 @@ describe('tenants and API keys, end to end', () => {
     ).toBe(callerRoutes(running).length);
     // Neither the refused submit nor the refused cancel did anything.
     expect(await listedIds(stack.apiKey)).toHaveLength(jobsBefore);
-    expect((await stack.deps.store.getJob(running))?.status).toBe('running');
+    expect((await stack.deps.jobs.getJob(running))?.status).toBe('running');
 
     // The tenant's other key still works and still sees the job the revoked key created.
     expect(await listedIds(stack.apiKey)).toContain(running);
@@ -128,7 +128,7 @@ describe('tenants and API keys, end to end', () => {
     expect(await stack.waitForJob(fresh)).toBe('completed');
 
     // Revoking again is refused (already revoked), and the key stays dead; no key and a made-up key are 401 too.
-    expect(await stack.deps.store.revokeApiKey(sha256Hex(second), new Date().toISOString())).toBe(false);
+    expect(await stack.deps.keys.revokeApiKey(sha256Hex(second), new Date().toISOString())).toBe(false);
     expect((await stack.api('GET', '/api/v1/jobs', as(second))).status).toBe(401);
     expect((await stack.api('GET', '/api/v1/jobs', as('cok_not-a-real-key'))).status).toBe(401);
     expect((await stack.api('GET', '/api/v1/jobs', as(''))).status).toBe(401);

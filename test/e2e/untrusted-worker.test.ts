@@ -122,7 +122,7 @@ describe('a prompt-injected worker, end to end', () => {
         .map((r) => r.end as number),
     );
     expect(victimEnd).toBeGreaterThan(attackEnd);
-    const victim = await stack.deps.store.getTask(mainId, 3);
+    const victim = await stack.deps.tasks.getTask(mainId, 3);
     expect(victim?.state).toBe('succeeded');
     expect(victim?.attempts).toHaveLength(1);
     expect(victim?.result?.output).toMatch(/^Completed: /);
@@ -168,11 +168,11 @@ describe('a prompt-injected worker, end to end', () => {
 
     // No child job anywhere, and the attacked jobs ran to their normal end.
     for (const id of [mainId, sameTenantJob, otherTenantJob]) {
-      expect(await stack.deps.tree.listDescendants(id), `children of ${id}`).toEqual([]);
+      expect(await stack.deps.jobs.listDescendants(id), `children of ${id}`).toEqual([]);
     }
     expect(keys.filter((k) => k.includes('_recursive/'))).toEqual([]);
-    expect((await stack.deps.store.getJob(sameTenantJob))?.status).toBe('completed');
-    expect((await stack.deps.store.getJob(otherTenantJob))?.status).toBe('completed');
+    expect((await stack.deps.jobs.getJob(sameTenantJob))?.status).toBe('completed');
+    expect((await stack.deps.jobs.getJob(otherTenantJob))?.status).toBe('completed');
     expect(warns('job cancel requested')).toEqual([]);
 
     // Every refusal the API handlers see is logged as a warning, naming the attacker.
@@ -211,7 +211,7 @@ describe('a prompt-injected worker, end to end', () => {
     expect(token).toMatch(new RegExp(`^tt1\\.${mainId}\\.2\\.1\\.`));
     const stolen = token as string;
     const own = `/api/v1/jobs/${mainId}/tasks/2`;
-    const before = await stack.deps.store.getTask(mainId, 2);
+    const before = await stack.deps.tasks.getTask(mainId, 2);
     const body = (attempt: number) => ({ attempt, status: 'succeeded', output: 'pwned' });
     const child = { request: 'x', tasks: [{ prompt: 'y' }] };
     // name -> the call, the status the code gives it (the token still authenticates, auth.ts
@@ -273,13 +273,13 @@ describe('a prompt-injected worker, end to end', () => {
     }
 
     // Nothing changed: no child job, the task and the job are as they were.
-    expect(await stack.deps.tree.listDescendants(mainId)).toEqual([]);
-    const after = await stack.deps.store.getTask(mainId, 2);
+    expect(await stack.deps.jobs.listDescendants(mainId)).toEqual([]);
+    const after = await stack.deps.tasks.getTask(mainId, 2);
     expect(after?.state).toBe('succeeded');
     expect(after?.attempt).toBe(1);
     expect(after?.result).toEqual(before?.result);
-    expect((await stack.deps.store.getTask(mainId, 3))?.result?.output).not.toMatch(/pwned/);
-    expect((await stack.deps.store.getJob(mainId))?.status).toBe('completed');
+    expect((await stack.deps.tasks.getTask(mainId, 3))?.result?.output).not.toMatch(/pwned/);
+    expect((await stack.deps.jobs.getJob(mainId))?.status).toBe('completed');
   });
 
   it("another result for the worker's own ended attempt is refused and changes nothing", async () => {
@@ -287,7 +287,7 @@ describe('a prompt-injected worker, end to end', () => {
     const stolen = (await stack.deps.artifacts.getText(
       `${workerFilesPrefix(mainId, 0, 2)}stolen_token.txt`,
     )) as string;
-    const before = await stack.deps.store.getTask(mainId, 2);
+    const before = await stack.deps.tasks.getTask(mainId, 2);
     // Only the very result the attempt ended with may be posted again (record-result.ts: 'replayed').
     const replay = await withToken(stolen, 'POST', `/api/v1/jobs/${mainId}/tasks/2/result`, {
       attempt: 1,
@@ -297,11 +297,11 @@ describe('a prompt-injected worker, end to end', () => {
     });
     expect(replay.status, replay.text).toBe(409);
     expect(replay.json.code).toBe('conflict');
-    const after = await stack.deps.store.getTask(mainId, 2);
+    const after = await stack.deps.tasks.getTask(mainId, 2);
     expect(after?.state).toBe('succeeded');
     expect(after?.result).toEqual(before?.result);
     expect(after?.attempts).toEqual(before?.attempts);
-    expect((await stack.deps.store.getJob(mainId))?.status).toBe('completed');
+    expect((await stack.deps.jobs.getJob(mainId))?.status).toBe('completed');
     expect(await stack.deps.artifacts.getText(`${jobPrefix(mainId)}FINAL_RESULT.md`)).not.toMatch(/pwned/);
   });
 });

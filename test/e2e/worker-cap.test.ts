@@ -53,7 +53,7 @@ describe('a job with fewer workers than the deployment', () => {
     );
     expect(runs).toHaveLength(5);
     expect(peakOverlap(runs)).toBe(2);
-    expect((await stack.deps.store.getJob(jobId))?.runningTasks).toBe(0);
+    expect((await stack.deps.jobs.getJob(jobId))?.runningTasks).toBe(0);
     expect(await stack.deps.slots.readGlobal()).toBe(0);
   });
 });

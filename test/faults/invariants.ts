@@ -49,18 +49,17 @@ export async function checkInvariants(
   options: InvariantOptions = {},
 ): Promise<InvariantReport> {
   const violations: string[] = [];
-  const store = stack.deps.store;
   const jobs: JobRecord[] = [];
   for (const rootId of rootJobIds) {
-    const root = await store.getJob(rootId);
+    const root = await stack.deps.jobs.getJob(rootId);
     if (!root) {
       violations.push(`root ${rootId} is missing`);
       continue;
     }
-    jobs.push(root, ...(await stack.deps.tree.listDescendants(rootId)));
+    jobs.push(root, ...(await stack.deps.jobs.listDescendants(rootId)));
   }
   const tasksByJob = new Map<string, TaskRecord[]>();
-  for (const job of jobs) tasksByJob.set(job.jobId, await store.listTasks(job.jobId));
+  for (const job of jobs) tasksByJob.set(job.jobId, await stack.deps.tasks.listTasks(job.jobId));
 
   const report: InvariantReport = {
     violations,
@@ -203,8 +202,9 @@ export async function checkInvariants(
     );
     for (const m of out.Messages ?? []) {
       const body = JSON.parse(m.Body ?? '{}') as { type: string; jobId: string; taskNo?: number };
-      const job = await store.getJob(body.jobId);
-      const task = body.taskNo !== undefined ? await store.getTask(body.jobId, body.taskNo) : undefined;
+      const job = await stack.deps.jobs.getJob(body.jobId);
+      const task =
+        body.taskNo !== undefined ? await stack.deps.tasks.getTask(body.jobId, body.taskNo) : undefined;
       const settled =
         body.type === 'run'
           ? task && isTerminalTaskState(task.state)

@@ -23,7 +23,7 @@ const SWEEP = {
 async function settle(stack: FaultStack, jobId: string, ms: number): Promise<JobStatus | undefined> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const job = await stack.deps.store.getJob(jobId);
+    const job = await stack.deps.jobs.getJob(jobId);
     if (job && isTerminalJobStatus(job.status)) return job.status;
     if (Date.now() > deadline) return job?.status;
     await sweepActiveTasks(stack.deps, stack.launcher, SWEEP).catch(() => undefined);
@@ -64,11 +64,11 @@ describe('one lost DynamoDB response', () => {
       times: 1,
     });
     stack = await startFaultStack('workers: {max_retries: 0}', {}, injector);
-    const store = stack.deps.store;
-    const claim = store.claimTask.bind(store);
+    const tasks = stack.deps.tasks;
+    const claim = tasks.claimTask.bind(tasks);
     let killed = 0;
     // The dispatcher dies right after its claim, so the sweep has to fail the attempt.
-    store.claimTask = async (...args) => {
+    tasks.claimTask = async (...args) => {
       const claimed = await claim(...args);
       if (claimed && killed++ === 0) throw new Error('injected: dispatcher killed between claim and launch');
       return claimed;

@@ -133,8 +133,8 @@ const bump = (ctx: Ctx, key: string, n = 1) => {
 async function allTasks(ctx: Ctx) {
   const out = [];
   for (const rootId of ctx.roots) {
-    const jobs = [rootId, ...(await ctx.stack.deps.tree.listDescendants(rootId)).map((j) => j.jobId)];
-    for (const jobId of jobs) out.push(...(await ctx.stack.deps.store.listTasks(jobId)));
+    const jobs = [rootId, ...(await ctx.stack.deps.jobs.listDescendants(rootId)).map((j) => j.jobId)];
+    for (const jobId of jobs) out.push(...(await ctx.stack.deps.tasks.listTasks(jobId)));
   }
   return out;
 }
@@ -168,7 +168,7 @@ export async function runScenario(
     for (;;) {
       const states = await Promise.all(
         ctx.roots.map((id) =>
-          stack.deps.store.getJob(id).then(
+          stack.deps.jobs.getJob(id).then(
             (j) => j?.status,
             () => undefined,
           ),
@@ -266,11 +266,11 @@ export const SCENARIOS: Scenario[] = [
     plan: { rates: ALL(0.06) },
     directive: (rng) => pick(rng, ['', '[[sleep:300]]']),
     setup: (ctx) => {
-      const store = ctx.stack.deps.store;
-      const claim = store.claimTask.bind(store);
+      const tasks = ctx.stack.deps.tasks;
+      const claim = tasks.claimTask.bind(tasks);
       // The dispatcher dies right after its claim: nothing after it runs (no launch, no release);
       // the message comes back, finds the task claimed, and only the sweep can repair it.
-      store.claimTask = async (...args) => {
+      tasks.claimTask = async (...args) => {
         const claimed = await claim(...args);
         if (claimed && ctx.rng() < 0.25) {
           bump(ctx, 'killed_after_claim');
@@ -279,8 +279,8 @@ export const SCENARIOS: Scenario[] = [
         return claimed;
       };
       // Or the worker started but storing its launch handle failed (DynamoDB errors beyond the SDK's retries).
-      const setHandle = store.setLaunchHandle.bind(store);
-      store.setLaunchHandle = async (...args) => {
+      const setHandle = tasks.setLaunchHandle.bind(tasks);
+      tasks.setLaunchHandle = async (...args) => {
         if (ctx.rng() < 0.12) {
           bump(ctx, 'handle_write_failed');
           throw Object.assign(new Error('injected: storing the launch handle failed'), {

@@ -8,11 +8,11 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { Runtime, RuntimeFamily } from 'aws-cdk-lib/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  LISTING_INDEX,
+  LISTING_INDEX_PARTITION_KEY,
+  LISTING_INDEX_SORT_KEY,
   PARTITION_KEY,
   SORT_KEY,
-  TENANT_INDEX,
-  TENANT_INDEX_PARTITION_KEY,
-  TENANT_INDEX_SORT_KEY,
   TTL_ATTRIBUTE,
 } from '../../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../../functions/core/layout.ts';
@@ -372,7 +372,7 @@ describe('table', () => {
     });
   });
 
-  it('has the keys and the tenant index the code queries', () => {
+  it('has the keys and the listing index the code queries', () => {
     defaults.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       KeySchema: [
         { AttributeName: PARTITION_KEY, KeyType: 'HASH' },
@@ -380,10 +380,10 @@ describe('table', () => {
       ],
       GlobalSecondaryIndexes: [
         Match.objectLike({
-          IndexName: TENANT_INDEX,
+          IndexName: LISTING_INDEX,
           KeySchema: [
-            { AttributeName: TENANT_INDEX_PARTITION_KEY, KeyType: 'HASH' },
-            { AttributeName: TENANT_INDEX_SORT_KEY, KeyType: 'RANGE' },
+            { AttributeName: LISTING_INDEX_PARTITION_KEY, KeyType: 'HASH' },
+            { AttributeName: LISTING_INDEX_SORT_KEY, KeyType: 'RANGE' },
           ],
           Projection: { ProjectionType: 'ALL' },
         }),

@@ -289,7 +289,7 @@ describe('POST /api/v1/orchestrate refuses malformed input without writing anyth
 
   beforeAll(async () => {
     stack = await startTestStack();
-    store = stack.deps.store as unknown as StoreInternals;
+    store = stack.deps.jobs as unknown as StoreInternals;
     queue = stack.deps.queue as unknown as QueueInternals;
     expect(store.ddb).toBeDefined();
     expect(typeof store.tableName).toBe('string');

@@ -27,7 +27,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
 import { ensureResources, type ProvisionedResources } from '../../functions/adapters/provision.ts';
-import { TENANT_INDEX } from '../../functions/adapters/table-schema.ts';
+import { LISTING_INDEX } from '../../functions/adapters/table-schema.ts';
 import { type Emulators, startEmulators } from '../../functions/local/emulators.ts';
 import { type Backend, EXTERNAL, resourceName, startBackend } from '../support/backend.ts';
 
@@ -146,7 +146,7 @@ describe('embedded emulators', () => {
       const page = await clients.ddb.send(
         new QueryCommand({
           TableName: res.tableName,
-          IndexName: TENANT_INDEX,
+          IndexName: LISTING_INDEX,
           KeyConditionExpression: 'GSI1PK = :t',
           ExpressionAttributeValues: { ':t': tenant },
           ScanIndexForward: false,

@@ -78,13 +78,13 @@ async function gateway(
 const asKey = (w: HeldWorker) => ({ 'x-api-key': w.token });
 
 async function taskOf(w: HeldWorker): Promise<TaskRecord> {
-  const task = await stack.deps.store.getTask(w.jobId, w.taskNo);
+  const task = await stack.deps.tasks.getTask(w.jobId, w.taskNo);
   if (!task) throw new Error('task gone');
   return task;
 }
 
 async function rootOf(w: HeldWorker): Promise<JobRecord> {
-  const job = await stack.deps.store.getJob(w.jobId);
+  const job = await stack.deps.jobs.getJob(w.jobId);
   if (!job?.budget) throw new Error('no budget');
   return job;
 }

@@ -28,7 +28,7 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
       config: { enable_recursion: true },
       tasks: [{ prompt: `${request} [[hang]]` }],
     });
-    for (let i = 0; i < 100 && (await stack.deps.store.getTask(jobId, 1))?.state !== 'running'; i++)
+    for (let i = 0; i < 100 && (await stack.deps.tasks.getTask(jobId, 1))?.state !== 'running'; i++)
       await new Promise((r) => setTimeout(r, 100));
     return { jobId, taskNo: 1, attempt: 1 };
   }
@@ -38,9 +38,9 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
     const { jobId } = scope;
 
     // The lost-worker write lands just before the hand-off's own.
-    const tree = stack.deps.tree;
-    const handoff = tree.handoffToChild.bind(tree);
-    tree.handoffToChild = async (...args) => {
+    const tasks = stack.deps.tasks;
+    const handoff = tasks.handoffToChild.bind(tasks);
+    tasks.handoffToChild = async (...args) => {
       await recordLostWorker(stack.deps, scope, 'worker killed by SIGKILL');
       return handoff(...args);
     };
@@ -58,20 +58,20 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
       }).catch((e: unknown) => e);
       expect(refused).toMatchObject({ statusCode: 409 });
       const childId = /child job (\w+) was cancelled/.exec((refused as Error).message)?.[1] as string;
-      expect((await stack.deps.store.getJob(childId))?.status).toBe('cancelled');
+      expect((await stack.deps.jobs.getJob(childId))?.status).toBe('cancelled');
       expect(sent.filter((m) => m.type === 'run' && m.jobId === childId)).toEqual([]);
       expect(await stack.waitForJob(childId)).toBe('cancelled');
       expect(await stack.waitForJob(jobId)).toBe('failed');
       // The cancel message then cancels its tasks (none ever ran).
       let states: string[] = [];
       for (let i = 0; i < 100; i++) {
-        states = (await stack.deps.store.listTasks(childId)).map((t) => t.state);
+        states = (await stack.deps.tasks.listTasks(childId)).map((t) => t.state);
         if (states.every((s) => s === 'cancelled')) break;
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(states).toEqual(['cancelled', 'cancelled']);
     } finally {
-      tree.handoffToChild = handoff;
+      tasks.handoffToChild = handoff;
       stack.deps.queue.sendAll = sendAll;
     }
   });
@@ -81,10 +81,10 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
     // the hand-off's write; the retry found the child and answered at once, so nothing waited for it.
     const scope = await runningParent('parent two');
     const { jobId } = scope;
-    const tree = stack.deps.tree;
-    const handoff = tree.handoffToChild.bind(tree);
+    const tasks = stack.deps.tasks;
+    const handoff = tasks.handoffToChild.bind(tasks);
     let failures = 1;
-    tree.handoffToChild = async (...args) => {
+    tasks.handoffToChild = async (...args) => {
       if (failures-- > 0)
         throw Object.assign(new Error('injected: the hand-off write failed'), {
           name: 'InternalServerError',
@@ -100,7 +100,7 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
       await expect(createChildJob(stack.deps, request)).rejects.toThrow(/hand-off write failed/);
       const again = await createChildJob(stack.deps, request);
       expect(again.created).toBe(false);
-      const parentTask = await stack.deps.store.getTask(jobId, 1);
+      const parentTask = await stack.deps.tasks.getTask(jobId, 1);
       expect(parentTask).toMatchObject({ state: 'waiting_on_child', childJobId: again.job.jobId });
       // Asked once more (that answer lost too): the same child, not a refusal.
       const third = await createChildJob(stack.deps, request);
@@ -108,7 +108,7 @@ describe('a hand-off whose attempt ends in the middle of it', () => {
       expect(await stack.waitForJob(again.job.jobId, 60_000)).toBe('completed');
       expect(await stack.waitForJob(jobId, 60_000)).toBe('completed');
     } finally {
-      tree.handoffToChild = handoff;
+      tasks.handoffToChild = handoff;
     }
   });
 });

@@ -7,15 +7,13 @@ import {
   type ClientOptions,
   createAwsClients,
 } from '../../functions/adapters/aws-clients.ts';
-import { EventStore } from '../../functions/adapters/event-store.ts';
-import { JobStore } from '../../functions/adapters/job-store.ts';
 import {
   LaunchRefusedError,
   type LaunchRequest,
   type WorkerStatus,
 } from '../../functions/adapters/launcher.ts';
 import { ensureResources } from '../../functions/adapters/provision.ts';
-import { RunSlots, TreeStore } from '../../functions/adapters/tree-store.ts';
+import { tableStores } from '../../functions/adapters/table-stores.ts';
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import { STEP_TASK_NO } from '../../functions/core/layout.ts';
@@ -114,12 +112,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       visibilityTimeoutSec: 30,
     });
     queueUrl = resources.queueUrl;
-    const store = new JobStore(clients.ddb, resources.tableName);
     deps = {
-      store,
-      tree: new TreeStore(store),
-      slots: new RunSlots(store),
-      events: new EventStore(store.ddb, store.tableName),
+      ...tableStores(clients.ddb, resources.tableName),
       queue: new WorkQueue(clients.sqs, resources.queueUrl),
       artifacts: new Artifacts(clients.s3, resources.bucketName),
       settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
@@ -185,8 +179,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       requestHash: 'h',
       ...(options.source ? { source: options.source } : {}),
     };
-    await deps.store.createJob(job);
-    await deps.store.putTasks(
+    await deps.jobs.createJob(job);
+    await deps.tasks.putTasks(
       workTasks(
         job,
         Array.from({ length: n }, (_, i) => ({ title: `t${i + 1}`, prompt: 'p' })),
@@ -200,8 +194,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(await dispatchRun({ ...deps, launcher }, { type: 'run', jobId, taskNo, attempt: 1 })).toBe(
       'launched',
     );
-    await deps.store.markRunning(jobId, taskNo, 1, new Date(clock).toISOString());
-    return (await deps.store.getTask(jobId, taskNo))?.launchHandle as string;
+    await deps.tasks.markRunning(jobId, taskNo, 1, new Date(clock).toISOString());
+    return (await deps.tasks.getTask(jobId, taskNo))?.launchHandle as string;
   }
 
   it('a retryable launch refusal gives the claim back and lets SQS redeliver; nothing is recorded as started', async () => {
@@ -210,7 +204,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     await expect(
       dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }),
     ).rejects.toThrow('RESOURCE');
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 1, attempts: [] });
     expect(task?.launchHandle).toBeUndefined();
     launcher.refuse = undefined;
@@ -225,7 +219,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(
       await dispatchRun({ ...deps, launcher }, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }),
     ).toBe('refused');
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 2 });
     expect(task?.attempts[0]?.error).toMatch(/could not be launched: task definition is INACTIVE/);
     expect(await drainQueue()).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 1, attempt: 2 });
@@ -237,20 +231,20 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const reconcile = createReconciler(deps, launcher, 'worker');
     const event = stoppedEvent(handle, `${job.jobId}/1/1`, { stopCode: 'SpotInterruption', exitCode: 143 });
     expect(await reconcile(event)).toEqual({ recorded: true });
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'queued', attempt: 2 });
     expect(task?.attempts[0]).toMatchObject({ attempt: 1, state: 'failed', exitCode: 143 });
     expect(task?.attempts[0]?.error).toMatch(/Spot interrupted/);
     // The same event again (EventBridge is at-least-once) changes nothing.
     expect(await reconcile(event)).toEqual({ recorded: false });
-    expect((await deps.store.getTask(job.jobId, 1))?.attempts).toHaveLength(1);
+    expect((await deps.tasks.getTask(job.jobId, 1))?.attempts).toHaveLength(1);
   });
 
   it('a stopped event for a worker that already reported never moves a final task back', async () => {
     const job = await newJob(1);
     const handle = await launchAndRun(job.jobId, 1);
     const now = new Date(clock).toISOString();
-    await deps.store.endAttempt(
+    await deps.tasks.endAttempt(
       job.jobId,
       1,
       1,
@@ -264,7 +258,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(await reconcile(stoppedEvent(handle, `${job.jobId}/1/1`, { exitCode: 0 }))).toEqual({
       recorded: false,
     });
-    expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('succeeded');
+    expect((await deps.tasks.getTask(job.jobId, 1))?.state).toBe('succeeded');
   });
 
   it('the sweep repairs lost, overdue, never-launched and forgotten tasks and leaves healthy ones alone', async () => {
@@ -278,14 +272,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       visibilityTimeoutSec: 30,
     });
     const shared = deps;
-    const sweptStore = new JobStore(clients.ddb, swept.tableName);
-    deps = {
-      ...shared,
-      store: sweptStore,
-      tree: new TreeStore(sweptStore),
-      slots: new RunSlots(sweptStore),
-      events: new EventStore(sweptStore.ddb, sweptStore.tableName),
-    };
+    deps = { ...shared, ...tableStores(clients.ddb, swept.tableName) };
     try {
       await sweepScenario();
     } finally {
@@ -298,7 +285,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const lostHandle = await launchAndRun(job.jobId, 1); // the launcher no longer knows it
     const overdueHandle = await launchAndRun(job.jobId, 2); // still running, far past its 60 s timeout
     // Task 3: claimed, but the dispatcher died before launching (no handle).
-    await deps.store.claimTask(job.jobId, 3, 1, 'f'.repeat(64), new Date(clock).toISOString());
+    await deps.tasks.claimTask(job.jobId, 3, 1, 'f'.repeat(64), new Date(clock).toISOString());
     // Task 4: queued, its run message lost. Task 5: healthy, running, recently started.
     launcher.statuses.set(lostHandle, { state: 'missing' });
     await drainQueue();
@@ -307,9 +294,9 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const healthyHandle = await launchAndRun(job.jobId, 5);
     // Task 6: running, its last heartbeat 40 s before the sweep, over a 30 s heartbeat_timeout.
     const silentHandle = await launchAndRun(job.jobId, 6);
-    await deps.store.recordHeartbeat(job.jobId, 6, 1, clock, 0);
+    await deps.tasks.recordHeartbeat(job.jobId, 6, 1, clock, 0);
     clock += 40_000;
-    await deps.store.recordHeartbeat(job.jobId, 5, 1, clock, 0);
+    await deps.tasks.recordHeartbeat(job.jobId, 5, 1, clock, 0);
     const settings = deps.settings;
     deps = { ...deps, settings: { ...settings, worker: { ...settings.worker, heartbeatTimeoutSec: 30 } } };
     const report = await sweepActiveTasks(deps, launcher);
@@ -317,7 +304,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(report).toMatchObject({ lost: 3, overdue: 1, requeued: 1 });
     expect(launcher.stopped).toEqual([overdueHandle, silentHandle]);
     const [t1, t2, t3, t4, t5, t6] = await Promise.all(
-      [1, 2, 3, 4, 5, 6].map((n) => deps.store.getTask(job.jobId, n)),
+      [1, 2, 3, 4, 5, 6].map((n) => deps.tasks.getTask(job.jobId, n)),
     );
     expect(t6?.attempts[0]?.error).toMatch(
       /no progress or heartbeat for 40s \(workers\.heartbeat_timeout 30s\)/,
@@ -336,7 +323,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   it('a poison run message fails its queued task, without retries, and the job still finishes', async () => {
     const job = await newJob(1);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }, 5);
-    const task = await deps.store.getTask(job.jobId, 1);
+    const task = await deps.tasks.getTask(job.jobId, 1);
     expect(task).toMatchObject({ state: 'failed', attempt: 1 });
     expect(task?.attempts[0]?.error).toMatch(/could never start: .*failed 5 deliveries.*dead-letter queue/);
     // The task was the job's last: the aggregate message is on the queue.
@@ -352,18 +339,18 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     const job = await newJob(1);
     await launchAndRun(job.jobId, 1);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 }, 5);
-    expect(await deps.store.getTask(job.jobId, 1)).toMatchObject({ state: 'failed', attempt: 1 });
+    expect(await deps.tasks.getTask(job.jobId, 1)).toMatchObject({ state: 'failed', attempt: 1 });
   });
 
   it('a poison aggregate message fails the job with the reason; a stale one changes nothing', async () => {
     const job = await newJob(1);
     await handleDeadLetter(deps, { type: 'aggregate', jobId: job.jobId }, 5);
-    const failed = await deps.store.getJob(job.jobId);
+    const failed = await deps.jobs.getJob(job.jobId);
     expect(failed).toMatchObject({ status: 'failed' });
     expect(failed?.error).toMatch(/aggregation failed/);
     expect(finished).toEqual(['failed']);
     await handleDeadLetter(deps, { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 7 }, 5);
-    expect((await deps.store.getTask(job.jobId, 1))?.state).toBe('queued');
+    expect((await deps.tasks.getTask(job.jobId, 1))?.state).toBe('queued');
     // A second delivery of the same poison message counts nothing more.
     await handleDeadLetter(deps, { type: 'aggregate', jobId: job.jobId }, 5);
     expect(finished).toEqual(['failed']);
@@ -375,9 +362,9 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     // A crash after a task's final write but before its slot release: the counter says 2, one runs.
     expect(await deps.slots.acquireJob(job.jobId)).toBe(true);
     expect(await deps.slots.acquireGlobal(1000)).toBe(true);
-    expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(2);
+    expect((await deps.jobs.getJob(job.jobId))?.runningTasks).toBe(2);
     await sweepActiveTasks(deps, launcher);
-    expect((await deps.store.getJob(job.jobId))?.runningTasks).toBe(1);
+    expect((await deps.jobs.getJob(job.jobId))?.runningTasks).toBe(1);
   });
 
   it('a final task stays in the sweep index until its job has counted it, and the sweep finishes that if its writer crashed', async () => {
@@ -385,7 +372,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     await launchAndRun(job.jobId, 1);
     const now = new Date(clock).toISOString();
     // The final write lands, then the writer dies before counting the task (or loses the response).
-    await deps.store.endAttempt(
+    await deps.tasks.endAttempt(
       job.jobId,
       1,
       1,
@@ -395,15 +382,15 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       undefined,
       now,
     );
-    expect((await deps.store.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(true);
+    expect((await deps.tasks.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(true);
     await drainQueue();
 
     clock += 2 * 60_000;
     const report = await sweepActiveTasks(deps, launcher);
     expect(report.followedUp).toBeGreaterThanOrEqual(1);
-    expect((await deps.store.getJob(job.jobId))?.finishedTasks).toEqual([1]);
+    expect((await deps.jobs.getJob(job.jobId))?.finishedTasks).toEqual([1]);
     expect(await drainQueue()).toContainEqual({ type: 'aggregate', jobId: job.jobId });
-    expect((await deps.store.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(false);
+    expect((await deps.tasks.listActiveTasks(1000)).some((t) => t.jobId === job.jobId)).toBe(false);
   });
 
   it('the sweep finishes a repository job whose last worker was lost, with only the actions the reconciler is granted', async () => {
@@ -428,14 +415,10 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       backend.env,
       iamGuard(() => granted, denied),
     );
-    const store = new JobStore(guarded.ddb, own.tableName);
     const shared = deps;
     deps = {
       ...shared,
-      store,
-      tree: new TreeStore(store),
-      slots: new RunSlots(store),
-      events: new EventStore(store.ddb, store.tableName),
+      ...tableStores(guarded.ddb, own.tableName),
       queue: new WorkQueue(guarded.sqs, queueUrl),
       artifacts: new Artifacts(guarded.s3, own.bucketName),
     };
@@ -458,7 +441,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       const lostHandle = await launchAndRun(job.jobId, 2);
       // Task 1 reported a commit and was counted; task 2's container then died without a word.
       const now = new Date(clock).toISOString();
-      const done = await deps.store.endAttempt(
+      const done = await deps.tasks.endAttempt(
         job.jobId,
         1,
         1,
@@ -497,8 +480,8 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       granted = before;
       await expect(sweepActiveTasks(deps, launcher)).rejects.toMatchObject({ name: 'AccessDeniedException' });
       expect(denied).toEqual(['dynamodb:PutItem']);
-      expect(await deps.store.getTask(job.jobId, STEP_TASK_NO.merge)).toBeUndefined();
-      expect((await deps.store.getTask(job.jobId, 2))?.state).toBe('failed');
+      expect(await deps.tasks.getTask(job.jobId, STEP_TASK_NO.merge)).toBeUndefined();
+      expect((await deps.tasks.getTask(job.jobId, 2))?.state).toBe('failed');
       await drainQueue();
 
       // With the reconciler's grants, the next sweep redoes the follow-up and the job moves on to its merge.
@@ -509,7 +492,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       const { sweep } = await reconcile(scheduledEvent());
       expect(sweep?.followedUp).toBeGreaterThanOrEqual(1);
       expect(denied).toEqual([]);
-      expect(await deps.store.getTask(job.jobId, STEP_TASK_NO.merge)).toMatchObject({
+      expect(await deps.tasks.getTask(job.jobId, STEP_TASK_NO.merge)).toMatchObject({
         kind: 'merge',
         state: 'queued',
         attempt: 1,
@@ -520,11 +503,11 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
         taskNo: STEP_TASK_NO.merge,
         attempt: 1,
       });
-      const lost = await deps.store.getTask(job.jobId, 2);
+      const lost = await deps.tasks.getTask(job.jobId, 2);
       expect(lost?.attempts[0]).toMatchObject({ state: 'failed', exitCode: 137 });
-      expect((await deps.store.getJob(job.jobId))?.finishedTasks.sort()).toEqual([1, 2]);
+      expect((await deps.jobs.getJob(job.jobId))?.finishedTasks.sort()).toEqual([1, 2]);
       // The lost task has been counted: the sweep no longer watches it; the merge step it started, it does.
-      const active = (await deps.store.listActiveTasks(1000)).map((t) => t.taskNo);
+      const active = (await deps.tasks.listActiveTasks(1000)).map((t) => t.taskNo);
       expect(active).not.toContain(2);
       expect(active).toContain(STEP_TASK_NO.merge);
     }

@@ -278,7 +278,7 @@ describe('a sandboxed worker stopped', () => {
     await until('the worker to stop', async () => (stack.launcher.active === 0 ? true : undefined), 10_000);
     expect(Date.now() - cancelledAt).toBeLessThan(10_000);
     const task = await until('its late result', async () => {
-      const t = await stack.deps.store.getTask(jobId, 1);
+      const t = await stack.deps.tasks.getTask(jobId, 1);
       return t?.lateResult ? t : undefined;
     });
     expect(task.state).toBe('cancelled');
@@ -293,7 +293,7 @@ describe('a sandboxed worker stopped', () => {
     await until('the worker to start', async () => (stack.launcher.active > 0 ? true : undefined));
     expect((await stack.api('POST', `/api/v1/jobs/${jobId}/cancel`)).status).toBe(202);
     await until('the worker to stop', async () => (stack.launcher.active === 0 ? true : undefined), 10_000);
-    expect((await stack.deps.store.getJob(jobId))?.status).toBe('cancelled');
+    expect((await stack.deps.jobs.getJob(jobId))?.status).toBe('cancelled');
     // A session that did start was stopped, not left hanging.
     const lines = (await stack.invocations()).filter((r) => (r.prompt ?? '').includes('cancel at start'));
     if (lines.length > 0) expect(lines.some((r) => r.end !== null)).toBe(true);

@@ -237,7 +237,7 @@ describe('repository sources: uploads, submit checks, git results', () => {
       const orphans: string[] = [];
       for (const copy of copies) {
         const jobId = copy.key.split('/')[1] as string;
-        if (!(await stack.deps.store.getJob(jobId))) orphans.push(copy.key);
+        if (!(await stack.deps.jobs.getJob(jobId))) orphans.push(copy.key);
       }
       expect(orphans).toEqual([]);
     });

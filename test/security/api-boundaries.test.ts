@@ -80,15 +80,15 @@ describe('API boundaries against a worker holding a live token', () => {
     const objects = (await deps.artifacts.list('')).map((o) => `${o.key} ${o.size} ${o.etag ?? ''}`).sort();
     const jobs = [];
     for (const id of jobIds()) {
-      const job = await deps.store.getJob(id);
+      const job = await deps.jobs.getJob(id);
       jobs.push({
         id,
         status: job?.status,
-        tasks: (await deps.store.listTasks(id)).map(taskFacts),
-        children: (await deps.tree.listDescendants(id)).map((j) => j.jobId),
+        tasks: (await deps.tasks.listTasks(id)).map(taskFacts),
+        children: (await deps.jobs.listDescendants(id)).map((j) => j.jobId),
       });
     }
-    const apiKeys = (await deps.store.listApiKeys()).length;
+    const apiKeys = (await deps.keys.listApiKeys()).length;
     return { objects, jobs, apiKeys };
   }
 
@@ -156,7 +156,7 @@ describe('API boundaries against a worker holding a live token', () => {
     const far = await hostile.withToken(attacker.token, 'POST', `${own(victimOther)}/result`, failIt);
     expect(far.status).toBe(403);
     expect(await world()).toEqual(before);
-    expect((await hostile.deps.store.getTask(sibling.jobId, sibling.taskNo))?.state).toBe('running');
+    expect((await hostile.deps.tasks.getTask(sibling.jobId, sibling.taskNo))?.state).toBe('running');
   });
 
   it("attack: task A's token asks for upload links in task B's prefix", async () => {
@@ -206,7 +206,7 @@ describe('API boundaries against a worker holding a live token', () => {
     }
     expect(hostile.logs.filter((l) => l.message === 'job cancel requested')).toEqual([]);
     expect(await world()).toEqual(before);
-    expect((await hostile.deps.store.getJob(victimSame.jobId))?.status).toBe('running');
+    expect((await hostile.deps.jobs.getJob(victimSame.jobId))?.status).toBe('running');
   });
 
   it('attack: the token reads a job of another tenant (view, status, report)', async () => {
@@ -287,7 +287,7 @@ describe('API boundaries against a worker holding a live token', () => {
     });
     expect(links.status).toBe(403);
     expect(await world()).toEqual(before);
-    expect((await hostile.deps.store.getTask(attacker.jobId, attacker.taskNo))?.attempt).toBe(1);
+    expect((await hostile.deps.tasks.getTask(attacker.jobId, attacker.taskNo))?.attempt).toBe(1);
   });
 
   it('attack: a result body over 1 MiB', async () => {
@@ -361,17 +361,17 @@ describe('API boundaries against a worker holding a live token', () => {
     for (const w of [attacker, sibling, deepWorker, protoWorker, victimSame, victimOther]) await w.release();
     for (const id of jobIds()) expect(await hostile.waitForJob(id), id).toBe('completed');
     for (const id of jobIds()) {
-      for (const task of await hostile.deps.store.listTasks(id)) {
+      for (const task of await hostile.deps.tasks.listTasks(id)) {
         expect(task.state, `${id} task ${task.taskNo}`).toBe('succeeded');
         expect(task.attempts, `${id} task ${task.taskNo}`).toHaveLength(1);
         expect(task.result?.output).toMatch(/hold: released/);
         expect(task.result?.output).not.toMatch(/pwned/);
       }
-      expect(await hostile.deps.tree.listDescendants(id)).toEqual([]);
+      expect(await hostile.deps.jobs.listDescendants(id)).toEqual([]);
       const report = await hostile.deps.artifacts.getText(`${jobPrefix(id)}FINAL_RESULT.md`);
       expect(report).toBeDefined();
       expect(report).not.toMatch(/pwned/);
     }
-    expect((await hostile.deps.store.listApiKeys()).length).toBe(2);
+    expect((await hostile.deps.keys.listApiKeys()).length).toBe(2);
   });
 });

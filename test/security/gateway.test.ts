@@ -89,7 +89,7 @@ describe('model gateway attacks', () => {
       expect(res.status).toBe(401);
     }
     expect(api.requests.length).toBe(before);
-    const task = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const task = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(task?.meter).toMatchObject({ requests: 0, committedUsd: 0, meteredUsd: 0 });
     await w.release();
   });
@@ -98,13 +98,13 @@ describe('model gateway attacks', () => {
     const w = await capture('ended');
     await w.release();
     expect(await hostile.waitForJob(w.jobId, 60_000)).toBe('completed');
-    const rootBefore = (await hostile.deps.store.getJob(w.jobId))?.budget;
+    const rootBefore = (await hostile.deps.jobs.getJob(w.jobId))?.budget;
     const before = api.requests.length;
     const res = await call({ 'x-api-key': w.token });
     expect(res.status).toBe(403);
     expect(errorType(res.body)).toBe('permission_error');
     expect(api.requests.length).toBe(before);
-    expect((await hostile.deps.store.getJob(w.jobId))?.budget).toEqual(rootBefore);
+    expect((await hostile.deps.jobs.getJob(w.jobId))?.budget).toEqual(rootBefore);
   });
 
   it('attack: use a model that has no price, so its spend could not be metered', async () => {
@@ -147,13 +147,13 @@ describe('model gateway attacks', () => {
     );
     const ok = results.filter((r) => r.status === 200).length;
     expect(results.some((r) => r.status === 402)).toBe(true);
-    const root = await hostile.deps.store.getJob(w.jobId);
+    const root = await hostile.deps.jobs.getJob(w.jobId);
     expect(root?.budget?.spentUsd ?? 99).toBeLessThanOrEqual(0.4);
     expect(root?.budget?.committedUsd).toBeCloseTo(root?.budget?.spentUsd ?? -1, 6);
     const price = priceOf(hostile.deps.settings.gateway?.prices ?? {}, MODEL);
     if (!price) throw new Error('no price');
     expect(root?.budget?.spentUsd).toBeCloseTo(ok * priceUsage(usageOf(USAGE), price), 6);
-    expect((await hostile.deps.store.getTask(w.jobId, w.taskNo))?.meter?.open).toEqual({});
+    expect((await hostile.deps.tasks.getTask(w.jobId, w.taskNo))?.meter?.open).toEqual({});
     await w.release();
   });
 
@@ -170,7 +170,7 @@ describe('model gateway attacks', () => {
     expect(task.cost_usd).toBeCloseTo(metered, 6);
     expect(task.reported_cost_usd).toBe(0);
     expect(result.results.summary.total_cost_usd).toBeCloseTo(metered, 6);
-    expect((await hostile.deps.store.getJob(w.jobId))?.budget?.spentUsd).toBeCloseTo(metered, 6);
+    expect((await hostile.deps.jobs.getJob(w.jobId))?.budget?.spentUsd).toBeCloseTo(metered, 6);
   });
 
   it("attack: read the orchestrator's ANTHROPIC_API_KEY from the worker's environment", async () => {

@@ -64,7 +64,7 @@ describe('hostile-worker stand-in', () => {
     expect(own.status, own.text).toBe(200);
     expect(own.json.attempt).toBe(w.attempt);
     expect(own.json.prompt).toContain('hold me');
-    expect((await hostile.deps.store.getTask(w.jobId, w.taskNo))?.state).toBe('running');
+    expect((await hostile.deps.tasks.getTask(w.jobId, w.taskNo))?.state).toBe('running');
 
     // ... and without the token the same call is refused, so the 200 came from the token.
     const none = await hostile.api('GET', `/api/v1/jobs/${w.jobId}/tasks/${w.taskNo}/assignment`, {
@@ -74,7 +74,7 @@ describe('hostile-worker stand-in', () => {
 
     await w.release();
     expect(await hostile.waitForJob(w.jobId)).toBe('completed');
-    const task = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const task = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(task?.state).toBe('succeeded');
     expect(task?.result?.output).toMatch(/hold: released/);
   });
@@ -100,7 +100,7 @@ describe('hostile-worker stand-in', () => {
   it('holds the planner with [[hold_plan:LABEL]] in the request, and not the workers', async () => {
     const w = await hostile.capture({ request: 'plan this [[hold_plan:planner]] [[plan:2]]' });
     expect(w.taskNo).toBe(0);
-    expect((await hostile.deps.store.getJob(w.jobId))?.status).toBe('planning');
+    expect((await hostile.deps.jobs.getJob(w.jobId))?.status).toBe('planning');
     await w.release();
     expect(await hostile.waitForJob(w.jobId)).toBe('completed');
     // Work sessions quote the request, yet only the planner held.

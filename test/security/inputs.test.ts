@@ -72,16 +72,16 @@ describe('hostile inputs', () => {
         SLOW_MS,
       );
       expect(planner.taskNo).toBe(0);
-      const before = await hostile.deps.store.getJob(planner.jobId);
+      const before = await hostile.deps.jobs.getJob(planner.jobId);
 
       const res = await createChild(planner, mode);
       expect(res.status, res.text).toBe(403);
       expect(res.json.error).toMatch(/planner's task token cannot create child jobs/);
 
       // Nothing written: no child job, no reservation, no link, and the planner still plans.
-      expect(await hostile.deps.tree.listDescendants(planner.jobId)).toEqual([]);
-      expect((await hostile.deps.store.getJob(planner.jobId))?.budget).toEqual(before?.budget);
-      const plan = await hostile.deps.store.getTask(planner.jobId, 0);
+      expect(await hostile.deps.jobs.listDescendants(planner.jobId)).toEqual([]);
+      expect((await hostile.deps.jobs.getJob(planner.jobId))?.budget).toEqual(before?.budget);
+      const plan = await hostile.deps.tasks.getTask(planner.jobId, 0);
       expect(plan).toMatchObject({ state: 'running', attempt: 1 });
       expect(plan?.childJobId).toBeUndefined();
       expect((await keysOf(planner.jobId)).filter((k) => k.includes('_recursive/'))).toEqual([]);
@@ -121,7 +121,7 @@ describe('hostile inputs', () => {
       expect(submitted.status, submitted.text).toBe(202);
       const jobId = submitted.json.job_id as string;
       const merger = await hostile.held('merger', jobId, SLOW_MS);
-      const step = await hostile.deps.store.getTask(jobId, merger.taskNo);
+      const step = await hostile.deps.tasks.getTask(jobId, merger.taskNo);
       expect(step?.kind).toBe('merge');
 
       for (const mode of ['handoff', 'wait'] as const) {
@@ -129,8 +129,8 @@ describe('hostile inputs', () => {
         expect(res.status, res.text).toBe(403);
         expect(res.json.error).toMatch(/merge step's task token cannot create child jobs/);
       }
-      expect(await hostile.deps.tree.listDescendants(jobId)).toEqual([]);
-      expect((await hostile.deps.store.getTask(jobId, merger.taskNo))?.state).toBe('running');
+      expect(await hostile.deps.jobs.listDescendants(jobId)).toEqual([]);
+      expect((await hostile.deps.tasks.getTask(jobId, merger.taskNo))?.state).toBe('running');
 
       await merger.release();
       expect(await hostile.waitForJob(jobId, SLOW_MS)).toBe('completed');
@@ -154,8 +154,8 @@ describe('hostile inputs', () => {
 
   /** Nothing of a refused submission is in the store. */
   async function expectNothingStored(jobId: string) {
-    expect(await hostile.deps.store.getJob(jobId)).toBeUndefined();
-    expect(await hostile.deps.store.listTasks(jobId)).toEqual([]);
+    expect(await hostile.deps.jobs.getJob(jobId)).toBeUndefined();
+    expect(await hostile.deps.tasks.listTasks(jobId)).toEqual([]);
   }
 
   it.each([
@@ -216,7 +216,7 @@ describe('hostile inputs', () => {
     async () => {
       const { res, jobId } = await submitWith({ max_budget_usd: 0.07 }, 'cents');
       expect(res.status, res.text).toBe(202);
-      expect((await hostile.deps.store.getJob(jobId))?.config.maxBudgetUsd).toBe(0.07);
+      expect((await hostile.deps.jobs.getJob(jobId))?.config.maxBudgetUsd).toBe(0.07);
       expect(await hostile.waitForJob(jobId, SLOW_MS)).toMatch(/completed|partial|failed/);
     },
     JOB_TEST_MS,
@@ -243,12 +243,12 @@ describe('hostile inputs', () => {
         { 'x-child-mode': 'handoff', 'x-decide-cost-usd': '1e-300' },
       );
       expect(res.status, res.text).toBe(202);
-      const parent = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+      const parent = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
       expect(parent?.state).toBe('waiting_on_child');
       expect(parent?.attempts.at(-1)?.costUsd).toBe(0);
       await w.release();
       expect(await hostile.waitForJob(w.jobId, SLOW_MS)).toBe('completed');
-      expect((await hostile.deps.store.getTask(w.jobId, w.taskNo))?.state).toBe('recursive_success');
+      expect((await hostile.deps.tasks.getTask(w.jobId, w.taskNo))?.state).toBe('recursive_success');
     },
     JOB_TEST_MS,
   );

@@ -22,7 +22,7 @@ import { PurgeQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobStore } from '../../functions/adapters/job-store.ts';
+import { ApiKeyStore } from '../../functions/adapters/api-key-store.ts';
 import { finalReportKey, workerFilesPrefix } from '../../functions/core/layout.ts';
 import { formatApiKey, sha256Hex } from '../../functions/core/tokens.ts';
 import { PACKAGE_ROOT } from '../../functions/local/sandbox.ts';
@@ -223,8 +223,8 @@ describe('local containment', () => {
       },
     ]) {
       const raw = new DynamoDBClient({ region: region(), endpoint, credentials, maxAttempts: 1 });
-      const store = new JobStore(DynamoDBDocumentClient.from(raw), hostile.deps.store.tableName);
-      await expect(store.putApiKey(record)).rejects.toMatchObject({
+      const keys = new ApiKeyStore(DynamoDBDocumentClient.from(raw), hostile.dataPlane.tableName);
+      await expect(keys.putApiKey(record)).rejects.toMatchObject({
         name: 'AccessDeniedException',
         $metadata: { httpStatusCode: 403 },
       });
@@ -233,7 +233,7 @@ describe('local containment', () => {
       });
       raw.destroy();
     }
-    expect(await hostile.deps.store.getApiKey(sha256)).toBeUndefined();
+    expect(await hostile.deps.keys.getApiKey(sha256)).toBeUndefined();
     const use = await hostile.api('GET', '/api/v1/jobs', { headers: { 'x-api-key': minted } });
     expect(use.status).toBe(401);
     await w.release();
@@ -271,7 +271,7 @@ describe('local containment', () => {
     expect(await hostile.waitForJob(w.jobId, 120_000)).toBe('completed');
     const runs = (await hostile.invocations()).filter((r) => (r.prompt ?? '').includes('[[hold:sqs]]'));
     expect(runs).toHaveLength(1);
-    expect((await hostile.deps.store.getTask(w.jobId, w.taskNo))?.attempts).toHaveLength(1);
+    expect((await hostile.deps.tasks.getTask(w.jobId, w.taskNo))?.attempts).toHaveLength(1);
   });
 
   it("attack: worker overwrites another job's FINAL_RESULT.md via the local S3", async () => {

@@ -147,9 +147,9 @@ describe('token scope', () => {
     expect(await hostile.waitForJob(w.jobId)).toBe('completed');
 
     const own = `/api/v1/jobs/${w.jobId}/tasks/${w.taskNo}`;
-    const before = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const before = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     const finalBefore = await hostile.deps.artifacts.getText(`${jobPrefix(w.jobId)}FINAL_RESULT.md`);
-    const descendants = (await hostile.deps.tree.listDescendants(w.jobId)).map((j) => j.jobId);
+    const descendants = (await hostile.deps.jobs.listDescendants(w.jobId)).map((j) => j.jobId);
     const calls: [string, () => ReturnType<HostileStack['withToken']>, number][] = [
       ['read its child', () => hostile.withToken(w.token, 'GET', `/api/v1/jobs/${childId}`), 403],
       [
@@ -201,11 +201,11 @@ describe('token scope', () => {
       expect(res.text).not.toContain('a child to read later');
     }
 
-    const after = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const after = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(after?.result).toEqual(before?.result);
     expect(after?.attempts).toEqual(before?.attempts);
-    expect((await hostile.deps.store.getJob(w.jobId))?.status).toBe('completed');
-    expect((await hostile.deps.tree.listDescendants(w.jobId)).map((j) => j.jobId)).toEqual(descendants);
+    expect((await hostile.deps.jobs.getJob(w.jobId))?.status).toBe('completed');
+    expect((await hostile.deps.jobs.listDescendants(w.jobId)).map((j) => j.jobId)).toEqual(descendants);
     expect(await hostile.deps.artifacts.getText(`${jobPrefix(w.jobId)}FINAL_RESULT.md`)).toBe(finalBefore);
     expect(
       await hostile.deps.artifacts.getText(`${workerFilesPrefix(w.jobId, 0, w.taskNo)}late.txt`),
@@ -222,7 +222,7 @@ describe('token scope', () => {
     const recorded = await hostile.withToken(w.token, 'POST', path, first);
     expect(recorded.status, recorded.text).toBe(200);
     expect(recorded.json.outcome).toBe('recorded');
-    const before = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const before = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
 
     // The same result again (a retry after a lost response), fields in another order: acknowledged.
     const { output, ...rest } = first;
@@ -240,13 +240,13 @@ describe('token scope', () => {
       expect(res.json.code).toBe('conflict');
     }
 
-    const after = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const after = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(after?.result).toEqual(before?.result);
     expect(after?.attempts).toEqual(before?.attempts);
     expect(after?.result?.output).toBe('the first answer');
     await w.release();
     expect(await hostile.waitForJob(w.jobId)).toBe('completed');
     // The session's own result, posted after release, did not replace the first either.
-    expect((await hostile.deps.store.getTask(w.jobId, w.taskNo))?.result?.output).toBe('the first answer');
+    expect((await hostile.deps.tasks.getTask(w.jobId, w.taskNo))?.result?.output).toBe('the first answer');
   });
 });

@@ -96,7 +96,7 @@ describe('upload scope', () => {
     // Nothing but the five granted names is stored, and the result lists at most those.
     const keys = await stored(w);
     expect(keys.sort()).toEqual(five.map((f) => f.path).sort());
-    const task = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const task = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(task?.state).toBe('succeeded');
     expect(task?.result?.filesCreated.sort()).toEqual(five.map((f) => f.path).sort());
     expect(task?.uploadFiles).toBe(MAX_FILES);
@@ -114,7 +114,7 @@ describe('upload scope', () => {
     for (const a of answers.filter((x) => x.status !== 200))
       expect([409, 413, 429], a.text).toContain(a.status);
     for (const a of granted) expect(await put(a.json.files[0].url, 'r')).toBe(200);
-    const counted = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const counted = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(counted?.uploadFiles).toBe(granted.length);
     expect(counted?.uploadPaths?.size).toBe(granted.length);
 
@@ -145,7 +145,7 @@ describe('upload scope', () => {
     expect(await hostile.waitForJob(w.jobId)).toBe('completed');
     expect(await stored(w)).not.toContain('huge.bin');
     expect(await stored(w)).not.toContain('part2.bin');
-    const task = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const task = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(task?.uploadBytes).toBeLessThanOrEqual(mb);
   });
 
@@ -231,7 +231,7 @@ describe('upload scope', () => {
       },
     );
     expect(result.status, result.text).toBe(200);
-    const task = await hostile.deps.store.getTask(w.jobId, w.taskNo);
+    const task = await hostile.deps.tasks.getTask(w.jobId, w.taskNo);
     expect(task?.result?.filesCreated).toEqual(['real.txt']);
     expect(hostile.logs.some((l) => l.message === 'result names files that were not stored')).toBe(true);
 

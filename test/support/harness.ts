@@ -135,7 +135,7 @@ export async function startTestStack(
   const waitForJob = async (jobId: string, timeoutMs = 45_000): Promise<JobStatus> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const job = await stack.deps.store.getJob(jobId);
+      const job = await stack.deps.jobs.getJob(jobId);
       if (job && isTerminalJobStatus(job.status)) return job.status;
       await new Promise((r) => setTimeout(r, 200));
     }

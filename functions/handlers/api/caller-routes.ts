@@ -53,7 +53,7 @@ export async function visibleJob(deps: Deps, event: APIGatewayProxyEvent): Promi
       'read',
     );
   const jobId = pathParam(event, 'id');
-  const job = /^[A-Za-z0-9_-]{1,64}$/.test(jobId) ? await deps.store.getJob(jobId) : undefined;
+  const job = /^[A-Za-z0-9_-]{1,64}$/.test(jobId) ? await deps.jobs.getJob(jobId) : undefined;
   const visible =
     job !== undefined &&
     (principal.kind === 'caller'
@@ -134,7 +134,7 @@ export async function getJob(deps: Deps, event: APIGatewayProxyEvent): Promise<A
 
 export async function getStatus(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   const job = await visibleJob(deps, event);
-  const tasks = await deps.store.listTasks(job.jobId);
+  const tasks = await deps.tasks.listTasks(job.jobId);
   return json(200, {
     job_id: job.jobId,
     status: job.status,
@@ -162,7 +162,7 @@ export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise
   const query = ListJobsQuerySchema.safeParse(event.queryStringParameters ?? {});
   if (!query.success) throw badRequest('invalid query string', zodIssues(query.error));
   try {
-    const page = await deps.store.listJobs(tenant, query.data.limit, query.data.cursor);
+    const page = await deps.jobs.listJobs(tenant, query.data.limit, query.data.cursor);
     return json(200, {
       jobs: page.jobs.map((j) => ({
         job_id: j.jobId,
@@ -241,7 +241,7 @@ export async function createSource(deps: Deps, event: APIGatewayProxyEvent): Pro
 /** The merged branch of a repository job, when it has one; 404 (with why) otherwise. */
 async function mergedBranch(deps: Deps, job: JobRecord) {
   if (!job.source) throw notFound(`job ${job.jobId} has no repository`);
-  const merged = mergeResultOf(await deps.store.listTasks(job.jobId));
+  const merged = mergeResultOf(await deps.tasks.listTasks(job.jobId));
   if (!merged || merged.headCommit === merged.baseCommit) {
     throw notFound(
       isTerminalJobStatus(job.status)
@@ -314,9 +314,9 @@ export async function getLog(deps: Deps, event: APIGatewayProxyEvent): Promise<A
   const owner = !inside
     ? undefined
     : jobPath === ''
-      ? await deps.store.getJob(job.rootJobId)
-      : (await deps.tree.listDescendants(job.rootJobId)).find((j) => j.path === jobPath);
-  const task = owner ? await deps.store.getTask(owner.jobId, taskNo) : undefined;
+      ? await deps.jobs.getJob(job.rootJobId)
+      : (await deps.jobs.listDescendants(job.rootJobId)).find((j) => j.path === jobPath);
+  const task = owner ? await deps.tasks.getTask(owner.jobId, taskNo) : undefined;
   if (!owner || !task) throw notFound(`no ${worker.slice(0, 64)} in job ${job.jobId}`);
   if (query.data.attempt !== undefined && query.data.attempt > task.attempt)
     throw notFound(`${worker} has made ${task.attempt} attempt(s)`);

@@ -29,7 +29,7 @@ async function ownTask(
 ): Promise<{ task: TaskRecord; attempt: number }> {
   const jobId = pathParam(event, 'id');
   const taskNo = Number(pathParam(event, 'taskNo'));
-  const found = await authenticateWorker(deps.store, header(event, TASK_TOKEN_HEADER));
+  const found = await authenticateWorker(deps.tasks, header(event, TASK_TOKEN_HEADER));
   if (!found) return refuse(deps, event, header(event, TASK_TOKEN_HEADER) !== undefined);
   const { scope } = found;
   if (!Number.isInteger(taskNo) || !ownsTask(scope, jobId, taskNo)) {

@@ -9,9 +9,7 @@ import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools
 import { z } from 'zod';
 import { Artifacts } from '../../adapters/artifacts.ts';
 import { awsClients } from '../../adapters/aws-clients.ts';
-import { EventStore } from '../../adapters/event-store.ts';
-import { JobStore } from '../../adapters/job-store.ts';
-import { RunSlots, TreeStore } from '../../adapters/tree-store.ts';
+import { tableStores } from '../../adapters/table-stores.ts';
 import { WorkQueue } from '../../adapters/work-queue.ts';
 import {
   JOB_STATUS_DIMENSION,
@@ -69,12 +67,8 @@ export const metrics: Metrics = {
 export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
   const e = readEnv(EnvSchema, env);
   const clients = awsClients();
-  const store = new JobStore(clients.ddb, e.TABLE_NAME);
   return {
-    store,
-    tree: new TreeStore(store),
-    slots: new RunSlots(store),
-    events: new EventStore(store.ddb, store.tableName),
+    ...tableStores(clients.ddb, e.TABLE_NAME),
     queue: new WorkQueue(clients.sqs, e.QUEUE_URL),
     artifacts: new Artifacts(clients.s3, e.BUCKET_NAME),
     settings: e.JOB_SETTINGS,

@@ -1,0 +1,109 @@
+/**
+ * Running-worker slots: a counter on the job item (at most its max_workers
+ * running at once) and one for the whole deployment (at most
+ * `workers.max_running`, on its own item `COUNTER#running`). Taken with a
+ * conditional update when a task is dispatched, given back when its
+ * container stops; the sweep repairs a counter a crash left too high.
+ */
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { combine, type UpdateActions, updateItem } from './dynamo-ops.ts';
+import { spendReservation } from './root-budget.ts';
+import { type ItemKey, jobKey, RUNNING_COUNTER_KEY } from './table-keys.ts';
+
+/** Gives a slot back, never below zero: on the job item, also part of JobStore.closeAttemptOnJob. */
+export const SLOT_RETURN: UpdateActions = {
+  set: ['#r = #r - :one'],
+  conditions: ['#r > :zero'],
+  names: { '#r': 'runningTasks' },
+  values: { ':zero': 0, ':one': 1 },
+};
+
+export class RunSlots {
+  constructor(
+    private readonly ddb: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  /**
+   * Takes a running slot of the job (bounded by its own config.maxWorkers).
+   * For a root job's attempt, `spend` reserves its budget on the same item in
+   * the same conditional update (one write instead of two). `false` when
+   * either does not fit: read the job to learn which.
+   */
+  async acquireJob(jobId: string, spend?: { usd: number; maxSpendUsd: number }): Promise<boolean> {
+    const reserve = spend !== undefined && spend.usd > 0;
+    const job = await updateItem(this.ddb, this.tableName, {
+      key: jobKey(jobId),
+      ...combine(
+        {
+          set: ['#r = if_not_exists(#r, :zero) + :one'],
+          conditions: ['attribute_exists(PK)', '(attribute_not_exists(#r) OR #r < #c.maxWorkers)'],
+          names: { '#r': 'runningTasks', '#c': 'config' },
+          values: { ':zero': 0, ':one': 1 },
+        },
+        reserve && spendReservation(spend.usd, spend.maxSpendUsd),
+      ),
+    });
+    return job !== undefined;
+  }
+
+  /** Takes a slot of the deployment (at most `globalMax` running); false if it is full. */
+  async acquireGlobal(globalMax: number): Promise<boolean> {
+    const global = await updateItem(this.ddb, this.tableName, {
+      key: RUNNING_COUNTER_KEY,
+      set: ['#r = if_not_exists(#r, :zero) + :one'],
+      conditions: ['attribute_not_exists(#r) OR #r < :max'],
+      names: { '#r': 'runningTasks' },
+      values: { ':zero': 0, ':one': 1, ':max': globalMax },
+    });
+    return global !== undefined;
+  }
+
+  /** Gives a slot back (never below zero). */
+  async release(jobId: string): Promise<void> {
+    await this.releaseJob(jobId);
+    await this.releaseGlobal();
+  }
+
+  /** Gives the job's slot back (never below zero). */
+  async releaseJob(jobId: string): Promise<void> {
+    await this.giveBack(jobKey(jobId));
+  }
+
+  /** Gives the deployment's slot back (never below zero). */
+  async releaseGlobal(): Promise<void> {
+    await this.giveBack(RUNNING_COUNTER_KEY);
+  }
+
+  /** Sets a job's counter to what is really running, if it still holds the value the caller saw. */
+  async repairJob(jobId: string, seen: number, actual: number): Promise<boolean> {
+    return this.repair(jobKey(jobId), seen, actual);
+  }
+
+  /** Sets the deployment's counter to what is really running, if it still holds the value the caller saw. */
+  async repairGlobal(seen: number, actual: number): Promise<boolean> {
+    return this.repair(RUNNING_COUNTER_KEY, seen, actual);
+  }
+
+  async readGlobal(): Promise<number> {
+    const out = await this.ddb.send(
+      new GetCommand({ TableName: this.tableName, Key: RUNNING_COUNTER_KEY, ConsistentRead: true }),
+    );
+    return Number(out.Item?.runningTasks ?? 0);
+  }
+
+  private async giveBack(key: ItemKey): Promise<void> {
+    await updateItem(this.ddb, this.tableName, { key, ...SLOT_RETURN });
+  }
+
+  private async repair(key: ItemKey, seen: number, actual: number): Promise<boolean> {
+    const out = await updateItem(this.ddb, this.tableName, {
+      key,
+      set: ['#r = :actual'],
+      conditions: ['#r = :seen'],
+      names: { '#r': 'runningTasks' },
+      values: { ':actual': actual, ':seen': seen },
+    });
+    return out !== undefined;
+  }
+}
