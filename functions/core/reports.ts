@@ -19,6 +19,7 @@ import {
   type TreeJobView,
   type TreeNode,
 } from './result-format.ts';
+import { isSuccessfulTaskState } from './task-states.ts';
 
 /** How much of a prompt the level report quotes. */
 export const PROMPT_EXCERPT_CHARS = 1_000;
@@ -450,7 +451,7 @@ function workerSection(t: TaskResultView, result: JobResult): string[] {
       note = ` (first ${OUTPUT_EXCERPT_CHARS.toLocaleString('en-US')} characters; full output in ${log})`;
     else if (t.output_truncated) note = ` (truncated; full output in ${log})`;
     lines.push(`**Output**${note}`, '', fenced(cut.text));
-  } else if (t.status === 'succeeded' || t.status === 'recursive_success') {
+  } else if (isSuccessfulTaskState(t.status)) {
     lines.push('_No output._');
   } else {
     lines.push(`_No result yet (${t.status})._`);

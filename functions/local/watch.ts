@@ -8,7 +8,7 @@
 import type { OrchestratorClient } from '../client/orchestrator-client.ts';
 import type { JobEvent } from '../core/progress.ts';
 import type { JobResult, TaskResultView } from '../core/result-format.ts';
-import { isTerminalJobStatus } from '../core/task-states.ts';
+import { isLiveTaskState, isTerminalJobStatus, isTerminalTaskState } from '../core/task-states.ts';
 
 export interface WatchOptions {
   /** Print the result as JSON on stdout when the job ends. */
@@ -46,10 +46,8 @@ export function renderTree(
   width = 120,
 ): Row[] {
   const tasks = result.results.tasks;
-  const finished = tasks.filter((t) =>
-    ['succeeded', 'failed', 'timed_out', 'cancelled', 'recursive_success'].includes(t.status),
-  ).length;
-  const running = tasks.filter((t) => t.status === 'running' || t.status === 'launching').length;
+  const finished = tasks.filter((t) => isTerminalTaskState(t.status)).length;
+  const running = tasks.filter((t) => isLiveTaskState(t.status)).length;
   const wall = duration((Date.parse(result.finished_at ?? '') || now) - Date.parse(result.created_at));
   const head = `job ${result.job_id} ${result.status}: ${finished}/${tasks.length} finished, ${running} running, $${result.cost.total_usd.toFixed(4)}`;
   const rows: Row[] = [{ key: 'job', line: clip(`${head}, ${wall}`, width), news: head }];

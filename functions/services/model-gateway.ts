@@ -26,7 +26,8 @@ import {
   usageOfMessageBody,
   usd,
 } from '../core/model-metering.ts';
-import { authenticateWorker, isActiveAttempt } from './auth.ts';
+import { isLiveAttempt } from '../core/task-states.ts';
+import { authenticateWorker } from './auth.ts';
 import type { Deps, GatewaySettings, Settings } from './deps.ts';
 
 export interface GatewayRequest {
@@ -203,7 +204,7 @@ export async function serveModelRequest(deps: GatewayDeps, req: GatewayRequest):
   const found = await authenticateWorker(deps.store, token);
   if (!found) return refuse('authentication_error', 'missing or unknown task token (send it as x-api-key)');
   const { scope: principal, task } = found;
-  if (!isActiveAttempt(task, principal.attempt)) {
+  if (!isLiveAttempt(task, principal.attempt)) {
     deps.log.warn('model request refused: attempt no longer active', { ...principal, state: task?.state });
     return refuse(
       'permission_error',
@@ -308,7 +309,7 @@ async function reserve(
       // Dispatched before the gateway was on (or its meter write was lost): open it now.
       await openAttemptMeter(deps, task, attempt);
       task = (await deps.store.getTask(task.jobId, task.taskNo)) ?? task;
-      if (!isActiveAttempt(task, attempt)) return ended(task, attempt);
+      if (!isLiveAttempt(task, attempt)) return ended(task, attempt);
     }
     // The tree first: when it is spent, no retry can help, and the refusal says so.
     const root = await deps.store.getJob(task.rootJobId);
@@ -338,7 +339,7 @@ async function reserve(
       await deps.tree.settleRequest(task, requestId, maxUsd, 0);
     }
     const fresh = await deps.store.getTask(task.jobId, task.taskNo);
-    if (!fresh || !isActiveAttempt(fresh, attempt)) return ended(fresh ?? task, attempt);
+    if (!fresh || !isLiveAttempt(fresh, attempt)) return ended(fresh ?? task, attempt);
     task = fresh;
     if (Date.now() - started >= RESERVE_WAIT_MS) {
       return {

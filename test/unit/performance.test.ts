@@ -81,13 +81,8 @@ function task(owner: JobRecord, taskNo: number, overrides: Partial<TaskRecord> =
   };
 }
 
-const usageOf = (t: TaskRecord) => ({
-  costUsd: t.attempts.reduce((s, a) => s + (a.costUsd ?? 0), 0),
-  durationMs: t.attempts.reduce((s, a) => s + (a.durationMs ?? 0), 0),
-});
-
 function perf(tree: PerformanceNode[], now = at(100)): PerformanceView {
-  return buildPerformance(tree, { now, usageOf });
+  return buildPerformance(tree, { now });
 }
 
 /**
