@@ -311,11 +311,6 @@ export interface TreeNode {
 
 const FAILED_STATES: ReadonlySet<TaskState> = new Set(['failed', 'timed_out', 'cancelled']);
 
-/** Builds the public result of one job from its records; `tasks` may include the planner. */
-export function buildJobResult(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): JobResult {
-  return buildTreeResult([{ job, tasks }], ctx);
-}
-
 /**
  * Builds the public result of a job tree: `tree[0]` is the root, the rest are
  * its descendants in any order. Tasks are listed depth-first by lineage; jobs
