@@ -8,6 +8,7 @@
  * Anthropic-shaped 402, which ends the CLI's session at once with the message.
  */
 import type { ModelUpstream } from '../adapters/model-upstream.ts';
+import { roundUsd } from '../core/accounting.ts';
 import type { OrchestratorConfig } from '../core/config.ts';
 import type { AttemptMeter, JobRecord, TaskRecord, WorkerOutcome } from '../core/model.ts';
 import {
@@ -560,10 +561,6 @@ async function readAll(body: AsyncIterable<Uint8Array>, max: number): Promise<st
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function roundUsd(value: number): number {
-  return Math.round(value * 1e6) / 1e6;
 }
 
 /** Reservations round up, so a bound is never rounded below itself. */

@@ -5,6 +5,7 @@
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { InvalidCursorError } from '../../adapters/job-store.ts';
+import { roundUsd } from '../../core/accounting.ts';
 import { CreateSourceBodySchema, ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
 import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts';
 import { finalReportMarkdown } from '../../core/final-report.ts';
@@ -107,8 +108,7 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
     }
     const cost = Number(header(event, DECIDE_COST_HEADER) ?? '0');
     // To the micro-dollar: a cost such as 1e-300 would underflow the store's numbers.
-    const decideCostUsd =
-      Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? Math.round(cost * 1e6) / 1e6 : 0;
+    const decideCostUsd = Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? roundUsd(cost) : 0;
     const sourceCommit = header(event, SOURCE_COMMIT_HEADER);
     outcome = await createChildJob(deps, {
       scope: principal,
