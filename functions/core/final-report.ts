@@ -5,7 +5,7 @@
  * comes from `buildTreeResult`, so the report and result.json always agree.
  */
 import { finalReportKey, jobPrefix, levelReportKey } from './layout.ts';
-import { type GanttChart, ganttChart, type PerformanceView } from './performance.ts';
+import { criticalPathParts, type GanttChart, ganttChart, type PerformanceView } from './performance.ts';
 import {
   attemptsOf,
   blockquote,
@@ -370,21 +370,23 @@ const CAUSE_WORDS: Record<NonNullable<PerformanceView['bottleneck']>['cause'], s
   other: 'hand-overs between steps (creating tasks, aggregating, a child job reaching its parent)',
 };
 
+/** The rows of the critical path's table. */
+const PART_WORDS: Record<NonNullable<PerformanceView['bottleneck']>['cause'], string> = {
+  running: 'Running',
+  queueing: 'Queueing',
+  budget_wait: 'Waiting for spend budget',
+  launch: 'Launching',
+  retries: 'Retries (earlier attempts)',
+  other: 'Hand-overs between steps',
+};
+
 function criticalPathLines(perf: PerformanceView): string[] {
   const p = perf.critical_path;
   const share = (ms: number) => (p.total_ms > 0 ? `${((ms / p.total_ms) * 100).toFixed(1)}%` : '–');
-  const parts: [string, number][] = [
-    ['Running', p.running_ms],
-    ['Queueing', p.queueing_ms],
-    ['Waiting for spend budget', p.budget_wait_ms],
-    ['Launching', p.launch_ms],
-    ['Retries (earlier attempts)', p.retries_ms],
-    ['Hand-overs between steps', p.other_ms],
-  ];
   const lines = table(
     ['Part', 'Time', 'Share of wall time'],
     ['l', 'r', 'r'],
-    parts.map(([name, ms]) => [name, formatDuration(ms), share(ms)]),
+    criticalPathParts(p).map(([part, ms]) => [PART_WORDS[part], formatDuration(ms), share(ms)]),
   );
   if (p.steps.length === 0) return [...lines, '', '_No attempt ran yet._'];
   lines.push('');

@@ -566,11 +566,9 @@ function predecessor(span: TaskSpan, siblings: readonly TaskSpan[], before: numb
   }
 }
 
-function bottleneckOf(path: CriticalPathView, wall: number): BottleneckView | undefined {
-  let top: CriticalStep | undefined;
-  for (const s of path.steps) if (!s.retry && (top === undefined || s.run_ms > top.run_ms)) top = s;
-  if (top === undefined) return undefined;
-  const parts: [BottleneckView['cause'], number][] = [
+/** The parts the critical path's time falls into, in the order the reports list them. */
+export function criticalPathParts(path: CriticalPathView): [BottleneckView['cause'], number][] {
+  return [
     ['running', path.running_ms],
     ['queueing', path.queueing_ms],
     ['budget_wait', path.budget_wait_ms],
@@ -578,7 +576,13 @@ function bottleneckOf(path: CriticalPathView, wall: number): BottleneckView | un
     ['retries', path.retries_ms],
     ['other', path.other_ms],
   ];
-  const cause = parts.reduce((best, p) => (p[1] > best[1] ? p : best))[0];
+}
+
+function bottleneckOf(path: CriticalPathView, wall: number): BottleneckView | undefined {
+  let top: CriticalStep | undefined;
+  for (const s of path.steps) if (!s.retry && (top === undefined || s.run_ms > top.run_ms)) top = s;
+  if (top === undefined) return undefined;
+  const cause = criticalPathParts(path).reduce((best, p) => (p[1] > best[1] ? p : best))[0];
   return {
     worker_id: top.worker_id,
     job_id: top.job_id,
