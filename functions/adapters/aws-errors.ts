@@ -182,11 +182,6 @@ export function isThrottling(err: unknown): boolean {
   return awsErrorKind(err) === 'throttling';
 }
 
-/** Server fault, timeout or network failure (throttling is `isThrottling`). */
-export function isTransient(err: unknown): boolean {
-  return awsErrorKind(err) === 'transient';
-}
-
 /** Worth sending again after a backoff: throttling or transient. */
 export function isRetryable(err: unknown): boolean {
   const kind = awsErrorKind(err);
@@ -207,10 +202,4 @@ export function isAlreadyExists(err: unknown): boolean {
 
 export function isAccessDenied(err: unknown): boolean {
   return awsErrorKind(err) === 'access_denied';
-}
-
-/** The request can never succeed as sent: a client error that is not throttling or a failed condition. */
-export function isPermanent(err: unknown): boolean {
-  const kind = awsErrorKind(err);
-  return kind === 'permanent' || kind === 'not_found' || kind === 'access_denied';
 }

@@ -4,6 +4,7 @@
  * unknown fields refused and every size bounded.
  */
 import { z } from 'zod';
+import { roundUsd } from './accounting.ts';
 import { OBJECT_ID } from './git-source.ts';
 import type { JobConfig, SubtaskSpec, TaskGitResult, TaskKind, WorkerOutcome } from './model.ts';
 import { MAX_EVENTS_PER_POST, WorkerEventSchema } from './progress.ts';
@@ -174,12 +175,7 @@ export function workerResultSchema(limits: ApiLimits) {
     output: z.string().transform((s) => s.slice(0, limits.maxOutputChars * 4)),
     files_created: z.array(z.string().min(1).max(512)).max(limits.maxFilesPerWorker).default([]),
     // To the micro-dollar, like every total: 1e-300 would underflow the store's numbers.
-    cost_usd: z
-      .number()
-      .min(0)
-      .max(1_000_000)
-      .default(0)
-      .transform((usd) => Math.round(usd * 1e6) / 1e6),
+    cost_usd: z.number().min(0).max(1_000_000).default(0).transform(roundUsd),
     num_turns: z.number().int().min(0).default(0),
     duration_ms: z.number().int().min(0).default(0),
     session_id: z.string().max(200).optional(),

@@ -20,6 +20,7 @@
  *   steps (task creation, aggregation, a child's end reaching its parent) are
  *   `other_ms`.
  */
+import { attemptsMade, roundUsd, taskUsage } from './accounting.ts';
 import { stepName, workerLogKey } from './layout.ts';
 import type { AttemptRecord, JobRecord, TaskKind, TaskRecord, TokenUsage } from './model.ts';
 import { isTerminalJobStatus, isTerminalTaskState, type TaskState } from './task-states.ts';
@@ -163,8 +164,6 @@ export interface PerformanceNode {
 
 export interface PerformanceInput {
   now: string;
-  /** The counted cost and duration of a task (result-format's rules), so both documents agree. */
-  usageOf: (task: TaskRecord) => { costUsd: number; durationMs: number };
 }
 
 /** The times of the attempt a task is on, for its record when it ends (a retry clears the task's own). */
@@ -204,8 +203,8 @@ export function buildPerformance(tree: readonly PerformanceNode[], input: Perfor
     efficiency: efficiencyOf(timeline, wall, root.config.maxWorkers, now),
     critical_path: path,
     ...(bottleneck && { bottleneck }),
-    resources: spans.filter((s) => s.attempts.length > 0).map((s) => resourcesOf(s, input)),
-    cost_by_depth: costByDepth(tree, spans, input),
+    resources: spans.filter((s) => s.attempts.length > 0).map(resourcesOf),
+    cost_by_depth: costByDepth(tree, spans),
   };
 }
 
@@ -567,11 +566,9 @@ function predecessor(span: TaskSpan, siblings: readonly TaskSpan[], before: numb
   }
 }
 
-function bottleneckOf(path: CriticalPathView, wall: number): BottleneckView | undefined {
-  let top: CriticalStep | undefined;
-  for (const s of path.steps) if (!s.retry && (top === undefined || s.run_ms > top.run_ms)) top = s;
-  if (top === undefined) return undefined;
-  const parts: [BottleneckView['cause'], number][] = [
+/** The parts the critical path's time falls into, in the order the reports list them. */
+export function criticalPathParts(path: CriticalPathView): [BottleneckView['cause'], number][] {
+  return [
     ['running', path.running_ms],
     ['queueing', path.queueing_ms],
     ['budget_wait', path.budget_wait_ms],
@@ -579,7 +576,13 @@ function bottleneckOf(path: CriticalPathView, wall: number): BottleneckView | un
     ['retries', path.retries_ms],
     ['other', path.other_ms],
   ];
-  const cause = parts.reduce((best, p) => (p[1] > best[1] ? p : best))[0];
+}
+
+function bottleneckOf(path: CriticalPathView, wall: number): BottleneckView | undefined {
+  let top: CriticalStep | undefined;
+  for (const s of path.steps) if (!s.retry && (top === undefined || s.run_ms > top.run_ms)) top = s;
+  if (top === undefined) return undefined;
+  const cause = criticalPathParts(path).reduce((best, p) => (p[1] > best[1] ? p : best))[0];
   return {
     worker_id: top.worker_id,
     job_id: top.job_id,
@@ -596,19 +599,19 @@ function bottleneckOf(path: CriticalPathView, wall: number): BottleneckView | un
   };
 }
 
-function resourcesOf(span: TaskSpan, input: PerformanceInput): WorkerResources {
+function resourcesOf(span: TaskSpan): WorkerResources {
   const { task } = span;
   const reports = reportsOf(span);
   const usages = reports.flatMap((r) => (r.usage === undefined ? [] : [r.usage]));
   const peaks = reports.flatMap((r) => (r.peakMemoryMb === undefined ? [] : [r.peakMemoryMb]));
   const tokens = usages.length === 0 ? undefined : sumUsage(usages);
-  const { costUsd, durationMs } = input.usageOf(task);
+  const { costUsd, durationMs } = taskUsage(task);
   return {
     worker_id: span.workerId,
     job_id: task.jobId,
     kind: task.kind,
     depth: task.depth,
-    attempts: span.attempts.filter((a) => a.finished !== undefined || a.running !== undefined).length,
+    attempts: attemptsMade(task),
     ...(tokens && {
       input_tokens: tokens.inputTokens,
       output_tokens: tokens.outputTokens,
@@ -656,11 +659,7 @@ function sumUsage(usages: readonly TokenUsage[]): TokenUsage {
   }));
 }
 
-function costByDepth(
-  tree: readonly PerformanceNode[],
-  spans: readonly TaskSpan[],
-  input: PerformanceInput,
-): DepthCost[] {
+function costByDepth(tree: readonly PerformanceNode[], spans: readonly TaskSpan[]): DepthCost[] {
   const byDepth = new Map<number, DepthCost>();
   const rowOf = (depth: number): DepthCost => {
     const row = byDepth.get(depth) ?? { depth, jobs: 0, tasks: 0, attempts: 0, cost_usd: 0 };
@@ -671,11 +670,11 @@ function costByDepth(
   for (const span of spans) {
     const row = rowOf(span.job.depth);
     row.tasks += 1;
-    row.attempts += span.attempts.filter((a) => a.running !== undefined || a.finished !== undefined).length;
-    row.cost_usd += input.usageOf(span.task).costUsd;
+    row.attempts += attemptsMade(span.task);
+    row.cost_usd += taskUsage(span.task).costUsd;
   }
   return [...byDepth.values()]
-    .map((r) => ({ ...r, cost_usd: Math.round(r.cost_usd * 1e6) / 1e6 }))
+    .map((r) => ({ ...r, cost_usd: roundUsd(r.cost_usd) }))
     .sort((a, b) => a.depth - b.depth);
 }
 

@@ -5,31 +5,39 @@
 import { z } from 'zod';
 import type { SubtaskSpec } from './model.ts';
 
-/** One subtask in a JSON Schema answer: what both the planner and a splitting worker return. */
-export const SUBTASK_ITEM_SCHEMA: Readonly<Record<string, unknown>> = {
-  type: 'object',
-  properties: {
-    title: { type: 'string', minLength: 1, maxLength: 200 },
-    prompt: { type: 'string', minLength: 1, maxLength: 20_000 },
-  },
-  required: ['title', 'prompt'],
-  additionalProperties: false,
-};
+/**
+ * A subtask's title or prompt: not blank, and within `max` characters as the
+ * model writes it (the JSON Schema's `maxLength` counts the same characters);
+ * surrounding white space is trimmed after the checks.
+ */
+function subtaskText(max: number) {
+  return z.string().min(1).max(max).regex(/\S/, { error: 'must not be blank' }).trim();
+}
 
+/** One subtask, as both the planner and a splitting worker return it. */
+const SubtaskSchema = z.strictObject({ title: subtaskText(200), prompt: subtaskText(20_000) });
+
+/** The planner's answer: between 1 and `maxWorkers` subtasks, nothing else. */
+function planSchema(maxWorkers: number) {
+  return z.strictObject({ subtasks: z.array(SubtaskSchema).min(1).max(maxWorkers) });
+}
+
+/**
+ * The JSON Schema of a zod schema, for `claude --json-schema`: what the model
+ * must write (zod's input side). The CLI checks the schema with Ajv's default
+ * (draft-07) class, which throws on zod's 2020-12 `$schema`, so none is given.
+ */
+function cliJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _draft, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' });
+  return json;
+}
+
+/** One subtask in a JSON Schema answer: what both the planner and a splitting worker return. */
+export const SUBTASK_ITEM_SCHEMA: Readonly<Record<string, unknown>> = cliJsonSchema(SubtaskSchema);
+
+/** The JSON Schema of the planner's answer, derived from the schema `parsePlan` checks it with. */
 export function plannerSchema(maxWorkers: number): Record<string, unknown> {
-  return {
-    type: 'object',
-    properties: {
-      subtasks: {
-        type: 'array',
-        minItems: 1,
-        maxItems: maxWorkers,
-        items: SUBTASK_ITEM_SCHEMA,
-      },
-    },
-    required: ['subtasks'],
-    additionalProperties: false,
-  };
+  return cliJsonSchema(planSchema(maxWorkers));
 }
 
 export function plannerPrompt(request: string, maxWorkers: number, repository = false): string {
@@ -59,22 +67,11 @@ export function parsePlan(
   structuredOutput: unknown,
   maxWorkers: number,
 ): { ok: true; subtasks: SubtaskSpec[] } | { ok: false; reason: string } {
-  const schema = z.object({
-    subtasks: z
-      .array(
-        z.object({ title: z.string().trim().min(1).max(200), prompt: z.string().trim().min(1).max(20_000) }),
-      )
-      .min(1)
-      .max(maxWorkers),
-  });
-  const result = schema.safeParse(structuredOutput);
+  const result = planSchema(maxWorkers).safeParse(structuredOutput);
   if (!result.success) {
     const first = result.error.issues[0];
-    return {
-      ok: false,
-      reason:
-        `planner returned an unusable plan: ${first?.path.join('.') ?? ''} ${first?.message ?? ''}`.trim(),
-    };
+    const where = [first?.path.join('.'), first?.message].filter(Boolean).join(' ');
+    return { ok: false, reason: `planner returned an unusable plan: ${where}`.trim() };
   }
   return { ok: true, subtasks: result.data.subtasks };
 }

@@ -160,10 +160,6 @@ export function eventId(
   return `${String(storedAtMs).padStart(13, '0')}.${jobId}.${taskNo}.${attempt}.${String(index).padStart(2, '0')}`;
 }
 
-export function eventTime(id: string): number {
-  return Number(id.slice(0, 13));
-}
-
 /**
  * Whether a worker of job path `path` is inside the subtree of the job at
  * `jobPath` (`''` is the root; `2` is worker_2's child job, `2_1` below it).

@@ -3,10 +3,11 @@
  * never from a request body: whether a worker may split, how deep, how many
  * subtasks, and how much an attempt may spend.
  */
+import { tasksCostUsd } from './accounting.ts';
 import type { ApiLimits } from './api-schemas.ts';
 import type { ChildResults, JobConfig, JobRecord, RootBudget, TaskKind, TaskRecord } from './model.ts';
 import { SUBTASK_ITEM_SCHEMA } from './planner.ts';
-import type { JobStatus } from './task-states.ts';
+import { isSuccessfulTaskState, type JobStatus } from './task-states.ts';
 
 /** Below this a worker cannot do anything useful; the tree's spend is used up. */
 export const MIN_ATTEMPT_BUDGET_USD = 0.01;
@@ -164,17 +165,16 @@ export function decidePrompt(
   ].join('\n');
 }
 
-/** The summary a parent task keeps of its child job. */
+/** The summary a parent task keeps of its child job; the cost is every attempt of the child's own tasks. */
 export function childResultsOf(tasks: readonly TaskRecord[], status: JobStatus): ChildResults {
   const work = tasks.filter((t) => t.kind === 'work');
-  const good = work.filter((t) => t.state === 'succeeded' || t.state === 'recursive_success').length;
-  const cost = tasks.reduce((sum, t) => sum + t.attempts.reduce((s, a) => s + (a.costUsd ?? 0), 0), 0);
+  const good = work.filter((t) => isSuccessfulTaskState(t.state)).length;
   return {
     status,
     total: work.length,
     succeeded: good,
     failed: work.length - good,
-    costUsd: Math.round(cost * 1e6) / 1e6,
+    costUsd: tasksCostUsd(tasks),
   };
 }
 

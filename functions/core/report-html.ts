@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { jobPrefix } from './layout.ts';
 import type { AttemptTimeline, PerformanceView } from './performance.ts';
-import { formatCost, formatDuration } from './reports.ts';
+import { formatCost, formatDuration } from './report-markdown.ts';
 import type { AttemptView, GitView, JobResult, TaskResultView, TreeJobView } from './result-format.ts';
 
 /** The embedded data never exceeds this (UTF-8 bytes, as embedded), so the page stays under 5 MB. */

@@ -3,23 +3,8 @@
  * (`result.json`, `GET /jobs/{id}/result`), in the original tool's snake_case.
  * Pure: the caller passes the bucket and the current time.
  *
- * Counting rules (shared by result.json and the markdown reports):
- * - **Attempts made**: a task's `attempt` is the attempt it is on. In `queued`
- *   that attempt has not started yet, so it counts `attempt - 1`. A `cancelled`
- *   task counts its current attempt only if that attempt had started (see
- *   `currentAttemptStarted`); otherwise the attempts that ended. Every other
- *   state counts `attempt`.
- * - **Cost and duration**: each record in `task.attempts` is one ended attempt,
- *   so its `costUsd`/`durationMs` are summed. `task.result` is the latest
- *   report; it is added on top only when it belongs to the current attempt and
- *   that attempt has no record yet (e.g. `waiting_on_child`, or a writer that
- *   stored the result before appending the record). It belongs to the current
- *   attempt when the state is one a worker's report leads to (succeeded,
- *   recursive_success, waiting_on_child, failed, timed_out), or when a cancelled
- *   task's current attempt had started. In `queued`, `launching` and `running`
- *   any result is an earlier attempt's, already counted through its record.
- *   A record for the current attempt is authoritative even without a cost (a
- *   crashed container reports none), so a stale result is never counted twice.
+ * Counting rules: a task's attempts made, cost and duration are
+ * accounting.ts's, one rule for result.json, the reports and the logs. Here:
  * - **Turns**: attempt records carry no turn count, so `num_turns` is the latest
  *   report's.
  * - **Summary**: work tasks only (the planner, task 0, is reported under
@@ -36,6 +21,14 @@
  *   cost is counted twice. `planning` sums every planner of the tree.
  */
 import {
+  attemptsMade,
+  recordOfCurrentAttempt,
+  reportedCostUsd,
+  roundUsd,
+  tasksCostUsd,
+  taskUsage,
+} from './accounting.ts';
+import {
   finalReportKey,
   mergeBundleKey,
   mergePatchKey,
@@ -48,6 +41,7 @@ import { commitsToMerge, findStep, mergeResultOf, pushWanted } from './merge-pla
 import type { AttemptRecord, FileChanges, JobRecord, TaskRecord } from './model.ts';
 import { buildPerformance, type PerformanceView } from './performance.ts';
 import {
+  isSuccessfulTaskState,
   isTerminalJobStatus,
   isTerminalTaskState,
   type JobStatus,
@@ -315,21 +309,7 @@ export interface TreeNode {
   tasks: TaskRecord[];
 }
 
-/** States the current attempt reaches through its worker's own report. */
-const REPORTED_STATES: ReadonlySet<TaskState> = new Set([
-  'succeeded',
-  'recursive_success',
-  'waiting_on_child',
-  'failed',
-  'timed_out',
-]);
-
 const FAILED_STATES: ReadonlySet<TaskState> = new Set(['failed', 'timed_out', 'cancelled']);
-
-/** Builds the public result of one job from its records; `tasks` may include the planner. */
-export function buildJobResult(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): JobResult {
-  return buildTreeResult([{ job, tasks }], ctx);
-}
 
 /**
  * Builds the public result of a job tree: `tree[0]` is the root, the rest are
@@ -381,7 +361,7 @@ export function buildTreeResult(tree: TreeNode[], ctx: ResultContext): JobResult
       git: gitView(job, rootNode.tasks, ctx),
       steps: rootNode.tasks.filter(isStep).map(stepView),
     }),
-    performance: buildPerformance(tree, { now: ctx.now, usageOf: attemptUsage }),
+    performance: buildPerformance(tree, { now: ctx.now }),
     ...(ctx.workspace !== undefined && { workspace: ctx.workspace }),
     final_report: `s3://${ctx.bucket}/${finalReportKey(job.rootJobId)}`,
     result_json: `s3://${ctx.bucket}/${resultJsonKey(job.rootJobId)}`,
@@ -394,7 +374,7 @@ export function summarizeTasks(views: readonly TaskResultView[]): TaskSummary {
   const count = (pred: (s: TaskState) => boolean) => views.filter((v) => pred(v.status)).length;
   return {
     total: views.length,
-    succeeded: count((s) => s === 'succeeded' || s === 'recursive_success'),
+    succeeded: count(isSuccessfulTaskState),
     failed: count((s) => s === 'failed'),
     timed_out: count((s) => s === 'timed_out'),
     cancelled: count((s) => s === 'cancelled'),
@@ -543,7 +523,7 @@ function treePlanning(jobs: TreeJobView[]): PlanningView | undefined {
 }
 
 function costView(workersUsd: number, planningUsd: number, steps: readonly TaskRecord[]): CostView {
-  const stepsUsd = roundUsd(steps.reduce((sum, t) => sum + attemptUsage(t).costUsd, 0));
+  const stepsUsd = tasksCostUsd(steps);
   return {
     total_usd: roundUsd(workersUsd + planningUsd + stepsUsd),
     workers_usd: workersUsd,
@@ -558,7 +538,7 @@ function taskView(
   parentWorker: string | undefined,
   children: TreeNode[],
 ): TaskResultView {
-  const usage = attemptUsage(task);
+  const usage = taskUsage(task);
   const error = failureReason(task);
   const handoff =
     task.childJobId === undefined ? undefined : children.find((c) => c.job.jobId === task.childJobId);
@@ -595,7 +575,7 @@ function taskView(
     duration_ms: usage.durationMs,
     num_turns: task.result?.numTurns ?? 0,
     cost_usd: usage.costUsd,
-    ...reportedCost(task),
+    ...reportedView(task),
     ...(error !== undefined && { error }),
     attempt_history: task.attempts.map((record) => attemptView(task, record)),
     ...(task.startedAt !== undefined && { started_at: task.startedAt }),
@@ -642,7 +622,7 @@ function stepView(task: TaskRecord & { kind: 'source' | 'merge' | 'push' }): Ste
     kind: task.kind,
     status: task.state,
     attempts: attemptsMade(task),
-    cost_usd: attemptUsage(task).costUsd,
+    cost_usd: taskUsage(task).costUsd,
     ...(error !== undefined && { error }),
   };
 }
@@ -663,7 +643,7 @@ function gitView(job: JobRecord, tasks: TaskRecord[], ctx: ResultContext): GitVi
   else if (work.length === 0 || work.some((t) => !isTerminalTaskState(t.state))) state = 'working';
   else if (commitsToMerge(tasks).length === 0) {
     state = 'unchanged';
-    note = work.some((t) => t.state === 'succeeded' || t.state === 'recursive_success')
+    note = work.some((t) => isSuccessfulTaskState(t.state))
       ? 'no worker changed anything, so nothing was merged and there is no branch'
       : 'no worker succeeded, so nothing was merged and there is no branch';
   } else if (!mergeTask || !isTerminalTaskState(mergeTask.state)) state = 'merging';
@@ -715,7 +695,7 @@ function planningView(task: TaskRecord): PlanningView {
   return {
     status: task.state,
     attempts: attemptsMade(task),
-    cost_usd: attemptUsage(task).costUsd,
+    cost_usd: taskUsage(task).costUsd,
     ...(error !== undefined && { error }),
   };
 }
@@ -747,60 +727,10 @@ function attemptView(task: TaskRecord, record: AttemptRecord): AttemptView {
   };
 }
 
-function recordOfCurrentAttempt(task: TaskRecord): AttemptRecord | undefined {
-  return task.attempts.find((a) => a.attempt >= task.attempt);
-}
-
-/**
- * Whether the current attempt had started. Only asked for cancelled tasks,
- * whose previous state is not kept: it started if no earlier attempt ended, or
- * if the task's start time is later than the last ended attempt.
- */
-function currentAttemptStarted(task: TaskRecord): boolean {
-  if (task.startedAt === undefined) return false;
-  const last = task.attempts.at(-1);
-  if (last === undefined) return true;
-  return Date.parse(task.startedAt) > Date.parse(last.finishedAt);
-}
-
-/** True when `task.result` is the current attempt's report and no attempt record counts it yet. */
-function resultIsUnrecorded(task: TaskRecord): boolean {
-  if (task.result === undefined || recordOfCurrentAttempt(task) !== undefined) return false;
-  if (REPORTED_STATES.has(task.state)) return true;
-  return task.state === 'cancelled' && currentAttemptStarted(task);
-}
-
-function attemptsMade(task: TaskRecord): number {
-  if (task.state === 'queued' || task.state === 'pending') return Math.max(0, task.attempt - 1);
-  if (task.state === 'cancelled') {
-    if (recordOfCurrentAttempt(task) !== undefined || currentAttemptStarted(task)) return task.attempt;
-    return task.attempts.reduce((max, a) => Math.max(max, a.attempt), 0);
-  }
-  return task.attempt;
-}
-
 /** What the worker reported its metered attempts cost; absent when no attempt was metered. */
-function reportedCost(task: TaskRecord): { reported_cost_usd?: number } {
-  const reported = task.attempts.filter((a) => a.reportedCostUsd !== undefined);
-  if (reported.length === 0) return {};
-  return { reported_cost_usd: roundUsd(reported.reduce((sum, a) => sum + (a.reportedCostUsd ?? 0), 0)) };
-}
-
-function attemptUsage(task: TaskRecord): { costUsd: number; durationMs: number } {
-  let costUsd = 0;
-  let durationMs = 0;
-  for (const record of task.attempts) {
-    costUsd += record.costUsd ?? 0;
-    durationMs += record.durationMs ?? 0;
-  }
-  if (task.result !== undefined && resultIsUnrecorded(task)) {
-    costUsd += task.result.costUsd;
-    durationMs += task.result.durationMs;
-  } else if (task.meter?.attempt === task.attempt && !task.attempts.some((a) => a.attempt === task.attempt)) {
-    // An attempt the model gateway meters and that has not ended (running, or cancelled): what it spent so far.
-    costUsd += task.meter.meteredUsd;
-  }
-  return { costUsd: roundUsd(costUsd), durationMs };
+function reportedView(task: TaskRecord): { reported_cost_usd?: number } {
+  const reported = reportedCostUsd(task);
+  return reported === undefined ? {} : { reported_cost_usd: reported };
 }
 
 /**
@@ -832,9 +762,4 @@ function wallTimeMs(job: JobRecord, now: string): number | undefined {
   const end = job.finishedAt ?? (isTerminalJobStatus(job.status) ? job.updatedAt : now);
   const ms = Date.parse(end) - Date.parse(job.createdAt);
   return Number.isNaN(ms) ? undefined : Math.max(0, ms);
-}
-
-/** Rounds to a millionth of a dollar, so sums of floats print cleanly in JSON. */
-function roundUsd(usd: number): number {
-  return Math.round(usd * 1e6) / 1e6;
 }

@@ -48,6 +48,28 @@ export function isTerminalTaskState(state: TaskState): boolean {
   return TERMINAL_TASK_STATES.has(state);
 }
 
+/** The states of a task that did its work: itself (`succeeded`) or through its child job (`recursive_success`). */
+export const SUCCESSFUL_TASK_STATES: ReadonlySet<TaskState> = new Set(['succeeded', 'recursive_success']);
+
+export function isSuccessfulTaskState(state: TaskState): boolean {
+  return SUCCESSFUL_TASK_STATES.has(state);
+}
+
+/**
+ * The states of a live attempt: launched and not ended. It holds a running
+ * slot, its container may be up, and its worker's token acts for it.
+ */
+export const LIVE_TASK_STATES = ['launching', 'running'] as const satisfies readonly TaskState[];
+
+export function isLiveTaskState(state: TaskState): state is (typeof LIVE_TASK_STATES)[number] {
+  return (LIVE_TASK_STATES as readonly TaskState[]).includes(state);
+}
+
+/** Whether `attempt` is the task's current attempt and that attempt is live. */
+export function isLiveAttempt(task: { attempt: number; state: TaskState }, attempt: number): boolean {
+  return task.attempt === attempt && isLiveTaskState(task.state);
+}
+
 export function canTransitionTask(from: TaskState, to: TaskState): boolean {
   return TASK_TRANSITIONS[from].includes(to);
 }
@@ -127,7 +149,7 @@ export function assertJobTransition(from: JobStatus, to: JobStatus): JobStatus {
 
 /** The job's final status from its tasks' final states: all good, some good, none good. */
 export function finalJobStatus(states: readonly TaskState[]): 'completed' | 'partial' | 'failed' {
-  const good = states.filter((s) => s === 'succeeded' || s === 'recursive_success').length;
+  const good = states.filter(isSuccessfulTaskState).length;
   if (states.length > 0 && good === states.length) return 'completed';
   return good > 0 ? 'partial' : 'failed';
 }

@@ -8,7 +8,7 @@
 import type { OrchestratorClient } from '../client/orchestrator-client.ts';
 import type { JobEvent } from '../core/progress.ts';
 import type { JobResult, TaskResultView } from '../core/result-format.ts';
-import { isTerminalJobStatus } from '../core/task-states.ts';
+import { isLiveTaskState, isTerminalJobStatus, isTerminalTaskState } from '../core/task-states.ts';
 
 export interface WatchOptions {
   /** Print the result as JSON on stdout when the job ends. */
@@ -46,10 +46,8 @@ export function renderTree(
   width = 120,
 ): Row[] {
   const tasks = result.results.tasks;
-  const finished = tasks.filter((t) =>
-    ['succeeded', 'failed', 'timed_out', 'cancelled', 'recursive_success'].includes(t.status),
-  ).length;
-  const running = tasks.filter((t) => t.status === 'running' || t.status === 'launching').length;
+  const finished = tasks.filter((t) => isTerminalTaskState(t.status)).length;
+  const running = tasks.filter((t) => isLiveTaskState(t.status)).length;
   const wall = duration((Date.parse(result.finished_at ?? '') || now) - Date.parse(result.created_at));
   const head = `job ${result.job_id} ${result.status}: ${finished}/${tasks.length} finished, ${running} running, $${result.cost.total_usd.toFixed(4)}`;
   const rows: Row[] = [{ key: 'job', line: clip(`${head}, ${wall}`, width), news: head }];
@@ -86,11 +84,22 @@ function workerLine(t: TaskResultView, w: LiveWorker | undefined, now: number, c
   const elapsed = start ? duration((end ?? now) - start) : '';
   const done = end !== undefined;
   const turns = done ? t.num_turns : Math.max(t.num_turns, w?.turn ?? 0);
-  const cost = done ? t.cost_usd : Math.max(t.cost_usd, w?.costUsd ?? 0);
+  const cost = done ? t.cost_usd : liveCost(t, w);
   const retries = t.attempts > 1 ? `  (attempt ${t.attempts})` : '';
   const action = done ? (t.error ? `error: ${t.error}` : '') : (w?.action ?? '');
   const time = clock ? `${elapsed.padStart(6)}  ` : '';
   return `${indent}${t.worker_id.padEnd(Math.max(1, 16 - indent.length))} ${t.status.padEnd(10)} ${time}turn ${String(turns).padEnd(3)} $${cost.toFixed(4)}  ${oneLine(action)}${retries}`;
+}
+
+/**
+ * What a running task has spent so far: its `cost_usd` counts every ended
+ * attempt (accounting.ts), and of the attempt still running only what the
+ * model gateway metered; that attempt's events may already report more.
+ */
+function liveCost(t: TaskResultView, w: LiveWorker | undefined): number {
+  if (w?.costUsd === undefined || t.attempt_history.some((a) => a.attempt === w.attempt)) return t.cost_usd;
+  const ended = t.attempt_history.reduce((sum, a) => sum + (a.cost_usd ?? 0), 0);
+  return ended + Math.max(t.cost_usd - ended, w.costUsd);
 }
 
 /** What an event says the worker is doing, as a few words. */

@@ -6,6 +6,7 @@
  * so a crash in between is repaired by the redelivery; every status write is
  * conditional, so running twice changes nothing.
  */
+import { tasksCostUsd } from '../core/accounting.ts';
 import { finalReportKey, jobPrefix, reportHtmlKey, resultJsonKey } from '../core/layout.ts';
 import { childCommit, owedStep, repositoryOutcome, sourceFailure } from '../core/merge-plan.ts';
 import type { JobRecord, TaskRecord } from '../core/model.ts';
@@ -15,6 +16,7 @@ import { renderTreeReports } from '../core/reports.ts';
 import type { JobResult, TreeNode } from '../core/result-format.ts';
 import {
   finalJobStatus,
+  isSuccessfulTaskState,
   isTerminalJobStatus,
   isTerminalTaskState,
   type JobStatus,
@@ -78,15 +80,14 @@ export async function aggregateJob(deps: Deps, jobId: string): Promise<Aggregate
   }
   const moved = await deps.jobs.transitionJob(jobId, job.status, status, now, error ? { error } : {});
   if (moved) deps.metrics.jobFinished(status);
-  const succeeded = tasks.filter((t) => t.state === 'succeeded' || t.state === 'recursive_success').length;
   deps.log.info('job finished', {
     jobId,
     status,
     depth: job.depth,
     moved: Boolean(moved),
     tasks: tasks.length,
-    succeeded,
-    costUsd: Math.round(tasks.reduce((sum, t) => sum + (t.result?.costUsd ?? 0), 0) * 1e6) / 1e6,
+    succeeded: tasks.filter((t) => isSuccessfulTaskState(t.state)).length,
+    costUsd: tasksCostUsd(tasks),
     ...(error ? { error } : {}),
   });
   if (job.depth > 0) {

@@ -57,7 +57,3 @@ export async function authenticateWorker(
 export function ownsTask(principal: TaskTokenScope, jobId: string, taskNo: number): boolean {
   return principal.jobId === jobId && principal.taskNo === taskNo;
 }
-
-export function isActiveAttempt(task: TaskRecord, attempt: number): boolean {
-  return task.attempt === attempt && (task.state === 'launching' || task.state === 'running');
-}

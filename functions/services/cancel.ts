@@ -6,7 +6,7 @@
  */
 import { conflict } from '../core/errors.ts';
 import type { JobRecord } from '../core/model.ts';
-import { isTerminalJobStatus } from '../core/task-states.ts';
+import { isLiveTaskState, isTerminalJobStatus } from '../core/task-states.ts';
 import { aggregateJob, writeTreeReports } from './aggregate.ts';
 import type { Deps, DispatchDeps } from './deps.ts';
 import { descendantsOf } from './job-tree.ts';
@@ -56,7 +56,7 @@ export async function cancelTree(
         const before = await deps.tasks.cancelTask(j.jobId, task.taskNo, now);
         if (!before) continue;
         tasks += 1;
-        if (before.state === 'launching' || before.state === 'running') {
+        if (isLiveTaskState(before.state)) {
           await deps.slots.release(j.jobId);
           if (before.launchHandle) {
             await deps.launcher.stop(before.launchHandle, `job ${jobId} was cancelled`);

@@ -8,6 +8,7 @@
  * Anthropic-shaped 402, which ends the CLI's session at once with the message.
  */
 import type { ModelUpstream } from '../adapters/model-upstream.ts';
+import { roundUsd } from '../core/accounting.ts';
 import type { OrchestratorConfig } from '../core/config.ts';
 import type { AttemptMeter, JobRecord, TaskRecord, WorkerOutcome } from '../core/model.ts';
 import {
@@ -26,7 +27,8 @@ import {
   usageOfMessageBody,
   usd,
 } from '../core/model-metering.ts';
-import { authenticateWorker, isActiveAttempt } from './auth.ts';
+import { isLiveAttempt } from '../core/task-states.ts';
+import { authenticateWorker } from './auth.ts';
 import type { Deps, GatewaySettings, Settings } from './deps.ts';
 
 export interface GatewayRequest {
@@ -206,7 +208,7 @@ export async function serveModelRequest(deps: GatewayDeps, req: GatewayRequest):
   const found = await authenticateWorker(deps.tasks, token);
   if (!found) return refuse('authentication_error', 'missing or unknown task token (send it as x-api-key)');
   const { scope: principal, task } = found;
-  if (!isActiveAttempt(task, principal.attempt)) {
+  if (!isLiveAttempt(task, principal.attempt)) {
     deps.log.warn('model request refused: attempt no longer active', { ...principal, state: task?.state });
     return refuse(
       'permission_error',
@@ -311,7 +313,7 @@ async function reserve(
       // Dispatched before the gateway was on (or its meter write was lost): open it now.
       await openAttemptMeter(deps, task, attempt);
       task = (await deps.tasks.getTask(task.jobId, task.taskNo)) ?? task;
-      if (!isActiveAttempt(task, attempt)) return ended(task, attempt);
+      if (!isLiveAttempt(task, attempt)) return ended(task, attempt);
     }
     // The tree first: when it is spent, no retry can help, and the refusal says so.
     const root = await deps.jobs.getJob(task.rootJobId);
@@ -342,7 +344,7 @@ async function reserve(
       await deps.tasks.settleRequest(task, requestId, maxUsd, 0);
     }
     const fresh = await deps.tasks.getTask(task.jobId, task.taskNo);
-    if (!fresh || !isActiveAttempt(fresh, attempt)) return ended(fresh ?? task, attempt);
+    if (!fresh || !isLiveAttempt(fresh, attempt)) return ended(fresh ?? task, attempt);
     task = fresh;
     if (Date.now() - started >= RESERVE_WAIT_MS) {
       return {
@@ -563,10 +565,6 @@ async function readAll(body: AsyncIterable<Uint8Array>, max: number): Promise<st
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function roundUsd(value: number): number {
-  return Math.round(value * 1e6) / 1e6;
 }
 
 /** Reservations round up, so a bound is never rounded below itself. */

@@ -19,7 +19,7 @@ import {
   type WorkerEvent,
 } from '../core/progress.ts';
 import { redact } from '../core/redact.ts';
-import { isTerminalJobStatus, isTerminalTaskState } from '../core/task-states.ts';
+import { isLiveAttempt, isTerminalJobStatus, isTerminalTaskState } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
 
 /** Between reads of a long poll: a new event shows within this plus the settle time. */
@@ -78,8 +78,7 @@ export async function recordLastEvents(
   attempt: number,
   events: readonly WorkerEvent[],
 ): Promise<void> {
-  const live = task.attempt === attempt && (task.state === 'launching' || task.state === 'running');
-  if (live) await storeEvents(deps, task, attempt, events, deps.now().getTime());
+  if (isLiveAttempt(task, attempt)) await storeEvents(deps, task, attempt, events, deps.now().getTime());
 }
 
 async function storeEvents(

@@ -6,7 +6,7 @@
  */
 import type { WorkerMonitor } from '../adapters/launcher.ts';
 import type { TaskRecord } from '../core/model.ts';
-import { isTerminalTaskState } from '../core/task-states.ts';
+import { isLiveTaskState, isTerminalTaskState } from '../core/task-states.ts';
 import type { Deps } from './deps.ts';
 import { followUp, recordLostWorker } from './record-result.ts';
 import { runMessage } from './submit-job.ts';
@@ -51,9 +51,7 @@ export async function sweepActiveTasks(
   const report: SweepReport = { examined: tasks.length, lost: 0, overdue: 0, requeued: 0, followedUp: 0 };
   const age = (iso: string | undefined) => (iso ? now - Date.parse(iso) : 0);
 
-  const withHandle = tasks.filter(
-    (t) => (t.state === 'launching' || t.state === 'running') && t.launchHandle,
-  );
+  const withHandle = tasks.filter((t) => isLiveTaskState(t.state) && t.launchHandle);
   const statuses =
     withHandle.length > 0 ? await monitor.status(withHandle.map((t) => t.launchHandle as string)) : new Map();
 
@@ -74,7 +72,7 @@ export async function sweepActiveTasks(
       }
       continue;
     }
-    if (task.state !== 'launching' && task.state !== 'running') continue;
+    if (!isLiveTaskState(task.state)) continue;
     if (!task.launchHandle) {
       if (age(task.launchedAt ?? task.updatedAt) > options.launchGraceMs) {
         if (
@@ -120,7 +118,7 @@ export async function sweepActiveTasks(
  * tasks themselves (conditional on the value read, so a concurrent take wins).
  */
 async function repairSlotCounters(deps: Deps, active: readonly TaskRecord[], limit: number): Promise<void> {
-  const running = (t: TaskRecord) => t.state === 'launching' || t.state === 'running';
+  const running = (t: TaskRecord) => isLiveTaskState(t.state);
   for (const jobId of new Set(active.map((t) => t.jobId))) {
     const counted = (await deps.jobs.getJob(jobId))?.runningTasks ?? 0;
     const actual = (await deps.tasks.listTasks(jobId)).filter(running).length;

@@ -20,7 +20,9 @@ import { parsePlan } from '../core/planner.ts';
 import { tasksRefusal } from '../core/recursion-policy.ts';
 import {
   canTransitionTask,
+  isLiveAttempt,
   isTerminalTaskState,
+  LIVE_TASK_STATES,
   nextAfterFailure,
   retryTimeoutSec,
   type TaskState,
@@ -62,7 +64,7 @@ export async function recordWorkerResult(
     });
     return { outcome: 'late', task };
   }
-  if (task.attempt !== outcome.attempt || !['launching', 'running'].includes(task.state)) {
+  if (!isLiveAttempt(task, outcome.attempt)) {
     deps.log.warn('result refused: attempt not running', {
       jobId: task.jobId,
       taskNo: task.taskNo,
@@ -298,8 +300,7 @@ export async function recordLostWorker(
   // Copy the ids only: the launch request also carries the task token, which must never be logged.
   const scope = { jobId: lost.jobId, taskNo: lost.taskNo, attempt: lost.attempt };
   const task = await deps.tasks.getTask(scope.jobId, scope.taskNo);
-  if (!task || task.attempt !== scope.attempt || !['launching', 'running'].includes(task.state))
-    return undefined;
+  if (!task || !isLiveAttempt(task, scope.attempt)) return undefined;
   const ended = await endAttempt(
     deps,
     task,
@@ -371,7 +372,7 @@ async function endAttempt(
   };
   const result = summarize(deps, outcome, extra);
   // A worker reports from `running`; a worker lost before fetching its assignment is still `launching`.
-  const from = (['launching', 'running'] as const).filter((s) => canTransitionTask(s, record.state));
+  const from = LIVE_TASK_STATES.filter((s) => canTransitionTask(s, record.state));
   const ended = await deps.tasks.endAttempt(
     task.jobId,
     task.taskNo,

@@ -19,7 +19,7 @@ import type { JobRecord, RefusedFile, TaskRecord } from '../core/model.ts';
 import { plannerSchema, workerPrompt } from '../core/planner.ts';
 import { decidePrompt, decideSchema, splitOffer } from '../core/recursion-policy.ts';
 import { fileVersion } from '../core/report-links.ts';
-import { isTerminalJobStatus, type TaskState } from '../core/task-states.ts';
+import { isTerminalJobStatus, LIVE_TASK_STATES, type TaskState } from '../core/task-states.ts';
 import { sha256Hex, type TaskTokenScope } from '../core/tokens.ts';
 import type { Deps } from './deps.ts';
 import { gatewayBaseUrl, gatewayEnabled } from './model-gateway.ts';
@@ -105,7 +105,7 @@ export async function getAssignment(deps: Deps, task: TaskRecord, attempt: numbe
     deps,
     { jobId: task.jobId, taskNo: task.taskNo, attempt },
     'assignment',
-    LIVE_STATES,
+    LIVE_TASK_STATES,
     task,
   );
   if (task.state === 'launching') {
@@ -345,7 +345,7 @@ export async function uploadLinks(
   const scope = { jobId: task.jobId, taskNo: task.taskNo, attempt: request.attempt };
   // After a hand-off the worker still uploads its log for the attempt, and nothing else.
   const logOnly = request.files.length === 0 && request.git.length === 0;
-  const states: readonly TaskState[] = logOnly ? [...LIVE_STATES, 'waiting_on_child'] : LIVE_STATES;
+  const states: readonly TaskState[] = logOnly ? [...LIVE_TASK_STATES, 'waiting_on_child'] : LIVE_TASK_STATES;
   let current = await liveTask(deps, scope, 'uploads', states, task);
   const expires = uploadExpiry(deps, current);
 
@@ -516,9 +516,6 @@ export async function storedFiles(
   };
 }
 
-/** Task states in which a task token acts for its attempt. */
-export const LIVE_STATES: readonly TaskState[] = ['launching', 'running'];
-
 /**
  * The task of a worker token, provided its attempt is live: the token's
  * attempt is the task's current one, the task is in one of `states`, and its
@@ -529,7 +526,7 @@ export async function liveTask(
   deps: Deps,
   scope: TaskTokenScope,
   what: string,
-  states: readonly TaskState[] = LIVE_STATES,
+  states: readonly TaskState[] = LIVE_TASK_STATES,
   known?: TaskRecord,
 ): Promise<TaskRecord> {
   return (await liveAttempt(deps, scope, what, states, known)).task;
@@ -540,7 +537,7 @@ export async function liveAttempt(
   deps: Deps,
   scope: TaskTokenScope,
   what: string,
-  states: readonly TaskState[] = LIVE_STATES,
+  states: readonly TaskState[] = LIVE_TASK_STATES,
   known?: TaskRecord,
 ): Promise<{ task: TaskRecord; job: JobRecord }> {
   const task = known ?? (await deps.tasks.getTask(scope.jobId, scope.taskNo));

@@ -12,7 +12,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobPrefix } from '../../functions/core/layout.ts';
 import { renderReportHtml } from '../../functions/core/report-html.ts';
-import { buildJobResult, type JobResult } from '../../functions/core/result-format.ts';
+import { buildTreeResult, type JobResult } from '../../functions/core/result-format.ts';
 import { makeAttempt, makeJob, makeTask } from '../support/records.ts';
 import {
   fixtureResult,
@@ -140,14 +140,24 @@ describe.skipIf(!existsSync(CHROMIUM))('REPORT.html in chromium', () => {
   });
 
   it('renders a job that failed before any worker ran', async () => {
-    const failed = buildJobResult(
-      makeJob({
-        jobId: 'job-empty',
-        status: 'failed',
-        error: 'planning failed: <b>no plan</b>',
-        totalTasks: 0,
-      }),
-      [makeTask(0, { jobId: 'job-empty', state: 'failed', attempts: [makeAttempt(1, { state: 'failed' })] })],
+    const failed = buildTreeResult(
+      [
+        {
+          job: makeJob({
+            jobId: 'job-empty',
+            status: 'failed',
+            error: 'planning failed: <b>no plan</b>',
+            totalTasks: 0,
+          }),
+          tasks: [
+            makeTask(0, {
+              jobId: 'job-empty',
+              state: 'failed',
+              attempts: [makeAttempt(1, { state: 'failed' })],
+            }),
+          ],
+        },
+      ],
       { bucket: 'artifacts', now: '2025-03-01T10:05:00.000Z' },
     );
     const empty = await open(browser, await writeReport(workspace, 'empty', failed));

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePlan, plannerSchema } from '../../functions/core/planner.ts';
 import {
   type MessagesApi,
   type MessagesRequest,
@@ -37,6 +38,8 @@ const SCHEMA = {
 };
 const STRUCTURED = { verdict: 'looks good', score: 7, tags: ['a', 'b'] };
 const schemaArgs = ['--output-format', 'json', '--json-schema', JSON.stringify(SCHEMA)];
+const PLAN = { subtasks: [{ title: 'Intro', prompt: 'Write the intro' }] };
+const BLANK_PLAN = { subtasks: [{ title: 'Intro', prompt: '  ' }] };
 
 let root: string;
 let api: MessagesApi;
@@ -175,6 +178,9 @@ beforeAll(async () => {
         return insisted(request) ? toolUse('StructuredOutput', STRUCTURED) : text('It looks good to me.');
       case 'schema-never':
         return text('It looks good to me.');
+      case 'plan':
+        // A plan with a blank prompt first (the CLI's check refuses it), then a good one.
+        return toolUse('StructuredOutput', request.toolResults.some((r) => r.isError) ? PLAN : BLANK_PLAN);
       case 'files': {
         const cwd = cwdOf.get('files');
         if (!cwd) throw new Error('files scenario without a working directory');
@@ -237,6 +243,33 @@ describe('the real claude CLI against the Messages API stand-in', () => {
       expect(offered?.input_schema).toMatchObject(SCHEMA);
       // The StructuredOutput call ends the session: its tool_result is never sent back.
       expect(requests).toHaveLength(1);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "checks a plan against the planner's derived schema as parsePlan does",
+    async () => {
+      const schema = plannerSchema(3);
+      const run = await runClaude(await newCwd('plan'), '[scenario:plan] Plan the work.', [
+        '--output-format',
+        'json',
+        '--json-schema',
+        JSON.stringify(schema),
+      ]);
+      const result = parseResult(run);
+      expect(run.code, run.stderr).toBe(0);
+      expect(result.structured_output).toEqual(PLAN);
+      expect(parsePlan(result.structured_output, 3)).toEqual({ ok: true, subtasks: PLAN.subtasks });
+      expect(parsePlan(BLANK_PLAN, 3).ok).toBe(false);
+
+      const requests = requestsOf('plan');
+      expect(requests[0]?.tools.find((t) => t.name === 'StructuredOutput')?.input_schema).toMatchObject(
+        schema,
+      );
+      // The blank plan came back as a failed tool call, and the session went on to the good one.
+      expect(requests).toHaveLength(2);
+      expect(requests[1]?.toolResults.at(-1)).toMatchObject({ isError: true });
     },
     TEST_TIMEOUT_MS,
   );

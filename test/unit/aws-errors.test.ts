@@ -31,10 +31,8 @@ import {
   isAlreadyExists,
   isConditionalCheckFailed,
   isNotFound,
-  isPermanent,
   isRetryable,
   isThrottling,
-  isTransient,
 } from '../../functions/adapters/aws-errors.ts';
 
 const meta = (httpStatusCode?: number) => ({
@@ -159,13 +157,11 @@ describe('awsErrorKind', () => {
   it('the predicates agree with the kind', () => {
     for (const [label, err, kind] of cases) {
       expect(isThrottling(err), label).toBe(kind === 'throttling');
-      expect(isTransient(err), label).toBe(kind === 'transient');
       expect(isRetryable(err), label).toBe(kind === 'throttling' || kind === 'transient');
       expect(isConditionalCheckFailed(err), label).toBe(kind === 'conditional');
       expect(isNotFound(err), label).toBe(kind === 'not_found');
       expect(isAlreadyExists(err), label).toBe(kind === 'already_exists');
       expect(isAccessDenied(err), label).toBe(kind === 'access_denied');
-      expect(isPermanent(err), label).toBe(['permanent', 'not_found', 'access_denied'].includes(kind));
     }
   });
 

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { JobRecord, TaskRecord } from '../../functions/core/model.ts';
-import { formatCost, renderTreeReports } from '../../functions/core/reports.ts';
+import { formatCost } from '../../functions/core/report-markdown.ts';
+import { renderTreeReports } from '../../functions/core/reports.ts';
 import { buildTreeResult, type ResultContext, type TreeNode } from '../../functions/core/result-format.ts';
 import { makeAttempt, makeJob, makeResult, makeTask } from '../support/records.ts';
 

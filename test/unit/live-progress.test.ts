@@ -128,6 +128,7 @@ describe('the watch view', () => {
     attempts: 1,
     num_turns: 0,
     cost_usd: 0,
+    attempt_history: [],
     started_at: '2026-12-02T10:00:05.000Z',
     ...over,
   });
@@ -160,6 +161,21 @@ describe('the watch view', () => {
     expect(rows[3]?.line).toMatch(/^ {4}worker_2_1\s+queued/);
     // What plain output compares: the same without the clock.
     expect(rows[1]?.news).not.toMatch(/2m00s/);
+  });
+
+  it('adds what a retry has reported so far to what the attempts before it cost', () => {
+    const retrying = task({
+      attempts: 2,
+      cost_usd: 0.3,
+      attempt_history: [{ attempt: 1, status: 'failed', cost_usd: 0.3, finished_at: '' }],
+    });
+    const result = { ...base, results: { tasks: [retrying] } } as never;
+    const now = Date.parse('2026-12-02T10:02:05.000Z');
+    const cost = (live: Map<string, unknown>) =>
+      /\$(\d+\.\d+)/.exec(renderTree(result, live as never, now)[1]?.line ?? '')?.[1];
+    expect(cost(new Map([['worker_1', { attempt: 2, costUsd: 0.12, at: '' }]]))).toBe('0.4200');
+    // An event of the attempt that has ended is already in cost_usd.
+    expect(cost(new Map([['worker_1', { attempt: 1, costUsd: 0.3, at: '' }]]))).toBe('0.3000');
   });
 
   it('names an action from an event', () => {

@@ -81,13 +81,8 @@ function task(owner: JobRecord, taskNo: number, overrides: Partial<TaskRecord> =
   };
 }
 
-const usageOf = (t: TaskRecord) => ({
-  costUsd: t.attempts.reduce((s, a) => s + (a.costUsd ?? 0), 0),
-  durationMs: t.attempts.reduce((s, a) => s + (a.durationMs ?? 0), 0),
-});
-
 function perf(tree: PerformanceNode[], now = at(100)): PerformanceView {
-  return buildPerformance(tree, { now, usageOf });
+  return buildPerformance(tree, { now });
 }
 
 /**
@@ -419,5 +414,17 @@ describe('in result.json and FINAL_RESULT.md', () => {
       '[attempt 1](logs/depth_0_worker_2.log), [attempt 2](logs/depth_0_worker_2.attempt-2.log)',
     );
     expect(md).toMatch(/\| 0 \| 1 \| 3 \| 4 \| \$0\.0400 \|/);
+    expect(md).toContain(
+      [
+        '| Part | Time | Share of wall time |',
+        '|---|---:|---:|',
+        '| Running | 1m 07s | 67.0% |',
+        '| Queueing | 2s | 2.0% |',
+        '| Waiting for spend budget | 3s | 3.0% |',
+        '| Launching | 3s | 3.0% |',
+        '| Retries (earlier attempts) | 20s | 20.0% |',
+        '| Hand-overs between steps | 5s | 5.0% |',
+      ].join('\n'),
+    );
   });
 });

@@ -3,9 +3,11 @@
  * digests, idempotent job ids, and worker-supplied file paths.
  */
 import { randomBytes } from 'node:crypto';
+import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { safeRelativePath } from '../../functions/core/layout.ts';
 import { parsePlan, plannerSchema } from '../../functions/core/planner.ts';
+import { decideSchema } from '../../functions/core/recursion-policy.ts';
 import {
   canonicalHash,
   formatTaskToken,
@@ -105,6 +107,46 @@ describe('plannerSchema', () => {
 
   it('is valid JSON for --json-schema', () => {
     expect(JSON.parse(JSON.stringify(plannerSchema(7)))).toEqual(plannerSchema(7));
+  });
+
+  // What the claude CLI does with --json-schema: new Ajv({ allErrors: true }), validateSchema, then compile.
+  const cliValidator = (schema: Record<string, unknown>) => {
+    const ajv = new Ajv({ allErrors: true });
+    expect(ajv.validateSchema(schema), ajv.errorsText(ajv.errors)).toBe(true);
+    return ajv.compile(schema);
+  };
+
+  it('is a plain JSON Schema object the CLI accepts, for plans and for decide runs', () => {
+    expect(plannerSchema(3)).not.toHaveProperty('$schema');
+    expect(cliValidator(plannerSchema(3))).toBeTypeOf('function');
+    expect(cliValidator(decideSchema(3))).toBeTypeOf('function');
+  });
+
+  const title = 't'.repeat(200);
+  const prompt = 'p'.repeat(20_000);
+  it.each([
+    ['one subtask', { subtasks: [{ title: 'A', prompt: 'a' }] }],
+    ['max_workers subtasks', { subtasks: subtasks(3) }],
+    ['the longest title and prompt', { subtasks: [{ title, prompt }] }],
+    ['surrounding white space', { subtasks: [{ title: ' A ', prompt: '\ta\n' }] }],
+    ['no subtask', { subtasks: [] }],
+    ['more than max_workers', { subtasks: subtasks(4) }],
+    ['a title too long', { subtasks: [{ title: `${title}t`, prompt: 'a' }] }],
+    ['a prompt too long', { subtasks: [{ title: 'A', prompt: `${prompt}p` }] }],
+    ['a prompt too long before trimming', { subtasks: [{ title: 'A', prompt: ` ${prompt}` }] }],
+    ['an empty title', { subtasks: [{ title: '', prompt: 'a' }] }],
+    ['a blank prompt', { subtasks: [{ title: 'A', prompt: ' \n\t' }] }],
+    ['a missing prompt', { subtasks: [{ title: 'A' }] }],
+    ['a number for a title', { subtasks: [{ title: 1, prompt: 'a' }] }],
+    ['an extra field in a subtask', { subtasks: [{ title: 'A', prompt: 'a', files: [] }] }],
+    ['an extra field in the plan', { subtasks: subtasks(1), note: 'x' }],
+    ['subtasks that are not a list', { subtasks: { title: 'A', prompt: 'a' } }],
+    ['a list', subtasks(2)],
+    ['a string', 'do it all at once'],
+    ['null', null],
+  ])('and parsePlan agree on %s', (_label, output) => {
+    const validate = cliValidator(plannerSchema(3));
+    expect(validate(output)).toBe(parsePlan(output, 3).ok);
   });
 });
 

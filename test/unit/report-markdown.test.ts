@@ -6,13 +6,10 @@
  */
 import MarkdownIt from 'markdown-it';
 import { describe, expect, it } from 'vitest';
-import {
-  linkTarget,
-  markdownText,
-  renderFinalReport,
-  renderLevelReport,
-} from '../../functions/core/reports.ts';
-import type { ResultContext } from '../../functions/core/result-format.ts';
+import { finalReportMarkdown } from '../../functions/core/final-report.ts';
+import { levelReportMarkdown } from '../../functions/core/level-report.ts';
+import { linkTarget, markdownText } from '../../functions/core/report-markdown.ts';
+import { buildTreeResult, type ResultContext } from '../../functions/core/result-format.ts';
 import { makeAttempt, makeJob, makeResult, makeTask } from '../support/records.ts';
 
 const md = new MarkdownIt({ html: true, linkify: true });
@@ -116,7 +113,7 @@ describe('reports with hostile worker text', () => {
   ];
 
   it('the final report renders no link, image or HTML from a worker, and only its own headings', () => {
-    const html = md.render(renderFinalReport(job, tasks, ctx));
+    const html = md.render(finalReportMarkdown(buildTreeResult([{ job, tasks }], ctx)));
     const found = tags(html);
     expect(found).not.toContain('img');
     expect(found).not.toContain('script');
@@ -155,7 +152,7 @@ describe('reports with hostile worker text', () => {
   });
 
   it('the level report renders the title, prompt and request as text', () => {
-    const html = md.render(renderLevelReport(job, tasks, ctx));
+    const html = md.render(levelReportMarkdown(buildTreeResult([{ job, tasks }], ctx), job.depth));
     const found = tags(html);
     for (const tag of ['img', 'script', 'iframe', 'hr', 'ol']) expect(found).not.toContain(tag);
     // Links only to the job's own objects, relative to depth_0/.

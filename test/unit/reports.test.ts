@@ -1,14 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { finalReportMarkdown } from '../../functions/core/final-report.ts';
+import { levelReportMarkdown } from '../../functions/core/level-report.ts';
 import type { JobRecord, TaskRecord, TaskResultSummary } from '../../functions/core/model.ts';
-import {
-  escapeTableCell,
-  formatCost,
-  formatDuration,
-  renderFinalReport,
-  renderLevelReport,
-  renderResultJson,
-} from '../../functions/core/reports.ts';
-import { buildJobResult, type ResultContext } from '../../functions/core/result-format.ts';
+import { escapeTableCell, formatCost, formatDuration } from '../../functions/core/report-markdown.ts';
+import { renderTreeReports } from '../../functions/core/reports.ts';
+import { buildTreeResult, type ResultContext } from '../../functions/core/result-format.ts';
 import {
   makeJob as baseJob,
   makeResult as baseResult,
@@ -101,13 +97,13 @@ function section(doc: string, heading: string): string {
   return end < 0 ? rest : rest.slice(0, end);
 }
 
-describe('renderLevelReport', () => {
+describe('the level report', () => {
   it('lists every worker of a completed job with its files and output', () => {
     // Prepare
     const job = makeJob();
 
     // Act
-    const doc = renderLevelReport(job, completedTasks(), ctx);
+    const doc = levelReportMarkdown(buildTreeResult([{ job, tasks: completedTasks() }], ctx), job.depth);
 
     // Assess
     expect(doc.split('\n')[0]).toContain('Level 0');
@@ -149,7 +145,7 @@ describe('renderLevelReport', () => {
     const job = makeJob({ status: 'partial' });
 
     // Act
-    const doc = renderLevelReport(job, partialTasks(), ctx);
+    const doc = levelReportMarkdown(buildTreeResult([{ job, tasks: partialTasks() }], ctx), job.depth);
 
     // Assess
     expect(tableRow(doc, 'worker_2').slice(2, 4)).toEqual(['failed', '3']);
@@ -169,7 +165,7 @@ describe('renderLevelReport', () => {
     const tasks = [succeededTask(1, {}, { title: 'Compare A | B\nand C' })];
 
     // Act
-    const doc = renderLevelReport(makeJob(), tasks, ctx);
+    const doc = levelReportMarkdown(buildTreeResult([{ job: makeJob(), tasks }], ctx), 0);
 
     // Assess
     const row = tableRow(doc, 'worker_1');
@@ -184,7 +180,7 @@ describe('renderLevelReport', () => {
     const tasks = [succeededTask(1, { output })];
 
     // Act
-    const doc = renderLevelReport(makeJob(), tasks, ctx);
+    const doc = levelReportMarkdown(buildTreeResult([{ job: makeJob(), tasks }], ctx), 0);
 
     // Assess
     expect(doc).toContain(`\`\`\`\`text\n${output}\n\`\`\`\``);
@@ -197,7 +193,7 @@ describe('renderLevelReport', () => {
     const tasks = [succeededTask(1, { output }, { prompt })];
 
     // Act
-    const doc = renderLevelReport(makeJob(), tasks, ctx);
+    const doc = levelReportMarkdown(buildTreeResult([{ job: makeJob(), tasks }], ctx), 0);
 
     // Assess
     const w1 = section(doc, '## worker_1: Task 1');
@@ -215,20 +211,22 @@ describe('renderLevelReport', () => {
     const tasks = [succeededTask(1, { output: 'partial output', outputTruncated: true })];
 
     // Act
-    const doc = renderLevelReport(makeJob(), tasks, ctx);
+    const doc = levelReportMarkdown(buildTreeResult([{ job: makeJob(), tasks }], ctx), 0);
 
     // Assess
     expect(doc).toContain('(truncated; full output in the log `../logs/depth_0_worker_1.log`)');
   });
 });
 
-describe('renderFinalReport', () => {
+describe('the final report', () => {
   it('summarises a completed job: totals, planning, workers, files and links', () => {
     // Prepare
     const job = makeJob();
 
     // Act
-    const doc = renderFinalReport(job, completedTasks(), { ...ctx, workspace: './workspace/job_job-r/' });
+    const doc = finalReportMarkdown(
+      buildTreeResult([{ job, tasks: completedTasks() }], { ...ctx, workspace: './workspace/job_job-r/' }),
+    );
 
     // Assess
     expect(doc).toContain('**Status:** completed · 3 of 3 workers succeeded');
@@ -259,7 +257,7 @@ describe('renderFinalReport', () => {
     const job = makeJob({ status: 'partial' });
 
     // Act
-    const doc = renderFinalReport(job, partialTasks(), ctx);
+    const doc = finalReportMarkdown(buildTreeResult([{ job, tasks: partialTasks() }], ctx));
 
     // Assess
     expect(doc).toContain('**Status:** partial · 1 of 2 workers succeeded');
@@ -285,7 +283,7 @@ describe('renderFinalReport', () => {
     const job = makeJob({ status: 'partial' });
 
     // Act
-    const doc = renderFinalReport(job, [succeededTask(1), timedOut], ctx);
+    const doc = finalReportMarkdown(buildTreeResult([{ job, tasks: [succeededTask(1), timedOut] }], ctx));
 
     // Assess
     expect(section(doc, '## Totals')).toContain('Workers: 2 (1 succeeded, 0 failed, 1 timed out)');
@@ -305,7 +303,9 @@ describe('renderFinalReport', () => {
     ];
 
     // Act
-    const doc = renderFinalReport(job, tasks, { ...ctx, now: '2025-03-01T10:02:03.000Z' });
+    const doc = finalReportMarkdown(
+      buildTreeResult([{ job, tasks }], { ...ctx, now: '2025-03-01T10:02:03.000Z' }),
+    );
 
     // Assess
     expect(doc).toContain('**Status:** running · 1 of 3 workers finished, 2 still running');
@@ -331,7 +331,7 @@ describe('renderFinalReport', () => {
     });
 
     // Act
-    const doc = renderFinalReport(job, [failedPlanner], ctx);
+    const doc = finalReportMarkdown(buildTreeResult([{ job, tasks: [failedPlanner] }], ctx));
 
     // Assess
     expect(doc).toContain('**Status:** failed · no workers ran');
@@ -349,27 +349,27 @@ describe('renderFinalReport', () => {
     const tasks = [succeededTask(1)];
 
     // Act
-    const doc = renderFinalReport(makeJob(), tasks, ctx);
+    const doc = finalReportMarkdown(buildTreeResult([{ job: makeJob(), tasks }], ctx));
 
     // Assess
     expect(section(doc, '## Planning')).toContain('no planning step');
   });
 });
 
-describe('renderResultJson', () => {
+describe('result.json', () => {
   it('is the pretty-printed result with the failure reason of the failed worker', () => {
     // Prepare
     const job = makeJob({ status: 'partial' });
     const tasks = partialTasks();
 
     // Act
-    const json = renderResultJson(job, tasks, ctx);
+    const json = renderTreeReports([{ job, tasks }], ctx).resultJson;
 
     // Assess
     expect(json.endsWith('}\n')).toBe(true);
     expect(json).toContain('\n  "job_id": "job-r"');
     const parsed = JSON.parse(json);
-    expect(parsed).toEqual(buildJobResult(job, tasks, ctx));
+    expect(parsed).toEqual(buildTreeResult([{ job, tasks }], ctx));
     expect(parsed.status).toBe('partial');
     expect(parsed.results.tasks[1].error).toBe('Claude CLI exited with code 1: rate limited');
     expect(parsed.results.summary).toMatchObject({ total: 2, succeeded: 1, failed: 1 });

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../functions/core/model.ts';
-import { buildJobResult, countTasksByState, type ResultContext } from '../../functions/core/result-format.ts';
+import {
+  buildTreeResult,
+  countTasksByState,
+  type ResultContext,
+} from '../../functions/core/result-format.ts';
 import { makeAttempt, makeJob, makeResult, makeTask } from '../support/records.ts';
 
 const ctx: ResultContext = { bucket: 'artifacts', now: '2025-03-01T10:05:00.000Z' };
@@ -15,7 +19,7 @@ function succeededTask(taskNo: number, costUsd: number, numTurns: number, files:
   });
 }
 
-describe('buildJobResult', () => {
+describe('buildTreeResult of one job', () => {
   it('reports a completed job with three workers, sorted, without the planner', () => {
     // Prepare
     const planner = makeTask(0, {
@@ -30,7 +34,10 @@ describe('buildJobResult', () => {
     ];
 
     // Act
-    const result = buildJobResult(makeJob(), tasks, { ...ctx, workspace: 's3://artifacts/jobs/job-a/' });
+    const result = buildTreeResult([{ job: makeJob(), tasks }], {
+      ...ctx,
+      workspace: 's3://artifacts/jobs/job-a/',
+    });
 
     // Assess
     expect(result.results.tasks.map((t) => t.worker_id)).toEqual(['worker_1', 'worker_2', 'worker_3']);
@@ -104,7 +111,7 @@ describe('buildJobResult', () => {
     const tasks = [succeededTask(1, 0.01, 5), failed];
 
     // Act
-    const result = buildJobResult(makeJob({ status: 'partial' }), tasks, ctx);
+    const result = buildTreeResult([{ job: makeJob({ status: 'partial' }), tasks }], ctx);
 
     // Assess
     const view = result.results.tasks[1];
@@ -160,7 +167,7 @@ describe('buildJobResult', () => {
     });
 
     // Act
-    const result = buildJobResult(makeJob({ status: 'failed' }), [timedOut], ctx);
+    const result = buildTreeResult([{ job: makeJob({ status: 'failed' }), tasks: [timedOut] }], ctx);
 
     // Assess
     expect(result.results.tasks[0]).toMatchObject({
@@ -185,7 +192,7 @@ describe('buildJobResult', () => {
     ];
 
     // Act
-    const result = buildJobResult(job, tasks, ctx);
+    const result = buildTreeResult([{ job, tasks }], ctx);
 
     // Assess
     expect(result.wall_time_ms).toBe(5 * 60_000);
@@ -218,7 +225,7 @@ describe('buildJobResult', () => {
     });
 
     // Act
-    const result = buildJobResult(job, [planner], ctx);
+    const result = buildTreeResult([{ job, tasks: [planner] }], ctx);
 
     // Assess
     expect(result.results.tasks).toEqual([]);
@@ -238,7 +245,7 @@ describe('buildJobResult', () => {
       const task = makeTask(1, { result: makeResult({ costUsd: 0.03, durationMs: 9_000 }), attempts: [] });
 
       // Act
-      const view = buildJobResult(makeJob(), [task], ctx).results.tasks[0];
+      const view = buildTreeResult([{ job: makeJob(), tasks: [task] }], ctx).results.tasks[0];
 
       // Assess
       expect(view).toMatchObject({ attempts: 1, cost_usd: 0.03, duration_ms: 9_000 });
@@ -254,7 +261,8 @@ describe('buildJobResult', () => {
       });
 
       // Act
-      const view = buildJobResult(makeJob({ status: 'running' }), [task], ctx).results.tasks[0];
+      const view = buildTreeResult([{ job: makeJob({ status: 'running' }), tasks: [task] }], ctx).results
+        .tasks[0];
 
       // Assess
       expect(view).toMatchObject({ status: 'queued', attempts: 1, cost_usd: 0.02 });
@@ -271,7 +279,7 @@ describe('buildJobResult', () => {
       });
 
       // Act
-      const view = buildJobResult(makeJob(), [task], ctx).results.tasks[0];
+      const view = buildTreeResult([{ job: makeJob(), tasks: [task] }], ctx).results.tasks[0];
 
       // Assess
       expect(view).toMatchObject({ attempts: 2, cost_usd: 0.04 });
@@ -283,7 +291,7 @@ describe('buildJobResult', () => {
       const task = makeTask(1, { state: 'cancelled' });
 
       // Act
-      const result = buildJobResult(makeJob({ status: 'cancelled' }), [task], ctx);
+      const result = buildTreeResult([{ job: makeJob({ status: 'cancelled' }), tasks: [task] }], ctx);
 
       // Assess
       expect(result.results.tasks[0]).toMatchObject({ attempts: 0, cost_usd: 0, error: 'cancelled' });
@@ -299,7 +307,8 @@ describe('buildJobResult', () => {
       });
 
       // Act
-      const view = buildJobResult(makeJob({ status: 'cancelled' }), [task], ctx).results.tasks[0];
+      const view = buildTreeResult([{ job: makeJob({ status: 'cancelled' }), tasks: [task] }], ctx).results
+        .tasks[0];
 
       // Assess
       expect(view).toMatchObject({ attempts: 1, cost_usd: 0.005 });
@@ -313,7 +322,8 @@ describe('buildJobResult', () => {
       });
 
       // Act
-      const view = buildJobResult(makeJob({ status: 'failed' }), [task], ctx).results.tasks[0];
+      const view = buildTreeResult([{ job: makeJob({ status: 'failed' }), tasks: [task] }], ctx).results
+        .tasks[0];
 
       // Assess
       expect(view?.error).toBe('exited with code 2');

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { finalReportMarkdown } from '../../functions/core/final-report.ts';
 import type {
   AttemptRecord,
   ChildResults,
@@ -6,13 +7,8 @@ import type {
   TaskRecord,
   TaskResultSummary,
 } from '../../functions/core/model.ts';
-import { renderFinalReport, renderTreeReports } from '../../functions/core/reports.ts';
-import {
-  buildJobResult,
-  buildTreeResult,
-  type ResultContext,
-  type TreeNode,
-} from '../../functions/core/result-format.ts';
+import { renderTreeReports } from '../../functions/core/reports.ts';
+import { buildTreeResult, type ResultContext, type TreeNode } from '../../functions/core/result-format.ts';
 
 const T0 = '2025-03-01T10:00:00.000Z';
 const ROOT = 'job-root';
@@ -301,13 +297,13 @@ describe('buildTreeResult', () => {
     expect(res).toMatchObject({ job_id: ROOT, status: 'completed', depth: 0 });
   });
 
-  it('keeps buildJobResult to the one job it is given', () => {
+  it('keeps the result of a one-job tree to that job', () => {
     // Prepare
     const { child, tree } = fixture();
     const childTasks = tree[2]?.tasks ?? [];
 
     // Act
-    const res = buildJobResult(child, childTasks, ctx);
+    const res = buildTreeResult([{ job: child, tasks: childTasks }], ctx);
 
     // Assess
     expect(res.results.tasks.map((t) => t.worker_id)).toEqual(['worker_2_1', 'worker_2_2', 'worker_2_3']);
@@ -637,12 +633,12 @@ describe('renderTreeReports', () => {
     expect(levels[1]?.markdown).toContain('_No workers ran at this level._');
   });
 
-  it('keeps renderFinalReport for a single job', () => {
+  it('renders the final report of a single job', () => {
     // Prepare
     const { root, tree } = fixture();
 
     // Act
-    const doc = renderFinalReport(root, tree[0]?.tasks ?? [], ctx);
+    const doc = finalReportMarkdown(buildTreeResult([{ job: root, tasks: tree[0]?.tasks ?? [] }], ctx));
 
     // Assess
     expect(doc).toContain('- Jobs: 1');

@@ -5,14 +5,16 @@
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { InvalidCursorError } from '../../adapters/job-store.ts';
+import { roundUsd } from '../../core/accounting.ts';
 import { CreateSourceBodySchema, ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
 import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts';
+import { finalReportMarkdown } from '../../core/final-report.ts';
 import { finalReportKey, jobPrefix, mergeBundleKey, mergePatchKey } from '../../core/layout.ts';
 import { mergeResultOf } from '../../core/merge-plan.ts';
 import type { JobRecord, TaskRecord } from '../../core/model.ts';
 import { EventsQuerySchema, LogQuerySchema, parseWorkerId } from '../../core/progress.ts';
 import { reportObjects } from '../../core/report-links.ts';
-import { linkTarget, markdownText, renderTreeReports } from '../../core/reports.ts';
+import { linkTarget, markdownText } from '../../core/report-markdown.ts';
 import { buildTreeResult, countTasksByState, type ResultContext } from '../../core/result-format.ts';
 import { isTerminalJobStatus } from '../../core/task-states.ts';
 import { requestCancel } from '../../services/cancel.ts';
@@ -106,8 +108,7 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
     }
     const cost = Number(header(event, DECIDE_COST_HEADER) ?? '0');
     // To the micro-dollar: a cost such as 1e-300 would underflow the store's numbers.
-    const decideCostUsd =
-      Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? Math.round(cost * 1e6) / 1e6 : 0;
+    const decideCostUsd = Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? roundUsd(cost) : 0;
     const sourceCommit = header(event, SOURCE_COMMIT_HEADER);
     outcome = await createChildJob(deps, {
       scope: principal,
@@ -195,7 +196,7 @@ export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promis
     job.depth === 0 && isTerminalJobStatus(job.status)
       ? await deps.artifacts.getText(finalReportKey(job.rootJobId))
       : undefined;
-  const report = stored ?? renderTreeReports(subtree, resultContext(deps, job)).finalReport;
+  const report = stored ?? finalReportMarkdown(buildTreeResult(subtree, resultContext(deps, job)));
   const prefix = jobPrefix(job.rootJobId);
   const { linked: objects, withheld } = reportObjects(subtree, await deps.artifacts.list(prefix));
   const expires = deps.settings.presignExpirySec;
