@@ -7,25 +7,25 @@ import type { Deps } from '../../services/deps.ts';
 import { errorResponses } from '../http.ts';
 import { ROUTES } from '../routes.ts';
 import * as caller from './caller-routes.ts';
+import { plainRoute, type RouteFactory } from './pipeline.ts';
 import * as publicRoutes from './public-routes.ts';
 import * as worker from './worker-routes.ts';
 
-type RouteFn = (deps: Deps, event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
-
-const IMPLEMENTATIONS: Readonly<Record<string, RouteFn>> = {
-  health: publicRoutes.health,
-  openapi: publicRoutes.openapi,
-  submit: caller.submit,
-  createSource: caller.createSource,
-  getPatch: caller.getPatch,
-  getBundle: caller.getBundle,
-  listJobs: caller.listJobs,
-  getJob: caller.getJob,
-  getStatus: caller.getStatus,
-  getReport: caller.getReport,
-  cancel: caller.cancel,
-  getEvents: caller.getEvents,
-  getLog: caller.getLog,
+/** Every route's pipeline by name (ROUTES); worker routes bring their own steps (pipeline.ts). */
+const IMPLEMENTATIONS: Readonly<Record<string, RouteFactory>> = {
+  health: plainRoute(publicRoutes.health),
+  openapi: plainRoute(publicRoutes.openapi),
+  submit: plainRoute(caller.submit),
+  createSource: plainRoute(caller.createSource),
+  getPatch: plainRoute(caller.getPatch),
+  getBundle: plainRoute(caller.getBundle),
+  listJobs: plainRoute(caller.listJobs),
+  getJob: plainRoute(caller.getJob),
+  getStatus: plainRoute(caller.getStatus),
+  getReport: plainRoute(caller.getReport),
+  cancel: plainRoute(caller.cancel),
+  getEvents: plainRoute(caller.getEvents),
+  getLog: plainRoute(caller.getLog),
   assignment: worker.assignment,
   uploads: worker.uploads,
   result: worker.result,
@@ -33,11 +33,13 @@ const IMPLEMENTATIONS: Readonly<Record<string, RouteFn>> = {
 };
 
 export function createApiHandler(deps: Deps) {
-  const table = new Map(ROUTES.map((r) => [`${r.method} ${r.resource}`, IMPLEMENTATIONS[r.name] as RouteFn]));
+  const table = new Map(
+    ROUTES.map((r) => [`${r.method} ${r.resource}`, (IMPLEMENTATIONS[r.name] as RouteFactory)(deps)]),
+  );
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .use(httpHeaderNormalizer())
     .use(errorResponses(deps.log))
-    .handler(async (event) => {
+    .handler(async (event, context) => {
       const route = table.get(`${event.httpMethod} ${event.resource}`);
       if (!route)
         throw new HttpError(
@@ -46,6 +48,6 @@ export function createApiHandler(deps: Deps) {
           undefined,
           'not_found',
         );
-      return route(deps, event);
+      return route(event, context);
     });
 }

@@ -1,0 +1,109 @@
+/**
+ * Per-route middy pipelines. The API handler's own middy does what every
+ * request needs (header normalisation, error answers); a route's pipeline
+ * adds what that route needs, each step typed into the route's context: the
+ * worker's task (its token checked once, with the one read of the task), the
+ * parsed body, the attempt check. A route's handler then receives only
+ * values that have passed those steps.
+ */
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { forbidden, unauthorized } from '../../core/errors.ts';
+import type { TaskRecord } from '../../core/model.ts';
+import { authenticateWorker, ownsTask } from '../../services/auth.ts';
+import type { Deps } from '../../services/deps.ts';
+import { header, parseJsonBody, pathParam } from '../http.ts';
+import { TASK_TOKEN_HEADER } from '../routes.ts';
+
+/** A route, built once per set of dependencies. */
+export type Route = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+export type RouteFactory = (deps: Deps) => Route;
+
+type Middleware<C extends Context> = MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult, Error, C>;
+
+export interface WorkerContext<B> extends Context {
+  deps: Deps;
+  /** The task named by the path, read once: the token was checked against it. */
+  task: TaskRecord;
+  /** The attempt the token was issued for. */
+  attempt: number;
+  body: B;
+}
+
+/** A plain route: `(deps, event)`, no steps of its own. */
+export function plainRoute(
+  fn: (deps: Deps, event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>,
+): RouteFactory {
+  return (deps) => (event) => fn(deps, event);
+}
+
+/**
+ * A worker route: the task token checked, then (with `body`) the JSON body
+ * parsed by its schema and its `attempt` held to the token's.
+ */
+export function workerRoute<B = undefined>(
+  options: { body?: (deps: Deps) => z.ZodType<B & { attempt: number }>; what?: string },
+  handle: (event: APIGatewayProxyEvent, context: WorkerContext<B>) => Promise<APIGatewayProxyResult>,
+): RouteFactory {
+  return (deps) => {
+    const pipeline = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, WorkerContext<B>>().use(
+      workerToken(deps),
+    );
+    if (options.body) pipeline.use(jsonBody(options.body, options.what ?? 'request'));
+    const handler = pipeline.handler(handle);
+    // The steps write into the context: each request gets its own, over the invocation's.
+    return (event, context) => handler(event, Object.create(context) as WorkerContext<B>);
+  };
+}
+
+/**
+ * Worker routes have no authorizer in front: this step's one read of the task
+ * proves the token and gives the route its task (see docs/security.md).
+ */
+function workerToken<B>(deps: Deps): Middleware<WorkerContext<B>> {
+  return {
+    before: async ({ event, context }) => {
+      context.deps = deps;
+      const jobId = pathParam(event, 'id');
+      const taskNo = Number(pathParam(event, 'taskNo'));
+      const token = header(event, TASK_TOKEN_HEADER);
+      const found = await authenticateWorker(deps.tasks, token);
+      if (!found) {
+        deps.log.warn('worker token refused', { presented: token !== undefined, path: event.path });
+        throw unauthorized('missing or unknown X-Task-Token');
+      }
+      if (!Number.isInteger(taskNo) || !ownsTask(found.scope, jobId, taskNo)) {
+        deps.log.warn('worker token used outside its task', {
+          principal: found.scope,
+          jobId: jobId.slice(0, 64),
+          taskNo,
+        });
+        throw forbidden('this token is not valid for that task');
+      }
+      context.task = found.task;
+      context.attempt = found.scope.attempt;
+    },
+  };
+}
+
+/** The body parsed by its schema; its `attempt` must be the token's. */
+function jsonBody<B>(
+  schema: (deps: Deps) => z.ZodType<B & { attempt: number }>,
+  what: string,
+): Middleware<WorkerContext<B>> {
+  return {
+    before: async ({ event, context }) => {
+      const body = parseJsonBody(event, schema(context.deps));
+      if (body.attempt !== context.attempt) {
+        context.deps.log.warn(`${what} refused: token of another attempt`, {
+          jobId: context.task.jobId,
+          taskNo: context.task.taskNo,
+          attempt: body.attempt,
+        });
+        throw forbidden('this token belongs to another attempt');
+      }
+      context.body = body;
+    },
+  };
+}
