@@ -150,35 +150,25 @@ export class EventStore {
     after: number,
     limit: number,
   ): Promise<LogPiece[]> {
+    const pieces = (condition: string, key: string, forward: boolean, n: number) =>
+      this.ddb.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: `#pk = :pk AND #sk ${condition} :key`,
+          ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
+          ExpressionAttributeValues: {
+            ':pk': logPartition(scope.jobId, scope.taskNo, scope.attempt),
+            ':key': key,
+          },
+          ScanIndexForward: forward,
+          ConsistentRead: true,
+          Limit: n,
+        }),
+      );
     // The piece holding `after` starts at or before it: read from the last piece that starts there.
-    const first = await this.ddb.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: '#pk = :pk AND #sk <= :after',
-        ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
-        ExpressionAttributeValues: {
-          ':pk': logPartition(scope.jobId, scope.taskNo, scope.attempt),
-          ':after': logOffsetKey(after),
-        },
-        ScanIndexForward: false,
-        ConsistentRead: true,
-        Limit: 1,
-      }),
-    );
+    const first = await pieces('<=', logOffsetKey(after), false, 1);
     const start = (first.Items?.[0]?.[SORT_KEY] as string | undefined) ?? logOffsetKey(after);
-    const out = await this.ddb.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: '#pk = :pk AND #sk >= :start',
-        ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
-        ExpressionAttributeValues: {
-          ':pk': logPartition(scope.jobId, scope.taskNo, scope.attempt),
-          ':start': start,
-        },
-        ConsistentRead: true,
-        Limit: limit,
-      }),
-    );
+    const out = await pieces('>=', start, true, limit);
     return (out.Items ?? [])
       .map((item) => ({ offset: item.offset as number, text: item.text as string }))
       .filter((p) => p.offset + p.text.length > after);
