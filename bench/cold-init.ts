@@ -7,6 +7,12 @@
  * `npm run bench:cold` runs this section alone: a local stack, one job run
  * through it (the API and queue-consumer events name it), then the bundles.
  * BENCH_COLD_ONLY=queue-consumer,sdk-only measures only those bundles.
+ * BENCH_COLD_COMPARE=<another checkout of this repository, e.g. from `git
+ * worktree add` or `git archive`> also bundles that tree's Lambdas with its
+ * own infra/defaults.ts and measures them in the same run, as "<name> (compare)".
+ *
+ * The runs are interleaved (run 1 of every bundle, then run 2, ...), so a
+ * busy spell of the machine weighs on every bundle alike.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -24,6 +30,8 @@ const exec = promisify(execFile);
 const int = (v: string | undefined, d: number) => (v && Number.isFinite(Number(v)) ? Number(v) : d);
 export const COLD_RUNS = int(process.env.BENCH_COLD_RUNS, 5);
 const ONLY = process.env.BENCH_COLD_ONLY?.split(',').map((s) => s.trim());
+const COMPARE = process.env.BENCH_COLD_COMPARE;
+const COMPARE_SUFFIX = ' (compare)';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 
@@ -64,22 +72,36 @@ process.stdout.write('\\nBENCH ' + JSON.stringify({ importMs: t1 - t0, invokeMs:
 process.exit(0);
 `;
 
-async function bundleAll(outDir: string): Promise<{ name: string; file: string }[]> {
-  const dir = join(REPO, 'functions/handlers/lambda');
+/** Bundles every Lambda entry point of the repository at `root` with that repository's own options. */
+async function bundleAll(
+  root: string,
+  outDir: string,
+  suffix = '',
+): Promise<{ name: string; file: string }[]> {
+  const options =
+    root === REPO
+      ? LAMBDA_ESBUILD_OPTIONS
+      : (
+          (await import(
+            pathToFileURL(join(root, 'infra/defaults.ts')).href
+          )) as typeof import('../infra/defaults.ts')
+        ).LAMBDA_ESBUILD_OPTIONS;
+  const dir = join(root, 'functions/handlers/lambda');
   const entries = (await readdir(dir)).filter((f) => f.endsWith('.ts') && f !== 'runtime.ts');
   const out: { name: string; file: string }[] = [];
   for (const f of entries) {
     const name = basename(f, '.ts');
-    const outfile = join(outDir, name, 'index.mjs');
+    if (ONLY && !ONLY.includes(name)) continue;
+    const outfile = join(outDir, `${name}${suffix ? '-compare' : ''}`, 'index.mjs');
     // The options NodejsFunction bundles the deployed Lambdas with (infra/defaults.ts).
     await build({
-      ...LAMBDA_ESBUILD_OPTIONS,
+      ...options,
       entryPoints: [join(dir, f)],
       outfile,
       bundle: true,
       logLevel: 'error',
     });
-    out.push({ name, file: outfile });
+    out.push({ name: `${name}${suffix}`, file: outfile });
   }
   return out;
 }
@@ -90,7 +112,8 @@ export async function runColdInit(stack: TestStack, jobId: string): Promise<Bund
   try {
     // Resolve the externals (@aws-sdk/*) from the repo, as the Lambda runtime provides them.
     await symlink(join(REPO, 'node_modules'), join(outDir, 'node_modules'), 'dir');
-    const bundles = await bundleAll(outDir);
+    const bundles = await bundleAll(REPO, outDir);
+    if (COMPARE) bundles.push(...(await bundleAll(COMPARE, outDir, COMPARE_SUFFIX)));
     const runner = join(outDir, 'runner.mjs');
     await writeFile(runner, RUNNER);
     const sqsRecord = (body: unknown) => ({
@@ -168,10 +191,10 @@ export async function runColdInit(stack: TestStack, jobId: string): Promise<Bund
       "import '@aws-sdk/client-dynamodb'; import '@aws-sdk/lib-dynamodb'; import '@aws-sdk/client-sqs'; import '@aws-sdk/client-s3'; import '@aws-sdk/client-ecs';\nexport const handler = async () => 'noop';\n",
     );
     await writeFile(`${sdkOnly}.map`, '{}');
-    bundles.push({ name: 'sdk-only', file: sdkOnly });
-    for (const b of bundles.filter((x) => !ONLY || ONLY.includes(x.name))) {
+    if (!ONLY || ONLY.includes('sdk-only')) bundles.push({ name: 'sdk-only', file: sdkOnly });
+    for (const b of bundles) {
       const code = await readFile(b.file);
-      const row: BundleRow = {
+      bundleRows.push({
         name: b.name,
         bytes: code.byteLength,
         mapBytes: (await stat(`${b.file}.map`)).size,
@@ -180,18 +203,18 @@ export async function runColdInit(stack: TestStack, jobId: string): Promise<Bund
         invokeMs: [],
         wallMs: [],
         outcome: '',
-      };
-      for (let i = 0; i < COLD_RUNS; i++) {
+      });
+    }
+    for (let i = 0; i < COLD_RUNS; i++) {
+      for (const [k, b] of bundles.entries()) {
+        const row = bundleRows[k] as BundleRow;
+        const event = events[b.name.replace(COMPARE_SUFFIX, '')] ?? {};
         const t = performance.now();
-        const { stdout } = await exec(
-          process.execPath,
-          [runner, b.file, JSON.stringify(events[b.name] ?? {})],
-          {
-            env: lambdaEnv,
-            timeout: 30_000,
-            maxBuffer: 10 * 1024 * 1024,
-          },
-        );
+        const { stdout } = await exec(process.execPath, [runner, b.file, JSON.stringify(event)], {
+          env: lambdaEnv,
+          timeout: 30_000,
+          maxBuffer: 10 * 1024 * 1024,
+        });
         row.wallMs.push(performance.now() - t);
         const line = stdout.split('\n').find((l) => l.startsWith('BENCH '));
         if (!line) throw new Error(`cold init of ${b.name}: no result line in ${stdout.slice(-300)}`);
@@ -200,7 +223,6 @@ export async function runColdInit(stack: TestStack, jobId: string): Promise<Bund
         row.invokeMs.push(r.invokeMs);
         row.outcome = r.outcome;
       }
-      bundleRows.push(row);
     }
     return bundleRows;
   } finally {
@@ -227,32 +249,36 @@ export function printBundleTable(bundleRows: readonly BundleRow[]): void {
         'process wall p50 ms',
         'first invocation',
       ],
-      bundleRows.map((b) => {
-        const init = b.importMs.map((x, i) => x + (b.invokeMs[i] ?? 0));
-        const target =
-          b.name === 'queue-consumer'
-            ? percentile(init, 50) < 300
-              ? ' (< 300: met)'
-              : ' (< 300: MISSED)'
-            : '';
-        return [
-          b.name === 'queue-consumer'
-            ? 'queue-consumer (dispatcher)'
-            : b.name === 'sdk-only'
-              ? '(baseline: the 5 SDK clients alone)'
-              : b.name,
-          (b.bytes / 1024).toFixed(0),
-          (b.mapBytes / 1024).toFixed(0),
-          (b.gzipBytes / 1024).toFixed(0),
-          b.bytes < 1024 * 1024 ? 'met' : 'MISSED',
-          ms(percentile(b.importMs, 50)),
-          ms(percentile(b.invokeMs, 50)),
-          `${ms(percentile(init, 50))}${target}`,
-          ms(Math.max(...init)),
-          ms(percentile(b.wallMs, 50)),
-          b.outcome,
-        ];
-      }),
+      [...bundleRows]
+        .sort((a, b) =>
+          a.name === 'sdk-only' ? 1 : b.name === 'sdk-only' ? -1 : a.name.localeCompare(b.name),
+        )
+        .map((b) => {
+          const init = b.importMs.map((x, i) => x + (b.invokeMs[i] ?? 0));
+          const target =
+            b.name === 'queue-consumer'
+              ? percentile(init, 50) < 300
+                ? ' (< 300: met)'
+                : ' (< 300: MISSED)'
+              : '';
+          return [
+            b.name === 'queue-consumer'
+              ? 'queue-consumer (dispatcher)'
+              : b.name === 'sdk-only'
+                ? '(baseline: the 5 SDK clients alone)'
+                : b.name,
+            (b.bytes / 1024).toFixed(0),
+            (b.mapBytes / 1024).toFixed(0),
+            (b.gzipBytes / 1024).toFixed(0),
+            b.bytes < 1024 * 1024 ? 'met' : 'MISSED',
+            ms(percentile(b.importMs, 50)),
+            ms(percentile(b.invokeMs, 50)),
+            `${ms(percentile(init, 50))}${target}`,
+            ms(Math.max(...init)),
+            ms(percentile(b.wallMs, 50)),
+            b.outcome,
+          ];
+        }),
     ),
   );
   console.log(
@@ -289,12 +315,14 @@ async function main(): Promise<void> {
     await stack.stop();
   }
   printBundleTable(rows);
-  const dispatcher = initP50(rows, 'queue-consumer');
   const baseline = initP50(rows, 'sdk-only');
-  if (Number.isFinite(dispatcher) && Number.isFinite(baseline))
-    console.log(
-      `\ndispatcher / baseline init p50: ${(dispatcher / baseline).toFixed(2)} (${ms(dispatcher)} / ${ms(baseline)} ms)`,
-    );
+  for (const name of ['queue-consumer', `queue-consumer${COMPARE_SUFFIX}`]) {
+    const dispatcher = initP50(rows, name);
+    if (Number.isFinite(dispatcher) && Number.isFinite(baseline))
+      console.log(
+        `${name} / baseline init p50: ${(dispatcher / baseline).toFixed(2)} (${ms(dispatcher)} / ${ms(baseline)} ms)`,
+      );
+  }
   console.log(`\nbench:cold: ${((performance.now() - started) / 1000).toFixed(0)} s`);
   process.exit(0);
 }
