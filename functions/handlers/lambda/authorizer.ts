@@ -1,5 +1,5 @@
 /** Lambda entry point: the caller routes' REQUEST authorizer (API key, or a worker's task token). */
-import { z } from 'zod';
+import * as z from 'zod';
 import { awsClients } from '../../adapters/aws-clients.ts';
 import { JobStore } from '../../adapters/job-store.ts';
 import { createAuthorizer } from '../authorizer.ts';

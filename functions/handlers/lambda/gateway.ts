@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { bedrockUpstream } from '../../adapters/bedrock-upstream.ts';
 import { anthropicUpstream, type ModelUpstream } from '../../adapters/model-upstream.ts';
 import { type AnthropicErrorType, anthropicErrorBody } from '../../core/model-metering.ts';

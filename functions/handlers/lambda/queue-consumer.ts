@@ -1,7 +1,7 @@
 /** Lambda entry point: the work-queue consumer (dispatcher and aggregator), launching Fargate workers. */
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { KMSClient } from '@aws-sdk/client-kms';
-import { z } from 'zod';
+import * as z from 'zod';
 import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
 import { kmsTokenSealer } from '../../adapters/token-seal.ts';
 import { RateLimiter } from '../../core/rate-limiter.ts';

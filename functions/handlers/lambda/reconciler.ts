@@ -1,6 +1,6 @@
 /** Lambda entry point: the reconciler (ECS task-state events and the scheduled sweep). */
 import { ECSClient } from '@aws-sdk/client-ecs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
 import { createReconciler } from '../reconciler.ts';
 import { depsFromEnv, readEnv } from './runtime.ts';

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Artifacts } from '../../adapters/artifacts.ts';
 import { awsClients } from '../../adapters/aws-clients.ts';
 import { EventStore } from '../../adapters/event-store.ts';
