@@ -12,16 +12,13 @@
  * the claim and SQS redelivers later; client errors are not retryable.
  */
 import { createHash } from 'node:crypto';
-import {
-  DescribeTasksCommand,
-  type DescribeTasksCommandOutput,
-  type Failure,
-  RunTaskCommand,
-  type RunTaskCommandInput,
-  type RunTaskCommandOutput,
-  StopTaskCommand,
-  type Task,
-  type TaskOverride,
+import type {
+  DescribeTasksCommandOutput,
+  Failure,
+  RunTaskCommandInput,
+  RunTaskCommandOutput,
+  Task,
+  TaskOverride,
 } from '@aws-sdk/client-ecs';
 import type { RateLimiter } from '../core/rate-limiter.ts';
 import {
@@ -32,6 +29,7 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from './launcher.ts';
+import { type ClientSource, clientOf } from './lazy.ts';
 import { SEALED_TOKEN_ENV, type TokenSealer } from './token-seal.ts';
 
 export interface EcsLauncherConfig {
@@ -173,12 +171,15 @@ export class EcsLauncher implements Launcher {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly runTaskLimiter: RateLimiter | undefined;
+  private readonly client: () => Promise<EcsLike>;
 
+  /** `ecs` may be a function that makes the client: it and the ECS package are then loaded on first use. */
   constructor(
-    private readonly ecs: EcsLike,
+    ecs: ClientSource<EcsLike>,
     private readonly config: EcsLauncherConfig,
     options: EcsLauncherOptions = {},
   ) {
+    this.client = clientOf(ecs);
     if (!config.cluster || !config.taskDefinition || !config.containerName)
       throw new Error('EcsLauncher: cluster, taskDefinition and containerName are required');
     if (config.subnets.length === 0) throw new Error('EcsLauncher: at least one subnet is required');
@@ -251,6 +252,9 @@ export class EcsLauncher implements Launcher {
 
   async launch(request: LaunchRequest): Promise<LaunchHandle> {
     const what = `task ${request.jobId}/${request.taskNo} attempt ${request.attempt}`;
+    // The ECS package loads while the token is sealed; a failure to load is thrown where it is awaited.
+    const sdk = this.sdk();
+    sdk.catch(() => {});
     let sealed: string | undefined;
     if (this.config.tokenSealer) {
       try {
@@ -264,10 +268,11 @@ export class EcsLauncher implements Launcher {
     const input = this.runTaskInput(request, sealed);
     let out: RunTaskCommandOutput;
     try {
+      const [{ RunTaskCommand }, ecs] = await sdk;
       // The same input, and so the same client token, on every try: ECS starts at most one task for it.
       out = (await this.withRetries(async () => {
         await this.runTaskLimiter?.acquire();
-        return this.ecs.send(new RunTaskCommand(input));
+        return ecs.send(new RunTaskCommand(input));
       })) as RunTaskCommandOutput;
     } catch (err) {
       throw refusalFor(err, what);
@@ -283,9 +288,10 @@ export class EcsLauncher implements Launcher {
 
   /** Stops a task; one that has already stopped or that ECS no longer knows is not an error. */
   async stop(handle: string, reason: string): Promise<void> {
+    const [{ StopTaskCommand }, ecs] = await this.sdk();
     try {
       await this.withRetries(() =>
-        this.ecs.send(
+        ecs.send(
           new StopTaskCommand({
             cluster: this.config.cluster,
             task: handle,
@@ -308,10 +314,12 @@ export class EcsLauncher implements Launcher {
   async describe(handles: string[]): Promise<Map<string, EcsTaskStatus>> {
     const result = new Map<string, EcsTaskStatus>();
     const unique = [...new Set(handles)];
+    if (unique.length === 0) return result;
+    const [{ DescribeTasksCommand }, ecs] = await this.sdk();
     for (let i = 0; i < unique.length; i += DESCRIBE_CHUNK) {
       const chunk = unique.slice(i, i + DESCRIBE_CHUNK);
       const out = (await this.withRetries(() =>
-        this.ecs.send(new DescribeTasksCommand({ cluster: this.config.cluster, tasks: chunk })),
+        ecs.send(new DescribeTasksCommand({ cluster: this.config.cluster, tasks: chunk })),
       )) as DescribeTasksCommandOutput;
       const byKey = new Map<string, Task>();
       for (const task of out.tasks ?? []) {
@@ -360,6 +368,11 @@ export class EcsLauncher implements Launcher {
   }
 
   /** Runs `call`, retrying transient errors with bounded, jittered exponential backoff. */
+  /** The ECS package and the client. */
+  private sdk() {
+    return Promise.all([import('@aws-sdk/client-ecs'), this.client()]);
+  }
+
   private async withRetries<T>(call: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       try {

@@ -5,8 +5,9 @@
  * binds the ciphertext to one task attempt: a ciphertext moved to another
  * attempt's container does not decrypt.
  */
-import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import type { TaskTokenScope } from '../core/tokens.ts';
+import { type ClientSource, clientOf } from './lazy.ts';
 
 /** The environment variable that carries the sealed token instead of `TASK_TOKEN`. */
 export const SEALED_TOKEN_ENV = 'TASK_TOKEN_SEALED';
@@ -29,9 +30,16 @@ export function sealContext(scope: TaskTokenScope): Record<string, string> {
 
 type KmsLike = Pick<KMSClient, 'send'>;
 
-export function kmsTokenSealer(kms: KmsLike, keyId: string): TokenSealer {
+/** The KMS package and the client, both on first use: a Lambda that seals no token never loads them. */
+function kmsSdk(client: () => Promise<KmsLike>) {
+  return Promise.all([import('@aws-sdk/client-kms'), client()]);
+}
+
+export function kmsTokenSealer(source: ClientSource<KmsLike>, keyId: string): TokenSealer {
+  const client = clientOf(source);
   return {
     async seal(token, scope) {
+      const [{ EncryptCommand }, kms] = await kmsSdk(client);
       const out = await kms.send(
         new EncryptCommand({
           KeyId: keyId,
@@ -46,9 +54,11 @@ export function kmsTokenSealer(kms: KmsLike, keyId: string): TokenSealer {
   };
 }
 
-export function kmsTokenUnsealer(kms: KmsLike): TokenUnsealer {
+export function kmsTokenUnsealer(source: ClientSource<KmsLike>): TokenUnsealer {
+  const client = clientOf(source);
   return {
     async unseal(sealed, scope) {
+      const [{ DecryptCommand }, kms] = await kmsSdk(client);
       const out = await kms.send(
         new DecryptCommand({
           CiphertextBlob: Buffer.from(sealed, 'base64'),

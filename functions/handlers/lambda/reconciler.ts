@@ -1,14 +1,21 @@
-/** Lambda entry point: the reconciler (ECS task-state events and the scheduled sweep). */
-import { ECSClient } from '@aws-sdk/client-ecs';
+/**
+ * Lambda entry point: the reconciler (ECS task-state events and the scheduled
+ * sweep). The ECS client and its package are loaded on first use: a sweep
+ * that finds no active task, and most task-state events, never call ECS.
+ */
 import * as z from 'zod';
 import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
+import { lazy } from '../../adapters/lazy.ts';
 import { createReconciler } from '../reconciler.ts';
 import { depsFromEnv, readEnv } from './runtime.ts';
 
 const env = readEnv(z.object({ CLUSTER_ARN: z.string().min(1), CONTAINER_NAME: z.string().min(1) }));
-const ecs = new ECSClient({
-  maxAttempts: 1,
-  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+const ecs = lazy(async () => {
+  const { ECSClient } = await import('@aws-sdk/client-ecs');
+  return new ECSClient({
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+  });
 });
 // Only status and stop are used here, so launch settings stay empty; subnets are never read.
 const launcher = new EcsLauncher(ecs, {
