@@ -110,7 +110,7 @@ export async function runColdInit(stack: TestStack, jobId: string): Promise<Bund
   const bundleRows: BundleRow[] = [];
   const outDir = await mkdtemp(join(tmpdir(), 'bench-bundles-'));
   try {
-    // Resolve the externals (@aws-sdk/*) from the repo, as the Lambda runtime provides them.
+    // Externals, if the options leave any (@aws-sdk/* when the runtime's SDK is used), resolve from the repo.
     await symlink(join(REPO, 'node_modules'), join(outDir, 'node_modules'), 'dir');
     const bundles = await bundleAll(REPO, outDir);
     if (COMPARE) bundles.push(...(await bundleAll(COMPARE, outDir, COMPARE_SUFFIX)));
@@ -183,7 +183,8 @@ export async function runColdInit(stack: TestStack, jobId: string): Promise<Bund
       BEDROCK_REGION: 'us-east-1',
       BEDROCK_MODELS: '{}',
     };
-    // What the SDK clients alone cost to load (they are external: the Lambda runtime provides them).
+    // The baseline: the SDK clients alone, imported from node_modules as a function that takes the
+    // runtime's SDK loads them, before any code of its own.
     const sdkOnly = join(outDir, 'sdk-only', 'index.mjs');
     await mkdir(join(outDir, 'sdk-only'), { recursive: true });
     await writeFile(
@@ -282,7 +283,7 @@ export function printBundleTable(bundleRows: readonly BundleRow[]): void {
     ),
   );
   console.log(
-    'init = import of the bundle (with @aws-sdk/* from node_modules, as the runtime provides it) + first handler call against the emulators; process wall adds node start-up.',
+    `init = import of the bundle (externals: ${JSON.stringify(LAMBDA_ESBUILD_OPTIONS.external ?? [])}, from node_modules) + first handler call against the emulators; process wall adds node start-up.`,
   );
 }
 

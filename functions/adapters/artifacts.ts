@@ -27,7 +27,7 @@ export class Artifacts {
 
   /** The S3 package and the client. */
   private sdk() {
-    return Promise.all([import('@aws-sdk/client-s3'), this.client()]);
+    return Promise.all([import('./sdk/s3.ts'), this.client()]);
   }
 
   uri(key: string): string {
@@ -151,10 +151,7 @@ export class Artifacts {
    * so S3 refuses a body of any other size.
    */
   async presignPut(key: string, expiresInSec: number, contentLength?: number): Promise<string> {
-    const [[{ PutObjectCommand }, s3], { getSignedUrl }] = await Promise.all([
-      this.sdk(),
-      import('@aws-sdk/s3-request-presigner'),
-    ]);
+    const [{ PutObjectCommand, getSignedUrl }, s3] = await this.sdk();
     if (contentLength === undefined) {
       return getSignedUrl(s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
         expiresIn: expiresInSec,
@@ -168,10 +165,7 @@ export class Artifacts {
   }
 
   async presignGet(key: string, expiresInSec: number): Promise<string> {
-    const [[{ GetObjectCommand }, s3], { getSignedUrl }] = await Promise.all([
-      this.sdk(),
-      import('@aws-sdk/s3-request-presigner'),
-    ]);
+    const [{ GetObjectCommand, getSignedUrl }, s3] = await this.sdk();
     return getSignedUrl(s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
       expiresIn: expiresInSec,
     });

@@ -370,7 +370,7 @@ export class EcsLauncher implements Launcher {
   /** Runs `call`, retrying transient errors with bounded, jittered exponential backoff. */
   /** The ECS package and the client. */
   private sdk() {
-    return Promise.all([import('@aws-sdk/client-ecs'), this.client()]);
+    return Promise.all([import('./sdk/ecs.ts'), this.client()]);
   }
 
   private async withRetries<T>(call: () => Promise<T>): Promise<T> {

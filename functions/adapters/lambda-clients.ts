@@ -25,8 +25,8 @@ let shared: LambdaClients | undefined;
 export function lambdaClients(env: NodeJS.ProcessEnv = process.env): LambdaClients {
   shared ??= {
     ddb: buildDynamoDb({ DynamoDBClient, DynamoDBDocumentClient }, env, {}),
-    sqs: lazy(async () => buildSqs((await import('@aws-sdk/client-sqs')).SQSClient, env, {})),
-    s3: lazy(async () => buildS3((await import('@aws-sdk/client-s3')).S3Client, env, {})),
+    sqs: lazy(async () => buildSqs((await import('./sdk/sqs.ts')).SQSClient, env, {})),
+    s3: lazy(async () => buildS3((await import('./sdk/s3.ts')).S3Client, env, {})),
   };
   return shared;
 }

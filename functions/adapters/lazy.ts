@@ -1,7 +1,14 @@
 /**
  * Clients made on first use. A Lambda's cold start pays for every module it
  * loads; an SDK client that only some invocations need is given to its
- * adapter as a function that imports its package and makes it, once.
+ * adapter as a function that makes it, once, and the adapter imports the
+ * commands it sends when it first sends one.
+ *
+ * Those imports name the re-exports in ./sdk/ (one file per SDK package),
+ * never the package itself: the Lambdas bundle the SDK (infra/defaults.ts),
+ * and esbuild tree-shakes what a static import names but keeps every
+ * command of a package given to `import()`. The dynamic import still defers
+ * the evaluation of the package's modules to the first use.
  */
 
 /** A client, or a function that makes it; the adapters take either (local mode and tests pass clients). */

@@ -32,7 +32,7 @@ type KmsLike = Pick<KMSClient, 'send'>;
 
 /** The KMS package and the client, both on first use: a Lambda that seals no token never loads them. */
 function kmsSdk(client: () => Promise<KmsLike>) {
-  return Promise.all([import('@aws-sdk/client-kms'), client()]);
+  return Promise.all([import('./sdk/kms.ts'), client()]);
 }
 
 export function kmsTokenSealer(source: ClientSource<KmsLike>, keyId: string): TokenSealer {

@@ -21,7 +21,7 @@ export class WorkQueue {
 
   /** The SQS package and the client. */
   private sdk() {
-    return Promise.all([import('@aws-sdk/client-sqs'), this.client()]);
+    return Promise.all([import('./sdk/sqs.ts'), this.client()]);
   }
 
   async send(message: WorkMessage, delaySeconds = 0): Promise<void> {

@@ -41,14 +41,16 @@ async function upstream(): Promise<ModelUpstream> {
   if (cached && cached.until > Date.now()) return cached.upstream;
   let next: ModelUpstream;
   if (env.MODEL_UPSTREAM === 'bedrock') {
-    const { BedrockRuntimeClient } = await import('@aws-sdk/client-bedrock-runtime');
+    const { BedrockRuntimeClient } = await import('../../adapters/sdk/bedrock.ts');
     const client = new BedrockRuntimeClient({
       region: env.BEDROCK_REGION,
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 600_000 },
     });
     next = bedrockUpstream(client, { models: JSON.parse(env.BEDROCK_MODELS) as Record<string, string> });
   } else {
-    const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+    const { GetSecretValueCommand, SecretsManagerClient } = await import(
+      '../../adapters/sdk/secrets-manager.ts'
+    );
     const secrets = new SecretsManagerClient({
       requestHandler: { connectionTimeout: 3_000, requestTimeout: 5_000 },
     });

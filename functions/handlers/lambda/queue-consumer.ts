@@ -30,14 +30,14 @@ const EcsEnv = z.object({
 const env = readEnv(EcsEnv);
 // The launcher retries RunTask itself with one client token; SDK retries on top would multiply the calls.
 const ecs = lazy(async () => {
-  const { ECSClient } = await import('@aws-sdk/client-ecs');
+  const { ECSClient } = await import('../../adapters/sdk/ecs.ts');
   return new ECSClient({
     maxAttempts: 1,
     requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
   });
 });
 const kms = lazy(async () => {
-  const { KMSClient } = await import('@aws-sdk/client-kms');
+  const { KMSClient } = await import('../../adapters/sdk/kms.ts');
   return new KMSClient({
     maxAttempts: 2,
     requestHandler: { connectionTimeout: 3_000, requestTimeout: 5_000 },

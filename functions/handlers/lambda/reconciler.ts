@@ -11,7 +11,7 @@ import { depsFromEnv, readEnv } from './runtime.ts';
 
 const env = readEnv(z.object({ CLUSTER_ARN: z.string().min(1), CONTAINER_NAME: z.string().min(1) }));
 const ecs = lazy(async () => {
-  const { ECSClient } = await import('@aws-sdk/client-ecs');
+  const { ECSClient } = await import('../../adapters/sdk/ecs.ts');
   return new ECSClient({
     maxAttempts: 1,
     requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
