@@ -139,6 +139,19 @@ export async function runColdInit(stack: TestStack, jobId: string): Promise<Bund
         isBase64Encoded: false,
         requestContext: { authorizer: { kind: 'caller', tenant: 'tenant-a', keyId: 'bench' } },
       },
+      // What this function is for: the job's events as server-sent events. The job is finished, so
+      // the stream ends after its first page. (It used to be given no event, answered "no route".)
+      events: {
+        httpMethod: 'GET',
+        resource: '/api/v1/jobs/{id}/events',
+        path: `/api/v1/jobs/${jobId}/events`,
+        pathParameters: { id: jobId },
+        headers: { accept: 'text/event-stream' },
+        queryStringParameters: null,
+        body: null,
+        isBase64Encoded: false,
+        requestContext: { authorizer: { kind: 'caller', tenant: 'tenant-a', keyId: 'bench' } },
+      },
       authorizer: {
         type: 'REQUEST',
         methodArn: 'arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/api/v1/jobs',
