@@ -507,8 +507,8 @@ async function main(): Promise<void> {
         ],
         [
           'every Lambda bundle < 1 MB',
-          `${(Math.max(...bundleRows.map((b) => b.bytes)) / 1024).toFixed(0)} KB max (index.mjs)`,
-          bundleRows.every((b) => b.bytes < 1024 * 1024) ? 'met' : 'MISSED',
+          `${(Math.max(...bundleRows.map((b) => b.totalBytes)) / 1024).toFixed(0)} KB max (all .mjs of an asset)`,
+          bundleRows.every((b) => b.totalBytes < 1024 * 1024) ? 'met' : 'MISSED',
         ],
         ['dispatcher cold init < 300 ms', `${ms(dispInit)} ms`, dispInit < 300 ? 'met' : 'MISSED'],
         [
