@@ -250,6 +250,12 @@ export class EcsLauncher implements Launcher {
     };
   }
 
+  prepare(): void {
+    // A failure to load is thrown again by the launch that awaits it.
+    this.sdk().catch(() => {});
+    this.config.tokenSealer?.prepare?.();
+  }
+
   async launch(request: LaunchRequest): Promise<LaunchHandle> {
     const what = `task ${request.jobId}/${request.taskNo} attempt ${request.attempt}`;
     // The ECS package loads while the token is sealed; a failure to load is thrown where it is awaited.

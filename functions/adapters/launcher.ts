@@ -36,6 +36,12 @@ export type WorkerStatus =
   | { state: 'missing' };
 
 export interface Launcher {
+  /**
+   * Starts loading what a launch needs (the ECS launcher's SDK clients are
+   * imported on first use) without waiting for it, so that it loads while the
+   * dispatcher claims the task. Optional; calling it again does nothing.
+   */
+  prepare?(): void;
   launch(request: LaunchRequest): Promise<LaunchHandle>;
   stop(handle: string, reason: string): Promise<void>;
   /** Status of the given handles; a handle the launcher never heard of is `missing`. */

@@ -17,6 +17,8 @@ const KMS_TIMEOUT_MS = 5_000;
 
 export interface TokenSealer {
   seal(token: string, scope: TaskTokenScope): Promise<string>;
+  /** Starts loading what sealing needs, without waiting for it (see `Launcher.prepare`). */
+  prepare?(): void;
 }
 
 export interface TokenUnsealer {
@@ -38,6 +40,10 @@ function kmsSdk(client: () => Promise<KmsLike>) {
 export function kmsTokenSealer(source: ClientSource<KmsLike>, keyId: string): TokenSealer {
   const client = clientOf(source);
   return {
+    prepare() {
+      // A failure to load is thrown again by the seal that awaits it.
+      kmsSdk(client).catch(() => {});
+    },
     async seal(token, scope) {
       const [{ EncryptCommand }, kms] = await kmsSdk(client);
       const out = await kms.send(
