@@ -15,21 +15,16 @@
  * 6. The repository phase (bench/repo-bench.ts): git steps on a 10,000-file, 100 MB repository.
  * 7. REPORT.html of a 1,110-task tree (bench/report-html-bench.ts): size, render time, Chromium load.
  */
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { build } from 'esbuild';
 import { createAwsClients } from '../functions/adapters/aws-clients.ts';
 import { finalReportKey } from '../functions/core/layout.ts';
-import { LAMBDA_ESBUILD_OPTIONS } from '../infra/defaults.ts';
 import { startTestStack, type TestStack } from '../test/support/harness.ts';
+import { type BundleRow, initP50, printBundleTable, runColdInit } from './cold-init.ts';
 import {
   apiCall,
   byService,
@@ -43,12 +38,10 @@ import {
 import { repoPhase } from './repo-bench.ts';
 import { reportHtmlPhase } from './report-html-bench.ts';
 
-const exec = promisify(execFile);
 const env = process.env;
 const int = (v: string | undefined, d: number) => (v && Number.isFinite(Number(v)) ? Number(v) : d);
 const JOBS = int(env.BENCH_JOBS, 20);
 const TASKS = int(env.BENCH_TASKS, 2);
-const COLD_RUNS = int(env.BENCH_COLD_RUNS, 5);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const LOAD_JSON = fileURLToPath(new URL('./results/load.json', import.meta.url));
 /** `npm run test:load`'s first phase before issue 11 (2026-11-27): the speed-up is measured against it. */
@@ -74,6 +67,7 @@ interface LatencyRun {
   purposes: Map<string, number>;
   leafTasks: number;
   someJobId: string;
+  bundleRows: BundleRow[];
 }
 
 async function floorPaths(stack: TestStack, i: number, queueUrl: string) {
@@ -264,6 +258,7 @@ async function latencyRun(): Promise<LatencyRun> {
       purposes,
       leafTasks: JOBS * TASKS,
       someJobId: '',
+      bundleRows: [],
     };
     const jobIds: string[] = [];
     for (let i = 0; i < JOBS; i++) {
@@ -292,193 +287,10 @@ async function latencyRun(): Promise<LatencyRun> {
       if (written !== undefined) out.resultToReport.push(written - lastResult);
     }
     out.someJobId = jobIds[0] ?? '';
-    await runColdInit(stack, out.someJobId);
+    out.bundleRows = await runColdInit(stack, out.someJobId);
     return out;
   } finally {
     await stack.stop();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// 4: bundles and cold init
-
-interface BundleRow {
-  name: string;
-  bytes: number;
-  mapBytes: number;
-  gzipBytes: number;
-  importMs: number[];
-  invokeMs: number[];
-  wallMs: number[];
-  outcome: string;
-}
-const bundleRows: BundleRow[] = [];
-
-const RUNNER = `
-// What the Node.js Lambda runtime provides for response streaming (the model gateway).
-import { PassThrough } from 'node:stream';
-globalThis.awslambda ??= {
-  streamifyResponse: (fn) => async (event, context) => {
-    const out = new PassThrough();
-    const chunks = [];
-    out.on('data', (c) => chunks.push(c));
-    await fn(event, out, context);
-    return Buffer.concat(chunks).toString('utf8');
-  },
-  HttpResponseStream: { from: (stream) => stream },
-};
-const t0 = performance.now();
-const mod = await import(process.argv[2]);
-const t1 = performance.now();
-let outcome = 'ok';
-try {
-  const r = await mod.handler(JSON.parse(process.argv[3]), { functionName: 'bench', awsRequestId: 'bench-1', getRemainingTimeInMillis: () => 30000 });
-  outcome = 'ok ' + JSON.stringify(r).slice(0, 60);
-} catch (e) { outcome = 'threw: ' + String(e && e.message).slice(0, 60); }
-const t2 = performance.now();
-process.stdout.write('\\nBENCH ' + JSON.stringify({ importMs: t1 - t0, invokeMs: t2 - t1, bootMs: t0, outcome }) + '\\n');
-process.exit(0);
-`;
-
-async function bundleAll(outDir: string): Promise<{ name: string; file: string }[]> {
-  const dir = join(REPO, 'functions/handlers/lambda');
-  const entries = (await readdir(dir)).filter((f) => f.endsWith('.ts') && f !== 'runtime.ts');
-  const out: { name: string; file: string }[] = [];
-  for (const f of entries) {
-    const name = basename(f, '.ts');
-    const outfile = join(outDir, name, 'index.mjs');
-    // The options NodejsFunction bundles the deployed Lambdas with (infra/defaults.ts).
-    await build({
-      ...LAMBDA_ESBUILD_OPTIONS,
-      entryPoints: [join(dir, f)],
-      outfile,
-      bundle: true,
-      logLevel: 'error',
-    });
-    out.push({ name, file: outfile });
-  }
-  return out;
-}
-
-async function runColdInit(stack: TestStack, jobId: string): Promise<void> {
-  const outDir = await mkdtemp(join(tmpdir(), 'bench-bundles-'));
-  try {
-    // Resolve the externals (@aws-sdk/*) from the repo, as the Lambda runtime provides them.
-    await symlink(join(REPO, 'node_modules'), join(outDir, 'node_modules'), 'dir');
-    const bundles = await bundleAll(outDir);
-    const runner = join(outDir, 'runner.mjs');
-    await writeFile(runner, RUNNER);
-    const sqsRecord = (body: unknown) => ({
-      messageId: 'bench-1',
-      receiptHandle: 'r',
-      body: JSON.stringify(body),
-      attributes: { ApproximateReceiveCount: '5', SentTimestamp: String(Date.now()) },
-      messageAttributes: {},
-      md5OfBody: '',
-      eventSource: 'aws:sqs',
-      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:bench',
-      awsRegion: 'us-east-1',
-    });
-    const events: Record<string, unknown> = {
-      api: {
-        httpMethod: 'GET',
-        resource: '/api/v1/jobs/{id}',
-        path: `/api/v1/jobs/${jobId}`,
-        pathParameters: { id: jobId },
-        headers: {},
-        queryStringParameters: null,
-        body: null,
-        isBase64Encoded: false,
-        requestContext: { authorizer: { kind: 'caller', tenant: 'tenant-a', keyId: 'bench' } },
-      },
-      authorizer: {
-        type: 'REQUEST',
-        methodArn: 'arn:aws:execute-api:us-east-1:000000000000:abc/prod/GET/api/v1/jobs',
-        headers: { 'x-api-key': stack.apiKey },
-      },
-      'queue-consumer': { Records: [sqsRecord({ type: 'aggregate', jobId })] },
-      'dead-letters': { Records: [sqsRecord({ type: 'run', jobId, taskNo: 1, attempt: 1 })] },
-      reconciler: { 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} },
-      // The CLI's connectivity probe: answered without a token or an upstream call.
-      gateway: {
-        httpMethod: 'HEAD',
-        path: '/gateway',
-        headers: {},
-        multiValueQueryStringParameters: null,
-        body: null,
-        isBase64Encoded: false,
-      },
-    };
-    const lambdaEnv: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      NODE_OPTIONS: '--enable-source-maps',
-      POWERTOOLS_LOG_LEVEL: 'ERROR',
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      ...stack.dataPlane.env,
-      TABLE_NAME: stack.dataPlane.tableName,
-      QUEUE_URL: 'http://127.0.0.1:1/000000000000/bench-unused',
-      BUCKET_NAME: stack.deps.artifacts.bucket,
-      JOB_SETTINGS: JSON.stringify(stack.deps.settings),
-      AUTH_KIND: 'caller',
-      CLUSTER_ARN: 'arn:aws:ecs:us-east-1:000000000000:cluster/bench',
-      TASK_DEFINITION_ARN: 'arn:aws:ecs:us-east-1:000000000000:task-definition/bench:1',
-      GIT_TASK_DEFINITION_ARN: 'arn:aws:ecs:us-east-1:000000000000:task-definition/bench-git:1',
-      CONTAINER_NAME: 'worker',
-      SUBNET_IDS: 'subnet-0abc',
-      SECURITY_GROUP_IDS: 'sg-0abc',
-      ASSIGN_PUBLIC_IP: 'true',
-      CAPACITY_PROVIDER: 'FARGATE_SPOT',
-      TASK_SEAL_KMS_ARN: 'arn:aws:kms:us-east-1:000000000000:key/bench',
-      MODEL_UPSTREAM: 'bedrock',
-      BEDROCK_REGION: 'us-east-1',
-      BEDROCK_MODELS: '{}',
-    };
-    // What the SDK clients alone cost to load (they are external: the Lambda runtime provides them).
-    const sdkOnly = join(outDir, 'sdk-only', 'index.mjs');
-    await mkdir(join(outDir, 'sdk-only'), { recursive: true });
-    await writeFile(
-      sdkOnly,
-      "import '@aws-sdk/client-dynamodb'; import '@aws-sdk/lib-dynamodb'; import '@aws-sdk/client-sqs'; import '@aws-sdk/client-s3'; import '@aws-sdk/client-ecs';\nexport const handler = async () => 'noop';\n",
-    );
-    await writeFile(`${sdkOnly}.map`, '{}');
-    bundles.push({ name: 'sdk-only', file: sdkOnly });
-    for (const b of bundles) {
-      const code = await readFile(b.file);
-      const row: BundleRow = {
-        name: b.name,
-        bytes: code.byteLength,
-        mapBytes: (await stat(`${b.file}.map`)).size,
-        gzipBytes: gzipSync(code).byteLength,
-        importMs: [],
-        invokeMs: [],
-        wallMs: [],
-        outcome: '',
-      };
-      for (let i = 0; i < COLD_RUNS; i++) {
-        const t = performance.now();
-        const { stdout } = await exec(
-          process.execPath,
-          [runner, b.file, JSON.stringify(events[b.name] ?? {})],
-          {
-            env: lambdaEnv,
-            timeout: 30_000,
-            maxBuffer: 10 * 1024 * 1024,
-          },
-        );
-        row.wallMs.push(performance.now() - t);
-        const line = stdout.split('\n').find((l) => l.startsWith('BENCH '));
-        if (!line) throw new Error(`cold init of ${b.name}: no result line in ${stdout.slice(-300)}`);
-        const r = JSON.parse(line.slice(6)) as { importMs: number; invokeMs: number; outcome: string };
-        row.importMs.push(r.importMs);
-        row.invokeMs.push(r.invokeMs);
-        row.outcome = r.outcome;
-      }
-      bundleRows.push(row);
-    }
-  } finally {
-    await rm(outDir, { recursive: true, force: true });
   }
 }
 
@@ -631,55 +443,7 @@ async function main(): Promise<void> {
         .map(([k, v]) => [k, (v / r.leafTasks).toFixed(2), v]),
     ),
   );
-  console.log(
-    `\nLambda bundles (esbuild, infra/defaults.ts options) and cold init over ${COLD_RUNS} fresh node ${process.version} processes`,
-  );
-  console.log(
-    table(
-      [
-        'bundle',
-        'index.mjs KB',
-        '.map KB',
-        'gzip KB',
-        '< 1 MB',
-        'import p50 ms',
-        'first invoke p50 ms',
-        'init p50 ms',
-        'init max ms',
-        'process wall p50 ms',
-        'first invocation',
-      ],
-      bundleRows.map((b) => {
-        const init = b.importMs.map((x, i) => x + (b.invokeMs[i] ?? 0));
-        const target =
-          b.name === 'queue-consumer'
-            ? percentile(init, 50) < 300
-              ? ' (< 300: met)'
-              : ' (< 300: MISSED)'
-            : '';
-        return [
-          b.name === 'queue-consumer'
-            ? 'queue-consumer (dispatcher)'
-            : b.name === 'sdk-only'
-              ? '(baseline: the 5 SDK clients alone)'
-              : b.name,
-          (b.bytes / 1024).toFixed(0),
-          (b.mapBytes / 1024).toFixed(0),
-          (b.gzipBytes / 1024).toFixed(0),
-          b.bytes < 1024 * 1024 ? 'met' : 'MISSED',
-          ms(percentile(b.importMs, 50)),
-          ms(percentile(b.invokeMs, 50)),
-          `${ms(percentile(init, 50))}${target}`,
-          ms(Math.max(...init)),
-          ms(percentile(b.wallMs, 50)),
-          b.outcome,
-        ];
-      }),
-    ),
-  );
-  console.log(
-    'init = import of the bundle (with @aws-sdk/* from node_modules, as the runtime provides it) + first handler call against the emulators; process wall adds node start-up.',
-  );
+  printBundleTable(r.bundleRows);
 
   console.log('\nPeak memory of local mode under load');
   const load = await readFile(LOAD_JSON, 'utf8')
@@ -723,17 +487,9 @@ async function main(): Promise<void> {
   const report = await reportHtmlPhase();
 
   console.log('\nTargets');
-  const initP50 = (name: string) => {
-    const row = bundleRows.find((b) => b.name === name);
-    return row
-      ? percentile(
-          row.importMs.map((x, i) => x + (row.invokeMs[i] ?? 0)),
-          50,
-        )
-      : Number.NaN;
-  };
-  const dispInit = initP50('queue-consumer');
-  const sdkInit = initP50('sdk-only');
+  const bundleRows = r.bundleRows;
+  const dispInit = initP50(bundleRows, 'queue-consumer');
+  const sdkInit = initP50(bundleRows, 'sdk-only');
   const loadRow = load?.results.find((p) => p.phase === '200 jobs x 2');
   console.log(
     table(
@@ -778,8 +534,8 @@ async function main(): Promise<void> {
         ],
         [
           'every Lambda bundle < 1 MB',
-          `${(Math.max(...bundleRows.map((b) => b.bytes)) / 1024).toFixed(0)} KB max (index.mjs)`,
-          bundleRows.every((b) => b.bytes < 1024 * 1024) ? 'met' : 'MISSED',
+          `${(Math.max(...bundleRows.map((b) => b.totalBytes)) / 1024).toFixed(0)} KB max (all .mjs of an asset)`,
+          bundleRows.every((b) => b.totalBytes < 1024 * 1024) ? 'met' : 'MISSED',
         ],
         [
           'git steps add ≤ 10 s to a job (10,000 files, 100 MB, 5 workers x 10 files)',

@@ -1,14 +1,14 @@
 /**
  * The stack's Lambda functions: the defaults of `defaults.ts` (ARM64, the
  * current Node.js runtime, bundling by the locally installed esbuild, never
- * Docker, so `cdk synth` works offline), a log group with retention, and a
- * role that writes only there.
+ * Docker, so `cdk synth` works offline: `lambdaCode`), a log group with
+ * retention, and a role that writes only there.
  */
 
 import type { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { NodejsFunction, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -19,10 +19,10 @@ import { settingsJson } from '../functions/services/settings.ts';
 import {
   LAMBDA_ARCHITECTURE,
   LAMBDA_BASE_ENVIRONMENT,
-  LAMBDA_BUNDLING,
   LAMBDA_MEMORY_MB,
   LAMBDA_RUNTIME,
   LAMBDA_TIMEOUT,
+  lambdaCode,
   REPO_ROOT,
 } from './defaults.ts';
 
@@ -64,8 +64,8 @@ export interface OrchestratorFunctionProps {
   memorySize?: number;
 }
 
-/** A NodejsFunction with the project's defaults and its own log group. */
-export class OrchestratorFunction extends NodejsFunction {
+/** A Lambda function of one handler of functions/handlers/lambda/, with the project's defaults and its own log group. */
+export class OrchestratorFunction extends LambdaFunction {
   readonly logGroupResource: LogGroup;
 
   constructor(scope: Construct, id: string, props: OrchestratorFunctionProps) {
@@ -84,9 +84,9 @@ export class OrchestratorFunction extends NodejsFunction {
         resources: [logGroup.logGroupArn],
       }),
     );
-    const base: NodejsFunctionProps = {
-      entry: `${REPO_ROOT}functions/handlers/lambda/${props.entry}.ts`,
-      handler: 'handler',
+    super(scope, id, {
+      code: lambdaCode(`${REPO_ROOT}functions/handlers/lambda/${props.entry}.ts`),
+      handler: 'index.handler',
       description: props.description,
       runtime: LAMBDA_RUNTIME,
       architecture: LAMBDA_ARCHITECTURE,
@@ -94,12 +94,8 @@ export class OrchestratorFunction extends NodejsFunction {
       timeout: props.timeout ?? LAMBDA_TIMEOUT,
       logGroup,
       role,
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: `${REPO_ROOT}package-lock.json`,
       environment: { ...LAMBDA_BASE_ENVIRONMENT, ...props.environment },
-      bundling: LAMBDA_BUNDLING,
-    };
-    super(scope, id, base);
+    });
     this.logGroupResource = logGroup;
   }
 }

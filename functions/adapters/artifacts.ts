@@ -1,14 +1,11 @@
-/** The artifacts bucket: reports, worker files and logs, and presigned links to them. */
-import {
-  CopyObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+/**
+ * The artifacts bucket: reports, worker files and logs, and presigned links
+ * to them. The S3 package and the presigner are imported on first use: most
+ * Lambda invocations touch no object and need not load them (lazy.ts).
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
 import { isAccessDenied, isNotFound } from './aws-errors.ts';
+import { type ClientSource, clientOf } from './lazy.ts';
 
 const MAX_LIST_PAGES = 100;
 
@@ -20,24 +17,35 @@ export interface ArtifactObject {
 }
 
 export class Artifacts {
+  private readonly client: () => Promise<S3Client>;
+
   constructor(
-    private readonly s3: S3Client,
+    s3: ClientSource<S3Client>,
     readonly bucket: string,
-  ) {}
+  ) {
+    this.client = clientOf(s3);
+  }
+
+  /** The S3 package and the client. */
+  private sdk() {
+    return Promise.all([import('./sdk/s3.ts'), this.client()]);
+  }
 
   uri(key: string): string {
     return `s3://${this.bucket}/${key}`;
   }
 
   async putText(key: string, body: string, contentType: string): Promise<void> {
-    await this.s3.send(
+    const [{ PutObjectCommand }, s3] = await this.sdk();
+    await s3.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
     );
   }
 
   async getBytes(key: string): Promise<Uint8Array | undefined> {
+    const [{ GetObjectCommand }, s3] = await this.sdk();
     try {
-      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const out = await s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -50,8 +58,9 @@ export class Artifacts {
    * does not exist; with `etag`, only that version of it.
    */
   async getStart(key: string, bytes: number, etag?: string): Promise<Uint8Array | undefined> {
+    const [{ GetObjectCommand }, s3] = await this.sdk();
     try {
-      const out = await this.s3.send(
+      const out = await s3.send(
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
@@ -73,8 +82,9 @@ export class Artifacts {
 
   /** Size and ETag of an object, or undefined when it does not exist. */
   async head(key: string): Promise<{ size: number; etag?: string | undefined } | undefined> {
+    const [{ HeadObjectCommand }, s3] = await this.sdk();
     try {
-      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const out = await s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: out.ContentLength ?? 0, etag: out.ETag };
     } catch (err) {
       // S3 answers a missing key with 403, not 404, to a role that may not list the prefix (sources/).
@@ -88,7 +98,8 @@ export class Artifacts {
    * limit); with `etag`, only if the source is still that version.
    */
   async copy(from: string, to: string, etag?: string): Promise<void> {
-    await this.s3.send(
+    const [{ CopyObjectCommand }, s3] = await this.sdk();
+    await s3.send(
       new CopyObjectCommand({
         Bucket: this.bucket,
         Key: to,
@@ -112,10 +123,11 @@ export class Artifacts {
 
   /** The first `max` objects under a prefix in key order, and whether there are more. */
   async listUpTo(prefix: string, max: number): Promise<{ objects: ArtifactObject[]; truncated: boolean }> {
+    const [{ ListObjectsV2Command }, s3] = await this.sdk();
     const objects: ArtifactObject[] = [];
     let token: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES && objects.length < max; page++) {
-      const out = await this.s3.send(
+      const out = await s3.send(
         new ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: prefix,
@@ -135,21 +147,23 @@ export class Artifacts {
    * A presigned PUT. With `contentLength` the size is part of the signature,
    * so S3 refuses a body of any other size.
    */
-  presignPut(key: string, expiresInSec: number, contentLength?: number): Promise<string> {
+  async presignPut(key: string, expiresInSec: number, contentLength?: number): Promise<string> {
+    const [{ PutObjectCommand, getSignedUrl }, s3] = await this.sdk();
     if (contentLength === undefined) {
-      return getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+      return getSignedUrl(s3, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
         expiresIn: expiresInSec,
       });
     }
     return getSignedUrl(
-      this.s3,
+      s3,
       new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentLength: contentLength }),
       { expiresIn: expiresInSec, signableHeaders: new Set(['host', 'content-length']) },
     );
   }
 
-  presignGet(key: string, expiresInSec: number): Promise<string> {
-    return getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+  async presignGet(key: string, expiresInSec: number): Promise<string> {
+    const [{ GetObjectCommand, getSignedUrl }, s3] = await this.sdk();
+    return getSignedUrl(s3, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
       expiresIn: expiresInSec,
     });
   }

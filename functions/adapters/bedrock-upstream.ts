@@ -7,13 +7,10 @@
  * the body, `anthropic_version: bedrock-2023-05-31`, and beta flags in the
  * body; a streamed answer arrives as event-stream chunks that each hold one
  * Messages API event as JSON, which go back to the CLI as server-sent events.
+ * The Bedrock package is imported by the first request (the gateway's cold
+ * start loads the SDK package of its configured upstream alone).
  */
-import {
-  type BedrockRuntimeClient,
-  InvokeModelCommand,
-  InvokeModelWithResponseStreamCommand,
-  type ResponseStream,
-} from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockRuntimeClient, ResponseStream } from '@aws-sdk/client-bedrock-runtime';
 import { type AnthropicErrorType, anthropicErrorBody } from '../core/model-metering.ts';
 import { awsErrorKind, errorName } from './aws-errors.ts';
 import type { ModelUpstream } from './model-upstream.ts';
@@ -138,6 +135,9 @@ export function bedrockUpstream(client: BedrockLike, options: BedrockUpstreamOpt
         body: Buffer.from(bedrockBody(body, req.headers['anthropic-beta']), 'utf8'),
       };
       try {
+        const { InvokeModelCommand, InvokeModelWithResponseStreamCommand } = await import(
+          '@aws-sdk/client-bedrock-runtime'
+        );
         if (body.stream === true) {
           const out = await client.send(new InvokeModelWithResponseStreamCommand(input), {
             abortSignal: req.signal,

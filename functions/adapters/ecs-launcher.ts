@@ -14,13 +14,7 @@
  * Stopping and describing tasks is the monitor's (ecs-task-monitor.ts); the
  * launcher holds one so the dispatcher can stop a cancelled job's workers.
  */
-import {
-  type Failure,
-  RunTaskCommand,
-  type RunTaskCommandInput,
-  type RunTaskCommandOutput,
-  type TaskOverride,
-} from '@aws-sdk/client-ecs';
+import type { Failure, RunTaskCommandInput, RunTaskCommandOutput, TaskOverride } from '@aws-sdk/client-ecs';
 import type { RateLimiter } from '../core/rate-limiter.ts';
 import { clientTokenFor, startedByFor, workerIdentityEnv } from '../core/worker-identity.ts';
 import { errorMessage, errorName } from './aws-errors.ts';
@@ -40,6 +34,7 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from './launcher.ts';
+import { type ClientSource, clientOf } from './lazy.ts';
 import type { TokenSealer } from './token-seal.ts';
 
 export interface EcsLauncherConfig extends EcsTaskMonitorConfig {
@@ -92,9 +87,11 @@ export class EcsLauncher implements Launcher {
   private readonly retries: EcsRetries;
   private readonly monitor: EcsTaskMonitor;
   private readonly runTaskLimiter: RateLimiter | undefined;
+  /** The ECS client, made on first use (lazy.ts): a dispatcher that only aggregates never loads it. */
+  private readonly client: () => Promise<EcsLike>;
 
   constructor(
-    private readonly ecs: EcsLike,
+    ecs: ClientSource<EcsLike>,
     private readonly config: EcsLauncherConfig,
     options: EcsLauncherOptions = {},
   ) {
@@ -102,7 +99,8 @@ export class EcsLauncher implements Launcher {
       throw new Error('EcsLauncher: cluster, taskDefinition and containerName are required');
     if (config.subnets.length === 0) throw new Error('EcsLauncher: at least one subnet is required');
     this.retries = new EcsRetries(options);
-    this.monitor = new EcsTaskMonitor(ecs, config, options);
+    this.client = clientOf(ecs);
+    this.monitor = new EcsTaskMonitor(this.client, config, options);
     this.runTaskLimiter = options.runTaskLimiter;
   }
 
@@ -163,8 +161,17 @@ export class EcsLauncher implements Launcher {
     };
   }
 
+  prepare(): void {
+    // A failure to load is thrown again by the launch that awaits it.
+    this.sdk().catch(() => {});
+    this.config.tokenSealer?.prepare?.();
+  }
+
   async launch(request: LaunchRequest): Promise<LaunchHandle> {
     const what = `task ${request.jobId}/${request.taskNo} attempt ${request.attempt}`;
+    // The ECS package loads while the token is sealed; a failure to load is thrown where it is awaited.
+    const sdk = this.sdk();
+    sdk.catch(() => {});
     let sealed: string | undefined;
     if (this.config.tokenSealer) {
       try {
@@ -178,10 +185,11 @@ export class EcsLauncher implements Launcher {
     const input = this.runTaskInput(request, sealed);
     let out: RunTaskCommandOutput;
     try {
+      const [{ RunTaskCommand }, ecs] = await sdk;
       // The same input, and so the same client token, on every try: ECS starts at most one task for it.
       out = (await this.retries.run(async () => {
         await this.runTaskLimiter?.acquire();
-        return this.ecs.send(new RunTaskCommand(input));
+        return ecs.send(new RunTaskCommand(input));
       })) as RunTaskCommandOutput;
     } catch (err) {
       throw refusalFor(err, what);
@@ -202,6 +210,10 @@ export class EcsLauncher implements Launcher {
 
   status(handles: readonly string[]): Promise<Map<string, WorkerStatus>> {
     return this.monitor.status(handles);
+  }
+
+  private sdk() {
+    return Promise.all([import('./sdk/ecs.ts'), this.client()]);
   }
 }
 

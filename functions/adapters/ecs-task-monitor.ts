@@ -8,14 +8,10 @@
  * ECS calls are retried here with jittered backoff while they fail for
  * throttling, server or network reasons; the launcher shares this policy.
  */
-import {
-  DescribeTasksCommand,
-  type DescribeTasksCommandOutput,
-  StopTaskCommand,
-  type Task,
-} from '@aws-sdk/client-ecs';
+import type { DescribeTasksCommandOutput, Task } from '@aws-sdk/client-ecs';
 import { awsErrorKind, errorMessage, errorName } from './aws-errors.ts';
 import type { WorkerMonitor, WorkerStatus } from './launcher.ts';
+import { type ClientSource, clientOf } from './lazy.ts';
 
 /** The one method of `ECSClient` used here and by the launcher; tests pass a fake. */
 export interface EcsLike {
@@ -135,22 +131,26 @@ export class EcsRetries {
 
 export class EcsTaskMonitor implements WorkerMonitor {
   private readonly retries: EcsRetries;
+  /** The ECS client, made on first use (lazy.ts): a sweep with nothing to look at never loads it. */
+  private readonly client: () => Promise<EcsLike>;
 
   constructor(
-    private readonly ecs: EcsLike,
+    ecs: ClientSource<EcsLike>,
     private readonly config: EcsTaskMonitorConfig,
     options: EcsRetryOptions = {},
   ) {
     if (!config.cluster || !config.containerName)
       throw new Error('EcsTaskMonitor: cluster and containerName are required');
     this.retries = new EcsRetries(options);
+    this.client = clientOf(ecs);
   }
 
   /** Stops a task; one that has already stopped or that ECS no longer knows is not an error. */
   async stop(handle: string, reason: string): Promise<void> {
+    const [{ StopTaskCommand }, ecs] = await this.sdk();
     try {
       await this.retries.run(() =>
-        this.ecs.send(
+        ecs.send(
           new StopTaskCommand({
             cluster: this.config.cluster,
             task: handle,
@@ -173,10 +173,12 @@ export class EcsTaskMonitor implements WorkerMonitor {
   async describe(handles: readonly string[]): Promise<Map<string, EcsTaskStatus>> {
     const result = new Map<string, EcsTaskStatus>();
     const unique = [...new Set(handles)];
+    if (unique.length === 0) return result;
+    const [{ DescribeTasksCommand }, ecs] = await this.sdk();
     for (let i = 0; i < unique.length; i += DESCRIBE_CHUNK) {
       const chunk = unique.slice(i, i + DESCRIBE_CHUNK);
       const out = (await this.retries.run(() =>
-        this.ecs.send(new DescribeTasksCommand({ cluster: this.config.cluster, tasks: chunk })),
+        ecs.send(new DescribeTasksCommand({ cluster: this.config.cluster, tasks: chunk })),
       )) as DescribeTasksCommandOutput;
       const byKey = new Map<string, Task>();
       for (const task of out.tasks ?? []) {
@@ -211,6 +213,10 @@ export class EcsTaskMonitor implements WorkerMonitor {
       else out.set(handle, { state: 'running' });
     }
     return out;
+  }
+
+  private sdk() {
+    return Promise.all([import('./sdk/ecs.ts'), this.client()]);
   }
 
   private statusOf(task: Task): EcsTaskStatus {

@@ -48,6 +48,12 @@ export interface WorkerMonitor {
 
 /** Starting workers, and watching and stopping them: what the dispatcher holds. */
 export interface Launcher extends WorkerMonitor {
+  /**
+   * Starts loading what a launch needs (the ECS launcher's SDK clients are
+   * imported on first use) without waiting for it, so that it loads while the
+   * dispatcher claims the task. Optional; calling it again does nothing.
+   */
+  prepare?(): void;
   launch(request: LaunchRequest): Promise<LaunchHandle>;
 }
 

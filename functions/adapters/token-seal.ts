@@ -5,15 +5,18 @@
  * binds the ciphertext to one task attempt: a ciphertext moved to another
  * attempt's container does not decrypt.
  */
-import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import type { TaskTokenScope } from '../core/tokens.ts';
 import { taskIdEnv } from '../core/worker-identity.ts';
+import { type ClientSource, clientOf } from './lazy.ts';
 
 /** KMS calls are small: fail fast and let the caller's retry policy decide. */
 const KMS_TIMEOUT_MS = 5_000;
 
 export interface TokenSealer {
   seal(token: string, scope: TaskTokenScope): Promise<string>;
+  /** Starts loading what sealing needs, without waiting for it (see `Launcher.prepare`). */
+  prepare?(): void;
 }
 
 export interface TokenUnsealer {
@@ -27,9 +30,20 @@ export function sealContext(scope: TaskTokenScope): Record<string, string> {
 
 type KmsLike = Pick<KMSClient, 'send'>;
 
-export function kmsTokenSealer(kms: KmsLike, keyId: string): TokenSealer {
+/** The KMS package and the client, both on first use: a Lambda that seals no token never loads them. */
+function kmsSdk(client: () => Promise<KmsLike>) {
+  return Promise.all([import('./sdk/kms.ts'), client()]);
+}
+
+export function kmsTokenSealer(source: ClientSource<KmsLike>, keyId: string): TokenSealer {
+  const client = clientOf(source);
   return {
+    prepare() {
+      // A failure to load is thrown again by the seal that awaits it.
+      kmsSdk(client).catch(() => {});
+    },
     async seal(token, scope) {
+      const [{ EncryptCommand }, kms] = await kmsSdk(client);
       const out = await kms.send(
         new EncryptCommand({
           KeyId: keyId,
@@ -44,9 +58,11 @@ export function kmsTokenSealer(kms: KmsLike, keyId: string): TokenSealer {
   };
 }
 
-export function kmsTokenUnsealer(kms: KmsLike): TokenUnsealer {
+export function kmsTokenUnsealer(source: ClientSource<KmsLike>): TokenUnsealer {
+  const client = clientOf(source);
   return {
     async unseal(sealed, scope) {
+      const [{ DecryptCommand }, kms] = await kmsSdk(client);
       const out = await kms.send(
         new DecryptCommand({
           CiphertextBlob: Buffer.from(sealed, 'base64'),

@@ -1,18 +1,32 @@
-/** The SQS work queue: run and aggregate messages. */
-import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+/**
+ * The SQS work queue: run and aggregate messages. The SQS package is imported
+ * on first use: many Lambda invocations send no message (lazy.ts).
+ */
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { WorkMessage } from '../core/messages.ts';
+import { type ClientSource, clientOf } from './lazy.ts';
 
 /** SQS takes at most 10 entries per batch call. */
 const BATCH = 10;
 
 export class WorkQueue {
+  private readonly client: () => Promise<SQSClient>;
+
   constructor(
-    private readonly sqs: SQSClient,
+    sqs: ClientSource<SQSClient>,
     readonly queueUrl: string,
-  ) {}
+  ) {
+    this.client = clientOf(sqs);
+  }
+
+  /** The SQS package and the client. */
+  private sdk() {
+    return Promise.all([import('./sdk/sqs.ts'), this.client()]);
+  }
 
   async send(message: WorkMessage, delaySeconds = 0): Promise<void> {
-    await this.sqs.send(
+    const [{ SendMessageCommand }, sqs] = await this.sdk();
+    await sqs.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
         MessageBody: JSON.stringify(message),
@@ -23,9 +37,11 @@ export class WorkQueue {
 
   /** Sends many messages in batches of ten; throws if any entry was refused, naming how many. */
   async sendAll(messages: readonly WorkMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const [{ SendMessageBatchCommand }, sqs] = await this.sdk();
     for (let i = 0; i < messages.length; i += BATCH) {
       const chunk = messages.slice(i, i + BATCH);
-      const out = await this.sqs.send(
+      const out = await sqs.send(
         new SendMessageBatchCommand({
           QueueUrl: this.queueUrl,
           Entries: chunk.map((m, j) => ({ Id: String(j), MessageBody: JSON.stringify(m) })),

@@ -5,7 +5,7 @@
  * what the handlers write are one definition. Large, growing views (a job's
  * result, a worker's assignment) list their stable fields and allow more.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { JOB_STATUSES, TASK_STATES } from './task-states.ts';
 
 const isoTime = z.string().describe('ISO 8601 time');

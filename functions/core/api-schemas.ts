@@ -3,7 +3,7 @@
  * original tool's JSON input (`request`, `config.max_workers`, ...), with
  * unknown fields refused and every size bounded.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { roundUsd } from './accounting.ts';
 import { OBJECT_ID } from './git-source.ts';
 import type { JobConfig, SubtaskSpec, TaskGitResult, TaskKind, WorkerOutcome } from './model.ts';

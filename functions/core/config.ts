@@ -4,7 +4,7 @@
  * Parsing is pure: the caller reads the file and the environment.
  */
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type FieldIssue, zodIssues } from './errors.ts';
 
 const positiveInt = (max: number) => z.number().int().min(1).max(max);

@@ -3,7 +3,7 @@
  * middleware turns them into responses. Anything else is an internal error and
  * is answered with a generic 500, so internals never leak.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 export interface FieldIssue {
   path: string;

@@ -1,5 +1,5 @@
 /** Messages on the work queue. One queue carries both kinds; the consumer routes by `type`. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const WorkMessageSchema = z.discriminatedUnion('type', [
   /** Start attempt `attempt` of a task (task 0 is the planner). */

@@ -2,7 +2,7 @@
  * Planning: the prompt and JSON Schema the planner worker hands to
  * `claude --json-schema`, and the check of what comes back.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { SubtaskSpec } from './model.ts';
 
 /**

@@ -5,7 +5,7 @@
  * bounded, so a hostile worker can store only a bounded amount per post, and
  * the API limits how often it may post.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Most events one post may carry (a worker batches what happened since its last post). */
 export const MAX_EVENTS_PER_POST = 20;

@@ -4,7 +4,7 @@
  */
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { badRequest, HttpError, unauthorized, unsupportedMediaType, zodIssues } from '../core/errors.ts';
 import type { Principal } from '../services/auth.ts';
 import type { Log } from '../services/deps.ts';

@@ -16,8 +16,11 @@ export function createQueueConsumer(deps: DispatchDeps) {
   const handleRecord = async (record: SQSRecord): Promise<void> => {
     const message = parseWorkMessage(record, deps.log, 'work message');
     if (!message) return;
-    if (message.type === 'run') await dispatchRun(deps, message);
-    else if (message.type === 'aggregate') await aggregateJob(deps, message.jobId);
+    if (message.type === 'run') {
+      // The launcher's clients load while the task is claimed (the first launch of a cold start).
+      deps.launcher.prepare?.();
+      await dispatchRun(deps, message);
+    } else if (message.type === 'aggregate') await aggregateJob(deps, message.jobId);
     else await cancelTree(deps, message.jobId);
   };
   return async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> =>

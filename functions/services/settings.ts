@@ -1,5 +1,5 @@
 /** Runtime settings from the validated config: defaults for jobs and the limits bodies must respect. */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { OrchestratorConfig } from '../core/config.ts';
 import { zodIssues } from '../core/errors.ts';
 import type { Settings } from './deps.ts';

@@ -25,7 +25,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ApiLimits } from '../../functions/core/api-schemas.ts';
 import {
   CreateSourceBodySchema,

@@ -1,16 +1,23 @@
 /**
  * The shared defaults of infra/defaults.ts: the bundles target the Node.js
- * version of the runtime they run on, and CDK and esbuild get the same options.
- * (The stack tests synthesize without bundling, so these are checked here.)
+ * version of the runtime they run on, and a Lambda's asset is index.mjs with
+ * the chunks it imports. (The stack tests synthesize without bundling, so
+ * these are checked here.)
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duration } from 'aws-cdk-lib';
 import { Runtime } from 'aws-cdk-lib/aws-lambda';
+import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import {
   esbuildTarget,
-  LAMBDA_BUNDLING,
   LAMBDA_ESBUILD_OPTIONS,
   LAMBDA_RUNTIME,
+  lambdaBuildOptions,
+  REPO_ROOT,
   VISIBILITY_TIMEOUT_FACTOR,
   visibilityTimeoutFor,
 } from '../../infra/defaults.ts';
@@ -19,7 +26,6 @@ describe('Lambda bundling', () => {
   it('targets the Node.js version of the runtime', () => {
     const version = LAMBDA_RUNTIME.name.match(/^nodejs(\d+)\.x$/)?.[1];
     expect(version).toBeDefined();
-    expect(LAMBDA_BUNDLING.target).toBe(`node${version}`);
     expect(LAMBDA_ESBUILD_OPTIONS.target).toBe(`node${version}`);
   });
 
@@ -29,19 +35,19 @@ describe('Lambda bundling', () => {
     expect(() => esbuildTarget(Runtime.PYTHON_3_13)).toThrow(/not a Node.js Lambda runtime/);
   });
 
-  it('gives CDK the same options as esbuild (bench/bench.ts measures what is deployed)', () => {
-    const esbuild = LAMBDA_ESBUILD_OPTIONS;
-    expect(esbuild.format).toBe('esm');
-    expect(LAMBDA_BUNDLING).toMatchObject({
-      format: 'esm',
-      minify: esbuild.minify,
-      sourceMap: esbuild.sourcemap,
-      sourcesContent: esbuild.sourcesContent,
-      mainFields: esbuild.mainFields,
-      externalModules: esbuild.external,
-      banner: (esbuild.banner as { js: string }).js,
-      forceDockerBundling: false,
-    });
+  it('bundles an entry point into index.mjs, with what it imports lazily in chunks beside it', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'lambda-bundle-'));
+    try {
+      const entry = join(REPO_ROOT, 'functions/handlers/lambda/reconciler.ts');
+      const options = lambdaBuildOptions(entry, out);
+      expect(options).toMatchObject({ format: 'esm', bundle: true, splitting: true, outdir: out });
+      await build({ ...options, logLevel: 'error' });
+      expect(existsSync(join(out, 'index.mjs'))).toBe(true);
+      // The ECS client is imported on first use, so it is a chunk of its own.
+      expect(readdirSync(out).some((f) => /^ecs-.*\.mjs$/.test(f))).toBe(true);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 });
 

@@ -7,6 +7,7 @@
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAwsClients } from '../../functions/adapters/aws-clients.ts';
 import { startTestStack, type TestStack } from '../support/harness.ts';
 
 const ORCHESTRATE = '/api/v1/orchestrate';
@@ -240,7 +241,7 @@ const CASES: Case[] = [
   },
 ];
 
-/** The store and queue keep their SDK clients private; the test reads them to count what was written. */
+/** Clients of its own on the stack's table and queue, to count what was written. */
 interface StoreInternals {
   ddb: DynamoDBDocumentClient;
   tableName: string;
@@ -289,11 +290,9 @@ describe('POST /api/v1/orchestrate refuses malformed input without writing anyth
 
   beforeAll(async () => {
     stack = await startTestStack();
-    store = stack.deps.jobs as unknown as StoreInternals;
-    queue = stack.deps.queue as unknown as QueueInternals;
-    expect(store.ddb).toBeDefined();
-    expect(typeof store.tableName).toBe('string');
-    expect(queue.sqs).toBeDefined();
+    const clients = createAwsClients({ ...stack.dataPlane.env });
+    store = { ddb: clients.ddb, tableName: stack.dataPlane.tableName };
+    queue = { sqs: clients.sqs, queueUrl: stack.deps.queue.queueUrl };
   });
   afterAll(async () => {
     await stack?.stop();

@@ -5,7 +5,7 @@
  * generation fails on one that is not, so the document cannot fall behind.
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   AssignmentResponseSchema,
   BundleResponseSchema,

@@ -3,7 +3,6 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { VERSION } from '../../core/version.ts';
 import type { Deps } from '../../services/deps.ts';
 import { json } from '../http.ts';
-import { buildOpenApiDocument } from './openapi.ts';
 
 export async function health(deps: Deps): Promise<APIGatewayProxyResult> {
   return json(200, { status: 'ok', version: VERSION, time: deps.now().toISOString() });
@@ -12,9 +11,19 @@ export async function health(deps: Deps): Promise<APIGatewayProxyResult> {
 /** Built once per deployment's limits (and so once per process on AWS). */
 const documents = new WeakMap<object, string>();
 
+/**
+ * The generator and the response schemas it describes are loaded by the
+ * first request for the document: no other route needs them, and a Lambda's
+ * cold start would otherwise compile and build them for every function
+ * that serves the API.
+ */
 export async function openapi(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   const limits = deps.settings.limits;
-  const document = documents.get(limits) ?? JSON.stringify(buildOpenApiDocument(limits, serverUrl(event)));
+  let document = documents.get(limits);
+  if (document === undefined) {
+    const { buildOpenApiDocument } = await import('./openapi.ts');
+    document = JSON.stringify(buildOpenApiDocument(limits, serverUrl(event)));
+  }
   documents.set(limits, document);
   return {
     statusCode: 200,

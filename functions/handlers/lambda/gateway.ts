@@ -2,14 +2,13 @@
  * Lambda entry point: the model gateway, behind an API Gateway REST method
  * with response streaming (`responseTransferMode: STREAM`). The upstream is
  * the Anthropic API with the deployment's key (read from Secrets Manager by
- * this function alone) or Amazon Bedrock with this function's role.
+ * this function alone) or Amazon Bedrock with this function's role. The SDK
+ * package of the configured upstream alone is loaded, when it is first needed.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { bedrockUpstream } from '../../adapters/bedrock-upstream.ts';
 import { anthropicUpstream, type ModelUpstream } from '../../adapters/model-upstream.ts';
 import { type AnthropicErrorType, anthropicErrorBody } from '../../core/model-metering.ts';
@@ -42,12 +41,16 @@ async function upstream(): Promise<ModelUpstream> {
   if (cached && cached.until > Date.now()) return cached.upstream;
   let next: ModelUpstream;
   if (env.MODEL_UPSTREAM === 'bedrock') {
+    const { BedrockRuntimeClient } = await import('../../adapters/sdk/bedrock.ts');
     const client = new BedrockRuntimeClient({
       region: env.BEDROCK_REGION,
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 600_000 },
     });
     next = bedrockUpstream(client, { models: JSON.parse(env.BEDROCK_MODELS) as Record<string, string> });
   } else {
+    const { GetSecretValueCommand, SecretsManagerClient } = await import(
+      '../../adapters/sdk/secrets-manager.ts'
+    );
     const secrets = new SecretsManagerClient({
       requestHandler: { connectionTimeout: 3_000, requestTimeout: 5_000 },
     });

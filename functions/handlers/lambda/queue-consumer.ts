@@ -1,8 +1,11 @@
-/** Lambda entry point: the work-queue consumer (dispatcher and aggregator), launching Fargate workers. */
-import { ECSClient } from '@aws-sdk/client-ecs';
-import { KMSClient } from '@aws-sdk/client-kms';
-import { z } from 'zod';
+/**
+ * Lambda entry point: the work-queue consumer (dispatcher and aggregator),
+ * launching Fargate workers. The ECS and KMS clients, and their packages, are
+ * loaded by the first launch: aggregate and cancel messages never need them.
+ */
+import * as z from 'zod';
 import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
+import { lazy } from '../../adapters/lazy.ts';
 import { kmsTokenSealer } from '../../adapters/token-seal.ts';
 import { RateLimiter } from '../../core/rate-limiter.ts';
 import { createQueueConsumer } from '../queue-consumer.ts';
@@ -26,9 +29,19 @@ const EcsEnv = z.object({
 
 const env = readEnv(EcsEnv);
 // The launcher retries RunTask itself with one client token; SDK retries on top would multiply the calls.
-const ecs = new ECSClient({
-  maxAttempts: 1,
-  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+const ecs = lazy(async () => {
+  const { ECSClient } = await import('../../adapters/sdk/ecs.ts');
+  return new ECSClient({
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+  });
+});
+const kms = lazy(async () => {
+  const { KMSClient } = await import('../../adapters/sdk/kms.ts');
+  return new KMSClient({
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: 5_000 },
+  });
 });
 const launcher = new EcsLauncher(
   ecs,
@@ -41,10 +54,7 @@ const launcher = new EcsLauncher(
     securityGroups: env.SECURITY_GROUP_IDS.split(','),
     assignPublicIp: env.ASSIGN_PUBLIC_IP === 'true',
     capacityProvider: env.CAPACITY_PROVIDER,
-    tokenSealer: kmsTokenSealer(
-      new KMSClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 3_000, requestTimeout: 5_000 } }),
-      env.TASK_SEAL_KMS_ARN,
-    ),
+    tokenSealer: kmsTokenSealer(kms, env.TASK_SEAL_KMS_ARN),
   },
   {
     runTaskLimiter: new RateLimiter({

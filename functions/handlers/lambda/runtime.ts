@@ -1,14 +1,15 @@
 /**
  * What every Lambda entry point shares: settings from the environment (read
  * once, at cold start, failing loudly when one is missing), SDK clients at
- * module scope, and the Powertools logger and metrics.
+ * module scope (DynamoDB made at once, SQS and S3 on first use:
+ * lambda-clients.ts), and the Powertools logger and metrics.
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Artifacts } from '../../adapters/artifacts.ts';
-import { awsClients } from '../../adapters/aws-clients.ts';
+import { lambdaClients } from '../../adapters/lambda-clients.ts';
 import { tableStores } from '../../adapters/table-stores.ts';
 import { WorkQueue } from '../../adapters/work-queue.ts';
 import {
@@ -66,7 +67,7 @@ export const metrics: Metrics = {
 /** Builds the dependencies of the use cases from the Lambda environment. */
 export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Deps {
   const e = readEnv(EnvSchema, env);
-  const clients = awsClients();
+  const clients = lambdaClients(env);
   return {
     ...tableStores(clients.ddb, e.TABLE_NAME),
     queue: new WorkQueue(clients.sqs, e.QUEUE_URL),

@@ -1,0 +1,2 @@
+/** The KMS client and commands the orchestrator uses, for `import()` on first use (../lazy.ts). */
+export { DecryptCommand, EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
