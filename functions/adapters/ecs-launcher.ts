@@ -24,6 +24,7 @@ import {
   type TaskOverride,
 } from '@aws-sdk/client-ecs';
 import type { RateLimiter } from '../core/rate-limiter.ts';
+import { taskIdEnv } from '../core/tokens.ts';
 import {
   isCredentialedStep,
   type Launcher,
@@ -148,22 +149,6 @@ export function stopReason(s: Exclude<EcsTaskStatus, 'MISSING'>): string {
     s.containerReason && !s.stoppedReason?.includes(s.containerReason) ? ` (${s.containerReason})` : '',
   ];
   return parts.join('');
-}
-
-/** The `TASK_ID` a worker container is started with; the reconciler parses it back from the stopped task. */
-export function taskIdEnv(request: Pick<LaunchRequest, 'jobId' | 'taskNo' | 'attempt'>): string {
-  return `${request.jobId}/${request.taskNo}/${request.attempt}`;
-}
-
-const TASK_ID_PATTERN = /^([A-Za-z0-9_-]{1,64})\/(0|[1-9]\d{0,5})\/(0|[1-9]\d{0,3})$/;
-
-/** Inverse of `taskIdEnv`; `undefined` for anything it would not have produced. */
-export function parseTaskIdEnv(
-  value: string,
-): { jobId: string; taskNo: number; attempt: number } | undefined {
-  const m = TASK_ID_PATTERN.exec(value);
-  if (!m) return undefined;
-  return { jobId: m[1] as string, taskNo: Number(m[2]), attempt: Number(m[3]) };
 }
 
 export class EcsLauncher implements Launcher {

@@ -38,6 +38,23 @@ export function parseTaskToken(token: string): TaskTokenScope | undefined {
   return { jobId: m[1] as string, taskNo: Number(m[2]), attempt: Number(m[3]) };
 }
 
+/**
+ * The `TASK_ID` a worker container is started with (next to its sealed token,
+ * see adapters/token-seal.ts); the reconciler parses it back from the stopped task.
+ */
+export function taskIdEnv(scope: TaskTokenScope): string {
+  return `${scope.jobId}/${scope.taskNo}/${scope.attempt}`;
+}
+
+const TASK_ID_PATTERN = /^([A-Za-z0-9_-]{1,64})\/(0|[1-9]\d{0,5})\/(0|[1-9]\d{0,3})$/;
+
+/** Inverse of `taskIdEnv`; `undefined` for anything it would not have produced. */
+export function parseTaskIdEnv(value: string): TaskTokenScope | undefined {
+  const m = TASK_ID_PATTERN.exec(value);
+  if (!m) return undefined;
+  return { jobId: m[1] as string, taskNo: Number(m[2]), attempt: Number(m[3]) };
+}
+
 export const API_KEY_PREFIX = 'cok_';
 
 export function formatApiKey(secret: Buffer): string {

@@ -5,8 +5,9 @@
  * of memory, exit code), and is retried when retries remain.
  */
 import type { EventBridgeEvent } from 'aws-lambda';
-import { parseTaskIdEnv, stopReason } from '../adapters/ecs-launcher.ts';
+import { stopReason } from '../adapters/ecs-launcher.ts';
 import type { Launcher } from '../adapters/launcher.ts';
+import { parseTaskIdEnv } from '../core/tokens.ts';
 import type { Deps } from '../services/deps.ts';
 import { type SweepReport, sweepActiveTasks } from '../services/reconcile.ts';
 import { recordLostWorker } from '../services/record-result.ts';

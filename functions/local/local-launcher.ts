@@ -16,7 +16,6 @@ import { rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { taskIdEnv } from '../adapters/ecs-launcher.ts';
 import {
   isCredentialedStep,
   type Launcher,
@@ -24,6 +23,7 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from '../adapters/launcher.ts';
+import { taskIdEnv } from '../core/tokens.ts';
 import { bwrapArgs, claudeExecutable, type ResolvedSandbox, runtimePaths } from './sandbox.ts';
 import { inheritedByWorkers } from './worker-env.ts';
 

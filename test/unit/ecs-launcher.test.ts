@@ -22,11 +22,10 @@ import {
   type EcsLauncherConfig,
   type EcsLike,
   LaunchConflictError,
-  parseTaskIdEnv,
   stopReason,
-  taskIdEnv,
 } from '../../functions/adapters/ecs-launcher.ts';
 import { LaunchRefusedError, type LaunchRequest } from '../../functions/adapters/launcher.ts';
+import { parseTaskIdEnv, taskIdEnv } from '../../functions/core/tokens.ts';
 
 type Step = unknown | Error | ((input: Record<string, unknown>) => unknown);
 

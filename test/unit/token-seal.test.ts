@@ -9,9 +9,10 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { resolveTaskToken } from '../../container/task-token.ts';
-import { EcsLauncher, type EcsLike, taskIdEnv } from '../../functions/adapters/ecs-launcher.ts';
+import { EcsLauncher, type EcsLike } from '../../functions/adapters/ecs-launcher.ts';
 import { LaunchRefusedError, type LaunchRequest } from '../../functions/adapters/launcher.ts';
 import { kmsTokenSealer, kmsTokenUnsealer, SEALED_TOKEN_ENV } from '../../functions/adapters/token-seal.ts';
+import { taskIdEnv } from '../../functions/core/tokens.ts';
 
 class FakeKms {
   private readonly key = randomBytes(32);
