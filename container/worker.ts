@@ -17,12 +17,6 @@ import { pathToFileURL } from 'node:url';
 import { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { parseTaskToken } from '../functions/core/tokens.ts';
 import type { Assignment } from '../functions/services/worker-access.ts';
-import { fail, runPushStep, runSourceStep } from './git-steps.ts';
-import { runMergeStep } from './merge-step.ts';
-import { ProgressReporter, withProgress } from './progress-reporter.ts';
-import { AttemptLog } from './reporting.ts';
-import { SessionTally, withSessionTally } from './run-claude.ts';
-import { type AttemptContext, runSession } from './session.ts';
 import { resolveTaskToken } from './task-token.ts';
 
 export interface WorkerEnv {
@@ -53,49 +47,24 @@ export async function runWorker(
   env.TASK_TOKEN = token;
   delete env.TASK_TOKEN_SEALED;
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
-  const tally = new SessionTally();
   const api = new OrchestratorClient(env.API_URL, undefined, { taskToken: token, timeoutMs: 15_000 });
-  const log = new AttemptLog();
 
+  const asked = api.request<Assignment>('GET', `${base}/assignment`);
+  // Stack traces of the bundle name the TypeScript sources: enabled here rather than by
+  // --enable-source-maps, which costs every worker ~5 ms before the request above.
+  process.setSourceMapsEnabled(true);
+  // The rest of the worker (git, uploads, Claude) loads while the API answers, not before the request.
+  const attempt = import('./attempt.ts');
+  attempt.catch(() => {});
   let assignment: Assignment;
   try {
-    assignment = await api.request<Assignment>('GET', `${base}/assignment`);
+    assignment = await asked;
   } catch (err) {
     process.stderr.write(`worker: cannot fetch assignment: ${(err as Error).message}\n`);
     return 1;
   }
-  log.note(
-    `task ${scope.jobId}/${scope.taskNo} attempt ${scope.attempt} (${assignment.kind}): ${assignment.title}`,
-  );
-  const ctx: AttemptContext = { api, base, assignment, env, signal, log };
-
-  const credentialed = assignment.kind === 'source' || assignment.kind === 'push';
-  const role = env.WORKER_ROLE === 'git' ? 'git' : 'ai';
-  if (credentialed !== (role === 'git')) {
-    return fail(ctx, `a ${assignment.kind} task cannot run in the ${role} worker container`, false);
-  }
-  const progress = new ProgressReporter(api, base, assignment.attempt, {
-    ...(assignment.progress
-      ? { intervalMs: assignment.progress.interval_ms, heartbeatMs: assignment.progress.heartbeat_ms }
-      : {}),
-    secrets: [token, env.GIT_TOKEN],
-    logText: () => log.text(),
-  });
-  progress.start();
-  return withProgress(progress, () => withSessionTally(tally, () => runStep(ctx)));
-}
-
-function runStep(ctx: AttemptContext): Promise<number> {
-  switch (ctx.assignment.kind) {
-    case 'source':
-      return runSourceStep(ctx);
-    case 'push':
-      return runPushStep(ctx);
-    case 'merge':
-      return runMergeStep(ctx);
-    default:
-      return runSession(ctx);
-  }
+  const { runAttempt } = await attempt;
+  return runAttempt({ api, base, scope, token, assignment, env, signal });
 }
 
 async function main(): Promise<void> {
