@@ -2,8 +2,8 @@
  * What the worker does once its assignment has arrived: check that this
  * container may run it, report progress while it runs, and run the step
  * (a Claude session, the merge, or a git step). Loaded by worker.ts only
- * after it has asked for the assignment, so that none of this code (git,
- * uploads, Claude) delays the request that marks the task running.
+ * once the assignment has arrived, so that none of this code (git, uploads,
+ * Claude) delays the request that marks the task running.
  */
 import type { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import type { TaskTokenScope } from '../functions/core/tokens.ts';
