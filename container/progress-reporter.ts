@@ -10,7 +10,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { OrchestratorApiError, type OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { newStreamState, readStreamLine } from '../functions/core/claude-stream.ts';
-import { MAX_EVENTS_PER_POST, MAX_LIVE_LOG_CHARS, type WorkerEvent } from '../functions/core/progress.ts';
+import type { WorkerEvent } from '../functions/core/progress.ts';
+import { MAX_EVENTS_PER_POST, MAX_LIVE_LOG_CHARS } from '../functions/core/progress-limits.ts';
 import { redact } from '../functions/core/redact.ts';
 
 export interface ReporterOptions {

@@ -21,7 +21,7 @@ import { runClaude } from './run-claude.ts';
 import { listWorkspaceFiles } from './workspace-files.ts';
 
 const MAX_FILES = 500;
-/** Holds the `orchestrator` command for Claude (container/bin here; /opt/worker/bin in the image). */
+/** Holds the `orchestrator` command for Claude: the worker bundle's bin/ (functions/local/worker-bundle.ts). */
 const SPAWN_BIN_DIR = fileURLToPath(new URL('./bin', import.meta.url));
 
 export interface AttemptContext {

@@ -4,15 +4,23 @@
  * the task role may decrypt. The plain token then lives only in this process
  * and the sessions it starts, never in the RunTask request.
  */
-import { KMSClient } from '@aws-sdk/client-kms';
-import { kmsTokenUnsealer, type TokenUnsealer } from '../functions/adapters/token-seal.ts';
+import type { TokenUnsealer } from '../functions/adapters/token-seal.ts';
 import { parseTaskIdEnv, WORKER_ENV } from '../functions/core/worker-identity.ts';
 
 export type TokenSource = { token: string } | { error: string };
 
+/** The KMS client is loaded only for a sealed token: a local worker never needs it. */
+async function kmsUnsealer(): Promise<TokenUnsealer> {
+  const [{ KMSClient }, { kmsTokenUnsealer }] = await Promise.all([
+    import('@aws-sdk/client-kms'),
+    import('../functions/adapters/token-seal.ts'),
+  ]);
+  return kmsTokenUnsealer(new KMSClient({ maxAttempts: 3 }));
+}
+
 export async function resolveTaskToken(
   env: NodeJS.ProcessEnv,
-  unsealer: () => TokenUnsealer = () => kmsTokenUnsealer(new KMSClient({ maxAttempts: 3 })),
+  unsealer: () => TokenUnsealer | Promise<TokenUnsealer> = kmsUnsealer,
 ): Promise<TokenSource> {
   const plain = env[WORKER_ENV.taskToken];
   if (plain) return { token: plain };
@@ -21,7 +29,7 @@ export async function resolveTaskToken(
   const scope = parseTaskIdEnv(env[WORKER_ENV.taskId] ?? '');
   if (!scope) return { error: 'TASK_TOKEN_SEALED needs a valid TASK_ID (<job>/<task>/<attempt>)' };
   try {
-    return { token: await unsealer().unseal(sealed, scope) };
+    return { token: await (await unsealer()).unseal(sealed, scope) };
   } catch (err) {
     return { error: `cannot unseal the task token: ${(err as Error).message}` };
   }

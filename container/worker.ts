@@ -18,12 +18,6 @@ import { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { parseTaskToken } from '../functions/core/tokens.ts';
 import { WORKER_ENV } from '../functions/core/worker-identity.ts';
 import type { Assignment } from '../functions/services/worker-access.ts';
-import { fail, runPushStep, runSourceStep } from './git-steps.ts';
-import { runMergeStep } from './merge-step.ts';
-import { ProgressReporter, withProgress } from './progress-reporter.ts';
-import { AttemptLog } from './reporting.ts';
-import { SessionTally, withSessionTally } from './run-claude.ts';
-import { type AttemptContext, runSession } from './session.ts';
 import { resolveTaskToken } from './task-token.ts';
 
 export interface WorkerEnv {
@@ -54,9 +48,7 @@ export async function runWorker(
   env[WORKER_ENV.taskToken] = token;
   delete env[WORKER_ENV.sealedTaskToken];
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
-  const tally = new SessionTally();
   const api = new OrchestratorClient(env.API_URL, undefined, { taskToken: token, timeoutMs: 15_000 });
-  const log = new AttemptLog();
 
   let assignment: Assignment;
   try {
@@ -65,38 +57,13 @@ export async function runWorker(
     process.stderr.write(`worker: cannot fetch assignment: ${(err as Error).message}\n`);
     return 1;
   }
-  log.note(
-    `task ${scope.jobId}/${scope.taskNo} attempt ${scope.attempt} (${assignment.kind}): ${assignment.title}`,
-  );
-  const ctx: AttemptContext = { api, base, assignment, env, signal, log };
-
-  const credentialed = assignment.kind === 'source' || assignment.kind === 'push';
-  const role = env.WORKER_ROLE === 'git' ? 'git' : 'ai';
-  if (credentialed !== (role === 'git')) {
-    return fail(ctx, `a ${assignment.kind} task cannot run in the ${role} worker container`, false);
-  }
-  const progress = new ProgressReporter(api, base, assignment.attempt, {
-    ...(assignment.progress
-      ? { intervalMs: assignment.progress.interval_ms, heartbeatMs: assignment.progress.heartbeat_ms }
-      : {}),
-    secrets: [token, env.GIT_TOKEN],
-    logText: () => log.text(),
-  });
-  progress.start();
-  return withProgress(progress, () => withSessionTally(tally, () => runStep(ctx)));
-}
-
-function runStep(ctx: AttemptContext): Promise<number> {
-  switch (ctx.assignment.kind) {
-    case 'source':
-      return runSourceStep(ctx);
-    case 'push':
-      return runPushStep(ctx);
-    case 'merge':
-      return runMergeStep(ctx);
-    default:
-      return runSession(ctx);
-  }
+  // Stack traces of the bundle name the TypeScript sources: enabled here rather than by
+  // --enable-source-maps, which costs every worker ~5 ms before its request.
+  process.setSourceMapsEnabled(true);
+  // The rest of the worker (git, uploads, Claude) loads only now that the task is running: loaded
+  // while the request was out, it delayed the request by ~10 ms on two busy cores (npm run bench).
+  const { runAttempt } = await import('./attempt.ts');
+  return runAttempt({ api, base, scope, token, assignment, env, signal });
 }
 
 async function main(): Promise<void> {

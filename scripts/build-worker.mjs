@@ -1,22 +1,16 @@
 #!/usr/bin/env node
-// Bundles the worker entrypoint into one ESM file for the container image.
-// Local mode runs the TypeScript source directly; this is only for `docker build`.
-import { build } from 'esbuild';
+// Bundles the worker for the container image into dist/worker (container/Dockerfile copies it to
+// /opt/worker). Local mode builds the same bundle by itself, with the same options, when its sources
+// change: see functions/local/worker-bundle.ts.
+import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 
-await build({
-  // The worker, and `orchestrator spawn` that Claude runs inside it.
-  entryPoints: { worker: 'container/worker.ts', spawn: 'container/spawn.ts' },
-  outdir: 'dist/worker',
-  outExtension: { '.js': '.mjs' },
-  bundle: true,
-  platform: 'node',
-  target: 'node22',
-  format: 'esm',
-  minify: true,
-  sourcemap: 'linked',
-  // Some bundled CommonJS dependencies call require(); give ESM output one.
-  banner: {
-    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-  },
-  logLevel: 'info',
-});
+const { buildWorkerBundle, workerBuildOptions } = await tsImport(
+  '../functions/local/worker-bundle.ts',
+  import.meta.url,
+);
+const outdir = fileURLToPath(new URL('../dist/worker', import.meta.url));
+// Chunk names carry hashes: an old build's chunks would otherwise stay next to the new ones.
+await rm(outdir, { recursive: true, force: true });
+await buildWorkerBundle(outdir, { ...workerBuildOptions(), logLevel: 'info' });

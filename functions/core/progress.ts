@@ -6,15 +6,15 @@
  * the API limits how often it may post.
  */
 import * as z from 'zod';
+import {
+  MAX_EVENTS_PER_POST,
+  MAX_LIVE_LOG_CHARS,
+  MAX_LOG_CHUNK_CHARS,
+  MIN_POST_INTERVAL_MS,
+} from './progress-limits.ts';
 
-/** Most events one post may carry (a worker batches what happened since its last post). */
-export const MAX_EVENTS_PER_POST = 20;
-/** Largest piece of log one post may carry. */
-export const MAX_LOG_CHUNK_CHARS = 32 * 1024;
-/** Log kept live per attempt; the whole log is uploaded when the attempt ends. */
-export const MAX_LIVE_LOG_CHARS = 4 * 1024 * 1024;
-/** A worker posting faster than this is answered 429 (the post doubles as its heartbeat). */
-export const MIN_POST_INTERVAL_MS = 400;
+export { MAX_EVENTS_PER_POST, MAX_LIVE_LOG_CHARS, MAX_LOG_CHUNK_CHARS, MIN_POST_INTERVAL_MS };
+
 /** Events and live logs expire (DynamoDB TTL) this long after they were written. */
 export const EVENT_RETENTION_SEC = 3 * 24 * 3600;
 /** How long `GET /events` holds a request open for new events. */

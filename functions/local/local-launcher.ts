@@ -9,27 +9,29 @@
  * environment built from an allow-list (never the orchestrator's keys or
  * AWS settings), and, with a sandbox, a bubblewrap jail (sandbox.ts) that
  * shows it only that directory read-write.
+ *
+ * Workers run the worker bundle (worker-bundle.ts), the one the image runs,
+ * built from the current sources when they changed: starting the TypeScript
+ * through tsx took most of a second per worker.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   isCredentialedStep,
   type Launcher,
   type LaunchHandle,
+  LaunchRefusedError,
   type LaunchRequest,
   type WorkerStatus,
 } from '../adapters/launcher.ts';
 import { workerIdentityEnv } from '../core/worker-identity.ts';
 import { bwrapArgs, claudeExecutable, type ResolvedSandbox, runtimePaths } from './sandbox.ts';
+import { localWorkerBundle, touchWorkerBundle, type WorkerBundle } from './worker-bundle.ts';
 import { inheritedByWorkers } from './worker-env.ts';
 
-const WORKER_ENTRY = fileURLToPath(new URL('../../container/worker.ts', import.meta.url));
-// Resolved from here, not from the caller's directory, so `orchestrator` works from anywhere.
-const TSX_LOADER = import.meta.resolve('tsx');
 /**
  * Loaded before anything else: in its sandbox the worker is pid 1, and pid 1
  * ignores a signal it has no handler for. Until the worker installs its own
@@ -69,6 +71,8 @@ export interface LocalLauncherOptions {
   /** How long a job's object store is kept after its last worker ended (default 10 minutes). */
   storeIdleMs?: number;
   onLost?: (request: LaunchRequest, reason: string, exitCode: number | undefined) => void;
+  /** The bundle workers run; by default this process's bundle of the package's sources. */
+  workerBundle?: () => Promise<WorkerBundle>;
 }
 
 interface Slot {
@@ -90,10 +94,27 @@ export class LocalLauncher implements Launcher {
   /** Running workers per job object store, and the removal of the stores no worker uses. */
   private readonly storeUsers = new Map<string, number>();
   private readonly storeRemovals = new Map<string, NodeJS.Timeout>();
+  private bundle: WorkerBundle | undefined;
 
-  constructor(private readonly options: LocalLauncherOptions) {}
+  constructor(private readonly options: LocalLauncherOptions) {
+    // Checked (or built) while the stack starts, not when the first task is waiting for it.
+    this.prepare().catch(() => {});
+  }
+
+  /** The worker bundle, checked against the sources once (a failed build is tried again). */
+  async prepare(): Promise<WorkerBundle> {
+    this.bundle = await (this.options.workerBundle ?? localWorkerBundle)();
+    return this.bundle;
+  }
 
   async launch(request: LaunchRequest): Promise<LaunchHandle> {
+    if (this.closed) throw new Error('launcher is shut down');
+    try {
+      await this.prepare();
+    } catch (err) {
+      // A source that does not compile fails the attempt with esbuild's message; retrying it would not help.
+      throw new LaunchRefusedError(`could not build the worker: ${(err as Error).message}`, false);
+    }
     if (this.closed) throw new Error('launcher is shut down');
     this.sequence += 1;
     const slot: Slot = { request, handle: `local:${process.pid}:${this.sequence}` };
@@ -177,19 +198,20 @@ export class LocalLauncher implements Launcher {
     const env = workerEnv(this.options, request, workerDir);
     const sandbox = this.options.sandbox;
     slot.sandboxed = sandbox?.kind === 'bwrap';
-    const node = [
-      process.execPath,
-      ...(slot.sandboxed ? ['--import', EARLY_SIGTERM] : []),
-      '--import',
-      TSX_LOADER,
-      WORKER_ENTRY,
-    ];
+    // Launches go through prepare(), which sets the bundle.
+    const bundle = this.bundle as WorkerBundle;
+    touchWorkerBundle(bundle);
+    const node = [process.execPath, ...(slot.sandboxed ? ['--import', EARLY_SIGTERM] : []), bundle.entry];
     const child =
       sandbox?.kind === 'bwrap'
-        ? spawn(sandbox.command, [...bwrapArgs(sandboxLayout(this.options, workerDir, env)), ...node], {
-            env,
-            stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-          })
+        ? spawn(
+            sandbox.command,
+            [...bwrapArgs(sandboxLayout(this.options, workerDir, env, bundle)), ...node],
+            {
+              env,
+              stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+            },
+          )
         : spawn(node[0] as string, node.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
     slot.child = child;
     const info = child.stdio[3];
@@ -340,6 +362,7 @@ function sandboxLayout(
   options: LocalLauncherOptions,
   workerDir: string,
   env: NodeJS.ProcessEnv,
+  bundle: WorkerBundle,
 ): Parameters<typeof bwrapArgs>[0] {
   const writable = [env.FLEET_SHARED_OBJECTS as string, ...(options.writablePaths ?? [])];
   const explicitHome = options.env?.HOME;
@@ -351,7 +374,7 @@ function sandboxLayout(
   return {
     workerDir,
     writable: writable.filter((p) => existsSync(p)),
-    readOnly: runtimePaths(options.claudeCommand, TSX_LOADER),
+    readOnly: runtimePaths(options.claudeCommand, bundle.dir),
     mounts,
   };
 }

@@ -1,13 +1,13 @@
 /**
  * The local workers' sandbox: on Linux, each worker runs inside bubblewrap
- * (`bwrap`). It sees the system folders, Node, the orchestrator's own code
- * and the claude executable read-only; a private /tmp, /proc and /dev; and
- * read-write only its own scratch directory, its job's shared object store
- * and whatever the launcher names on purpose (a shared `claude /login`).
- * The user's home and repositories, other workers' checkouts and the
- * orchestrator's process are out of sight. The network is shared: workers
- * reach the API on 127.0.0.1 (the emulators there check every request, see
- * emulator-guard.ts).
+ * (`bwrap`). It sees the system folders, Node, the orchestrator's own code,
+ * the worker bundle it runs and the claude executable read-only; a private
+ * /tmp, /proc and /dev; and read-write only its own scratch directory, its
+ * job's shared object store and whatever the launcher names on purpose (a
+ * shared `claude /login`). The user's home and repositories, other workers'
+ * checkouts and the orchestrator's process are out of sight. The network is
+ * shared: workers reach the API on 127.0.0.1 (the emulators there check
+ * every request, see emulator-guard.ts).
  *
  * `orchestrator.sandbox`: `auto` (bwrap when it is installed and works),
  * `bwrap` (refuse to start without it) or `none`.
@@ -129,8 +129,11 @@ function isWithin(path: string, dir: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }
 
-/** The read-only folders a worker needs to run `node --import tsx container/worker.ts` and claude. */
-export function runtimePaths(claudeCommand: string, tsxLoader: string): string[] {
+/**
+ * The read-only folders a worker needs to run the worker bundle (in
+ * `bundleDir`, see worker-bundle.ts) and claude.
+ */
+export function runtimePaths(claudeCommand: string, bundleDir: string): string[] {
   const paths = new Set<string>();
   // Node's installation (nvm, volta and the like keep it under the home).
   paths.add(dirname(dirname(realpathSync(process.execPath))));
@@ -139,9 +142,8 @@ export function runtimePaths(claudeCommand: string, tsxLoader: string): string[]
   const nm = `${sep}node_modules${sep}`;
   const hoisted = PACKAGE_ROOT.indexOf(nm);
   if (hoisted >= 0) paths.add(PACKAGE_ROOT.slice(0, hoisted + nm.length - 1));
-  const tsx = tsxLoader.startsWith('file:') ? fileURLToPath(tsxLoader) : tsxLoader;
-  const tsxModules = tsx.lastIndexOf(nm);
-  if (tsxModules >= 0) paths.add(tsx.slice(0, tsxModules + nm.length - 1));
+  // Inside one of the above in a checkout; in the user's cache folder for a global install.
+  paths.add(bundleDir);
   const claude = claudeExecutable(claudeCommand);
   if (claude) paths.add(claude.root);
   // Drop what another entry or a system folder already shows.

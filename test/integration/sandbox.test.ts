@@ -21,12 +21,12 @@ import {
   runtimePaths,
   SandboxUnavailableError,
 } from '../../functions/local/sandbox.ts';
+import { localWorkerBundle } from '../../functions/local/worker-bundle.ts';
 import { CLAUDE_DOUBLE, startTestStack, type TestStack } from '../support/harness.ts';
 import { type MessagesApi, startMessagesApi, text, toolUse } from '../support/messages-api.ts';
 import { REAL_CLAUDE, realClaudeEnv } from '../support/real-claude.ts';
 import { runBin } from '../support/run-bin.ts';
 
-const TSX = import.meta.resolve('tsx');
 const isRoot = process.getuid?.() === 0;
 
 function inside(path: string, dir: string): boolean {
@@ -78,8 +78,9 @@ describe('orchestrator.sandbox', () => {
     await expect(resolveSandbox('bwrap', { PATH: broken })).rejects.toThrow(/No permissions/);
   });
 
-  it('a worker jail holds no capabilities (even as root), shows system folders read-only and its own folder writable', async () => {
+  it('a worker jail holds no capabilities (even as root), shows system folders and the worker bundle read-only and its own folder writable', async () => {
     const sandbox = await resolveSandbox('bwrap');
+    const bundle = await localWorkerBundle();
     if (sandbox.kind !== 'bwrap') throw new Error('bwrap is required');
     const workerDir = join(dir, 'w1');
     const neighbour = join(dir, 'w2');
@@ -95,6 +96,7 @@ describe('orchestrator.sandbox', () => {
       out.usr = tryWrite('/usr/fleet-sandbox-test');
       out.etc = tryWrite('/etc/fleet-sandbox-test');
       out.pkg = tryWrite(${JSON.stringify(join(PACKAGE_ROOT, 'fleet-sandbox-test'))});
+      out.bundle = fs.existsSync(${JSON.stringify(bundle.entry)}) && tryWrite(${JSON.stringify(join(bundle.dir, 'x.mjs'))});
       out.own = tryWrite(${JSON.stringify(join(workerDir, 'mine.txt'))});
       out.neighbour = fs.existsSync(${JSON.stringify(neighbour)});
       try { execFileSync('mount', ['-o', 'remount,rw', '/usr'], { stdio: 'ignore' }); out.remount = 'remounted'; }
@@ -102,7 +104,7 @@ describe('orchestrator.sandbox', () => {
       out.pid = process.pid;
       process.stdout.write(JSON.stringify(out));
     `;
-    const args = bwrapArgs({ workerDir, writable: [], readOnly: runtimePaths(CLAUDE_DOUBLE, TSX) });
+    const args = bwrapArgs({ workerDir, writable: [], readOnly: runtimePaths(CLAUDE_DOUBLE, bundle.dir) });
     const child = spawn(sandbox.command, [...args, process.execPath, '-e', script], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
@@ -122,6 +124,7 @@ describe('orchestrator.sandbox', () => {
       usr: 'EROFS',
       etc: 'EROFS',
       pkg: 'EROFS',
+      bundle: 'EROFS',
       own: 'written',
       neighbour: false,
       remount: 'refused',
