@@ -128,6 +128,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       now: () => new Date(),
       randomBytes: (n) => randomBytes(n),
       upstream,
+      // One process writes everything locally, as the API and the dispatcher may on AWS.
+      aggregateInline: true,
     };
     const api = await startLocalApi({
       host: config.api.host,

@@ -26,9 +26,10 @@ import { followUp, nextStepOrAggregate } from './record-result.ts';
 
 export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
 
-export async function aggregateJob(deps: Deps, jobId: string): Promise<AggregateOutcome> {
+/** `known`: the job as the caller's last write returned it (inline aggregation); read otherwise. */
+export async function aggregateJob(deps: Deps, jobId: string, known?: JobRecord): Promise<AggregateOutcome> {
   // Side by side: the tasks are read for nothing only on a replay of a job already final.
-  const [job, tasks] = await Promise.all([deps.jobs.getJob(jobId), deps.tasks.listTasks(jobId)]);
+  const [job, tasks] = await Promise.all([known ?? deps.jobs.getJob(jobId), deps.tasks.listTasks(jobId)]);
   if (!job) return 'missing';
   if (isTerminalJobStatus(job.status)) {
     // A replay after a crash between the status write and the cascade: finish the cascade.

@@ -94,6 +94,12 @@ export interface Deps {
   randomBytes(size: number): Buffer;
   /** Where the model gateway sends requests; absent: the gateway answers that it is not enabled. */
   upstream?: ModelUpstream | undefined;
+  /**
+   * This process may write a small finished job's reports itself, in the
+   * request that finished it, instead of queueing an `aggregate` message (it
+   * may write reports: the API and the dispatcher, not the reconciler).
+   */
+  aggregateInline?: boolean | undefined;
 }
 
 export interface DispatchDeps extends Deps {

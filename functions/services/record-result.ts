@@ -28,6 +28,7 @@ import {
   type TaskState,
 } from '../core/task-states.ts';
 import { canonicalHash } from '../core/tokens.ts';
+import { aggregateJob } from './aggregate.ts';
 import type { Deps } from './deps.ts';
 import { settleMeteredAttempt, withMeteredCost } from './model-gateway.ts';
 import { runMessage, stepTask, workTasks } from './submit-job.ts';
@@ -476,7 +477,7 @@ export async function nextStepOrAggregate(
 ): Promise<void> {
   const job = known ?? (await deps.jobs.getJob(jobId));
   if (!job?.source?.baseCommit) {
-    await deps.queue.send({ type: 'aggregate', jobId });
+    await aggregate(deps, jobId, job);
     return;
   }
   const tasks = await deps.tasks.listTasks(jobId);
@@ -503,6 +504,31 @@ async function startStep(deps: Deps, job: JobRecord, kind: 'merge' | 'push', now
   // A replay may find the step already past its first attempt: the claim drops a stale message.
   await deps.queue.send({ type: 'run', jobId: job.jobId, taskNo: STEP_TASK_NO[kind], attempt: 1 });
   deps.log.info(`${kind} step started`, { jobId: job.jobId });
+}
+
+/** The most tasks a job may have for its reports to be written by the request that finished it. */
+export const INLINE_AGGREGATE_MAX_TASKS = 20;
+
+/**
+ * A small root job without children is aggregated here and now: its reports
+ * take tens of milliseconds, and the queue's round trip (send, receive,
+ * delete, and the job read again) would cost more than the work. Anything
+ * else, or an inline attempt that fails, goes through the queue, which
+ * retries. A crash in between leaves the task in the sweep's index (it leaves
+ * only after this), so the sweep redoes the follow-up and queues it.
+ */
+async function aggregate(deps: Deps, jobId: string, job: JobRecord | undefined): Promise<void> {
+  const small =
+    job !== undefined && job.depth === 0 && !job.hasChildren && job.totalTasks <= INLINE_AGGREGATE_MAX_TASKS;
+  if (deps.aggregateInline && small) {
+    try {
+      const outcome = await aggregateJob(deps, jobId, job);
+      if (outcome === 'aggregated' || outcome === 'already_final') return;
+    } catch (err) {
+      deps.log.warn('inline aggregation failed; queued instead', { jobId, error: (err as Error).message });
+    }
+  }
+  await deps.queue.send({ type: 'aggregate', jobId });
 }
 
 /** The repository is fetched: the planner or work tasks that waited for it are queued (safe to repeat). */

@@ -51,8 +51,10 @@ describe('a planned request, end to end through the HTTP API', () => {
     for (const task of json.results.tasks) expect(task.files_created.length).toBeGreaterThan(0);
   });
 
-  it('enqueues exactly one aggregate message, from the write that finished the last task', () => {
-    expect(sent.filter((m) => m.type === 'aggregate' && m.jobId === jobId)).toHaveLength(1);
+  it('is aggregated exactly once, by the request that finished the last task (a small job needs no aggregate message)', () => {
+    expect(sent.filter((m) => m.type === 'aggregate' && m.jobId === jobId)).toHaveLength(0);
+    const finished = stack.logs.filter((l) => l.message === 'job finished' && l.extra?.jobId === jobId);
+    expect(finished.map((l) => l.extra?.moved)).toEqual([true]);
     expect(sent.filter((m) => m.type === 'run').map((m) => (m.type === 'run' ? m.taskNo : -1))).toEqual([
       0, 1, 2, 3,
     ]);

@@ -2,4 +2,5 @@
 import { createApiHandler } from '../api/router.ts';
 import { depsFromEnv } from './runtime.ts';
 
-export const handler = createApiHandler(depsFromEnv());
+// The API may write reports (PutObject on the bucket): a small job's last result writes them at once.
+export const handler = createApiHandler({ ...depsFromEnv(), aggregateInline: true });

@@ -64,4 +64,4 @@ const launcher = new EcsLauncher(
   },
 );
 
-export const handler = createQueueConsumer({ ...depsFromEnv(), launcher });
+export const handler = createQueueConsumer({ ...depsFromEnv(), launcher, aggregateInline: true });
