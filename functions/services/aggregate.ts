@@ -160,9 +160,10 @@ export async function writeTreeReports(
   const markdown = 'text/markdown; charset=utf-8';
   // Independent objects: written side by side. The job's status is set only after all of them landed.
   await Promise.all([
+    // The report people open first is sent first.
+    deps.artifacts.putText(finalReportKey(root.jobId), reports.finalReport, markdown),
     ...reports.levels.map((level) => deps.artifacts.putText(level.key, level.markdown, markdown)),
     deps.artifacts.putText(resultJsonKey(root.jobId), reports.resultJson, 'application/json'),
-    deps.artifacts.putText(finalReportKey(root.jobId), reports.finalReport, markdown),
     // Drawn from result.json's own text, so the page shows exactly what that file holds.
     deps.artifacts.putText(
       reportHtmlKey(root.jobId),

@@ -32,7 +32,7 @@ import { aggregateJob } from './aggregate.ts';
 import type { Deps } from './deps.ts';
 import { settleMeteredAttempt, withMeteredCost } from './model-gateway.ts';
 import { runMessage, stepTask, workTasks } from './submit-job.ts';
-import { storedFiles } from './worker-access.ts';
+import { type StoredFiles, storedFiles } from './worker-access.ts';
 
 export type RecordOutcome = 'recorded' | 'replayed' | 'late';
 
@@ -46,6 +46,8 @@ export async function recordWorkerResult(
   task: TaskRecord,
   outcome: WorkerOutcome,
   resultHash: string,
+  /** The stored files' listing, when the caller started it early (beside its other writes). */
+  listing?: Promise<StoredFiles>,
 ): Promise<{ outcome: RecordOutcome; task: TaskRecord }> {
   const now = deps.now().toISOString();
   const ended = task.attempts.find((a) => a.attempt === outcome.attempt);
@@ -78,7 +80,7 @@ export async function recordWorkerResult(
   }
 
   // What the attempt stored, as the storage lists it now; the worker's own list is only compared.
-  const stored = await storedFiles(deps, task, outcome.attempt);
+  const stored = await (listing ?? storedFiles(deps, task, outcome.attempt));
   const unlisted = outcome.filesCreated.filter((f) => !stored.paths.includes(f));
   if (unlisted.length > 0)
     deps.log.warn('result names files that were not stored', {

@@ -490,11 +490,15 @@ function uploadLimit(deps: Deps, task: TaskRecord, limit: string, wanted: string
  * when its result is recorded: only names the attempt was given links for,
  * with the size and ETag of each. What the worker says it created is not used.
  */
-export async function storedFiles(
-  deps: Deps,
-  task: TaskRecord,
-  attempt: number,
-): Promise<{ paths: string[]; versions: string[]; refused: RefusedFile[]; refusedCount: number }> {
+/** What an attempt stored, as the storage lists it. */
+export interface StoredFiles {
+  paths: string[];
+  versions: string[];
+  refused: RefusedFile[];
+  refusedCount: number;
+}
+
+export async function storedFiles(deps: Deps, task: TaskRecord, attempt: number): Promise<StoredFiles> {
   const counted = task.uploadAttempt === attempt;
   const refused = counted ? (task.uploadRefused ?? []) : [];
   const refusedCount = counted ? (task.uploadRefusedCount ?? refused.length) : 0;

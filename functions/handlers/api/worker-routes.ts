@@ -7,10 +7,11 @@ import {
 } from '../../core/api-schemas.ts';
 import { badRequest } from '../../core/errors.ts';
 import { ProgressBodySchema } from '../../core/progress.ts';
+import { isLiveAttempt } from '../../core/task-states.ts';
 import { canonicalHash } from '../../core/tokens.ts';
 import { recordLastEvents, recordProgress } from '../../services/progress.ts';
 import { recordWorkerResult } from '../../services/record-result.ts';
-import { getAssignment, uploadLinks } from '../../services/worker-access.ts';
+import { getAssignment, storedFiles, uploadLinks } from '../../services/worker-access.ts';
 import { json } from '../http.ts';
 import { workerRoute } from './pipeline.ts';
 
@@ -32,9 +33,12 @@ export const result = workerRoute(
       if (!git.ok) throw badRequest('request body is invalid', git.issues);
       outcome.git = git.value;
     }
+    // The storage's listing of the attempt's files is read while its last events are stored.
+    const listing = isLiveAttempt(task, attempt) ? storedFiles(deps, task, attempt) : undefined;
+    listing?.catch(() => {});
     if (body.events) await recordLastEvents(deps, task, attempt, body.events);
     // The body as the schema reads it, key order aside: only this exact result may be replayed.
-    const recorded = await recordWorkerResult(deps, task, outcome, canonicalHash(body));
+    const recorded = await recordWorkerResult(deps, task, outcome, canonicalHash(body), listing);
     return json(200, {
       outcome: recorded.outcome,
       state: recorded.task.state,
