@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/trace-calls.ts [tasks]`: the SDK calls of one job, in order,
+ * `npm run bench:trace -- [tasks]`: the SDK calls of one job, in order,
  * each with the project function that made it. A map for cutting round trips.
  */
 import { startTestStack } from '../test/support/harness.ts';
