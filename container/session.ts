@@ -81,6 +81,14 @@ export function isModelCredential(name: string): boolean {
  * ANTHROPIC_BASE_URL is the gateway, ANTHROPIC_API_KEY the token, and every
  * other model credential is dropped.
  */
+/** See docs/claude-cli.md ("Environment"): what keeps the CLI from connecting anywhere else. */
+export const QUIET_CLI: Readonly<Record<string, string>> = {
+  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+  DISABLE_AUTOUPDATER: '1',
+  DISABLE_TELEMETRY: '1',
+  DISABLE_ERROR_REPORTING: '1',
+};
+
 export function claudeEnv(
   env: NodeJS.ProcessEnv,
   cwd: string,
@@ -93,6 +101,10 @@ export function claudeEnv(
     out[k] = v;
   }
   return {
+    // The CLI is pinned and metered: no update checks, telemetry, error reports or side requests
+    // (title, quota) of its own. With the gateway on, its only connection is then the gateway.
+    // A value set on purpose in the worker's environment wins.
+    ...QUIET_CLI,
     ...out,
     PATH: `${SPAWN_BIN_DIR}${delimiter}${env.PATH ?? ''}`,
     GIT_CEILING_DIRECTORIES: dirname(cwd),

@@ -105,6 +105,18 @@ describe("Claude's environment", () => {
     expect(gatewayBaseUrl({ apiUrl: '', gateway: undefined })).toBe('/gateway');
   });
 
+  it('the CLI is told to make no connection of its own (telemetry, updates, side requests), unless set on purpose', () => {
+    const out = claudeEnv(env, '/work/a/repo', { base_url: 'http://127.0.0.1:8000/gateway' });
+    for (const name of [
+      'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC',
+      'DISABLE_AUTOUPDATER',
+      'DISABLE_TELEMETRY',
+      'DISABLE_ERROR_REPORTING',
+    ])
+      expect(out[name], name).toBe('1');
+    expect(claudeEnv({ ...env, DISABLE_TELEMETRY: '0' }, '/w/a').DISABLE_TELEMETRY).toBe('0');
+  });
+
   it('without the gateway: the environment is passed on as before, repository tokens aside', () => {
     const out = claudeEnv(env, '/work/a/repo');
     expect(out.ANTHROPIC_API_KEY).toBe('sk-ant-real');
