@@ -138,7 +138,8 @@ export class WorkQueue extends Construct {
     fn.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,
-        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
+        // Stops a cancelled job's workers; it never describes them (the reconciler does).
+        actions: ['ecs:StopTask'],
         resources: [clusterTasksArn(this, targets.cluster.clusterName)],
       }),
     );

@@ -529,6 +529,12 @@ describe('dispatcher launches', () => {
     });
   });
 
+  it('may stop workers of its cluster (a cancelled job) but not describe them: only the reconciler does', () => {
+    const actions = dispatcherStatements(defaults).flatMap((s) => actionsOf(s));
+    expect(actions).toContain('ecs:StopTask');
+    expect(actions).not.toContain('ecs:DescribeTasks');
+  });
+
   it('may run exactly the two worker task definitions, only in the workers cluster', () => {
     const runTask = dispatcherStatements(defaults).filter((s) => actionsOf(s).includes('ecs:RunTask'));
     expect(runTask).toHaveLength(1);
