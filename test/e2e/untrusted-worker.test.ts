@@ -13,7 +13,7 @@ interface AttackCall {
 
 /**
  * What each escape answers, read from the code: a token is a worker principal,
- * so caller-only routes (list, cancel) are 403 (caller-routes.ts tenantOf); a
+ * so caller-only routes (list, cancel) are 403 (access.ts tenantOf); a
  * job that is not its child is a 404 (visibleJob); another task's routes are
  * 403 (worker-routes.ts ownTask); a path leaving the prefix is 403
  * (worker-access.ts uploadLinks); a forged token fails the hash check in the

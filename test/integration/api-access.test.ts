@@ -160,7 +160,7 @@ describe('API access: lookups, tenants, idempotency, paging, worker routes', () 
         body: { ...body, request: 'something else' },
         headers: { 'idempotency-key': 'order-42' },
       });
-      expect(res.status).toBe(409);
+      expect(res.status, JSON.stringify({ res: res.json, before: before.length })).toBe(409);
       expect(res.json.code).toBe('conflict');
       expect(res.json.error).toMatch(/Idempotency-Key/);
       expect(await listAll(stack.apiKey)).toEqual(before);

@@ -7,7 +7,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { InvalidCursorError } from '../../adapters/job-store.ts';
 import { roundUsd } from '../../core/accounting.ts';
 import { CreateSourceBodySchema, ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
-import { badRequest, forbidden, notFound, zodIssues } from '../../core/errors.ts';
+import { badRequest, notFound, zodIssues } from '../../core/errors.ts';
 import { finalReportMarkdown } from '../../core/final-report.ts';
 import { finalReportKey, jobPrefix, mergeBundleKey, mergePatchKey } from '../../core/layout.ts';
 import { mergeResultOf } from '../../core/merge-plan.ts';
@@ -24,55 +24,11 @@ import { loadSubtree } from '../../services/job-tree.ts';
 import { readEvents, readLog } from '../../services/progress.ts';
 import { createSourceUpload } from '../../services/sources.ts';
 import { submitJob } from '../../services/submit-job.ts';
-import { liveTask } from '../../services/worker-access.ts';
 import { header, json, parseJsonBody, pathParam, principalOf } from '../http.ts';
 import { CHILD_MODE_HEADER, DECIDE_COST_HEADER, SOURCE_COMMIT_HEADER } from '../routes.ts';
+import { jobRoute, tenantRoute } from './pipeline.ts';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
-
-function tenantOf(deps: Deps, event: APIGatewayProxyEvent): string {
-  const principal = principalOf(event);
-  if (principal.kind !== 'caller') {
-    deps.log.warn('worker token refused on a caller-only route', { principal, path: event.path });
-    throw forbidden('this route needs an API key');
-  }
-  return principal.tenant;
-}
-
-/**
- * The job named by the path, if the principal may see it: a tenant its own
- * jobs; a worker, while its attempt is live, the child jobs that attempt
- * created (and through them their subtrees), never its own job, its parent,
- * the root or a sibling's. Anything else answers exactly like a job that does
- * not exist; a token whose attempt has ended is refused outright (403).
- */
-export async function visibleJob(deps: Deps, event: APIGatewayProxyEvent): Promise<JobRecord> {
-  const principal = principalOf(event);
-  if (principal.kind === 'worker')
-    await liveTask(
-      deps,
-      { jobId: principal.jobId, taskNo: principal.taskNo, attempt: principal.attempt },
-      'read',
-    );
-  const jobId = pathParam(event, 'id');
-  const job = /^[A-Za-z0-9_-]{1,64}$/.test(jobId) ? await deps.jobs.getJob(jobId) : undefined;
-  const visible =
-    job !== undefined &&
-    (principal.kind === 'caller'
-      ? job.tenant === principal.tenant
-      : job.parentJobId === principal.jobId &&
-        job.parentTaskNo === principal.taskNo &&
-        job.parentAttempt === principal.attempt);
-  if (!visible) {
-    if (principal.kind === 'worker')
-      deps.log.warn('worker tried to read a job that is not its child', {
-        principal,
-        jobId: jobId.slice(0, 64),
-      });
-    throw notFound(`job ${jobId.slice(0, 64)} not found`);
-  }
-  return job;
-}
 
 function links(jobId: string) {
   const base = `/api/v1/jobs/${jobId}`;
@@ -128,13 +84,11 @@ export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<A
 }
 
 /** The job's result, with every descendant job's workers in it. */
-export async function getJob(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await visibleJob(deps, event);
+export const getJob = jobRoute(async (_event, { deps, job }) => {
   return json(200, buildTreeResult(await loadSubtree(deps, job), resultContext(deps, job)));
-}
+});
 
-export async function getStatus(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await visibleJob(deps, event);
+export const getStatus = jobRoute(async (_event, { deps, job }) => {
   const tasks = await deps.tasks.listTasks(job.jobId);
   return json(200, {
     job_id: job.jobId,
@@ -148,7 +102,7 @@ export async function getStatus(deps: Deps, event: APIGatewayProxyEvent): Promis
     finished_at: job.finishedAt,
     links: links(job.jobId),
   });
-}
+});
 
 /** Queued tasks held back, by why: `spend_budget` (other attempts hold the tree's spend). */
 function waitingTasks(tasks: readonly TaskRecord[]): { waiting?: Record<string, number> } {
@@ -158,8 +112,7 @@ function waitingTasks(tasks: readonly TaskRecord[]): { waiting?: Record<string, 
   return Object.keys(waiting).length > 0 ? { waiting } : {};
 }
 
-export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const tenant = tenantOf(deps, event);
+export const listJobs = tenantRoute({}, async (event, { deps, tenant }) => {
   const query = ListJobsQuerySchema.safeParse(event.queryStringParameters ?? {});
   if (!query.success) throw badRequest('invalid query string', zodIssues(query.error));
   try {
@@ -181,7 +134,7 @@ export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise
       throw badRequest(err.message, [{ path: 'cursor', message: err.message }]);
     throw err;
   }
-}
+});
 
 /**
  * FINAL_RESULT.md as markdown, followed by short-lived links to the job's
@@ -189,8 +142,7 @@ export async function listJobs(deps: Deps, event: APIGatewayProxyEvent): Promise
  * files only as its result recorded them. While the job runs, the report is
  * rendered from the current state so progress is visible.
  */
-export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await visibleJob(deps, event);
+export const getReport = jobRoute(async (_event, { deps, job }) => {
   const subtree = await loadSubtree(deps, job);
   const stored =
     job.depth === 0 && isTerminalJobStatus(job.status)
@@ -217,27 +169,29 @@ export async function getReport(deps: Deps, event: APIGatewayProxyEvent): Promis
     headers: { 'content-type': 'text/markdown; charset=utf-8', 'cache-control': 'no-store' },
     body,
   };
-}
+});
 
 /** Cancels the job and everything below it; running workers are stopped. */
-export async function cancel(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  tenantOf(deps, event);
-  const job = await visibleJob(deps, event);
-  const { job: cancelled, changed } = await requestCancel(deps, job);
-  // 202 when this call cancelled it (workers are being stopped), 200 when it already was.
-  return json(changed ? 202 : 200, {
-    job_id: cancelled.jobId,
-    status: cancelled.status,
-    links: links(cancelled.jobId),
-  });
-}
+export const cancel = jobRoute(
+  async (_event, { deps, job }) => {
+    const { job: cancelled, changed } = await requestCancel(deps, job);
+    // 202 when this call cancelled it (workers are being stopped), 200 when it already was.
+    return json(changed ? 202 : 200, {
+      job_id: cancelled.jobId,
+      status: cancelled.status,
+      links: links(cancelled.jobId),
+    });
+  },
+  { tenantOnly: true },
+);
 
 /** Starts a bundle upload: the id to name on submit and a presigned PUT for exactly `size_bytes`. */
-export async function createSource(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const tenant = tenantOf(deps, event);
-  const body = parseJsonBody(event, CreateSourceBodySchema);
-  return json(201, await createSourceUpload(deps, tenant, body.size_bytes));
-}
+export const createSource = tenantRoute(
+  { body: () => CreateSourceBodySchema },
+  async (_event, { deps, tenant, body }) => {
+    return json(201, await createSourceUpload(deps, tenant, body.size_bytes));
+  },
+);
 
 /** The merged branch of a repository job, when it has one; 404 (with why) otherwise. */
 async function mergedBranch(deps: Deps, job: JobRecord) {
@@ -254,8 +208,7 @@ async function mergedBranch(deps: Deps, job: JobRecord) {
 }
 
 /** The unified diff of everything the job changed (base..head of its branch). */
-export async function getPatch(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await visibleJob(deps, event);
+export const getPatch = jobRoute(async (_event, { deps, job }) => {
   await mergedBranch(deps, job);
   const patch = await deps.artifacts.getText(mergePatchKey(job.rootJobId, job.path));
   if (patch === undefined) throw notFound(`the patch of job ${job.jobId} is missing`);
@@ -264,15 +217,14 @@ export async function getPatch(deps: Deps, event: APIGatewayProxyEvent): Promise
     headers: { 'content-type': 'text/x-diff; charset=utf-8', 'cache-control': 'no-store' },
     body: patch,
   };
-}
+});
 
 /**
  * Where to download the job's branch: a bundle of base..head, to fetch with
  * `git fetch <file> +refs/heads/<branch>:refs/heads/<branch>` into a
  * repository that has the base.
  */
-export async function getBundle(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await visibleJob(deps, event);
+export const getBundle = jobRoute(async (_event, { deps, job }) => {
   const merged = await mergedBranch(deps, job);
   const key = mergeBundleKey(job.rootJobId, job.path);
   const expires = deps.settings.presignExpirySec;
@@ -285,23 +237,21 @@ export async function getBundle(deps: Deps, event: APIGatewayProxyEvent): Promis
     size_bytes: (await deps.artifacts.size(key)) ?? 0,
     expires_in: expires,
   });
-}
+});
 
 /**
  * The job tree's events after `?after=`, held open up to `?wait=` seconds
  * (20 at most) until one arrives.
  */
-export async function getEvents(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await visibleJob(deps, event);
+export const getEvents = jobRoute(async (event, { deps, job }) => {
   const query = EventsQuerySchema.safeParse(event.queryStringParameters ?? {});
   if (!query.success) throw badRequest('invalid query string', zodIssues(query.error));
   const { after, wait, limit } = query.data;
   return json(200, await readEvents(deps, job, { after, waitSec: wait, limit }));
-}
+});
 
 /** One attempt's log, redacted: live while the worker runs, the uploaded log after. */
-export async function getLog(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const job = await visibleJob(deps, event);
+export const getLog = jobRoute(async (event, { deps, job }) => {
   const query = LogQuerySchema.safeParse(event.queryStringParameters ?? {});
   if (!query.success) throw badRequest('invalid query string', zodIssues(query.error));
   const worker = pathParam(event, 'worker');
@@ -322,4 +272,4 @@ export async function getLog(deps: Deps, event: APIGatewayProxyEvent): Promise<A
   if (query.data.attempt !== undefined && query.data.attempt > task.attempt)
     throw notFound(`${worker} has made ${task.attempt} attempt(s)`);
   return json(200, await readLog(deps, job, task, query.data));
-}
+});

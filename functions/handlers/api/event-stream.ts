@@ -9,7 +9,7 @@ import { EventsQuerySchema } from '../../core/progress.ts';
 import type { Deps } from '../../services/deps.ts';
 import { streamEvents } from '../../services/progress.ts';
 import { header } from '../http.ts';
-import { visibleJob } from './caller-routes.ts';
+import { visibleJob } from './access.ts';
 
 /** A stream ends after this long (under the streaming function's 15 minutes); EventSource reconnects. */
 export const EVENT_STREAM_MAX_MS = 14 * 60_000;

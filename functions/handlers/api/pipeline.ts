@@ -3,18 +3,20 @@
  * request needs (header normalisation, error answers); a route's pipeline
  * adds what that route needs, each step typed into the route's context: the
  * worker's task (its token checked once, with the one read of the task), the
- * parsed body, the attempt check. A route's handler then receives only
- * values that have passed those steps.
+ * caller's tenant, the job the caller may see, the parsed body, the attempt
+ * check. A route's handler then receives only values that have passed those
+ * steps.
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { forbidden, unauthorized } from '../../core/errors.ts';
-import type { TaskRecord } from '../../core/model.ts';
+import type { JobRecord, TaskRecord } from '../../core/model.ts';
 import { authenticateWorker, ownsTask } from '../../services/auth.ts';
 import type { Deps } from '../../services/deps.ts';
 import { header, parseJsonBody, pathParam } from '../http.ts';
 import { TASK_TOKEN_HEADER } from '../routes.ts';
+import { tenantOf, visibleJob } from './access.ts';
 
 /** A route, built once per set of dependencies. */
 export type Route = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -29,6 +31,57 @@ export interface WorkerContext<B> extends Context {
   /** The attempt the token was issued for. */
   attempt: number;
   body: B;
+}
+
+export interface JobContext extends Context {
+  deps: Deps;
+  /** The job named by the path, which the caller may see (access.ts). */
+  job: JobRecord;
+}
+
+export interface TenantContext<B> extends Context {
+  deps: Deps;
+  /** The API key's tenant: a worker's token is refused on these routes. */
+  tenant: string;
+  body: B;
+}
+
+/** A caller route about one job: `tenantOnly` refuses a worker's token even for its own children. */
+export function jobRoute(
+  handle: (event: APIGatewayProxyEvent, context: JobContext) => Promise<APIGatewayProxyResult>,
+  options: { tenantOnly?: boolean } = {},
+): RouteFactory {
+  return (deps) => {
+    const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, JobContext>()
+      .use({
+        before: async ({ event, context }) => {
+          context.deps = deps;
+          if (options.tenantOnly) tenantOf(deps, event);
+          context.job = await visibleJob(deps, event);
+        },
+      })
+      .handler(handle);
+    return (event, context) => handler(event, Object.create(context) as JobContext);
+  };
+}
+
+/** A caller route of a tenant (an API key only), with its body parsed when it has one. */
+export function tenantRoute<B = undefined>(
+  options: { body?: (deps: Deps) => z.ZodType<B> },
+  handle: (event: APIGatewayProxyEvent, context: TenantContext<B>) => Promise<APIGatewayProxyResult>,
+): RouteFactory {
+  return (deps) => {
+    const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, TenantContext<B>>()
+      .use({
+        before: async ({ event, context }) => {
+          context.deps = deps;
+          context.tenant = tenantOf(deps, event);
+          if (options.body) context.body = parseJsonBody(event, options.body(deps));
+        },
+      })
+      .handler(handle);
+    return (event, context) => handler(event, Object.create(context) as TenantContext<B>);
+  };
 }
 
 /** A plain route: `(deps, event)`, no steps of its own. */
