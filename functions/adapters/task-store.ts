@@ -20,6 +20,7 @@ import { MIN_HEADROOM_USD } from '../core/model-metering.ts';
 import { attemptTimes } from '../core/performance.ts';
 import {
   assertTaskTransition,
+  isLiveAttempt,
   TASK_STATES,
   type TaskState,
   TERMINAL_TASK_STATES,
@@ -213,8 +214,7 @@ export class TaskStore {
     });
     if (written) return 'ok';
     const task = await this.getTask(jobId, taskNo);
-    const live = task?.attempt === attempt && (task.state === 'launching' || task.state === 'running');
-    return live ? 'too_soon' : 'not_live';
+    return task && isLiveAttempt(task, attempt) ? 'too_soon' : 'not_live';
   }
 
   /**
