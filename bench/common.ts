@@ -75,14 +75,14 @@ export function byService(calls: Map<CallKey, number>): Record<Service, number> 
 export function startRssSampler(everyMs = 100): { peakMb(): number; stop(): number } {
   let peak = process.memoryUsage().rss;
   const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
+    peak = Math.max(peak, process.memoryUsage.rss());
   }, everyMs);
   timer.unref();
   return {
     peakMb: () => peak / 1024 / 1024,
     stop: () => {
       clearInterval(timer);
-      peak = Math.max(peak, process.memoryUsage().rss);
+      peak = Math.max(peak, process.memoryUsage.rss());
       return peak / 1024 / 1024;
     },
   };

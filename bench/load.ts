@@ -71,6 +71,8 @@ export interface PhaseResult {
   submitP50Ms?: number;
   submitP99Ms?: number;
   awsCalls: Record<string, number>;
+  /** Calls per operation (`DYNAMODB.UpdateItem`), most first. */
+  awsCallsByOperation: Record<string, number>;
 }
 
 /** Busy share of all CPUs between two reads of /proc/stat (NaN without /proc). */
@@ -219,7 +221,9 @@ async function runPhase(
     const cpu = process.cpuUsage(cpu0);
     const machine1 = await cpuTimes();
     const workerProcesses = launches.count() - launches0;
-    const awsCalls = byService(counter.since(calls0));
+    const callsSince = counter.since(calls0);
+    const awsCalls = byService(callsSince);
+    const awsCallsByOperation = Object.fromEntries([...callsSince].sort((a, b) => b[1] - a[1]));
     // Let the last worker processes exit so their invocation lines are written.
     for (let i = 0; i < 50 && stack.launcher.active > 0; i++) await sleep(100);
     const treeCpu = (await treeCpuS()) - tree0;
@@ -246,6 +250,7 @@ async function runPhase(
         ? { submitP50Ms: percentile(submitMs, 50), submitP99Ms: percentile(submitMs, 99) }
         : {}),
       awsCalls,
+      awsCallsByOperation,
     };
   } finally {
     clearInterval(progress);
@@ -403,6 +408,10 @@ async function main(): Promise<void> {
     `total ${((performance.now() - started) / 1000).toFixed(1)} s, orchestrator peak RSS ${peakAll.toFixed(0)} MB (includes the embedded emulators), ${launches.count()} worker processes started, ${CONCURRENCY} at once, ${(await import('node:os')).cpus().length} CPUs`,
   );
   for (const r of results) {
+    const top = Object.entries(r.awsCallsByOperation).slice(0, 8);
+    console.log(
+      `  [${r.phase}] calls per task: ${top.map(([k, n]) => `${k} ${(n / r.tasks).toFixed(1)}`).join(', ')}`,
+    );
     for (const v of r.violations.slice(0, 20)) console.log(`  VIOLATION [${r.phase}] ${v}`);
     if (r.violations.length > 20) console.log(`  ... and ${r.violations.length - 20} more`);
   }

@@ -22,11 +22,42 @@ export type DispatchOutcome = 'launched' | 'duplicate' | 'refused' | 'waiting';
 
 /** How long a task waits for other attempts to give spend back before it tries again. */
 export const BUDGET_WAIT_SEC = 5;
-/** How long a task waits for a running slot of its job (or of the deployment). */
+/** How long a task first waits for a running slot of its job (or of the deployment)... */
 export const SLOT_WAIT_SEC = 2;
+/** ...doubling, for the deployment's slots, on each wait in a row up to this. */
+export const SLOT_WAIT_MAX_SEC = 10;
+
+/**
+ * The delay before the next try, with ±25 % jitter so waiters spread out. A
+ * job's own slot comes back within one task's run and few tasks wait for it:
+ * those keep the first delay. The deployment's may keep hundreds waiting.
+ */
+export function slotWaitDelaySec(scope: 'job' | 'deployment', times: number, random01: number): number {
+  const doublings = scope === 'job' ? 0 : Math.max(0, times - 1);
+  const base = Math.min(SLOT_WAIT_MAX_SEC, SLOT_WAIT_SEC * 2 ** doublings);
+  return Math.max(1, Math.round(base * (0.75 + 0.5 * random01)));
+}
 
 export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Promise<DispatchOutcome> {
   const { jobId, taskNo, attempt } = message;
+  const scope = { jobId, taskNo, attempt };
+  const slotWait = async (slot: 'job' | 'deployment') => {
+    const times = message.slotWait?.scope === slot ? message.slotWait.times + 1 : 1;
+    const random01 = (deps.randomBytes(1)[0] ?? 0) / 255;
+    await deps.queue.send(
+      { ...message, slotWait: { scope: slot, times } },
+      slotWaitDelaySec(slot, times, random01),
+    );
+    deps.log.info('waiting for a running slot', { ...scope, slot, times });
+    return 'waiting' as const;
+  };
+  // A task that came back for a full slot first looks at that slot's counter: while it is
+  // still full, one read replaces the claim, the reservations and their undo.
+  if (
+    message.slotWait &&
+    (await deps.slots.looksFull(message.slotWait.scope, jobId, deps.settings.worker.maxRunning))
+  )
+    return slotWait(message.slotWait.scope);
   const token = formatTaskToken({ jobId, taskNo, attempt }, deps.randomBytes(32));
   const now = deps.now().toISOString();
   const claimed = await deps.tasks.claimTask(jobId, taskNo, attempt, sha256Hex(token), now);
@@ -34,7 +65,6 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });
     return 'duplicate';
   }
-  const scope = { jobId, taskNo, attempt };
   // What was taken so far, given back newest first if the worker does not start after all.
   const taken: (() => Promise<unknown>)[] = [
     () => deps.tasks.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString()),
@@ -48,13 +78,14 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     deps.log.warn('attempt refused: spend limit reached', { ...scope, limit: 'max_budget_usd' });
     return 'refused' as const;
   };
-  const waitFor = async (what: 'spend' | 'slot') => {
+  const waitFor = async (what: 'spend' | 'job' | 'deployment') => {
     await giveBack();
+    if (what !== 'spend') return slotWait(what);
     // The job's status shows a wait for spend: a task that waits for it is not simply queued.
-    if (what === 'spend')
-      await deps.tasks.setWaiting(jobId, taskNo, attempt, 'spend_budget', deps.now().toISOString());
-    await deps.queue.send(message, what === 'spend' ? BUDGET_WAIT_SEC : SLOT_WAIT_SEC);
-    deps.log.info(what === 'spend' ? 'waiting for spend budget' : 'waiting for a running slot', scope);
+    await deps.tasks.setWaiting(jobId, taskNo, attempt, 'spend_budget', deps.now().toISOString());
+    const { slotWait: _, ...plain } = message;
+    await deps.queue.send(plain, BUDGET_WAIT_SEC);
+    deps.log.info('waiting for spend budget', scope);
     return 'waiting' as const;
   };
 
@@ -73,7 +104,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
       if (verdict.kind === 'exhausted') return refuse(verdict.message);
       return waitFor('spend');
     }
-    return waitFor('slot');
+    return waitFor('job');
   }
   taken.push(() => deps.slots.releaseJob(jobId));
   if (usd > 0 && !together && grant.root) {
@@ -85,7 +116,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     if (onRoot.kind === 'busy') return waitFor('spend');
   }
   if (usd > 0) taken.push(() => returnAttemptSpend(deps, claimed, usd));
-  if (!(await deps.slots.acquireGlobal(deps.settings.worker.maxRunning))) return waitFor('slot');
+  if (!(await deps.slots.acquireGlobal(deps.settings.worker.maxRunning))) return waitFor('deployment');
   taken.push(() => deps.slots.releaseGlobal());
   usd = await recordAttemptSpend(deps, claimed, usd);
   if (claimed.waitingFor) await deps.tasks.setWaiting(jobId, taskNo, attempt, undefined, now);

@@ -10,7 +10,8 @@ import { type HostileStack, startHostileStack } from '../support/hostile-worker.
 describe('waiting for spend budget', () => {
   let hostile: HostileStack;
   beforeAll(async () => {
-    // One worker at a time across the deployment: a second job's task keeps coming back to dispatch.
+    // One worker at a time across the deployment: a second job's task waits for the slot (not
+    // yet for spend) until the test has reserved the tree's spend, then the slot comes back.
     hostile = await startHostileStack('workers: {max_workers: 4, max_running: 1}');
     expect(hostile.deps.settings.gateway?.enabled).toBe(false);
   });
@@ -31,7 +32,7 @@ describe('waiting for spend budget', () => {
 
     // Stand-in for other attempts of the tree: all but half a cent of it reserved.
     const held = 1.995;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     let reserved = false;
     while (!reserved && Date.now() < deadline) {
       const root = await hostile.deps.jobs.getJob(jobId);
@@ -39,6 +40,7 @@ describe('waiting for spend budget', () => {
       if (!reserved) await new Promise((r) => setTimeout(r, 50));
     }
     expect(reserved).toBe(true);
+    await busy.release();
 
     let status = (await hostile.api('GET', `/api/v1/jobs/${jobId}/status`)).json;
     while (!status.waiting && Date.now() < deadline) {
@@ -51,9 +53,8 @@ describe('waiting for spend budget', () => {
       hostile.logs.some((l) => l.message === 'waiting for spend budget' && l.extra?.jobId === jobId),
     ).toBe(true);
 
-    // The spend and the slot come back: the task starts on its next try, and the mark is gone.
+    // The spend comes back: the task starts on its next try, and the mark is gone.
     await hostile.deps.budget.settleSpend(jobId, held, 0);
-    await busy.release();
     expect(await hostile.waitForJob(jobId, 60_000)).toBe('completed');
     const after = (await hostile.api('GET', `/api/v1/jobs/${jobId}/status`)).json;
     expect(after.waiting).toBeUndefined();

@@ -152,7 +152,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   /** A running job with `n` queued tasks (max_retries 2 unless given). */
   async function newJob(
     n: number,
-    options: { maxRetries?: number; source?: JobSource } = {},
+    options: { maxRetries?: number; source?: JobSource; maxWorkers?: number } = {},
   ): Promise<JobRecord> {
     const jobId = randomBytes(10).toString('hex');
     const now = new Date(clock).toISOString();
@@ -162,7 +162,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       status: 'running',
       request: 'r',
       config: {
-        maxWorkers: 5,
+        maxWorkers: options.maxWorkers ?? 5,
         defaultTimeoutSec: 60,
         maxRetries: options.maxRetries ?? 2,
         enableRecursion: false,
@@ -223,6 +223,84 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(task).toMatchObject({ state: 'queued', attempt: 2 });
     expect(task?.attempts[0]?.error).toMatch(/could not be launched: task definition is INACTIVE/);
     expect(await drainQueue()).toContainEqual({ type: 'run', jobId: job.jobId, taskNo: 1, attempt: 2 });
+  });
+
+  /** Deps whose queue records what dispatch sends back (with its delay) and that count claims. */
+  function watchedDeps() {
+    const sent: { message: WorkMessage; delaySec: number }[] = [];
+    const queue = Object.create(deps.queue) as WorkQueue;
+    queue.send = async (message, delaySec = 0) => {
+      sent.push({ message, delaySec });
+    };
+    const counted = { claims: 0 };
+    const tasks = Object.create(deps.tasks) as Deps['tasks'];
+    tasks.claimTask = (...args) => {
+      counted.claims += 1;
+      return deps.tasks.claimTask(...args);
+    };
+    return { deps: { ...deps, launcher, queue, tasks }, sent, counted };
+  }
+  type Run = WorkMessage & { type: 'run' };
+
+  it("a task that finds its job's slot full claims nothing while it stays full, and starts once it frees", async () => {
+    const job = await newJob(2, { maxWorkers: 1 });
+    const { deps: waiting, sent, counted } = watchedDeps();
+    const run = { type: 'run', jobId: job.jobId, attempt: 1 } as const;
+
+    expect(await dispatchRun(waiting, { ...run, taskNo: 1 })).toBe('launched');
+    expect(await dispatchRun(waiting, { ...run, taskNo: 2 })).toBe('waiting');
+    expect(counted.claims).toBe(2);
+    // The second task came back to the queue, not started, and says why: the job's one slot.
+    let back = sent.at(-1);
+    expect(back?.message).toEqual({ ...run, taskNo: 2, slotWait: { scope: 'job', times: 1 } });
+    expect(back?.delaySec).toBeGreaterThanOrEqual(1);
+    expect(back?.delaySec).toBeLessThanOrEqual(3);
+    expect(await deps.tasks.getTask(job.jobId, 2)).toMatchObject({ state: 'queued', attempts: [] });
+
+    // While the slot stays taken, each try only reads the counter.
+    for (let i = 0; i < 3; i++) {
+      expect(await dispatchRun(waiting, back?.message as Run)).toBe('waiting');
+      back = sent.at(-1);
+      expect(back?.delaySec).toBeLessThanOrEqual(3);
+    }
+    expect(counted.claims).toBe(2);
+    expect(back?.message).toMatchObject({ slotWait: { scope: 'job', times: 4 } });
+    expect(launcher.launched).toHaveLength(1);
+
+    // The first worker's slot comes back: the next try starts the task.
+    await deps.slots.releaseJob(job.jobId);
+    expect(await dispatchRun(waiting, back?.message as Run)).toBe('launched');
+    expect(launcher.launched.map((l) => l.taskNo)).toEqual([1, 2]);
+    expect((await deps.jobs.getJob(job.jobId))?.runningTasks).toBe(1);
+  });
+
+  it("a task that finds the deployment's slots full waits longer each time, up to a cap", async () => {
+    const job = await newJob(1);
+    const { deps: waiting, sent, counted } = watchedDeps();
+    const max = waiting.settings.worker.maxRunning;
+    const held = max - (await deps.slots.readGlobal());
+    for (let i = 0; i < held; i++) await deps.slots.acquireGlobal(max);
+    let holding = true;
+    try {
+      const first: Run = { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 };
+      expect(await dispatchRun(waiting, first)).toBe('waiting');
+      expect(sent.at(-1)?.message).toMatchObject({ slotWait: { scope: 'deployment', times: 1 } });
+      // The job's slot taken for the try was given back with the claim.
+      expect((await deps.jobs.getJob(job.jobId))?.runningTasks).toBe(0);
+      const delays: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        expect(await dispatchRun(waiting, sent.at(-1)?.message as Run)).toBe('waiting');
+        delays.push(sent.at(-1)?.delaySec ?? 0);
+      }
+      expect(counted.claims).toBe(1);
+      expect(Math.max(...delays)).toBeGreaterThan(4);
+      expect(Math.max(...delays)).toBeLessThanOrEqual(13);
+      for (let i = 0; i < held; i++) await deps.slots.releaseGlobal();
+      holding = false;
+      expect(await dispatchRun(waiting, sent.at(-1)?.message as Run)).toBe('launched');
+    } finally {
+      for (let i = 0; holding && i < held; i++) await deps.slots.releaseGlobal();
+    }
   });
 
   it('an ECS "task stopped" event for a worker that never reported fails its attempt with why, once', async () => {
