@@ -1,7 +1,9 @@
 /**
- * Dispatch one run message: claim the task for its attempt with a conditional
- * write, then launch its worker. A duplicate or stale delivery fails the claim
- * and is dropped, so one attempt never starts twice.
+ * Dispatch one run message: take a running slot of the deployment, claim the
+ * task for its attempt with a conditional write, take its spend and its job's
+ * slot, then launch its worker. A duplicate or stale delivery fails the claim
+ * and is dropped (its slot given back), so one attempt never starts twice. A
+ * task that finds a slot full goes back to the queue with a delay.
  */
 import { isCredentialedStep, LaunchRefusedError } from '../adapters/launcher.ts';
 import type { RunMessage } from '../core/messages.ts';
@@ -58,27 +60,34 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     (await deps.slots.looksFull(message.slotWait.scope, jobId, deps.settings.worker.maxRunning))
   )
     return slotWait(message.slotWait.scope);
+  // The deployment's slot before anything else: while the deployment is full (hundreds of
+  // tasks may wait for it), a try costs this one failed write, not a claim and its undo.
+  if (!(await deps.slots.acquireGlobal(deps.settings.worker.maxRunning))) return slotWait('deployment');
   const token = formatTaskToken({ jobId, taskNo, attempt }, deps.randomBytes(32));
   const now = deps.now().toISOString();
   const claimed = await deps.tasks.claimTask(jobId, taskNo, attempt, sha256Hex(token), now);
   if (!claimed) {
+    await deps.slots.releaseGlobal();
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });
     return 'duplicate';
   }
   // What was taken so far, given back newest first if the worker does not start after all.
   const taken: (() => Promise<unknown>)[] = [
+    () => deps.slots.releaseGlobal(),
     () => deps.tasks.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString()),
   ];
   const giveBack = async () => {
     for (const step of taken.reverse()) await step();
   };
-  // Refused before its running slots were taken (any part taken is given back first).
+  // Refused before its job's slot was taken (any part taken is given back first): the
+  // deployment's slot goes back here, and the attempt is recorded as holding none.
   const refuse = async (message: string) => {
+    await deps.slots.releaseGlobal();
     await recordLostWorker(deps, scope, message, undefined, 'failed', false, false);
     deps.log.warn('attempt refused: spend limit reached', { ...scope, limit: 'max_budget_usd' });
     return 'refused' as const;
   };
-  const waitFor = async (what: 'spend' | 'job' | 'deployment') => {
+  const waitFor = async (what: 'spend' | 'job') => {
     await giveBack();
     if (what !== 'spend') return slotWait(what);
     // The job's status shows a wait for spend: a task that waits for it is not simply queued.
@@ -116,8 +125,6 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     if (onRoot.kind === 'busy') return waitFor('spend');
   }
   if (usd > 0) taken.push(() => returnAttemptSpend(deps, claimed, usd));
-  if (!(await deps.slots.acquireGlobal(deps.settings.worker.maxRunning))) return waitFor('deployment');
-  taken.push(() => deps.slots.releaseGlobal());
   usd = await recordAttemptSpend(deps, claimed, usd);
   if (claimed.waitingFor) await deps.tasks.setWaiting(jobId, taskNo, attempt, undefined, now);
   try {
