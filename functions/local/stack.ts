@@ -21,6 +21,7 @@ import { createAuthorizer } from '../handlers/authorizer.ts';
 import { createDeadLetterConsumer } from '../handlers/dead-letter-consumer.ts';
 import { errorResult } from '../handlers/http.ts';
 import { createQueueConsumer } from '../handlers/queue-consumer.ts';
+import { aggregateJob } from '../services/aggregate.ts';
 import type { Deps, DispatchDeps, Log } from '../services/deps.ts';
 import { gatewaySettingsFromConfig, serveModelRequest } from '../services/model-gateway.ts';
 import { sweepActiveTasks } from '../services/reconcile.ts';
@@ -129,7 +130,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       randomBytes: (n) => randomBytes(n),
       upstream,
       // One process writes everything locally, as the API and the dispatcher may on AWS.
-      aggregateInline: true,
+      aggregateInline: aggregateJob,
     };
     const api = await startLocalApi({
       host: config.api.host,

@@ -21,10 +21,10 @@ import {
   isTerminalTaskState,
   type JobStatus,
 } from '../core/task-states.ts';
-import type { Deps } from './deps.ts';
+import type { AggregateOutcome, Deps } from './deps.ts';
 import { followUp, nextStepOrAggregate } from './record-result.ts';
 
-export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
+export type { AggregateOutcome };
 
 /** `known`: the job as the caller's last write returned it (inline aggregation); read otherwise. */
 export async function aggregateJob(deps: Deps, jobId: string, known?: JobRecord): Promise<AggregateOutcome> {

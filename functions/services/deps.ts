@@ -11,6 +11,7 @@ import type { RunSlots } from '../adapters/run-slots.ts';
 import type { TaskStore } from '../adapters/task-store.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
 import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
+import type { JobRecord } from '../core/model.ts';
 import type { PriceTable } from '../core/model-metering.ts';
 import type { JobStatus } from '../core/task-states.ts';
 
@@ -95,12 +96,17 @@ export interface Deps {
   /** Where the model gateway sends requests; absent: the gateway answers that it is not enabled. */
   upstream?: ModelUpstream | undefined;
   /**
-   * This process may write a small finished job's reports itself, in the
-   * request that finished it, instead of queueing an `aggregate` message (it
-   * may write reports: the API and the dispatcher, not the reconciler).
+   * Set where this process may write a small finished job's reports itself,
+   * in the request that finished it, instead of queueing an `aggregate`
+   * message (it may write reports: the API and the dispatcher, not the
+   * reconciler). The composition root hands in the aggregator
+   * (services/aggregate.ts), which itself follows up on the tasks it ends.
    */
-  aggregateInline?: boolean | undefined;
+  aggregateInline?: InlineAggregator | undefined;
 }
+
+export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
+export type InlineAggregator = (deps: Deps, jobId: string, job: JobRecord) => Promise<AggregateOutcome>;
 
 export interface DispatchDeps extends Deps {
   launcher: Launcher;

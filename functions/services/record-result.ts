@@ -28,7 +28,6 @@ import {
   type TaskState,
 } from '../core/task-states.ts';
 import { canonicalHash } from '../core/tokens.ts';
-import { aggregateJob } from './aggregate.ts';
 import type { Deps } from './deps.ts';
 import { settleMeteredAttempt, withMeteredCost } from './model-gateway.ts';
 import { runMessage, stepTask, workTasks } from './submit-job.ts';
@@ -524,7 +523,7 @@ async function aggregate(deps: Deps, jobId: string, job: JobRecord | undefined):
     job !== undefined && job.depth === 0 && !job.hasChildren && job.totalTasks <= INLINE_AGGREGATE_MAX_TASKS;
   if (deps.aggregateInline && small) {
     try {
-      const outcome = await aggregateJob(deps, jobId, job);
+      const outcome = await deps.aggregateInline(deps, jobId, job);
       if (outcome === 'aggregated' || outcome === 'already_final') return;
     } catch (err) {
       deps.log.warn('inline aggregation failed; queued instead', { jobId, error: (err as Error).message });

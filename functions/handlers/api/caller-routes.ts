@@ -3,7 +3,6 @@
  * is a tenant's API key, or a worker's task token: a worker may create child
  * jobs under its own task and read those, nothing else.
  */
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { InvalidCursorError } from '../../adapters/job-store.ts';
 import { roundUsd } from '../../core/accounting.ts';
 import { CreateSourceBodySchema, ListJobsQuerySchema, submitBodySchema } from '../../core/api-schemas.ts';
@@ -24,11 +23,9 @@ import { loadSubtree } from '../../services/job-tree.ts';
 import { readEvents, readLog } from '../../services/progress.ts';
 import { createSourceUpload } from '../../services/sources.ts';
 import { submitJob } from '../../services/submit-job.ts';
-import { header, json, parseJsonBody, pathParam, principalOf } from '../http.ts';
+import { header, json, pathParam } from '../http.ts';
 import { CHILD_MODE_HEADER, DECIDE_COST_HEADER, SOURCE_COMMIT_HEADER } from '../routes.ts';
-import { jobRoute, tenantRoute } from './pipeline.ts';
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+import { jobRoute, submitRoute, tenantRoute } from './pipeline.ts';
 
 function links(jobId: string) {
   const base = `/api/v1/jobs/${jobId}`;
@@ -43,45 +40,40 @@ function resultContext(deps: Deps, job: JobRecord): ResultContext {
   };
 }
 
-export async function submit(deps: Deps, event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const principal = principalOf(event);
-  const idempotencyKey = header(event, 'idempotency-key');
-  if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-    throw badRequest('Idempotency-Key must be 1-128 visible ASCII characters', [
-      { path: 'Idempotency-Key', message: 'invalid' },
-    ]);
-  }
-  const body = parseJsonBody(event, submitBodySchema(deps.settings.limits));
-  let outcome: { job: JobRecord; created: boolean };
-  if (principal.kind === 'caller') {
-    outcome = await submitJob(deps, { tenant: principal.tenant, body, idempotencyKey });
-  } else {
-    const mode = header(event, CHILD_MODE_HEADER) ?? 'wait';
-    if (mode !== 'handoff' && mode !== 'wait') {
-      throw badRequest('x-child-mode must be handoff or wait', [
-        { path: CHILD_MODE_HEADER, message: `got ${mode.slice(0, 20)}` },
-      ]);
+export const submit = submitRoute(
+  { body: (deps) => submitBodySchema(deps.settings.limits) },
+  async (event, { deps, principal, idempotencyKey, body }) => {
+    let outcome: { job: JobRecord; created: boolean };
+    if (principal.kind === 'caller') {
+      outcome = await submitJob(deps, { tenant: principal.tenant, body, idempotencyKey });
+    } else {
+      const mode = header(event, CHILD_MODE_HEADER) ?? 'wait';
+      if (mode !== 'handoff' && mode !== 'wait') {
+        throw badRequest('x-child-mode must be handoff or wait', [
+          { path: CHILD_MODE_HEADER, message: `got ${mode.slice(0, 20)}` },
+        ]);
+      }
+      const cost = Number(header(event, DECIDE_COST_HEADER) ?? '0');
+      // To the micro-dollar: a cost such as 1e-300 would underflow the store's numbers.
+      const decideCostUsd = Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? roundUsd(cost) : 0;
+      const sourceCommit = header(event, SOURCE_COMMIT_HEADER);
+      outcome = await createChildJob(deps, {
+        scope: principal,
+        body,
+        mode,
+        idempotencyKey,
+        decideCostUsd,
+        sourceCommit,
+      });
     }
-    const cost = Number(header(event, DECIDE_COST_HEADER) ?? '0');
-    // To the micro-dollar: a cost such as 1e-300 would underflow the store's numbers.
-    const decideCostUsd = Number.isFinite(cost) && cost >= 0 && cost < 1_000_000 ? roundUsd(cost) : 0;
-    const sourceCommit = header(event, SOURCE_COMMIT_HEADER);
-    outcome = await createChildJob(deps, {
-      scope: principal,
-      body,
-      mode,
-      idempotencyKey,
-      decideCostUsd,
-      sourceCommit,
-    });
-  }
-  const { job, created } = outcome;
-  return json(
-    202,
-    { job_id: job.jobId, status: job.status, created, links: links(job.jobId) },
-    { location: links(job.jobId).self },
-  );
-}
+    const { job, created } = outcome;
+    return json(
+      202,
+      { job_id: job.jobId, status: job.status, created, links: links(job.jobId) },
+      { location: links(job.jobId).self },
+    );
+  },
+);
 
 /** The job's result, with every descendant job's workers in it. */
 export const getJob = jobRoute(async (_event, { deps, job }) => {

@@ -3,18 +3,18 @@
  * request needs (header normalisation, error answers); a route's pipeline
  * adds what that route needs, each step typed into the route's context: the
  * worker's task (its token checked once, with the one read of the task), the
- * caller's tenant, the job the caller may see, the parsed body, the attempt
- * check. A route's handler then receives only values that have passed those
+ * caller's tenant, the job the caller may see, who submits and with which
+ * idempotency key, the parsed body, the attempt check. A route's handler then receives only values that have passed those
  * steps.
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { z } from 'zod';
-import { forbidden, unauthorized } from '../../core/errors.ts';
+import { badRequest, forbidden, unauthorized } from '../../core/errors.ts';
 import type { JobRecord, TaskRecord } from '../../core/model.ts';
-import { authenticateWorker, ownsTask } from '../../services/auth.ts';
+import { authenticateWorker, ownsTask, type Principal } from '../../services/auth.ts';
 import type { Deps } from '../../services/deps.ts';
-import { header, parseJsonBody, pathParam } from '../http.ts';
+import { header, parseJsonBody, pathParam, principalOf } from '../http.ts';
 import { TASK_TOKEN_HEADER } from '../routes.ts';
 import { tenantOf, visibleJob } from './access.ts';
 
@@ -44,6 +44,43 @@ export interface TenantContext<B> extends Context {
   /** The API key's tenant: a worker's token is refused on these routes. */
   tenant: string;
   body: B;
+}
+
+export interface SubmitContext<B> extends Context {
+  deps: Deps;
+  /** A tenant's API key, or a worker's task token (a child job of its own task). */
+  principal: Principal;
+  /** The `Idempotency-Key` header, when given: 1-128 visible ASCII characters. */
+  idempotencyKey: string | undefined;
+  body: B;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/** A route that creates a job: either credential, an optional idempotency key, and a body. */
+export function submitRoute<B>(
+  options: { body: (deps: Deps) => z.ZodType<B> },
+  handle: (event: APIGatewayProxyEvent, context: SubmitContext<B>) => Promise<APIGatewayProxyResult>,
+): RouteFactory {
+  return (deps) => {
+    const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, SubmitContext<B>>()
+      .use({
+        before: async ({ event, context }) => {
+          context.deps = deps;
+          context.principal = principalOf(event);
+          const key = header(event, 'idempotency-key');
+          if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+            throw badRequest('Idempotency-Key must be 1-128 visible ASCII characters', [
+              { path: 'Idempotency-Key', message: 'invalid' },
+            ]);
+          }
+          context.idempotencyKey = key;
+          context.body = parseJsonBody(event, options.body(deps));
+        },
+      })
+      .handler(handle);
+    return (event, context) => handler(event, Object.create(context) as SubmitContext<B>);
+  };
 }
 
 /** A caller route about one job: `tenantOnly` refuses a worker's token even for its own children. */
@@ -84,7 +121,7 @@ export function tenantRoute<B = undefined>(
   };
 }
 
-/** A plain route: `(deps, event)`, no steps of its own. */
+/** A public route (health, the API's description): `(deps, event)`, no steps of its own. */
 export function plainRoute(
   fn: (deps: Deps, event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>,
 ): RouteFactory {

@@ -15,7 +15,7 @@ import * as worker from './worker-routes.ts';
 const IMPLEMENTATIONS: Readonly<Record<string, RouteFactory>> = {
   health: plainRoute(publicRoutes.health),
   openapi: plainRoute(publicRoutes.openapi),
-  submit: plainRoute(caller.submit),
+  submit: caller.submit,
   createSource: caller.createSource,
   getPatch: caller.getPatch,
   getBundle: caller.getBundle,

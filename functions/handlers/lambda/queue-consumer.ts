@@ -8,6 +8,7 @@ import { EcsLauncher } from '../../adapters/ecs-launcher.ts';
 import { lazy } from '../../adapters/lazy.ts';
 import { kmsTokenSealer } from '../../adapters/token-seal.ts';
 import { RateLimiter } from '../../core/rate-limiter.ts';
+import { aggregateJob } from '../../services/aggregate.ts';
 import { createQueueConsumer } from '../queue-consumer.ts';
 import { depsFromEnv, readEnv } from './runtime.ts';
 
@@ -64,4 +65,4 @@ const launcher = new EcsLauncher(
   },
 );
 
-export const handler = createQueueConsumer({ ...depsFromEnv(), launcher, aggregateInline: true });
+export const handler = createQueueConsumer({ ...depsFromEnv(), launcher, aggregateInline: aggregateJob });
