@@ -57,30 +57,41 @@ export interface SubmitContext<B> extends Context {
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
+/** A route whose one step fills its context (after `deps`) before the handler runs. */
+function steppedRoute<C extends Context & { deps: Deps }>(
+  step: (deps: Deps, event: APIGatewayProxyEvent, context: C) => Promise<void> | void,
+  handle: (event: APIGatewayProxyEvent, context: C) => Promise<APIGatewayProxyResult>,
+): RouteFactory {
+  return (deps) => {
+    const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, C>()
+      .use({
+        before: async ({ event, context }) => {
+          context.deps = deps;
+          await step(deps, event, context);
+        },
+      })
+      .handler(handle);
+    // The step writes into the context: each request gets its own, over the invocation's.
+    return (event, context) => handler(event, Object.create(context) as C);
+  };
+}
+
 /** A route that creates a job: either credential, an optional idempotency key, and a body. */
 export function submitRoute<B>(
   options: { body: (deps: Deps) => z.ZodType<B> },
   handle: (event: APIGatewayProxyEvent, context: SubmitContext<B>) => Promise<APIGatewayProxyResult>,
 ): RouteFactory {
-  return (deps) => {
-    const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, SubmitContext<B>>()
-      .use({
-        before: async ({ event, context }) => {
-          context.deps = deps;
-          context.principal = principalOf(event);
-          const key = header(event, 'idempotency-key');
-          if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-            throw badRequest('Idempotency-Key must be 1-128 visible ASCII characters', [
-              { path: 'Idempotency-Key', message: 'invalid' },
-            ]);
-          }
-          context.idempotencyKey = key;
-          context.body = parseJsonBody(event, options.body(deps));
-        },
-      })
-      .handler(handle);
-    return (event, context) => handler(event, Object.create(context) as SubmitContext<B>);
-  };
+  return steppedRoute<SubmitContext<B>>((deps, event, context) => {
+    context.principal = principalOf(event);
+    const key = header(event, 'idempotency-key');
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+      throw badRequest('Idempotency-Key must be 1-128 visible ASCII characters', [
+        { path: 'Idempotency-Key', message: 'invalid' },
+      ]);
+    }
+    context.idempotencyKey = key;
+    context.body = parseJsonBody(event, options.body(deps));
+  }, handle);
 }
 
 /** A caller route about one job: `tenantOnly` refuses a worker's token even for its own children. */
@@ -88,18 +99,10 @@ export function jobRoute(
   handle: (event: APIGatewayProxyEvent, context: JobContext) => Promise<APIGatewayProxyResult>,
   options: { tenantOnly?: boolean } = {},
 ): RouteFactory {
-  return (deps) => {
-    const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, JobContext>()
-      .use({
-        before: async ({ event, context }) => {
-          context.deps = deps;
-          if (options.tenantOnly) tenantOf(deps, event);
-          context.job = await visibleJob(deps, event);
-        },
-      })
-      .handler(handle);
-    return (event, context) => handler(event, Object.create(context) as JobContext);
-  };
+  return steppedRoute<JobContext>(async (deps, event, context) => {
+    if (options.tenantOnly) tenantOf(deps, event);
+    context.job = await visibleJob(deps, event);
+  }, handle);
 }
 
 /** A caller route of a tenant (an API key only), with its body parsed when it has one. */
@@ -107,18 +110,10 @@ export function tenantRoute<B = undefined>(
   options: { body?: (deps: Deps) => z.ZodType<B> },
   handle: (event: APIGatewayProxyEvent, context: TenantContext<B>) => Promise<APIGatewayProxyResult>,
 ): RouteFactory {
-  return (deps) => {
-    const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, TenantContext<B>>()
-      .use({
-        before: async ({ event, context }) => {
-          context.deps = deps;
-          context.tenant = tenantOf(deps, event);
-          if (options.body) context.body = parseJsonBody(event, options.body(deps));
-        },
-      })
-      .handler(handle);
-    return (event, context) => handler(event, Object.create(context) as TenantContext<B>);
-  };
+  return steppedRoute<TenantContext<B>>((deps, event, context) => {
+    context.tenant = tenantOf(deps, event);
+    if (options.body) context.body = parseJsonBody(event, options.body(deps));
+  }, handle);
 }
 
 /** A public route (health, the API's description): `(deps, event)`, no steps of its own. */
