@@ -1,7 +1,7 @@
 /**
- * Dispatch one run message: take a running slot of the deployment, claim the
- * task for its attempt with a conditional write, take its spend and its job's
- * slot, then launch its worker. A duplicate or stale delivery fails the claim
+ * Dispatch one run message: claim the task for its attempt with a conditional
+ * write while taking a running slot of the deployment, take its spend and its
+ * job's slot, then launch its worker. A duplicate or stale delivery fails the claim
  * and is dropped (its slot given back), so one attempt never starts twice. A
  * task that finds a slot full goes back to the queue with a delay.
  */
@@ -60,16 +60,23 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     (await deps.slots.looksFull(message.slotWait.scope, jobId, deps.settings.worker.maxRunning))
   )
     return slotWait(message.slotWait.scope);
-  // The deployment's slot before anything else: while the deployment is full (hundreds of
-  // tasks may wait for it), a try costs this one failed write, not a claim and its undo.
-  if (!(await deps.slots.acquireGlobal(deps.settings.worker.maxRunning))) return slotWait('deployment');
   const token = formatTaskToken({ jobId, taskNo, attempt }, deps.randomBytes(32));
   const now = deps.now().toISOString();
-  const claimed = await deps.tasks.claimTask(jobId, taskNo, attempt, sha256Hex(token), now);
+  // The claim and the deployment's slot side by side: one round trip when both are free; while
+  // the deployment is full (hundreds of tasks may wait for it), a try costs the failed take and
+  // the claim's release, not the job's slot, the spend and their undo as well.
+  const [global, claimed] = await Promise.all([
+    deps.slots.acquireGlobal(deps.settings.worker.maxRunning),
+    deps.tasks.claimTask(jobId, taskNo, attempt, sha256Hex(token), now),
+  ]);
   if (!claimed) {
-    await deps.slots.releaseGlobal();
+    if (global) await deps.slots.releaseGlobal();
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });
     return 'duplicate';
+  }
+  if (!global) {
+    await deps.tasks.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
+    return slotWait('deployment');
   }
   // What was taken so far, given back newest first if the worker does not start after all.
   const taken: (() => Promise<unknown>)[] = [
@@ -90,11 +97,12 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   const waitFor = async (what: 'spend' | 'job') => {
     await giveBack();
     if (what !== 'spend') return slotWait(what);
+    // Logged first: a reader who sees the wait in the job's status finds it in the log too.
+    deps.log.info('waiting for spend budget', scope);
     // The job's status shows a wait for spend: a task that waits for it is not simply queued.
     await deps.tasks.setWaiting(jobId, taskNo, attempt, 'spend_budget', deps.now().toISOString());
     const { slotWait: _, ...plain } = message;
     await deps.queue.send(plain, BUDGET_WAIT_SEC);
-    deps.log.info('waiting for spend budget', scope);
     return 'waiting' as const;
   };
 
