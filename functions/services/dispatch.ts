@@ -65,10 +65,20 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   // The claim and the deployment's slot side by side: one round trip when both are free; while
   // the deployment is full (hundreds of tasks may wait for it), a try costs the failed take and
   // the claim's release, not the job's slot, the spend and their undo as well.
-  const [global, claimed] = await Promise.all([
+  const [tookSlot, tookClaim] = await Promise.allSettled([
     deps.slots.acquireGlobal(deps.settings.worker.maxRunning),
     deps.tasks.claimTask(jobId, taskNo, attempt, sha256Hex(token), now),
   ]);
+  if (tookSlot.status === 'rejected' || tookClaim.status === 'rejected') {
+    // One of the two failed (throttled past its retries, say): give back what the other took,
+    // and let the message come again.
+    if (tookSlot.status === 'fulfilled' && tookSlot.value) await deps.slots.releaseGlobal();
+    if (tookClaim.status === 'fulfilled' && tookClaim.value)
+      await deps.tasks.releaseClaim(jobId, taskNo, attempt, deps.now().toISOString());
+    throw tookSlot.status === 'rejected' ? tookSlot.reason : (tookClaim as PromiseRejectedResult).reason;
+  }
+  const global = tookSlot.value;
+  const claimed = tookClaim.value;
   if (!claimed) {
     if (global) await deps.slots.releaseGlobal();
     deps.log.info('run message dropped: task not queued for this attempt', { jobId, taskNo, attempt });

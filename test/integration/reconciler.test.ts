@@ -306,6 +306,19 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     }
   });
 
+  it('when taking the deployment slot fails outright, the claim taken beside it is given back and the message comes again', async () => {
+    const job = await newJob(1);
+    const slots = Object.create(deps.slots) as Deps['slots'];
+    slots.acquireGlobal = async () => {
+      throw new Error('ProvisionedThroughputExceededException (after retries)');
+    };
+    const run: Run = { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 };
+    await expect(dispatchRun({ ...deps, launcher, slots }, run)).rejects.toThrow('ProvisionedThroughput');
+    expect(await deps.tasks.getTask(job.jobId, 1)).toMatchObject({ state: 'queued', attempt: 1 });
+    // The redelivery starts it.
+    expect(await dispatchRun({ ...deps, launcher }, run)).toBe('launched');
+  });
+
   it('an ECS "task stopped" event for a worker that never reported fails its attempt with why, once', async () => {
     const job = await newJob(1);
     const handle = await launchAndRun(job.jobId, 1);
