@@ -538,9 +538,7 @@ async function main(): Promise<void> {
         ],
         [
           `npm run test:load, 200 jobs x 2: ≥ 3x faster than ${beforeWhat}`,
-          loadRow
-            ? `${(beforeS / loadRow.wallS).toFixed(1)}x (${loadRow.wallS.toFixed(0)} s)`
-            : 'not run',
+          loadRow ? `${(beforeS / loadRow.wallS).toFixed(1)}x (${loadRow.wallS.toFixed(0)} s)` : 'not run',
           loadRow && beforeS / loadRow.wallS >= 3 ? 'met' : 'MISSED',
         ],
         [
