@@ -24,8 +24,6 @@ import {
 import type { AggregateOutcome, Deps } from './deps.ts';
 import { followUp, nextStepOrAggregate } from './record-result.ts';
 
-export type { AggregateOutcome };
-
 /** `known`: the job as the caller's last write returned it (inline aggregation); read otherwise. */
 export async function aggregateJob(deps: Deps, jobId: string, known?: JobRecord): Promise<AggregateOutcome> {
   // Side by side: the tasks are read for nothing only on a replay of a job already final.
