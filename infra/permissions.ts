@@ -14,7 +14,7 @@ import type { IConstruct } from 'constructs';
 import { LISTING_INDEX } from '../functions/adapters/table-schema.ts';
 import { JOBS_PREFIX, SOURCES_PREFIX } from '../functions/core/layout.ts';
 
-export type TableAction = 'GetItem' | 'PutItem' | 'UpdateItem' | 'Query' | 'BatchWriteItem';
+export type TableAction = 'GetItem' | 'BatchGetItem' | 'PutItem' | 'UpdateItem' | 'Query' | 'BatchWriteItem';
 export type ObjectAction = 'GetObject' | 'PutObject';
 
 type Grantee = IGrantable & IConstruct & Pick<IFunction, 'addToRolePolicy' | 'role'>;

@@ -55,6 +55,8 @@ export const taskKey = (jobId: string, taskNo: number): ItemKey => ({
   [PARTITION_KEY]: jobPartition(jobId),
   [SORT_KEY]: `${TASK_SORT_PREFIX}${String(taskNo).padStart(4, '0')}`,
 });
+/** Whether an item read from a job's partition is the job itself (the rest are its tasks). */
+export const isJobItem = (item: Record<string, unknown>): boolean => item[SORT_KEY] === JOB_SORT_KEY;
 export const apiKeyKey = (sha256: string): ItemKey => ({
   [PARTITION_KEY]: `KEY#${sha256}`,
   [SORT_KEY]: 'KEY',

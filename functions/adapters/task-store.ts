@@ -7,11 +7,18 @@
  * conditional write that names the state it expects; a write whose condition
  * fails returns `undefined` (someone else moved first) instead of throwing.
  */
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type {
   AttemptMeter,
   AttemptRecord,
   ChildResults,
+  JobRecord,
   RefusedFile,
   TaskRecord,
   TaskResultSummary,
@@ -34,10 +41,12 @@ import {
   updateInput,
   updateItem,
 } from './dynamo-ops.ts';
-import { taskFromItem, taskItem } from './table-items.ts';
+import { jobFromItem, taskFromItem, taskItem } from './table-items.ts';
 import {
   ACTIVE_SHARDS,
   activeShardPartition,
+  isJobItem,
+  jobKey,
   jobPartition,
   TASK_SORT_PREFIX,
   taskKey,
@@ -48,6 +57,8 @@ const NON_TERMINAL: readonly TaskState[] = TASK_STATES.filter((s) => !TERMINAL_T
 /** The attempt `:a` is the task's current one, and it is launching or running. */
 const LIVE_ATTEMPT = ['attempt = :a', '#state IN (:launching, :running)'];
 const LIVE_STATES = { ':launching': 'launching', ':running': 'running' };
+/** Reads of one batch before an unprocessed key is an error (the table is throttling). */
+const BATCH_READ_TRIES = 4;
 
 /** What one upload request adds to its attempt's counters (see TaskStore.countUploads). */
 export interface UploadGrant {
@@ -89,6 +100,32 @@ export class TaskStore {
       new GetCommand({ TableName: this.tableName, Key: taskKey(jobId, taskNo), ConsistentRead: true }),
     );
     return out.Item ? taskFromItem(out.Item) : undefined;
+  }
+
+  /**
+   * A task and its job in one strongly consistent read (a worker request that
+   * checks both its token and that its job has not ended). Keys the table
+   * leaves unprocessed are asked for again, a bounded number of times.
+   */
+  async getTaskWithJob(
+    jobId: string,
+    taskNo: number,
+  ): Promise<{ task: TaskRecord | undefined; job: JobRecord | undefined }> {
+    let keys: Record<string, unknown>[] = [{ ...taskKey(jobId, taskNo) }, { ...jobKey(jobId) }];
+    const found: Record<string, unknown>[] = [];
+    for (let tries = 1; keys.length > 0; tries++) {
+      if (tries > BATCH_READ_TRIES)
+        throw new Error(`task ${jobId}/${taskNo}: the table kept its keys unprocessed`);
+      if (tries > 1) await new Promise((r) => setTimeout(r, 50 * 2 ** (tries - 2)));
+      const out = await this.ddb.send(
+        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      found.push(...(out.Responses?.[this.tableName] ?? []));
+      keys = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+    }
+    const task = found.find((i) => !isJobItem(i));
+    const job = found.find(isJobItem);
+    return { task: task && taskFromItem(task), job: job && jobFromItem(job) };
   }
 
   /** Every task of a job in task order, the planner (task 0) first. */

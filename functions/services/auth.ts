@@ -6,7 +6,7 @@
  */
 import type { ApiKeyStore } from '../adapters/api-key-store.ts';
 import type { TaskStore } from '../adapters/task-store.ts';
-import type { TaskRecord } from '../core/model.ts';
+import type { JobRecord, TaskRecord } from '../core/model.ts';
 import { parseTaskToken, sameDigest, sha256Hex, type TaskTokenScope } from '../core/tokens.ts';
 
 export type Principal =
@@ -38,19 +38,24 @@ export async function authorizeTaskToken(
 
 /**
  * A worker route's credential, checked where the task is needed anyway: one
- * read of the task both proves the token and gives the handler its task.
- * `undefined` when the token is missing, malformed or not the stored one.
+ * read of the task both proves the token and gives the handler its task
+ * (and, `withJob`, its job in the same read, for a route that checks the job
+ * has not ended). `undefined` when the token is missing, malformed or not the
+ * stored one.
  */
 export async function authenticateWorker(
   tasks: TaskStore,
   token: string | undefined,
-): Promise<{ scope: TaskTokenScope; task: TaskRecord } | undefined> {
+  withJob = false,
+): Promise<{ scope: TaskTokenScope; task: TaskRecord; job?: JobRecord | undefined } | undefined> {
   if (!token || token.length > 512) return undefined;
   const scope = parseTaskToken(token);
   if (!scope) return undefined;
-  const task = await tasks.getTask(scope.jobId, scope.taskNo);
+  const { task, job } = withJob
+    ? await tasks.getTaskWithJob(scope.jobId, scope.taskNo)
+    : { task: await tasks.getTask(scope.jobId, scope.taskNo), job: undefined };
   if (!task?.tokenHash || !sameDigest(task.tokenHash, sha256Hex(token))) return undefined;
-  return { scope, task };
+  return { scope, task, job };
 }
 
 /** The task a worker principal may act on, if the route's ids are its own. */

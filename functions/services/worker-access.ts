@@ -99,14 +99,23 @@ export interface MergeInput {
   bundles: { url: string }[];
 }
 
-/** Returns the attempt's assignment and marks the task running (repeat calls are harmless). */
-export async function getAssignment(deps: Deps, task: TaskRecord, attempt: number): Promise<Assignment> {
+/**
+ * Returns the attempt's assignment and marks the task running (repeat calls
+ * are harmless). `knownJob`: the task's job, read with it (see liveAttempt).
+ */
+export async function getAssignment(
+  deps: Deps,
+  task: TaskRecord,
+  attempt: number,
+  knownJob?: JobRecord,
+): Promise<Assignment> {
   const { job } = await liveAttempt(
     deps,
     { jobId: task.jobId, taskNo: task.taskNo, attempt },
     'assignment',
     LIVE_TASK_STATES,
     task,
+    knownJob,
   );
   if (task.state === 'launching') {
     await deps.tasks.markRunning(task.jobId, task.taskNo, attempt, deps.now().toISOString());
@@ -341,12 +350,13 @@ export async function uploadLinks(
   deps: Deps,
   task: TaskRecord,
   request: UploadRequest,
+  knownJob?: JobRecord,
 ): Promise<UploadLinks> {
   const scope = { jobId: task.jobId, taskNo: task.taskNo, attempt: request.attempt };
   // After a hand-off the worker still uploads its log for the attempt, and nothing else.
   const logOnly = request.files.length === 0 && request.git.length === 0;
   const states: readonly TaskState[] = logOnly ? [...LIVE_TASK_STATES, 'waiting_on_child'] : LIVE_TASK_STATES;
-  let current = await liveTask(deps, scope, 'uploads', states, task);
+  let current = (await liveAttempt(deps, scope, 'uploads', states, task, knownJob)).task;
   const expires = uploadExpiry(deps, current);
 
   const granted: { path: string; size: number }[] = [];
@@ -524,7 +534,8 @@ export async function storedFiles(deps: Deps, task: TaskRecord, attempt: number)
  * The task of a worker token, provided its attempt is live: the token's
  * attempt is the task's current one, the task is in one of `states`, and its
  * job has not ended. Anything else is a 403, logged as `<what> refused`: a
- * token is refused once its attempt has ended. `known` saves the task read.
+ * token is refused once its attempt has ended. `known` saves the task read,
+ * and `knownJob` (read in the same request as `known`) the job read.
  */
 export async function liveTask(
   deps: Deps,
@@ -543,10 +554,11 @@ export async function liveAttempt(
   what: string,
   states: readonly TaskState[] = LIVE_TASK_STATES,
   known?: TaskRecord,
+  knownJob?: JobRecord,
 ): Promise<{ task: TaskRecord; job: JobRecord }> {
   const task = known ?? (await deps.tasks.getTask(scope.jobId, scope.taskNo));
   const live = task !== undefined && task.attempt === scope.attempt && states.includes(task.state);
-  const job = live ? await deps.jobs.getJob(scope.jobId) : undefined;
+  const job = live ? (knownJob ?? (await deps.jobs.getJob(scope.jobId))) : undefined;
   if (!live || !job || isTerminalJobStatus(job.status)) {
     deps.log.warn(`${what} refused: attempt no longer active`, {
       ...scope,

@@ -80,8 +80,16 @@ export class Api extends Construct {
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
+    // BatchGetItem: a worker's assignment and upload requests read their task and its job together.
     // BatchWriteItem: a worker's progress post stores its events together.
-    allowTable(this.handler, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchWriteItem']);
+    allowTable(this.handler, props.table, [
+      'GetItem',
+      'BatchGetItem',
+      'PutItem',
+      'UpdateItem',
+      'Query',
+      'BatchWriteItem',
+    ]);
     props.queue.grantSendMessages(this.handler);
     // Get for reports and download links; put so the upload URLs it signs for workers are honoured.
     allowArtifacts(this.handler, props.bucket, ['GetObject', 'PutObject'], true);

@@ -709,6 +709,26 @@ describe('secrets', () => {
     expect(others).toEqual([]);
   });
 
+  it('the API function uses the table as its code does, batched reads included (a worker request reads its task with its job)', () => {
+    const apiFn = logicalId(defaults.stack.api.handler);
+    const roleId = roleIdOfArn(resource(defaults, apiFn).Properties.Role);
+    const actions = statementsOfRole(defaults.json, roleId)
+      .map(({ statement }) => statement)
+      .filter((st) => st.Effect === 'Allow')
+      .flatMap(actionsOf)
+      .filter((a) => a.startsWith('dynamodb:'));
+    expect([...new Set(actions)].sort()).toEqual(
+      [
+        'dynamodb:BatchGetItem',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+      ].sort(),
+    );
+  });
+
   it('with deploy.git.token_secret_name, the git container gets GIT_TOKEN from that secret', () => {
     const token = (workerContainer(variant, 'git').Secrets ?? []).find((s) => s.Name === 'GIT_TOKEN');
     expect(token, 'GIT_TOKEN under Secrets').toBeDefined();

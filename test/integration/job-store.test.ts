@@ -232,6 +232,26 @@ describe('the job, task and API key stores on the embedded emulator', () => {
       expect(tasks[0]).not.toHaveProperty('SK');
     });
 
+    it('reads a task together with its job, and either one missing as undefined', async () => {
+      const { job } = await jobWithTasks(2);
+      await stores.tasks.claimTask(job.jobId, 2, 1, 'hash', T1);
+      const both = await stores.tasks.getTaskWithJob(job.jobId, 2);
+      expect(both.task).toEqual(await stores.tasks.getTask(job.jobId, 2));
+      expect(both.task).toMatchObject({ taskNo: 2, state: 'launching', tokenHash: 'hash' });
+      expect(both.job).toEqual(await stores.jobs.getJob(job.jobId));
+      expect(await stores.tasks.getTaskWithJob(job.jobId, 9)).toEqual({
+        task: undefined,
+        job: expect.anything(),
+      });
+      const orphan = makeJob();
+      await stores.tasks.putTasks(workTasks(orphan, subtasks(1), T0));
+      expect(await stores.tasks.getTaskWithJob(orphan.jobId, 1)).toEqual({
+        task: expect.objectContaining({ taskNo: 1 }),
+        job: undefined,
+      });
+      expect(await stores.tasks.getTaskWithJob(newJobId(), 1)).toEqual({ task: undefined, job: undefined });
+    });
+
     it('leaves an existing task alone when putTasks is replayed', async () => {
       const { job, tasks } = await jobWithTasks(1);
       const first = tasks[0] as TaskRecord;

@@ -30,6 +30,8 @@ export interface WorkerContext<B> extends Context {
   task: TaskRecord;
   /** The attempt the token was issued for. */
   attempt: number;
+  /** The task's job, read with the task, on routes built `withJob` (undefined if it is gone). */
+  job: JobRecord | undefined;
   body: B;
 }
 
@@ -128,12 +130,12 @@ export function plainRoute(
  * parsed by its schema and its `attempt` held to the token's.
  */
 export function workerRoute<B = undefined>(
-  options: { body?: (deps: Deps) => z.ZodType<B & { attempt: number }>; what?: string },
+  options: { body?: (deps: Deps) => z.ZodType<B & { attempt: number }>; what?: string; withJob?: boolean },
   handle: (event: APIGatewayProxyEvent, context: WorkerContext<B>) => Promise<APIGatewayProxyResult>,
 ): RouteFactory {
   return (deps) => {
     const pipeline = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, WorkerContext<B>>().use(
-      workerToken(deps),
+      workerToken(deps, options.withJob ?? false),
     );
     if (options.body) pipeline.use(jsonBody(options.body, options.what ?? 'request'));
     const handler = pipeline.handler(handle);
@@ -144,16 +146,17 @@ export function workerRoute<B = undefined>(
 
 /**
  * Worker routes have no authorizer in front: this step's one read of the task
- * proves the token and gives the route its task (see docs/security.md).
+ * proves the token and gives the route its task (see docs/security.md), and
+ * `withJob` its job in the same request.
  */
-function workerToken<B>(deps: Deps): Middleware<WorkerContext<B>> {
+function workerToken<B>(deps: Deps, withJob: boolean): Middleware<WorkerContext<B>> {
   return {
     before: async ({ event, context }) => {
       context.deps = deps;
       const jobId = pathParam(event, 'id');
       const taskNo = Number(pathParam(event, 'taskNo'));
       const token = header(event, TASK_TOKEN_HEADER);
-      const found = await authenticateWorker(deps.tasks, token);
+      const found = await authenticateWorker(deps.tasks, token, withJob);
       if (!found) {
         deps.log.warn('worker token refused', { presented: token !== undefined, path: event.path });
         throw unauthorized('missing or unknown X-Task-Token');
@@ -167,6 +170,7 @@ function workerToken<B>(deps: Deps): Middleware<WorkerContext<B>> {
         throw forbidden('this token is not valid for that task');
       }
       context.task = found.task;
+      context.job = found.job;
       context.attempt = found.scope.attempt;
     },
   };

@@ -15,13 +15,14 @@ import { getAssignment, storedFiles, uploadLinks } from '../../services/worker-a
 import { json } from '../http.ts';
 import { workerRoute } from './pipeline.ts';
 
-export const assignment = workerRoute({}, async (_event, { deps, task, attempt }) =>
-  json(200, await getAssignment(deps, task, attempt)),
+// Both check that the job has not ended: its item comes in the same read as the task's.
+export const assignment = workerRoute({ withJob: true }, async (_event, { deps, task, job, attempt }) =>
+  json(200, await getAssignment(deps, task, attempt, job)),
 );
 
 export const uploads = workerRoute(
-  { body: (deps) => uploadRequestSchema(deps.settings.limits), what: 'uploads' },
-  async (_event, { deps, task, body }) => json(200, await uploadLinks(deps, task, body)),
+  { body: (deps) => uploadRequestSchema(deps.settings.limits), what: 'uploads', withJob: true },
+  async (_event, { deps, task, job, body }) => json(200, await uploadLinks(deps, task, body, job)),
 );
 
 export const result = workerRoute(
