@@ -1,5 +1,6 @@
 import { defineConfig } from 'vitest/config';
 import { AttackTableReporter } from './test/security/attack-table-reporter.ts';
+import { isEmulatorClosedError } from './test/support/emulator-closed.ts';
 
 export default defineConfig({
   test: {
@@ -15,8 +16,9 @@ export default defineConfig({
     reporters: [new AttackTableReporter(), 'default'],
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     // The fault suite's fast variant restarts the emulators: dynalite then throws from a callback
-    // under an in-flight request ("Database is closed"). That is the emulator being killed, and the
-    // request fails and is retried like any lost call; every other unhandled error still fails the run.
-    onUnhandledError: (error) => !/Database is closed/.test(String((error as Error)?.message ?? error)),
+    // under an in-flight request ("Database is closed", or a query's "Iterator is not open"). That is
+    // the emulator being killed, and the request fails and is retried like any lost call; every other
+    // unhandled error still fails the run.
+    onUnhandledError: (error) => !isEmulatorClosedError(error),
   },
 });
