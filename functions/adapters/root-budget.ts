@@ -15,16 +15,22 @@ import { jobKey } from './table-keys.ts';
 /** Slack for floating-point sums of USD amounts, so a reservation that fits exactly is not refused. */
 const EPSILON = 1e-9;
 
-/** The most the tree may have committed before reserving `usd` (negative: it can never fit). */
-const spendBound = (usd: number, maxSpendUsd: number) => maxSpendUsd - usd + EPSILON;
+/**
+ * The most the tree may have committed before reserving `usd` and still
+ * leave `keepUsd` uncommitted (negative: it can never fit).
+ */
+const spendBound = (usd: number, maxSpendUsd: number, keepUsd = 0) => maxSpendUsd - usd - keepUsd + EPSILON;
 
-/** Reserves `usd` of the root's spend limit, if it fits: one condition. */
-export function spendReservation(usd: number, maxSpendUsd: number): UpdateActions {
+/**
+ * Reserves `usd` of the root's spend limit, if it fits with `keepUsd` still
+ * left after it: one condition.
+ */
+export function spendReservation(usd: number, maxSpendUsd: number, keepUsd = 0): UpdateActions {
   return {
     set: ['#b.committedUsd = #b.committedUsd + :usd'],
     conditions: ['#b.committedUsd <= :allowed'],
     names: { '#b': 'budget' },
-    values: { ':usd': usd, ':allowed': spendBound(usd, maxSpendUsd) },
+    values: { ':usd': usd, ':allowed': spendBound(usd, maxSpendUsd, keepUsd) },
   };
 }
 

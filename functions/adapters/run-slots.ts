@@ -30,7 +30,10 @@ export class RunSlots {
    * the same conditional update (one write instead of two). `false` when
    * either does not fit: read the job to learn which.
    */
-  async acquireJob(jobId: string, spend?: { usd: number; maxSpendUsd: number }): Promise<boolean> {
+  async acquireJob(
+    jobId: string,
+    spend?: { usd: number; maxSpendUsd: number; keepUsd?: number | undefined },
+  ): Promise<boolean> {
     const reserve = spend !== undefined && spend.usd > 0;
     const job = await updateItem(this.ddb, this.tableName, {
       key: jobKey(jobId),
@@ -41,7 +44,7 @@ export class RunSlots {
           names: { '#r': 'runningTasks', '#c': 'config' },
           values: { ':zero': 0, ':one': 1 },
         },
-        reserve && spendReservation(spend.usd, spend.maxSpendUsd),
+        reserve && spendReservation(spend.usd, spend.maxSpendUsd, spend.keepUsd),
       ),
     });
     return job !== undefined;

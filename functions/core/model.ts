@@ -269,6 +269,12 @@ export interface TaskRecord {
   childResults?: ChildResults | undefined;
   /** Why the child job did not succeed, when the task ended `failed` with it (completeFromChild). */
   childError?: string | undefined;
+  /**
+   * A root job's spend limit and max_workers, copied when its task is created:
+   * while that many full shares are left, a dispatch reserves one without
+   * reading the job (see fullShareWithoutRead). Both never change.
+   */
+  spendLimits?: { maxSpendUsd: number; maxWorkers: number } | undefined;
   /** Spend reserved on the root for the current attempt, and which attempt it is for. */
   budgetUsd?: number | undefined;
   budgetAttempt?: number | undefined;

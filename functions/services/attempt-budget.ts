@@ -14,6 +14,7 @@
  * so); when the tree has actually spent its limit, the attempt fails without
  * retries, naming the limit.
  */
+import { isCredentialedStep } from '../adapters/launcher.ts';
 import type { JobRecord, RootBudget, TaskRecord } from '../core/model.ts';
 import { attemptBudget, MIN_ATTEMPT_BUDGET_USD, spendShares } from '../core/recursion-policy.ts';
 import type { Deps } from './deps.ts';
@@ -24,16 +25,50 @@ export type BudgetGrant =
   | { kind: 'busy' }
   | { kind: 'exhausted'; message: string };
 
+/** A reservation of a full share that needs no read of the job: see fullShareWithoutRead. */
+export interface FullShare {
+  usd: number;
+  maxSpendUsd: number;
+  /** What must stay uncommitted after it: a full share for each other slot of the job. */
+  keepUsd: number;
+}
+
+/**
+ * What a root job's attempt may reserve without reading the job first: a
+ * full share (limits.max_task_budget_usd), on the condition, checked by the
+ * reservation's own write, that max_workers full shares were uncommitted
+ * before it. Whenever that holds, attemptBudget gives a full share too (it
+ * shares what is left among at most max_workers slots), so the attempt gets
+ * exactly what a read would have given it. When the write fails (the job's
+ * slots are full, or less is left), the dispatcher reads the job and plans
+ * as usual. Undefined when there is no such shortcut: a child's attempt (its
+ * spend is on another item), a step without AI, the model gateway on.
+ */
+export function fullShareWithoutRead(deps: Deps, task: TaskRecord): FullShare | undefined {
+  const limits = task.spendLimits;
+  if (
+    !limits ||
+    task.jobId !== task.rootJobId ||
+    isCredentialedStep(task.kind) ||
+    gatewayEnabled(deps.settings)
+  )
+    return undefined;
+  const usd = Math.floor(deps.settings.limits.maxTaskBudgetUsd * 10_000) / 10_000;
+  if (usd < MIN_ATTEMPT_BUDGET_USD || limits.maxWorkers < 1) return undefined;
+  return { usd, maxSpendUsd: limits.maxSpendUsd, keepUsd: usd * (limits.maxWorkers - 1) };
+}
+
 /**
  * What this attempt should reserve, from a read of the root (and of its job,
  * for a child): no write. With the gateway on, the attempt's meter is opened
- * here instead (it reserves nothing on the root).
+ * here instead (it reserves nothing on the root). `knownRoot` saves the read.
  */
 export async function planAttemptSpend(
   deps: Deps,
   task: TaskRecord,
+  knownRoot?: JobRecord,
 ): Promise<BudgetGrant & { root?: JobRecord }> {
-  const root = await deps.jobs.getJob(task.rootJobId);
+  const root = knownRoot ?? (await deps.jobs.getJob(task.rootJobId));
   if (gatewayEnabled(deps.settings)) {
     if (root?.budget && root.budget.maxSpendUsd - root.budget.spentUsd < MIN_ATTEMPT_BUDGET_USD)
       return exhausted(root.budget);

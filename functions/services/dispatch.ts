@@ -11,6 +11,7 @@ import type { JobRecord, TaskRecord } from '../core/model.ts';
 import { formatTaskToken, sha256Hex } from '../core/tokens.ts';
 import {
   type BudgetGrant,
+  fullShareWithoutRead,
   planAttemptSpend,
   recordAttemptSpend,
   reserveOnRoot,
@@ -116,34 +117,13 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
     return 'waiting' as const;
   };
 
-  const grant = await attemptGrant(deps, claimed);
-  if (grant.kind === 'exhausted') return refuse(grant.message);
-  if (grant.kind === 'busy') return waitFor('spend');
-  let usd = grant.usd;
-  // A root job's attempt takes its slot and its spend in one write on the job item.
-  const together = usd > 0 && grant.root !== undefined && grant.root.jobId === jobId;
-  const spend = together ? { usd, maxSpendUsd: grant.root?.budget?.maxSpendUsd ?? 0 } : undefined;
-  if (!(await deps.slots.acquireJob(jobId, spend))) {
-    // The job already runs max_workers workers, or (together) the spend did not fit: read which.
-    const job = together ? await deps.jobs.getJob(jobId) : undefined;
-    if (job?.budget && (job.runningTasks ?? 0) < job.config.maxWorkers) {
-      const verdict = spendVerdict(job.budget);
-      if (verdict.kind === 'exhausted') return refuse(verdict.message);
-      return waitFor('spend');
-    }
-    return waitFor('job');
-  }
+  const took = await takeJobSlotAndSpend(deps, claimed);
+  if (took.kind === 'refused') return refuse(took.message);
+  if (took.kind === 'wait') return waitFor(took.what);
   taken.push(() => deps.slots.releaseJob(jobId));
-  if (usd > 0 && !together && grant.root) {
-    const onRoot = await reserveOnRoot(deps, grant.root, usd);
-    if (onRoot.kind === 'exhausted') {
-      await deps.slots.releaseJob(jobId);
-      return refuse(onRoot.message);
-    }
-    if (onRoot.kind === 'busy') return waitFor('spend');
-  }
-  if (usd > 0) taken.push(() => returnAttemptSpend(deps, claimed, usd));
-  usd = await recordAttemptSpend(deps, claimed, usd);
+  const reserved = took.usd;
+  if (reserved > 0) taken.push(() => returnAttemptSpend(deps, claimed, reserved));
+  await recordAttemptSpend(deps, claimed, reserved);
   if (claimed.waitingFor) await deps.tasks.setWaiting(jobId, taskNo, attempt, undefined, now);
   try {
     const { handle } = await deps.launcher.launch({
@@ -175,17 +155,68 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   }
 }
 
+type SlotAndSpend =
+  /** The job's slot is held and `usd` reserved on the root (0: nothing to reserve). */
+  | { kind: 'taken'; usd: number }
+  /** Neither is held: the job's slots are full, or others' reservations hold the spend. */
+  | { kind: 'wait'; what: 'job' | 'spend' }
+  /** Neither is held: the tree's spend is used up. */
+  | { kind: 'refused'; message: string };
+
+/**
+ * The claimed attempt's running slot of its job, and its spend. A root job's
+ * attempt takes both in one write on the job item; while plenty is left it
+ * does so before reading anything (fullShareWithoutRead).
+ */
+async function takeJobSlotAndSpend(deps: DispatchDeps, task: TaskRecord): Promise<SlotAndSpend> {
+  const { jobId } = task;
+  const full = fullShareWithoutRead(deps, task);
+  if (full && (await deps.slots.acquireJob(jobId, full))) return { kind: 'taken', usd: full.usd };
+  // It did not fit: the job's slots are full, or less is left than a full share for each.
+  const known = full ? await deps.jobs.getJob(jobId) : undefined;
+  if (known && (known.runningTasks ?? 0) >= known.config.maxWorkers) return { kind: 'wait', what: 'job' };
+  const grant = await attemptGrant(deps, task, known);
+  if (grant.kind === 'exhausted') return { kind: 'refused', message: grant.message };
+  if (grant.kind === 'busy') return { kind: 'wait', what: 'spend' };
+  const usd = grant.usd;
+  const together = usd > 0 && grant.root !== undefined && grant.root.jobId === jobId;
+  const spend = together ? { usd, maxSpendUsd: grant.root?.budget?.maxSpendUsd ?? 0 } : undefined;
+  if (!(await deps.slots.acquireJob(jobId, spend))) {
+    // The job already runs max_workers workers, or (together) the spend did not fit: read which.
+    const job = together ? await deps.jobs.getJob(jobId) : undefined;
+    if (job?.budget && (job.runningTasks ?? 0) < job.config.maxWorkers) {
+      const verdict = spendVerdict(job.budget);
+      return verdict.kind === 'exhausted'
+        ? { kind: 'refused', message: verdict.message }
+        : { kind: 'wait', what: 'spend' };
+    }
+    return { kind: 'wait', what: 'job' };
+  }
+  if (usd > 0 && !together && grant.root) {
+    // A child's attempt: its slot is on its job, its spend on the root.
+    const onRoot = await reserveOnRoot(deps, grant.root, usd);
+    if (onRoot.kind !== 'granted') {
+      await deps.slots.releaseJob(jobId);
+      return onRoot.kind === 'exhausted'
+        ? { kind: 'refused', message: onRoot.message }
+        : { kind: 'wait', what: 'spend' };
+    }
+  }
+  return { kind: 'taken', usd };
+}
+
 /**
  * Steps without AI spend nothing. A merge runs even when the tree's budget is
  * used up: it merges what merges cleanly and leaves out what would need a
- * Claude session to resolve.
+ * Claude session to resolve. `knownRoot`: the root, already read.
  */
 async function attemptGrant(
   deps: DispatchDeps,
   task: TaskRecord,
+  knownRoot?: JobRecord,
 ): Promise<BudgetGrant & { root?: JobRecord }> {
   if (isCredentialedStep(task.kind)) return { kind: 'granted', usd: 0 };
-  const grant = await planAttemptSpend(deps, task);
+  const grant = await planAttemptSpend(deps, task, knownRoot);
   if (task.kind === 'merge' && grant.kind === 'exhausted') return { kind: 'granted', usd: 0 };
   return grant;
 }

@@ -127,6 +127,9 @@ function baseTask(job: JobRecord, now: string) {
     createdAt: now,
     updatedAt: now,
     attempts: [],
+    ...(job.depth === 0 && job.budget
+      ? { spendLimits: { maxSpendUsd: job.budget.maxSpendUsd, maxWorkers: job.config.maxWorkers } }
+      : {}),
   };
 }
 

@@ -152,7 +152,7 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   /** A running job with `n` queued tasks (max_retries 2 unless given). */
   async function newJob(
     n: number,
-    options: { maxRetries?: number; source?: JobSource; maxWorkers?: number } = {},
+    options: { maxRetries?: number; source?: JobSource; maxWorkers?: number; maxSpendUsd?: number } = {},
   ): Promise<JobRecord> {
     const jobId = randomBytes(10).toString('hex');
     const now = new Date(clock).toISOString();
@@ -178,6 +178,18 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
       updatedAt: now,
       requestHash: 'h',
       ...(options.source ? { source: options.source } : {}),
+      ...(options.maxSpendUsd !== undefined
+        ? {
+            budget: {
+              maxTasks: 100,
+              maxSpendUsd: options.maxSpendUsd,
+              maxDepth: 0,
+              reservedTasks: n,
+              committedUsd: 0,
+              spentUsd: 0,
+            },
+          }
+        : {}),
     };
     await deps.jobs.createJob(job);
     await deps.tasks.putTasks(
@@ -304,6 +316,36 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     } finally {
       for (let i = 0; holding && i < held; i++) await deps.slots.releaseGlobal();
     }
+  });
+
+  it("a root job's attempt reserves a full share with its slot before reading the job while plenty is left, and the share a read gives once little is", async () => {
+    const share = deps.settings.limits.maxTaskBudgetUsd;
+    const job = await newJob(3, { maxWorkers: 2, maxSpendUsd: 2.5 * share });
+    const reads = { jobs: 0 };
+    const jobs = Object.create(deps.jobs) as Deps['jobs'];
+    jobs.getJob = (...args) => {
+      reads.jobs += 1;
+      return deps.jobs.getJob(...args);
+    };
+    const watched = { ...deps, launcher, jobs };
+    const run: Run = { type: 'run', jobId: job.jobId, taskNo: 1, attempt: 1 };
+    // 2.5 shares left, 2 slots: a full share leaves a full one for the other slot.
+    expect(await dispatchRun(watched, run)).toBe('launched');
+    expect(reads.jobs).toBe(0);
+    expect((await deps.tasks.getTask(job.jobId, 1))?.budgetUsd).toBe(share);
+    expect((await deps.jobs.getJob(job.jobId))?.budget?.committedUsd).toBeCloseTo(share, 9);
+    // 1.5 shares left, 1 slot free: no longer sure without a read; the read's share is still a full one.
+    expect(await dispatchRun(watched, { ...run, taskNo: 2 })).toBe('launched');
+    expect(reads.jobs).toBe(1);
+    expect((await deps.tasks.getTask(job.jobId, 2))?.budgetUsd).toBe(share);
+    // Task 1 ends: its slot back, its reservation settled to a cost of 0.9 of a share.
+    await deps.slots.releaseJob(job.jobId);
+    await deps.budget.settleSpend(job.jobId, share, share * 0.9);
+    // 0.6 of a share is left: the read gives that, not a full share.
+    expect(await dispatchRun(watched, { ...run, taskNo: 3 })).toBe('launched');
+    expect(reads.jobs).toBe(2);
+    expect((await deps.tasks.getTask(job.jobId, 3))?.budgetUsd).toBeCloseTo(0.6 * share, 4);
+    expect((await deps.jobs.getJob(job.jobId))?.budget?.committedUsd).toBeCloseTo(2.5 * share, 9);
   });
 
   it('when taking the deployment slot fails outright, the claim taken beside it is given back and the message comes again', async () => {
