@@ -121,9 +121,10 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   if (took.kind === 'refused') return refuse(took.message);
   if (took.kind === 'wait') return waitFor(took.what);
   taken.push(() => deps.slots.releaseJob(jobId));
-  const reserved = took.usd;
-  if (reserved > 0) taken.push(() => returnAttemptSpend(deps, claimed, reserved));
-  await recordAttemptSpend(deps, claimed, reserved);
+  let usd = took.usd;
+  // Given back at the value recordAttemptSpend settles on: a replay keeps the one recorded first.
+  if (usd > 0) taken.push(() => returnAttemptSpend(deps, claimed, usd));
+  usd = await recordAttemptSpend(deps, claimed, usd);
   if (claimed.waitingFor) await deps.tasks.setWaiting(jobId, taskNo, attempt, undefined, now);
   try {
     const { handle } = await deps.launcher.launch({
