@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { spawnChild } from '../../container/spawn.ts';
-import { EMULATOR_SECRET_ENV } from '../adapters/aws-clients.ts';
+import { EMULATOR_SECRET_ENV } from '../adapters/aws-client-config.ts';
 import { OrchestratorApiError, OrchestratorClient } from '../client/orchestrator-client.ts';
 import { type SubmitBody, submitBodySchema } from '../core/api-schemas.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
@@ -32,7 +32,7 @@ import {
   snapshotRepository,
 } from './repo-snapshot.ts';
 import { resolveSandbox } from './sandbox.ts';
-import { type LocalStack, startLocalStack } from './stack.ts';
+import type { LocalStack } from './stack.ts';
 import { watchJob } from './watch.ts';
 
 interface CommonOptions {
@@ -141,6 +141,9 @@ async function startStack(
     structured: config.logging.enable_structured,
     file: logFile,
   });
+  // The emulators, the handlers and the SDK load only for `run` and `serve`: the other commands
+  // (a remote server's client, keys, --version) start without them.
+  const { startLocalStack } = await import('./stack.ts');
   // Without the model gateway (no API key here), workers sign in with the user's own `claude /login`.
   return startLocalStack({
     config,

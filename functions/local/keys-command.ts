@@ -8,10 +8,8 @@
  * environment (`AWS_ENDPOINT_URL=http://127.0.0.1:4566` for LocalStack).
  */
 import { randomBytes } from 'node:crypto';
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { Command } from 'commander';
-import { ApiKeyStore } from '../adapters/api-key-store.ts';
-import { createAwsClients } from '../adapters/aws-clients.ts';
+import type { ApiKeyStore } from '../adapters/api-key-store.ts';
 import { isNotFound } from '../adapters/aws-errors.ts';
 import type { ApiKeyRecord } from '../core/model.ts';
 import { formatApiKey, sha256Hex } from '../core/tokens.ts';
@@ -83,6 +81,8 @@ async function tableFromStack(stackName: string, env: NodeJS.ProcessEnv): Promis
     endpoint && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE
       ? { accessKeyId: 'local', secretAccessKey: 'local' }
       : undefined;
+  // Loaded when used: every other command of the CLI starts without the SDK.
+  const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
   const cfn = new CloudFormationClient({
     region,
     requestHandler: REQUEST_HANDLER,
@@ -127,6 +127,10 @@ async function openTarget(options: TargetOptions): Promise<Target> {
   } else {
     throw new UsageError('one of --table <name> or --stack <stackName> is required');
   }
+  const [{ createAwsClients }, { ApiKeyStore }] = await Promise.all([
+    import('../adapters/aws-clients.ts'),
+    import('../adapters/api-key-store.ts'),
+  ]);
   const clients = createAwsClients(env);
   return {
     apiKeys: new ApiKeyStore(clients.ddb, tableName),
