@@ -70,15 +70,13 @@ export async function aggregateJob(deps: Deps, jobId: string, known?: JobRecord)
   }
 
   const now = deps.now().toISOString();
-  if (job.depth === 0) {
-    await writeTreeReports(
-      deps,
-      { ...job, status, finishedAt: now, updatedAt: now, error: error ?? job.error },
-      tasks,
-    );
-  }
+  const finalRoot = { ...job, status, finishedAt: now, updatedAt: now, error: error ?? job.error };
+  const drawn = job.depth === 0 ? await writeTreeReports(deps, finalRoot, tasks) : undefined;
   const moved = await deps.jobs.transitionJob(jobId, job.status, status, now, error ? { error } : {});
   if (moved) deps.metrics.jobFinished(status);
+  // A child that ended between the reports' reading and this write saw the root still open and
+  // left the reports alone: look again now that the root is final.
+  if (moved && drawn) await settleTreeReports(deps, finalRoot, drawn);
   deps.log.info('job finished', {
     jobId,
     status,
@@ -96,7 +94,8 @@ export async function aggregateJob(deps: Deps, jobId: string, known?: JobRecord)
     await completeParent(deps, job, status, tasks);
     // A child that outlives its root (spawned without --wait) still shows up in the root's reports.
     const root = await deps.jobs.getJob(job.rootJobId);
-    if (root && isTerminalJobStatus(root.status)) await writeTreeReports(deps, root);
+    if (root && isTerminalJobStatus(root.status))
+      await settleTreeReports(deps, root, await writeTreeReports(deps, root));
   }
   return 'aggregated';
 }
@@ -132,23 +131,65 @@ async function completeParent(
     await followUp(deps, parent, now);
 }
 
-/**
- * LEVEL_N_REPORT.md for every depth, FINAL_RESULT.md, result.json and REPORT.html of the whole tree,
- * under the root's prefix.
- */
-export async function writeTreeReports(
-  deps: Deps,
-  root: JobRecord,
-  rootTasks?: Awaited<ReturnType<Deps['tasks']['listTasks']>>,
-): Promise<void> {
+/** Rewrites of one tree's reports, after its first, while its descendants keep changing under it. */
+const MAX_REPORT_REWRITES = 3;
+
+/** The root (as given) and every descendant job with its tasks, as the table has them now. */
+async function readTree(deps: Deps, root: JobRecord, rootTasks?: TaskRecord[]): Promise<TreeNode[]> {
   // Most jobs have no children: skip the tree query for them.
   const descendants = root.hasChildren ? await deps.jobs.listDescendants(root.jobId) : [];
-  const tree: TreeNode[] = [
+  return [
     { job: root, tasks: rootTasks ?? (await deps.tasks.listTasks(root.jobId)) },
     ...(await Promise.all(
       descendants.map(async (job) => ({ job, tasks: await deps.tasks.listTasks(job.jobId) })),
     )),
   ];
+}
+
+/** What the reports show of a tree: each job's status and each task's state and attempt. */
+function treeState(tree: readonly TreeNode[]): string {
+  return JSON.stringify(
+    tree.map((n) => [
+      n.job.jobId,
+      n.job.status,
+      n.tasks.map((t) => [t.taskNo, t.state, t.attempt, t.updatedAt]),
+    ]),
+  );
+}
+
+/**
+ * The reports of a root that is final were drawn from `drawn`; while a
+ * descendant in it was still open, read the tree again and rewrite them if it
+ * moved. Each writer of a tree's reports checks after its own write, and every
+ * child that ends after the root's final status rewrites them itself, so the
+ * last reports written show the last state of the tree.
+ */
+async function settleTreeReports(deps: Deps, root: JobRecord, drawn: TreeNode[]): Promise<void> {
+  let shown = drawn;
+  for (let i = 0; i < MAX_REPORT_REWRITES; i++) {
+    if (shown.slice(1).every((n) => isTerminalJobStatus(n.job.status))) return;
+    const now = await readTree(deps, root, shown[0]?.tasks);
+    if (treeState(now) === treeState(shown)) return;
+    await putTreeReports(deps, root, now);
+    shown = now;
+  }
+}
+
+/**
+ * LEVEL_N_REPORT.md for every depth, FINAL_RESULT.md, result.json and REPORT.html of the whole tree,
+ * under the root's prefix. Returns the tree they were drawn from.
+ */
+export async function writeTreeReports(
+  deps: Deps,
+  root: JobRecord,
+  rootTasks?: TaskRecord[],
+): Promise<TreeNode[]> {
+  const tree = await readTree(deps, root, rootTasks);
+  await putTreeReports(deps, root, tree);
+  return tree;
+}
+
+async function putTreeReports(deps: Deps, root: JobRecord, tree: TreeNode[]): Promise<void> {
   const ctx = {
     bucket: deps.artifacts.bucket,
     now: deps.now().toISOString(),
