@@ -181,8 +181,10 @@ describe.skipIf(!existsSync(CHROMIUM))('REPORT.html in chromium', () => {
     expect(await big.page.locator('#tree .worker.selected .wid').textContent()).toBe('worker_3_4_5');
     expect(await big.page.locator('#tree .worker.selected').isVisible()).toBe(true);
     expect(big.watch.errors).toEqual([]);
-    // The bench measures it (target < 2 s); this bound only has to survive a busy machine.
-    expect(ms).toBeLessThan(6_000);
+    // The bench measures it (target < 2 s: 1.7-2.3 s alone on the slow 2-core machine). Inside the
+    // suite, three test files at once on that machine, it took 7 s; this bound only catches a page
+    // that stops scaling with the tree, not a busy machine.
+    expect(ms).toBeLessThan(20_000);
     await big.page.close();
   });
 });
