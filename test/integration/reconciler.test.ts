@@ -15,7 +15,6 @@ import {
 import { ensureResources } from '../../functions/adapters/provision.ts';
 import { tableStores } from '../../functions/adapters/table-stores.ts';
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
-import { parseConfig } from '../../functions/core/config.ts';
 import { STEP_TASK_NO } from '../../functions/core/layout.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
 import type { JobRecord, JobSource } from '../../functions/core/model.ts';
@@ -27,12 +26,11 @@ import type { Deps } from '../../functions/services/deps.ts';
 import { dispatchRun } from '../../functions/services/dispatch.ts';
 import { sweepActiveTasks } from '../../functions/services/reconcile.ts';
 import { followUp } from '../../functions/services/record-result.ts';
-import { settingsFromConfig } from '../../functions/services/settings.ts';
 import { workTasks } from '../../functions/services/submit-job.ts';
 import { RECONCILER_TABLE_ACTIONS } from '../../infra/constructs/events.ts';
-import { type Backend, resourceName, startBackend } from '../support/backend.ts';
+import { type Backend, resourceName } from '../support/backend.ts';
+import { type EmulatorDeps, startEmulatorDeps } from '../support/emulator-deps.ts';
 
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
 /** What the services counted as JobsFinished, in order. */
 const finished: JobStatus[] = [];
 
@@ -93,6 +91,7 @@ function iamGuard(granted: () => ReadonlySet<string> | 'all', denied: string[]):
 }
 
 describe('reconciler, sweep and launch refusals (against the emulators)', () => {
+  let emulators: EmulatorDeps;
   let backend: Backend;
   let clients: AwsClients;
   let queueUrl: string;
@@ -101,34 +100,18 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
   let clock: number;
 
   beforeAll(async () => {
-    backend = await startBackend();
-    clients = createAwsClients(backend.env);
-    const resources = await ensureResources(clients, {
-      tableName: resourceName('reconcile-test'),
-      queueName: resourceName('reconcile-work'),
-      deadLetterQueueName: resourceName('reconcile-dlq'),
-      bucketName: resourceName('reconcile-artifacts'),
-      maxReceiveCount: 5,
-      visibilityTimeoutSec: 30,
-    });
-    queueUrl = resources.queueUrl;
-    deps = {
-      ...tableStores(clients.ddb, resources.tableName),
-      queue: new WorkQueue(clients.sqs, resources.queueUrl),
-      artifacts: new Artifacts(clients.s3, resources.bucketName),
-      settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
-      log: silent,
+    emulators = await startEmulatorDeps('reconcile', {
       metrics: {
         jobFinished: (status) => {
           finished.push(status);
         },
       },
       now: () => new Date(clock),
-      randomBytes: (n) => randomBytes(n),
-    };
+    });
+    ({ backend, clients, queueUrl, deps } = emulators);
   });
   afterAll(async () => {
-    await backend?.stop();
+    await emulators?.stop();
   });
   beforeEach(async () => {
     clock = Date.now();

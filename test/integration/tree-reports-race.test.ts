@@ -6,55 +6,24 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Artifacts } from '../../functions/adapters/artifacts.ts';
-import { type AwsClients, createAwsClients } from '../../functions/adapters/aws-clients.ts';
-import { ensureResources } from '../../functions/adapters/provision.ts';
-import { tableStores } from '../../functions/adapters/table-stores.ts';
-import { WorkQueue } from '../../functions/adapters/work-queue.ts';
-import { parseConfig } from '../../functions/core/config.ts';
 import { resultJsonKey } from '../../functions/core/layout.ts';
 import type { JobRecord } from '../../functions/core/model.ts';
 import { aggregateJob } from '../../functions/services/aggregate.ts';
 import type { Deps } from '../../functions/services/deps.ts';
-import { settingsFromConfig } from '../../functions/services/settings.ts';
 import { workTasks } from '../../functions/services/submit-job.ts';
-import { type Backend, resourceName, startBackend } from '../support/backend.ts';
+import { type EmulatorDeps, startEmulatorDeps } from '../support/emulator-deps.ts';
 import { makeJob } from '../support/records.ts';
 
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
-
 describe("the root's reports when a child ends while the root is being aggregated", () => {
-  let backend: Backend;
-  let clients: AwsClients;
+  let emulators: EmulatorDeps;
   let deps: Deps;
 
   beforeAll(async () => {
-    backend = await startBackend();
-    clients = createAwsClients(backend.env);
-    const resources = await ensureResources(clients, {
-      tableName: resourceName('tree-reports'),
-      queueName: resourceName('tree-reports-work'),
-      deadLetterQueueName: resourceName('tree-reports-dlq'),
-      bucketName: resourceName('tree-reports-artifacts'),
-      maxReceiveCount: 5,
-      visibilityTimeoutSec: 30,
-    });
-    deps = {
-      ...tableStores(clients.ddb, resources.tableName),
-      queue: new WorkQueue(clients.sqs, resources.queueUrl),
-      artifacts: new Artifacts(clients.s3, resources.bucketName),
-      settings: settingsFromConfig(parseConfig(''), 'http://127.0.0.1:1'),
-      log: silent,
-      metrics: { jobFinished: () => {} },
-      now: () => new Date(),
-      randomBytes: (n) => randomBytes(n),
-    };
+    emulators = await startEmulatorDeps('tree-reports');
+    deps = emulators.deps;
   });
   afterAll(async () => {
-    clients?.ddb.destroy();
-    clients?.sqs.destroy();
-    clients?.s3.destroy();
-    await backend?.stop();
+    await emulators?.stop();
   });
 
   /** A root whose one task succeeded and was counted, and an open child spawned by that task. */
