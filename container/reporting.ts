@@ -4,7 +4,7 @@
  */
 import { lstat, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type OrchestratorClient, putPresigned } from '../functions/client/orchestrator-client.ts';
+import type { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import type { GitArtifact } from '../functions/core/api-schemas.ts';
 import { redact } from '../functions/core/redact.ts';
 import type { UploadLinks } from '../functions/services/worker-access.ts';
@@ -108,7 +108,7 @@ export async function uploadAll(
             // The link signs the size asked for: a file that changed since is left out, not sent.
             if (body.byteLength !== sizes.get(link.path))
               throw new Error(`changed size while uploading (${body.byteLength} bytes)`);
-            await putPresigned(link.url, body);
+            await api.putPresigned(link.url, body);
             uploaded.push(link.path);
           } catch (err) {
             notes.push(`not uploaded: ${link.path}: ${(err as Error).message}`);
@@ -118,12 +118,12 @@ export async function uploadAll(
       for (const { name, file } of artifacts) {
         const url = links.git?.[name]?.url;
         if (!url) throw new Error(`the API gave no upload link for the ${name}`);
-        jobs.push(async () => putPresigned(url, await readFile(file), { timeoutMs: 15 * 60_000 }));
+        jobs.push(async () => api.putPresigned(url, await readFile(file), { timeoutMs: 15 * 60_000 }));
       }
       const logUrl = links.log?.url;
       if (early && logUrl)
         jobs.push(async () => {
-          await putPresigned(logUrl, early);
+          await api.putPresigned(logUrl, early);
           logSent = true;
         });
       await runBounded(jobs, UPLOAD_CONCURRENCY);
@@ -151,7 +151,7 @@ export async function uploadAll(
     const link = await api.request<UploadLinks>('POST', `${base}/uploads`, {
       body: { attempt, files: [], log_bytes: body.byteLength },
     });
-    if (link.log) await putPresigned(link.log.url, body);
+    if (link.log) await api.putPresigned(link.log.url, body);
   } catch (err) {
     failure ??= err;
   }

@@ -14,6 +14,7 @@
  * Exit codes: 0 result posted; 1 could not post a result; 2 bad environment.
  */
 import { pathToFileURL } from 'node:url';
+import { nodeHttpTransport } from '../functions/client/node-transport.ts';
 import { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import { parseTaskToken } from '../functions/core/tokens.ts';
 import { WORKER_ENV } from '../functions/core/worker-identity.ts';
@@ -48,7 +49,11 @@ export async function runWorker(
   env[WORKER_ENV.taskToken] = token;
   delete env[WORKER_ENV.sealedTaskToken];
   const base = `/api/v1/jobs/${scope.jobId}/tasks/${scope.taskNo}`;
-  const api = new OrchestratorClient(env.API_URL, undefined, { taskToken: token, timeoutMs: 15_000 });
+  const api = new OrchestratorClient(env.API_URL, undefined, {
+    taskToken: token,
+    timeoutMs: 15_000,
+    transport: nodeHttpTransport,
+  });
 
   let assignment: Assignment;
   try {

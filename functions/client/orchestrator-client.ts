@@ -53,7 +53,40 @@ export interface ClientOptions {
   maxBackoffMs?: number;
   /** Headers sent with every request. */
   headers?: Record<string, string>;
+  /** How requests are sent; `fetch` by default. */
+  transport?: HttpTransport;
 }
+
+/**
+ * One HTTP exchange, body read whole. The default is `fetch`; a worker passes
+ * `nodeHttpTransport` (node-transport.ts): on Node 20 the first `fetch` of a
+ * process loads undici, which took 55-77 ms of a worker's start here, and
+ * node:http about 10.
+ */
+export type HttpTransport = (url: string, init: HttpInit) => Promise<HttpReply>;
+
+export interface HttpInit {
+  method: string;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array;
+  signal: AbortSignal;
+}
+
+export interface HttpReply {
+  status: number;
+  headers: HeaderReader;
+  text: string;
+}
+
+/** What a reply's headers are read through: `Headers` has this shape. */
+export interface HeaderReader {
+  get(name: string): string | null;
+}
+
+export const fetchTransport: HttpTransport = async (url, init) => {
+  const response = await fetch(url, init);
+  return { status: response.status, headers: response.headers, text: await response.text() };
+};
 
 export interface RequestOptions {
   body?: unknown;
@@ -69,7 +102,7 @@ export interface RequestOptions {
 
 export interface RawResponse {
   status: number;
-  headers: Headers;
+  headers: HeaderReader;
   text: string;
   /** The body as JSON, or undefined when it is not JSON. */
   // biome-ignore lint/suspicious/noExplicitAny: callers read error and test bodies field by field
@@ -229,7 +262,7 @@ export class OrchestratorClient {
     const created = await this.request<CreateSourceResponse>('POST', '/api/v1/sources', {
       body: { size_bytes: bundle.byteLength },
     });
-    await putPresigned(created.upload.url, bundle, { attempts: 4, timeoutMs: 15 * 60_000 });
+    await this.putPresigned(created.upload.url, bundle, { attempts: 4, timeoutMs: 15 * 60_000 });
     return created.bundle_id;
   }
 
@@ -265,15 +298,15 @@ export class OrchestratorClient {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let wait = this.backoff(attempt);
       try {
-        const response = await fetch(url, {
+        const reply = await (this.options.transport ?? fetchTransport)(url, {
           method,
           headers,
           ...(body !== undefined ? { body } : {}),
           signal: withTimeout(init.timeoutMs ?? this.options.timeoutMs ?? 30_000, init.signal),
         });
-        const raw = await readResponse(response);
+        const raw = readResponse(reply);
         if (!isRetryable(raw.status) || attempt === attempts) return raw;
-        wait = Math.max(wait, retryAfterMs(response.headers.get('retry-after')) ?? 0);
+        wait = Math.max(wait, retryAfterMs(reply.headers.get('retry-after')) ?? 0);
         lastError = new OrchestratorApiError(raw.status, method, path, raw.json, raw.text);
       } catch (err) {
         if (init.signal?.aborted) throw err;
@@ -283,6 +316,15 @@ export class OrchestratorClient {
       await sleep(Math.min(wait, this.options.maxBackoffMs ?? 60_000), init.signal);
     }
     throw lastError;
+  }
+
+  /** PUT a body to a presigned URL (an upload link), through this client's transport. */
+  putPresigned(
+    url: string,
+    body: Uint8Array | string,
+    options: { attempts?: number; timeoutMs?: number } = {},
+  ) {
+    return putPresigned(url, body, { ...options, transport: this.options.transport });
   }
 
   private url(path: string, query: RequestOptions['query']): string {
@@ -316,22 +358,21 @@ export class OrchestratorClient {
 export async function putPresigned(
   url: string,
   body: Uint8Array | string,
-  options: { attempts?: number; timeoutMs?: number } = {},
+  options: { attempts?: number; timeoutMs?: number; transport?: HttpTransport | undefined } = {},
 ): Promise<void> {
   const attempts = options.attempts ?? 4;
+  const send = options.transport ?? fetchTransport;
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      const response = await fetch(url, {
+      const reply = await send(url, {
         method: 'PUT',
         body,
         signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
       });
-      if (response.ok) return;
-      lastError = new Error(
-        `upload refused with ${response.status}: ${(await response.text()).slice(0, 300)}`,
-      );
-      if (!isRetryable(response.status)) break;
+      if (reply.status >= 200 && reply.status < 300) return;
+      lastError = new Error(`upload refused with ${reply.status}: ${reply.text.slice(0, 300)}`);
+      if (!isRetryable(reply.status)) break;
     } catch (err) {
       lastError = err;
     }
@@ -353,8 +394,8 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | u
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-async function readResponse(response: Response): Promise<RawResponse> {
-  const text = await response.text();
+function readResponse(response: HttpReply): RawResponse {
+  const text = response.text;
   let json: unknown;
   if ((response.headers.get('content-type') ?? '').includes('json') || /^\s*[[{]/.test(text)) {
     try {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClientOptions } from '../../functions/adapters/aws-clients.ts';
-import { OrchestratorClient } from '../../functions/client/orchestrator-client.ts';
+import { OrchestratorClient, type RawResponse } from '../../functions/client/orchestrator-client.ts';
 import { parseConfig } from '../../functions/core/config.ts';
 import { isTerminalJobStatus, type JobStatus } from '../../functions/core/task-states.ts';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack.ts';
@@ -32,8 +32,7 @@ export interface TestStack extends LocalStack {
     method: string,
     path: string,
     init?: { body?: unknown; headers?: Record<string, string>; rawBody?: string },
-    // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies loosely, field by field
-  ): Promise<{ status: number; json: any; text: string; headers: Headers }>;
+  ): Promise<RawResponse>;
   waitForJob(jobId: string, timeoutMs?: number): Promise<JobStatus>;
   invocations(): Promise<DoubleInvocation[]>;
 }
