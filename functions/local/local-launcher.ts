@@ -14,7 +14,6 @@
  * built from the current sources when they changed: starting the TypeScript
  * through tsx took most of a second per worker.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -28,6 +27,7 @@ import {
   type WorkerStatus,
 } from '../adapters/launcher.ts';
 import { workerIdentityEnv } from '../core/worker-identity.ts';
+import { ProcessSpawner, type SpawnedProcess } from './process-spawner.ts';
 import { bwrapArgs, claudeExecutable, type ResolvedSandbox, runtimePaths } from './sandbox.ts';
 import { localWorkerBundle, touchWorkerBundle, type WorkerBundle } from './worker-bundle.ts';
 import { inheritedByWorkers } from './worker-env.ts';
@@ -78,7 +78,7 @@ export interface LocalLauncherOptions {
 interface Slot {
   request: LaunchRequest;
   handle: string;
-  child?: ChildProcess;
+  child?: SpawnedProcess;
   sandboxed?: boolean;
   /** Inside a sandbox: the worker's own pid, which signals must reach (bwrap does not pass them on). */
   innerPid?: number;
@@ -95,10 +95,12 @@ export class LocalLauncher implements Launcher {
   private readonly storeUsers = new Map<string, number>();
   private readonly storeRemovals = new Map<string, NodeJS.Timeout>();
   private bundle: WorkerBundle | undefined;
+  private readonly spawner = new ProcessSpawner();
 
   constructor(private readonly options: LocalLauncherOptions) {
     // Checked (or built) while the stack starts, not when the first task is waiting for it.
     this.prepare().catch(() => {});
+    this.spawner.warm();
   }
 
   /** The worker bundle, checked against the sources once (a failed build is tried again). */
@@ -162,12 +164,14 @@ export class LocalLauncher implements Launcher {
       slot.stopped = 'shutdown';
       terminate(slot);
     }
-    if (this.running.size === 0) return;
-    const killer = setTimeout(() => {
-      for (const slot of this.running.values()) slot.child?.kill('SIGKILL');
-    }, graceMs);
-    await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
-    clearTimeout(killer);
+    if (this.running.size > 0) {
+      const killer = setTimeout(() => {
+        for (const slot of this.running.values()) slot.child?.kill('SIGKILL');
+      }, graceMs);
+      await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
+      clearTimeout(killer);
+    }
+    this.spawner.close();
   }
 
   private pump(): void {
@@ -204,34 +208,23 @@ export class LocalLauncher implements Launcher {
     const node = [process.execPath, ...(slot.sandboxed ? ['--import', EARLY_SIGTERM] : []), bundle.entry];
     const child =
       sandbox?.kind === 'bwrap'
-        ? spawn(
+        ? this.spawner.spawn(
             sandbox.command,
             [...bwrapArgs(sandboxLayout(this.options, workerDir, env, bundle)), ...node],
-            {
-              env,
-              stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-            },
+            env,
+            { infoFd: true },
           )
-        : spawn(node[0] as string, node.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        : this.spawner.spawn(node[0] as string, node.slice(1), env);
     slot.child = child;
-    const info = child.stdio[3];
-    if (info && 'setEncoding' in info) {
-      let text = '';
-      info.setEncoding('utf8');
-      info.on('data', (c: string) => {
-        text += c;
-        const pid = /"child-pid":\s*(\d+)/.exec(text)?.[1];
-        if (pid && slot.innerPid === undefined) {
-          slot.innerPid = Number(pid);
-          // Stopped while bwrap was still starting: pass the SIGTERM on now.
-          if (slot.stopped) terminate(slot);
-        }
-      });
-      info.on('error', () => {});
-    }
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-      stderr = (stderr + c).slice(-4000);
+    let info = '';
+    child.on('info', (c) => {
+      info += c;
+      const pid = /"child-pid":\s*(\d+)/.exec(info)?.[1];
+      if (pid && slot.innerPid === undefined) {
+        slot.innerPid = Number(pid);
+        // Stopped while bwrap was still starting: pass the SIGTERM on now.
+        if (slot.stopped) terminate(slot);
+      }
     });
     const grace = (this.options.killGraceSec ?? 60) * 1000;
     const deadline = setTimeout(
@@ -243,10 +236,7 @@ export class LocalLauncher implements Launcher {
       request.timeoutSec * 1000 + grace,
     );
     deadline.unref();
-    child.on('error', (err) => {
-      stderr += `\n${err.message}`;
-    });
-    child.on('close', (code, signal) => {
+    child.on('close', (code, signal, stderr) => {
       clearTimeout(deadline);
       this.running.delete(slot.handle);
       if (code !== 0 && slot.stopped !== 'shutdown') {
@@ -321,7 +311,7 @@ export function workerScratchParent(
 /** SIGTERM to the worker itself: inside a sandbox that is the inner pid, not bwrap's. */
 function terminate(slot: Slot): void {
   const child = slot.child;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  if (!child || child.exited) return;
   if (slot.sandboxed) {
     // Before bwrap names the worker's pid, the info handler passes the SIGTERM on; SIGTERM to bwrap
     // itself would end the worker with SIGKILL, without its upload and report.

@@ -1,0 +1,114 @@
+/**
+ * Local workers are started by a small helper process, so that a fork of the
+ * big local-mode process never stops its event loop. What the launcher relies
+ * on: exit codes and signals, the end of stderr, fd 3 for bubblewrap's info,
+ * signals that reach the process, a helper that dies taking its workers'
+ * reports with it, and a helper that never keeps the orchestrator alive.
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProcessSpawner, type SpawnedProcess } from '../../functions/local/process-spawner.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+function closed(proc: SpawnedProcess) {
+  return new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) =>
+    proc.once('close', (code, signal, stderr) => resolve({ code, signal, stderr })),
+  );
+}
+
+describe('the worker spawner', () => {
+  const spawners: ProcessSpawner[] = [];
+  const make = () => {
+    const s = new ProcessSpawner();
+    spawners.push(s);
+    return s;
+  };
+  afterEach(() => {
+    for (const s of spawners.splice(0)) s.close();
+  });
+
+  it('runs a process with the environment given, and reports its exit code and the end of its stderr', async () => {
+    const proc = make().spawn(
+      process.execPath,
+      ['-e', "process.stderr.write('x'.repeat(5000) + 'env=' + process.env.ONLY_THIS); process.exit(3)"],
+      { ONLY_THIS: 'yes', PATH: process.env.PATH },
+    );
+    const end = await closed(proc);
+    expect(end.code).toBe(3);
+    expect(end.stderr).toHaveLength(4000);
+    expect(end.stderr.endsWith('env=yes')).toBe(true);
+    expect(proc.exited).toBe(true);
+    expect(proc.pid).toBeGreaterThan(0);
+  });
+
+  it('passes on what the process writes to fd 3, when asked to', async () => {
+    const proc = make().spawn(
+      process.execPath,
+      ['-e', 'require("node:fs").writeSync(3, JSON.stringify({ "child-pid": 42 }))'],
+      { PATH: process.env.PATH },
+      { infoFd: true },
+    );
+    let info = '';
+    proc.on('info', (t) => {
+      info += t;
+    });
+    expect((await closed(proc)).code).toBe(0);
+    expect(JSON.parse(info)).toEqual({ 'child-pid': 42 });
+  });
+
+  it('delivers a signal, even one sent before the helper reported the start', async () => {
+    const proc = make().spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], {
+      PATH: process.env.PATH,
+    });
+    proc.kill('SIGTERM');
+    expect(await closed(proc)).toMatchObject({ code: null, signal: 'SIGTERM' });
+  });
+
+  it('reports the process closed when it cannot be started', async () => {
+    const end = await closed(make().spawn('/nonexistent/worker', [], {}));
+    expect(end.code).not.toBe(0);
+    expect(end.stderr).toMatch(/ENOENT/);
+  });
+
+  it('reports its running workers closed when the helper dies, and starts a new helper for the next', async () => {
+    const spawner = make();
+    const proc = spawner.spawn('/bin/sleep', ['30'], { PATH: process.env.PATH });
+    const end = closed(proc);
+    await new Promise((r) => setTimeout(r, 200));
+    const helper = spawner.helperPid;
+    expect(helper).toBeGreaterThan(0);
+    process.kill(helper as number, 'SIGKILL');
+    expect(await end).toMatchObject({ signal: 'SIGKILL', stderr: 'the worker spawner exited' });
+    if (proc.pid) process.kill(proc.pid, 'SIGKILL'); // unsandboxed, it outlived its helper
+    const next = spawner.spawn('/bin/true', [], { PATH: process.env.PATH });
+    expect((await closed(next)).code).toBe(0);
+    expect(spawner.helperPid).not.toBe(helper);
+  });
+
+  it('keeps the orchestrator alive while a worker runs, and not after', () => {
+    const probe = `
+      import { register } from 'tsx/esm/api';
+      register();
+      const { ProcessSpawner } = await import('./functions/local/process-spawner.ts');
+      const spawner = new ProcessSpawner();
+      spawner.warm();
+      const t0 = Date.now();
+      spawner.spawn('/bin/sleep', ['1'], { PATH: process.env.PATH }).on('close', (code) => {
+        console.log(JSON.stringify({ code, waitedMs: Date.now() - t0 }));
+      });
+    `;
+    const t0 = Date.now();
+    const out = spawnSync(process.execPath, ['--input-type=module', '-e', probe], {
+      cwd: REPO,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(out.status, out.stderr).toBe(0);
+    expect(JSON.parse(out.stdout.trim())).toMatchObject({ code: 0 });
+    expect(JSON.parse(out.stdout.trim()).waitedMs).toBeGreaterThanOrEqual(900);
+    // The process ended with its worker, not when something timed out.
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  });
+});
