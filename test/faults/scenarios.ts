@@ -11,9 +11,10 @@
  * concurrent, so a seed fixes the sequence of fault decisions, not their exact
  * assignment to calls; it reproduces the mix and rates of a run.
  */
-import type { ChildProcess } from 'node:child_process';
+
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { isTerminalJobStatus } from '../../functions/core/task-states.ts';
+import type { SpawnedProcess } from '../../functions/local/process-spawner.ts';
 import { type SweepOptions, sweepActiveTasks } from '../../functions/services/reconcile.ts';
 import {
   deriveSeed,
@@ -203,9 +204,9 @@ export async function runScenario(
 }
 
 /** The local launcher's worker processes (private to it; read here to kill workers at random points). */
-function workerChildren(stack: FaultStack): ChildProcess[] {
-  const running = (stack.launcher as unknown as { running: Map<string, { child?: ChildProcess }> }).running;
-  return [...running.values()].flatMap((s) => (s.child && s.child.exitCode === null ? [s.child] : []));
+function workerChildren(stack: FaultStack): SpawnedProcess[] {
+  const running = (stack.launcher as unknown as { running: Map<string, { child?: SpawnedProcess }> }).running;
+  return [...running.values()].flatMap((s) => (s.child && !s.child.exited ? [s.child] : []));
 }
 
 const ALL = (rate: number): FaultPlan['rates'] => ({ DYNAMODB: rate, SQS: rate, S3: rate });
@@ -226,7 +227,8 @@ export const SCENARIOS: Scenario[] = [
       pick(rng, ['', '', '[[crash]]', '[[fail_times:1]]', '[[fail_times:2]]', '[[sleep:400]]']),
     tick: async (ctx) => {
       // Kill a worker at a random point of its life (fetching, deciding, running claude, uploading, posting).
-      if (ctx.rng() < 0.3) {
+      // The first chance is always taken: workers start in ~200 ms, so a short run may see few of them alive.
+      if (!ctx.chaos.worker_kill || ctx.rng() < 0.3) {
         const children = workerChildren(ctx.stack);
         if (children.length > 0) {
           pick(ctx.rng, children).kill('SIGKILL');
