@@ -5,17 +5,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAULT_KINDS } from './fault-injector.ts';
-import { allKinds, faultTotals, printTable, type Row, runScenario } from './scenarios.ts';
+import { allKinds, CHAOS_KINDS, faultTotals, printTable, type Row, runScenario } from './scenarios.ts';
 
 const SEEDS = [20261201, 20261202];
-/** Every kind of injected trouble besides the SDK faults, as the scenarios count them. */
-const CHAOS_KINDS = [
-  ['api_503', 'api_lost_response'],
-  ['worker_kill'],
-  ['dup_run', 'old_attempt_run', 'extra_aggregate'],
-  ['killed_after_claim', 'handle_write_failed'],
-  ['emulator_restart'],
-];
 
 describe('fault injection, fast variant (two fixed seeds, every kind of fault)', () => {
   const rows: Row[] = [];
@@ -42,7 +34,7 @@ describe('fault injection, fast variant (two fixed seeds, every kind of fault)',
         rows.some((r) => r.sdkFaults[kind] > 0),
         kind,
       ).toBe(true);
-    for (const kinds of CHAOS_KINDS)
+    for (const kinds of Object.values(CHAOS_KINDS))
       expect(
         rows.some((r) => kinds.some((k) => (r.chaos[k] ?? 0) > 0)),
         kinds.join('|'),

@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAULT_KINDS, seedFromEnv } from './fault-injector.ts';
-import { faultTotals, printTable, type Row, runScenario, SCENARIOS } from './scenarios.ts';
+import { CHAOS_KINDS, faultTotals, printTable, type Row, runScenario, SCENARIOS } from './scenarios.ts';
 
 const SEED = seedFromEnv();
 console.log(`[faults] FAULT_SEED=${SEED} (re-run with FAULT_SEED=${SEED} npm run test:faults)`);
@@ -21,6 +21,13 @@ describe(`fault injection (FAULT_SEED=${SEED})`, () => {
       const row = await runScenario(scenario, SEED);
       rows.push(row);
       expect(row.report.violations, row.report.violations.join('\n')).toEqual([]);
+      // A scenario whose own trouble never happened proves nothing.
+      const kinds = CHAOS_KINDS[scenario.name] ?? [];
+      if (kinds.length > 0)
+        expect(
+          kinds.some((k) => (row.chaos[k] ?? 0) > 0),
+          kinds.join('|'),
+        ).toBe(true);
     });
   }
 

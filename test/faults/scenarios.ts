@@ -209,6 +209,15 @@ function workerChildren(stack: FaultStack): SpawnedProcess[] {
   return [...running.values()].flatMap((s) => (s.child && !s.child.exited ? [s.child] : []));
 }
 
+/** The trouble each scenario injects besides SDK faults, as its chaos counters name it (one of them must be non-zero). */
+export const CHAOS_KINDS: Record<string, string[]> = {
+  'sdk-faults': ['api_503', 'api_lost_response'],
+  'worker-crashes': ['worker_kill'],
+  duplicates: ['dup_run', 'old_attempt_run', 'extra_aggregate'],
+  'dispatcher-killed': ['killed_after_claim', 'handle_write_failed'],
+  'emulator-restart': ['emulator_restart'],
+};
+
 const ALL = (rate: number): FaultPlan['rates'] => ({ DYNAMODB: rate, SQS: rate, S3: rate });
 
 export const SCENARIOS: Scenario[] = [
