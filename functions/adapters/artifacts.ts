@@ -5,7 +5,10 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { isAccessDenied, isNotFound } from './aws-errors.ts';
-import { type ClientSource, clientOf } from './lazy.ts';
+import { type ClientSource, clientOf, lazy } from './lazy.ts';
+
+/** The S3 commands, imported once on first use (each `import()` call resolves the module again). */
+const s3Sdk = lazy(() => import('./sdk/s3.ts'));
 
 const MAX_LIST_PAGES = 100;
 
@@ -28,7 +31,7 @@ export class Artifacts {
 
   /** The S3 package and the client. */
   private sdk() {
-    return Promise.all([import('./sdk/s3.ts'), this.client()]);
+    return Promise.all([s3Sdk(), this.client()]);
   }
 
   uri(key: string): string {

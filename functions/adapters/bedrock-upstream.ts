@@ -13,7 +13,11 @@
 import type { BedrockRuntimeClient, ResponseStream } from '@aws-sdk/client-bedrock-runtime';
 import { type AnthropicErrorType, anthropicErrorBody } from '../core/model-metering.ts';
 import { awsErrorKind, errorName } from './aws-errors.ts';
+import { lazy } from './lazy.ts';
 import type { ModelUpstream } from './model-upstream.ts';
+
+/** The Bedrock commands, imported once on first use (each `import()` call resolves the module again). */
+const bedrockSdk = lazy(() => import('./sdk/bedrock.ts'));
 
 const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31';
 
@@ -135,9 +139,7 @@ export function bedrockUpstream(client: BedrockLike, options: BedrockUpstreamOpt
         body: Buffer.from(bedrockBody(body, req.headers['anthropic-beta']), 'utf8'),
       };
       try {
-        const { InvokeModelCommand, InvokeModelWithResponseStreamCommand } = await import(
-          '@aws-sdk/client-bedrock-runtime'
-        );
+        const { InvokeModelCommand, InvokeModelWithResponseStreamCommand } = await bedrockSdk();
         if (body.stream === true) {
           const out = await client.send(new InvokeModelWithResponseStreamCommand(input), {
             abortSignal: req.signal,

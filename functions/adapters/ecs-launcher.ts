@@ -34,8 +34,11 @@ import {
   type LaunchRequest,
   type WorkerStatus,
 } from './launcher.ts';
-import { type ClientSource, clientOf } from './lazy.ts';
+import { type ClientSource, clientOf, lazy } from './lazy.ts';
 import type { TokenSealer } from './token-seal.ts';
+
+/** The ECS commands, imported once on first use (each `import()` call resolves the module again). */
+const ecsSdk = lazy(() => import('./sdk/ecs.ts'));
 
 export interface EcsLauncherConfig extends EcsTaskMonitorConfig {
   /** Task definition family, `family:revision` or ARN: the Claude workers (plan, work, merge). */
@@ -213,7 +216,7 @@ export class EcsLauncher implements Launcher {
   }
 
   private sdk() {
-    return Promise.all([import('./sdk/ecs.ts'), this.client()]);
+    return Promise.all([ecsSdk(), this.client()]);
   }
 }
 

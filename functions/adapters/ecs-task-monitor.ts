@@ -11,7 +11,10 @@
 import type { DescribeTasksCommandOutput, Task } from '@aws-sdk/client-ecs';
 import { awsErrorKind, errorMessage, errorName } from './aws-errors.ts';
 import type { WorkerMonitor, WorkerStatus } from './launcher.ts';
-import { type ClientSource, clientOf } from './lazy.ts';
+import { type ClientSource, clientOf, lazy } from './lazy.ts';
+
+/** The ECS commands, imported once on first use (each `import()` call resolves the module again). */
+const ecsSdk = lazy(() => import('./sdk/ecs.ts'));
 
 /** The one method of `ECSClient` used here and by the launcher; tests pass a fake. */
 export interface EcsLike {
@@ -216,7 +219,7 @@ export class EcsTaskMonitor implements WorkerMonitor {
   }
 
   private sdk() {
-    return Promise.all([import('./sdk/ecs.ts'), this.client()]);
+    return Promise.all([ecsSdk(), this.client()]);
   }
 
   private statusOf(task: Task): EcsTaskStatus {

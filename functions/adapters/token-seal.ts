@@ -8,7 +8,10 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { TaskTokenScope } from '../core/tokens.ts';
 import { taskIdEnv } from '../core/worker-identity.ts';
-import { type ClientSource, clientOf } from './lazy.ts';
+import { type ClientSource, clientOf, lazy } from './lazy.ts';
+
+/** The KMS commands, imported once on first use (each `import()` call resolves the module again). */
+const kmsCommands = lazy(() => import('./sdk/kms.ts'));
 
 /** KMS calls are small: fail fast and let the caller's retry policy decide. */
 const KMS_TIMEOUT_MS = 5_000;
@@ -32,7 +35,7 @@ type KmsLike = Pick<KMSClient, 'send'>;
 
 /** The KMS package and the client, both on first use: a Lambda that seals no token never loads them. */
 function kmsSdk(client: () => Promise<KmsLike>) {
-  return Promise.all([import('./sdk/kms.ts'), client()]);
+  return Promise.all([kmsCommands(), client()]);
 }
 
 export function kmsTokenSealer(source: ClientSource<KmsLike>, keyId: string): TokenSealer {

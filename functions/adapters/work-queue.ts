@@ -4,7 +4,10 @@
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { WorkMessage } from '../core/messages.ts';
-import { type ClientSource, clientOf } from './lazy.ts';
+import { type ClientSource, clientOf, lazy } from './lazy.ts';
+
+/** The SQS commands, imported once on first use (each `import()` call resolves the module again). */
+const sqsSdk = lazy(() => import('./sdk/sqs.ts'));
 
 /** SQS takes at most 10 entries per batch call. */
 const BATCH = 10;
@@ -21,7 +24,7 @@ export class WorkQueue {
 
   /** The SQS package and the client. */
   private sdk() {
-    return Promise.all([import('./sdk/sqs.ts'), this.client()]);
+    return Promise.all([sqsSdk(), this.client()]);
   }
 
   async send(message: WorkMessage, delaySeconds = 0): Promise<void> {
