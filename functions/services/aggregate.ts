@@ -24,10 +24,21 @@ import {
 import type { AggregateOutcome, Deps } from './deps.ts';
 import { followUp, nextStepOrAggregate } from './record-result.ts';
 
-/** `known`: the job as the caller's last write returned it (inline aggregation); read otherwise. */
-export async function aggregateJob(deps: Deps, jobId: string, known?: JobRecord): Promise<AggregateOutcome> {
+/**
+ * `known`: the job as the caller's last write returned it (inline aggregation); read otherwise.
+ * `early`: its tasks as read beside that write, used only when every work task in it is final.
+ */
+export async function aggregateJob(
+  deps: Deps,
+  jobId: string,
+  known?: JobRecord,
+  early?: Promise<TaskRecord[]>,
+): Promise<AggregateOutcome> {
   // Side by side: the tasks are read for nothing only on a replay of a job already final.
-  const [job, tasks] = await Promise.all([known ?? deps.jobs.getJob(jobId), deps.tasks.listTasks(jobId)]);
+  const [job, tasks] = await Promise.all([
+    known ?? deps.jobs.getJob(jobId),
+    known && early ? finalTasksOr(deps, known, early) : deps.tasks.listTasks(jobId),
+  ]);
   if (!job) return 'missing';
   if (isTerminalJobStatus(job.status)) {
     // A replay after a crash between the status write and the cascade: finish the cascade.
@@ -101,6 +112,19 @@ export async function aggregateJob(deps: Deps, jobId: string, known?: JobRecord)
 }
 
 /** The hand-off parent waiting for this child ends with it, and is counted in its own job. */
+/**
+ * The tasks read beside the write that completed the job, when they show every
+ * work task final: a final task does not change state again, so they are what
+ * a read now would return. Otherwise (a sibling ended between that read and
+ * the write, or the read failed) they are read again.
+ */
+async function finalTasksOr(deps: Deps, job: JobRecord, early: Promise<TaskRecord[]>): Promise<TaskRecord[]> {
+  const tasks = await early.catch(() => undefined);
+  const work = tasks?.filter((t) => t.kind === 'work') ?? [];
+  if (tasks && work.length >= job.totalTasks && work.every((t) => isTerminalTaskState(t.state))) return tasks;
+  return deps.tasks.listTasks(job.jobId);
+}
+
 async function completeParent(
   deps: Deps,
   child: JobRecord,

@@ -11,7 +11,7 @@ import type { RunSlots } from '../adapters/run-slots.ts';
 import type { TaskStore } from '../adapters/task-store.ts';
 import type { WorkQueue } from '../adapters/work-queue.ts';
 import type { ApiLimits, JobDefaults } from '../core/api-schemas.ts';
-import type { JobRecord } from '../core/model.ts';
+import type { JobRecord, TaskRecord } from '../core/model.ts';
 import type { PriceTable } from '../core/model-metering.ts';
 import type { JobStatus } from '../core/task-states.ts';
 
@@ -106,7 +106,13 @@ export interface Deps {
 }
 
 export type AggregateOutcome = 'aggregated' | 'already_final' | 'not_ready' | 'missing';
-export type InlineAggregator = (deps: Deps, jobId: string, job: JobRecord) => Promise<AggregateOutcome>;
+/** `early`: the job's tasks, read beside the write that completed it (checked before use). */
+export type InlineAggregator = (
+  deps: Deps,
+  jobId: string,
+  job: JobRecord,
+  early?: Promise<TaskRecord[]>,
+) => Promise<AggregateOutcome>;
 
 export interface DispatchDeps extends Deps {
   launcher: Launcher;

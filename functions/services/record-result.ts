@@ -47,6 +47,8 @@ export async function recordWorkerResult(
   resultHash: string,
   /** The stored files' listing, when the caller started it early (beside its other writes). */
   listing?: Promise<StoredFiles>,
+  /** The task's job as the caller read it with the task (only to tell whether this may be its last task). */
+  job?: JobRecord,
 ): Promise<{ outcome: RecordOutcome; task: TaskRecord }> {
   const now = deps.now().toISOString();
   const ended = task.attempts.find((a) => a.attempt === outcome.attempt);
@@ -128,8 +130,13 @@ export async function recordWorkerResult(
     durationMs: verdict.durationMs,
     ...(verdict.error ? { error: verdict.error.slice(0, 300) } : {}),
   });
+  // The last task of a small job is followed by its aggregation, which reads every task: when the
+  // job read with the task says this is likely the last, that read runs beside the close.
+  const early = job && mayComplete(deps, job, written) ? deps.tasks.listTasks(task.jobId) : undefined;
+  early?.catch(() => {});
   const closed = await closeAttempt(deps, task, written, verdict.costUsd, true, now);
-  await Promise.all([closed.rest, followUp(deps, written, now, closed.counted)]);
+  const counted = closed.counted && { ...closed.counted, early };
+  await followUpThenRelease(deps, written, now, counted, closed.releaseGlobal);
   return { outcome: 'recorded', task: written };
 }
 
@@ -225,6 +232,19 @@ async function admitSource(
 interface Counted {
   job: JobRecord;
   firstTime: boolean;
+  /** The job's tasks, read beside that write; the aggregation reads them again unless all are final. */
+  early?: Promise<TaskRecord[]> | undefined;
+}
+
+/** `task` just ended and is likely the last of a job aggregated inline (the job as read before). */
+function mayComplete(deps: Deps, job: JobRecord, task: TaskRecord): boolean {
+  return (
+    countsAsFinished(task) &&
+    job.status === 'running' &&
+    !job.source?.baseCommit &&
+    aggregatesInline(deps, job) &&
+    job.finishedTasks.filter((n) => n !== task.taskNo).length + 1 >= job.totalTasks
+  );
 }
 
 /**
@@ -233,8 +253,8 @@ interface Counted {
  * (the gateway's meter settled a metered one already). A root job's own
  * attempt does both, and joins the finished set when final, in one write on
  * the job item; otherwise, or when that write's condition fails, the parts
- * are done one by one (and followUp counts the task). `rest` is the write on
- * the deployment's counter, which nothing that follows waits for.
+ * are done one by one (and followUp counts the task). `releaseGlobal` gives
+ * the deployment's slot back; the caller calls it after the follow-up.
  */
 async function closeAttempt(
   deps: Deps,
@@ -243,7 +263,7 @@ async function closeAttempt(
   costUsd: number,
   slotsHeld: boolean,
   now: string,
-): Promise<{ counted?: Counted | undefined; rest: Promise<void> }> {
+): Promise<{ counted?: Counted | undefined; releaseGlobal?: (() => Promise<void>) | undefined }> {
   const metered = await settleMeteredAttempt(deps, task);
   const reserved = !metered && task.budgetAttempt === task.attempt ? (task.budgetUsd ?? 0) : 0;
   const actual = metered ? 0 : costUsd;
@@ -252,13 +272,34 @@ async function closeAttempt(
   if (task.jobId === task.rootJobId && (slotsHeld || spend || finished !== undefined)) {
     const job = await deps.jobs.closeAttemptOnJob(task.jobId, now, { release: slotsHeld, spend, finished });
     if (job) {
-      const rest = slotsHeld ? deps.slots.releaseGlobal() : Promise.resolve();
-      return { counted: finished !== undefined ? { job, firstTime: true } : undefined, rest };
+      return {
+        counted: finished !== undefined ? { job, firstTime: true } : undefined,
+        releaseGlobal: slotsHeld ? () => deps.slots.releaseGlobal() : undefined,
+      };
     }
   }
   if (slotsHeld) await deps.slots.release(task.jobId);
   if (spend) await deps.budget.settleSpend(task.rootJobId, reserved, actual);
-  return { rest: Promise.resolve() };
+  return {};
+}
+
+/**
+ * What follows the close, then the deployment's slot back. The slot goes
+ * last (a few ms later, even when the follow-up fails): written beside the
+ * follow-up, it queued in the same store ahead of the last task's reports.
+ */
+async function followUpThenRelease(
+  deps: Deps,
+  task: TaskRecord,
+  now: string,
+  counted: Counted | undefined,
+  releaseGlobal: (() => Promise<void>) | undefined,
+): Promise<void> {
+  try {
+    await followUp(deps, task, now, counted);
+  } finally {
+    await releaseGlobal?.();
+  }
 }
 
 /** A work task that ended for good (not cancelled) counts toward its job's finished set. */
@@ -335,7 +376,7 @@ export async function recordLostWorker(
   const now = deps.now().toISOString();
   const closed = await closeAttempt(deps, task, ended, 0, slotsHeld, now);
   deps.log.warn('worker stopped without a result', { ...scope, reason, next: ended.state });
-  await Promise.all([closed.rest, followUp(deps, ended, now, closed.counted)]);
+  await followUpThenRelease(deps, ended, now, closed.counted, closed.releaseGlobal);
   return ended;
 }
 
@@ -462,7 +503,7 @@ async function countFinishedWork(
   const complete = job.totalTasks > 0 && job.finishedTasks.length >= job.totalTasks;
   // On a replay we cannot know whether the first call sent it; every next step is idempotent.
   if (complete && (firstTime || job.status === 'running'))
-    await nextStepOrAggregate(deps, job.jobId, now, job);
+    await nextStepOrAggregate(deps, job.jobId, now, job, counted?.early);
 }
 
 /**
@@ -475,10 +516,11 @@ export async function nextStepOrAggregate(
   jobId: string,
   now: string,
   known?: JobRecord,
+  early?: Promise<TaskRecord[]>,
 ): Promise<void> {
   const job = known ?? (await deps.jobs.getJob(jobId));
   if (!job?.source?.baseCommit) {
-    await aggregate(deps, jobId, job);
+    await aggregate(deps, jobId, job, early);
     return;
   }
   const tasks = await deps.tasks.listTasks(jobId);
@@ -518,18 +560,31 @@ export const INLINE_AGGREGATE_MAX_TASKS = 20;
  * retries. A crash in between leaves the task in the sweep's index (it leaves
  * only after this), so the sweep redoes the follow-up and queues it.
  */
-async function aggregate(deps: Deps, jobId: string, job: JobRecord | undefined): Promise<void> {
-  const small =
-    job !== undefined && job.depth === 0 && !job.hasChildren && job.totalTasks <= INLINE_AGGREGATE_MAX_TASKS;
-  if (deps.aggregateInline && small) {
+async function aggregate(
+  deps: Deps,
+  jobId: string,
+  job: JobRecord | undefined,
+  early?: Promise<TaskRecord[]>,
+): Promise<void> {
+  if (deps.aggregateInline && job && aggregatesInline(deps, job)) {
     try {
-      const outcome = await deps.aggregateInline(deps, jobId, job);
+      const outcome = await deps.aggregateInline(deps, jobId, job, early);
       if (outcome === 'aggregated' || outcome === 'already_final') return;
     } catch (err) {
       deps.log.warn('inline aggregation failed; queued instead', { jobId, error: (err as Error).message });
     }
   }
   await deps.queue.send({ type: 'aggregate', jobId });
+}
+
+/** Whether this process writes `job`'s reports in the request that finishes it. */
+function aggregatesInline(deps: Deps, job: JobRecord): boolean {
+  return (
+    deps.aggregateInline !== undefined &&
+    job.depth === 0 &&
+    !job.hasChildren &&
+    job.totalTasks <= INLINE_AGGREGATE_MAX_TASKS
+  );
 }
 
 /** The repository is fetched: the planner or work tasks that waited for it are queued (safe to repeat). */

@@ -26,8 +26,8 @@ export const uploads = workerRoute(
 );
 
 export const result = workerRoute(
-  { body: (deps) => workerResultSchema(deps.settings.limits), what: 'result' },
-  async (_event, { deps, task, attempt, body }) => {
+  { body: (deps) => workerResultSchema(deps.settings.limits), what: 'result', withJob: true },
+  async (_event, { deps, task, job, attempt, body }) => {
     const outcome = toWorkerOutcome(body);
     if (body.git !== undefined) {
       const git = parseGitResult(task.kind, body.git, deps.settings.limits);
@@ -39,7 +39,7 @@ export const result = workerRoute(
     listing?.catch(() => {});
     if (body.events) await recordLastEvents(deps, task, attempt, body.events);
     // The body as the schema reads it, key order aside: only this exact result may be replayed.
-    const recorded = await recordWorkerResult(deps, task, outcome, canonicalHash(body), listing);
+    const recorded = await recordWorkerResult(deps, task, outcome, canonicalHash(body), listing, job);
     return json(200, {
       outcome: recorded.outcome,
       state: recorded.task.state,
