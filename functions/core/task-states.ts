@@ -38,7 +38,7 @@ const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   waiting_on_child: ['recursive_success', 'failed', 'cancelled'],
   succeeded: [],
   recursive_success: [],
-  // Only a retry leaves these, and it must increment the attempt (see retryTask).
+  // Only a retry leaves these, and it must increment the attempt (see nextAfterFailure).
   failed: ['queued'],
   timed_out: ['queued'],
   cancelled: [],
