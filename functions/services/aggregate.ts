@@ -111,7 +111,6 @@ export async function aggregateJob(
   return 'aggregated';
 }
 
-/** The hand-off parent waiting for this child ends with it, and is counted in its own job. */
 /**
  * The tasks read beside the write that completed the job, when they show every
  * work task final: a final task does not change state again, so they are what
@@ -125,6 +124,7 @@ async function finalTasksOr(deps: Deps, job: JobRecord, early: Promise<TaskRecor
   return deps.tasks.listTasks(job.jobId);
 }
 
+/** The hand-off parent waiting for this child ends with it, and is counted in its own job. */
 async function completeParent(
   deps: Deps,
   child: JobRecord,

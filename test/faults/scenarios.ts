@@ -11,7 +11,6 @@
  * concurrent, so a seed fixes the sequence of fault decisions, not their exact
  * assignment to calls; it reproduces the mix and rates of a run.
  */
-
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
 import { isTerminalJobStatus } from '../../functions/core/task-states.ts';
 import type { SpawnedProcess } from '../../functions/local/process-spawner.ts';
