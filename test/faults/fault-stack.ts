@@ -77,6 +77,13 @@ async function stopEmulators(r: Running): Promise<void> {
   ]);
 }
 
+export interface QueueCounts {
+  visible: number;
+  inFlight: number;
+  delayed: number;
+  visibilityTimeoutSec: number;
+}
+
 export interface FaultStack extends LocalStack {
   config: OrchestratorConfig;
   apiKey: string;
@@ -91,6 +98,8 @@ export interface FaultStack extends LocalStack {
   submit(body: unknown, idempotencyKey: string): Promise<string>;
   invocations(): Promise<DoubleInvocation[]>;
   queueDepth(url: string): Promise<number>;
+  /** A queue's messages by where they are, and how long a received message stays in flight. */
+  queueCounts(url: string): Promise<QueueCounts>;
   /**
    * Puts a proxy between the workers and the API that answers 503 for a share of requests
    * (before the API sees them) or drops the API's answer for a 502 (after it acted); `onFault`
@@ -195,7 +204,7 @@ export async function startFaultStack(
       .map((l) => JSON.parse(l) as DoubleInvocation);
   };
 
-  const queueDepth = async (url: string): Promise<number> => {
+  const queueCounts = async (url: string): Promise<QueueCounts> => {
     const out = await cleanSqs.send(
       new GetQueueAttributesCommand({
         QueueUrl: url,
@@ -203,15 +212,21 @@ export async function startFaultStack(
           'ApproximateNumberOfMessages',
           'ApproximateNumberOfMessagesNotVisible',
           'ApproximateNumberOfMessagesDelayed',
+          'VisibilityTimeout',
         ],
       }),
     );
     const a = out.Attributes ?? {};
-    return (
-      Number(a.ApproximateNumberOfMessages ?? 0) +
-      Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
-      Number(a.ApproximateNumberOfMessagesDelayed ?? 0)
-    );
+    return {
+      visible: Number(a.ApproximateNumberOfMessages ?? 0),
+      inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0),
+      delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
+      visibilityTimeoutSec: Number(a.VisibilityTimeout ?? 30),
+    };
+  };
+  const queueDepth = async (url: string): Promise<number> => {
+    const c = await queueCounts(url);
+    return c.visible + c.inFlight + c.delayed;
   };
 
   const restartEmulators = async (downMs = 500): Promise<number> => {
@@ -298,6 +313,7 @@ export async function startFaultStack(
     submit,
     invocations,
     queueDepth,
+    queueCounts,
     restartEmulators,
     stop: async () => {
       injector.enabled = false;
