@@ -50,14 +50,18 @@ export class RunSlots {
     return job !== undefined;
   }
 
-  /** Takes a slot of the deployment (at most `globalMax` running); false if it is full. */
-  async acquireGlobal(globalMax: number): Promise<boolean> {
+  /**
+   * Takes `count` slots of the deployment (at most `globalMax` running), all
+   * or none; false if fewer are free.
+   */
+  async acquireGlobal(globalMax: number, count = 1): Promise<boolean> {
+    if (count > globalMax) return false;
     const global = await updateItem(this.ddb, this.tableName, {
       key: RUNNING_COUNTER_KEY,
-      set: ['#r = if_not_exists(#r, :zero) + :one'],
-      conditions: ['attribute_not_exists(#r) OR #r < :max'],
+      set: ['#r = if_not_exists(#r, :zero) + :count'],
+      conditions: ['attribute_not_exists(#r) OR #r <= :limit'],
       names: { '#r': 'runningTasks' },
-      values: { ':zero': 0, ':one': 1, ':max': globalMax },
+      values: { ':zero': 0, ':count': count, ':limit': globalMax - count },
     });
     return global !== undefined;
   }

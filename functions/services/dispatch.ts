@@ -41,7 +41,59 @@ export function slotWaitDelaySec(scope: 'job' | 'deployment', times: number, ran
   return Math.max(1, Math.round(base * (0.75 + 0.5 * random01)));
 }
 
-export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Promise<DispatchOutcome> {
+/** Where a run message gets its slot of the deployment. */
+export interface DeploymentSlots {
+  /** One slot of the deployment, or false when it is full. */
+  take(): Promise<boolean>;
+  /** Gives back the slots taken for the batch and never handed out. */
+  settle(): Promise<void>;
+}
+
+/**
+ * The deployment's slots for `count` run messages of one batch, taken in one
+ * write when there is room for all of them, beside the messages' claims; each
+ * `take()` hands one out. When that write fails (too little room, or an error
+ * past its retries), each message takes its own, as a lone message does. Every
+ * message of the batch that reaches its claim calls `take()` once, so the
+ * batch's slots are all handed out; `settle()` returns any that were not.
+ */
+export function batchDeploymentSlots(deps: DispatchDeps, count: number): DeploymentSlots {
+  const max = deps.settings.worker.maxRunning;
+  let left = 0;
+  const batch =
+    count > 1
+      ? deps.slots.acquireGlobal(max, count).then(
+          (took) => {
+            if (took) left = count;
+          },
+          () => undefined,
+        )
+      : Promise.resolve();
+  return {
+    async take() {
+      await batch;
+      if (left === 0) return deps.slots.acquireGlobal(max);
+      left -= 1;
+      return true;
+    },
+    async settle() {
+      await batch;
+      for (; left > 0; left -= 1) await deps.slots.releaseGlobal();
+    },
+  };
+}
+
+/** A lone message: its own slot, side by side with its claim. */
+const loneSlots = (deps: DispatchDeps): DeploymentSlots => ({
+  take: () => deps.slots.acquireGlobal(deps.settings.worker.maxRunning),
+  settle: async () => {},
+});
+
+export async function dispatchRun(
+  deps: DispatchDeps,
+  message: RunMessage,
+  slots: DeploymentSlots = loneSlots(deps),
+): Promise<DispatchOutcome> {
   const { jobId, taskNo, attempt } = message;
   const scope = { jobId, taskNo, attempt };
   const slotWait = async (slot: 'job' | 'deployment') => {
@@ -67,7 +119,7 @@ export async function dispatchRun(deps: DispatchDeps, message: RunMessage): Prom
   // the deployment is full (hundreds of tasks may wait for it), a try costs the failed take and
   // the claim's release, not the job's slot, the spend and their undo as well.
   const [tookSlot, tookClaim] = await Promise.allSettled([
-    deps.slots.acquireGlobal(deps.settings.worker.maxRunning),
+    slots.take(),
     deps.tasks.claimTask(jobId, taskNo, attempt, sha256Hex(token), now),
   ]);
   if (tookSlot.status === 'rejected' || tookClaim.status === 'rejected') {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Artifacts } from '../../functions/adapters/artifacts.ts';
 import {
@@ -19,11 +20,12 @@ import { STEP_TASK_NO } from '../../functions/core/layout.ts';
 import type { WorkMessage } from '../../functions/core/messages.ts';
 import type { JobRecord, JobSource } from '../../functions/core/model.ts';
 import type { JobStatus } from '../../functions/core/task-states.ts';
+import { createQueueConsumer } from '../../functions/handlers/queue-consumer.ts';
 import { createReconciler, type ReconcilerEvent } from '../../functions/handlers/reconciler.ts';
 import { aggregateJob } from '../../functions/services/aggregate.ts';
 import { handleDeadLetter } from '../../functions/services/dead-letters.ts';
 import type { Deps } from '../../functions/services/deps.ts';
-import { dispatchRun } from '../../functions/services/dispatch.ts';
+import { batchDeploymentSlots, dispatchRun } from '../../functions/services/dispatch.ts';
 import { sweepActiveTasks } from '../../functions/services/reconcile.ts';
 import { followUp } from '../../functions/services/record-result.ts';
 import { workTasks } from '../../functions/services/submit-job.ts';
@@ -342,6 +344,87 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     expect(await deps.tasks.getTask(job.jobId, 1)).toMatchObject({ state: 'queued', attempt: 1 });
     // The redelivery starts it.
     expect(await dispatchRun({ ...deps, launcher }, run)).toBe('launched');
+  });
+
+  /** An SQS event of these messages, as the event source mapping (or the local poller) hands it over. */
+  const sqsEvent = (messages: WorkMessage[]): SQSEvent => ({
+    Records: messages.map((m, i) => ({
+      messageId: `m${i}`,
+      receiptHandle: `r${i}`,
+      body: JSON.stringify(m),
+      attributes: {} as SQSRecord['attributes'],
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: queueUrl,
+      awsRegion: 'local',
+    })),
+  });
+  /** Deps whose deployment-slot takes are counted (one count per write). */
+  function countedSlots() {
+    const takes: number[] = [];
+    const slots = Object.create(deps.slots) as Deps['slots'];
+    slots.acquireGlobal = (max, count = 1) => {
+      takes.push(count);
+      return deps.slots.acquireGlobal(max, count);
+    };
+    return { slots, takes };
+  }
+
+  it("a batch's new run messages take their deployment slots in one write; a duplicate among them gives its slot back", async () => {
+    const job = await newJob(3);
+    const before = await deps.slots.readGlobal();
+    const { slots, takes } = countedSlots();
+    const consume = createQueueConsumer({ ...deps, launcher, slots });
+    const run = { type: 'run', jobId: job.jobId, attempt: 1 } as const;
+    const out = await consume(
+      sqsEvent([
+        { ...run, taskNo: 1 },
+        { ...run, taskNo: 2 },
+        { ...run, taskNo: 3 },
+        { ...run, taskNo: 3 },
+      ]),
+    );
+    expect(out.batchItemFailures).toEqual([]);
+    expect(takes).toEqual([4]);
+    expect(launcher.launched.map((l) => l.taskNo).sort()).toEqual([1, 2, 3]);
+    // Three workers hold three slots; the duplicate's went back.
+    expect(await deps.slots.readGlobal()).toBe(before + 3);
+    for (let i = 0; i < 3; i++) await deps.slots.releaseGlobal();
+  });
+
+  it('when the deployment has room for fewer than the batch, each message takes its own: the rest wait, and no slot is left taken', async () => {
+    const job = await newJob(3);
+    const max = deps.settings.worker.maxRunning;
+    const held = max - 2 - (await deps.slots.readGlobal());
+    for (let i = 0; i < held; i++) await deps.slots.acquireGlobal(max);
+    try {
+      const { slots, takes } = countedSlots();
+      const { deps: watched, sent } = watchedDeps();
+      const consume = createQueueConsumer({ ...watched, slots });
+      const run = { type: 'run', jobId: job.jobId, attempt: 1 } as const;
+      await consume(sqsEvent([1, 2, 3].map((taskNo) => ({ ...run, taskNo }))));
+      // The batch's write failed (room for 2 of 3), then one take each.
+      expect(takes).toEqual([3, 1, 1, 1]);
+      expect(launcher.launched).toHaveLength(2);
+      expect(sent.map((s) => s.message)).toEqual([
+        expect.objectContaining({ type: 'run', slotWait: { scope: 'deployment', times: 1 } }),
+      ]);
+      expect(await deps.slots.readGlobal()).toBe(max);
+      for (let i = 0; i < 2; i++) await deps.slots.releaseGlobal();
+    } finally {
+      for (let i = 0; i < held; i++) await deps.slots.releaseGlobal();
+    }
+  });
+
+  it('slots taken for a batch and never handed out are given back', async () => {
+    const before = await deps.slots.readGlobal();
+    const slots = batchDeploymentSlots({ ...deps, launcher }, 3);
+    expect(await slots.take()).toBe(true);
+    expect(await deps.slots.readGlobal()).toBe(before + 3);
+    await slots.settle();
+    expect(await deps.slots.readGlobal()).toBe(before + 1);
+    await deps.slots.releaseGlobal();
   });
 
   it('an ECS "task stopped" event for a worker that never reported fails its attempt with why, once', async () => {
