@@ -26,6 +26,9 @@ import {
 import { type FaultStack, startFaultStack } from './fault-stack.ts';
 import { checkInvariants, type InvariantReport } from './invariants.ts';
 
+/** How long, after every job ended, the tasks' follow-ups get to finish before the checks. */
+const SETTLE_MS = 20_000;
+
 const SWEEP: SweepOptions = {
   limit: 500,
   launchGraceMs: 6_000,
@@ -184,9 +187,29 @@ export async function runScenario(
       await scenario.tick?.(ctx).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
     }
+    // A job can be final while a task's follow-up (its count in the finished set, then leaving the
+    // sweep's index) is still under way, or waits for the sweep: an extra aggregate message may
+    // finish a job before its last task's request has counted it. Judge once none waits.
+    const settleBy = Date.now() + SETTLE_MS;
+    let awaiting = await stack.deps.tasks.listActiveTasks(10).catch(() => undefined);
+    while ((awaiting === undefined || awaiting.length > 0) && Date.now() < settleBy) {
+      if (Date.now() - lastSweep > 1_500) {
+        lastSweep = Date.now();
+        await sweepActiveTasks(stack.deps, stack.launcher, SWEEP).catch(() => undefined);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      awaiting = await stack.deps.tasks.listActiveTasks(10).catch(() => undefined);
+    }
     // Judge the final state without injected faults (the checks read through the stack's clients).
     injector.enabled = false;
     const report = await checkInvariants(stack, ctx.roots);
+    const left = await stack.deps.tasks.listActiveTasks(10);
+    if (left.length > 0)
+      report.violations.push(
+        `tasks still awaiting their follow-up ${SETTLE_MS / 1000} s after every job ended: ${left
+          .map((t) => `${t.jobId}/${t.taskNo} (${t.state})`)
+          .join(', ')}`,
+      );
     const row: Row = {
       scenario: scenario.name,
       seed,
