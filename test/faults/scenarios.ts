@@ -12,7 +12,7 @@
  * assignment to calls; it reproduces the mix and rates of a run.
  */
 import { WorkQueue } from '../../functions/adapters/work-queue.ts';
-import { isTerminalJobStatus } from '../../functions/core/task-states.ts';
+import { isTerminalJobStatus, isTerminalTaskState } from '../../functions/core/task-states.ts';
 import type { SpawnedProcess } from '../../functions/local/process-spawner.ts';
 import { type SweepOptions, sweepActiveTasks } from '../../functions/services/reconcile.ts';
 import {
@@ -190,23 +190,26 @@ export async function runScenario(
     // A job can be final while a task's follow-up (its count in the finished set, then leaving the
     // sweep's index) is still under way, or waits for the sweep: an extra aggregate message may
     // finish a job before its last task's request has counted it. Judge once none waits.
+    // (Tasks not final may rightly stay: a child spawned without waiting can outlive its root.)
+    const awaitingFollowUp = () =>
+      stack.deps.tasks.listActiveTasks(500).then((ts) => ts.filter((t) => isTerminalTaskState(t.state)));
     const settleBy = Date.now() + SETTLE_MS;
-    let awaiting = await stack.deps.tasks.listActiveTasks(10).catch(() => undefined);
+    let awaiting = await awaitingFollowUp().catch(() => undefined);
     while ((awaiting === undefined || awaiting.length > 0) && Date.now() < settleBy) {
       if (Date.now() - lastSweep > 1_500) {
         lastSweep = Date.now();
         await sweepActiveTasks(stack.deps, stack.launcher, SWEEP).catch(() => undefined);
       }
       await new Promise((r) => setTimeout(r, 300));
-      awaiting = await stack.deps.tasks.listActiveTasks(10).catch(() => undefined);
+      awaiting = await awaitingFollowUp().catch(() => undefined);
     }
     // Judge the final state without injected faults (the checks read through the stack's clients).
     injector.enabled = false;
     const report = await checkInvariants(stack, ctx.roots);
-    const left = await stack.deps.tasks.listActiveTasks(10);
+    const left = await awaitingFollowUp();
     if (left.length > 0)
       report.violations.push(
-        `tasks still awaiting their follow-up ${SETTLE_MS / 1000} s after every job ended: ${left
+        `final tasks still awaiting their follow-up ${SETTLE_MS / 1000} s after every job ended: ${left
           .map((t) => `${t.jobId}/${t.taskNo} (${t.state})`)
           .join(', ')}`,
       );
