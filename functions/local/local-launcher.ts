@@ -168,8 +168,17 @@ export class LocalLauncher implements Launcher {
       const killer = setTimeout(() => {
         for (const slot of this.running.values()) slot.child?.kill('SIGKILL');
       }, graceMs);
-      await new Promise<void>((resolve) => this.idleResolvers.push(resolve));
+      // A SIGKILL is reported within the helper's stderr drain; past that, stop waiting: closing the
+      // spawner below reports whatever is left closed.
+      let giveUp: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleResolvers.push(resolve)),
+        new Promise<void>((resolve) => {
+          giveUp = setTimeout(resolve, graceMs + SHUTDOWN_AFTER_KILL_MS);
+        }),
+      ]);
       clearTimeout(killer);
+      clearTimeout(giveUp);
     }
     this.spawner.close();
   }
@@ -285,6 +294,9 @@ export class LocalLauncher implements Launcher {
     this.storeRemovals.set(objects, timer);
   }
 }
+
+/** How long shutdown waits, after its SIGKILL, for the workers' ends to be reported. */
+const SHUTDOWN_AFTER_KILL_MS = 5_000;
 
 /** How long a job's object store is kept after its last worker ended. */
 const STORE_IDLE_MS = 10 * 60_000;

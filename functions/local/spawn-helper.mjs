@@ -9,9 +9,19 @@
 // Messages in: {op:'spawn', id, command, args, env, infoFd} and {op:'kill', id, signal}.
 // Messages out: {op:'spawned', id, pid}, {op:'info', id, text} (fd 3), and
 // {op:'close', id, code, signal, stderr} (the last 4,000 characters of stderr).
+//
+// Each worker leads its own process group, and SIGKILL goes to the group: a
+// worker killed at its deadline takes the `claude` and `git` it started with
+// it, where they would otherwise run on, orphaned, beside the attempt's retry.
+// SIGTERM goes to the worker alone, which stops its children itself.
 import { spawn } from 'node:child_process';
 
 const STDERR_KEPT = 4000;
+/**
+ * How long after a worker exited its stderr may stay open. A descendant that
+ * left the group can hold it for ever; the worker's end is reported anyway.
+ */
+const STDERR_DRAIN_MS = 2000;
 const children = new Map();
 
 function send(message) {
@@ -24,6 +34,7 @@ function start(m) {
     child = spawn(m.command, m.args, {
       env: m.env,
       stdio: ['ignore', 'ignore', 'pipe', ...(m.infoFd ? ['pipe'] : [])],
+      detached: true,
     });
   } catch (err) {
     send({ op: 'close', id: m.id, code: null, signal: null, stderr: err.message });
@@ -43,16 +54,38 @@ function start(m) {
   child.on('error', (err) => {
     stderr += `\n${err.message}`;
   });
-  child.on('close', (code, signal) => {
+  let reported = false;
+  const report = (code, signal) => {
+    if (reported) return;
+    reported = true;
     children.delete(m.id);
     send({ op: 'close', id: m.id, code, signal, stderr });
+  };
+  child.on('exit', (code, signal) => {
+    setTimeout(() => report(code, signal), STDERR_DRAIN_MS).unref();
   });
+  child.on('close', report);
   send({ op: 'spawned', id: m.id, pid: child.pid });
+}
+
+function kill(child, signal) {
+  if (signal === 'SIGKILL' && child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, signal);
+      return;
+    } catch {
+      // The group is gone (or was never made): the process alone, if it is still there.
+    }
+  }
+  child.kill(signal);
 }
 
 process.on('message', (m) => {
   if (m.op === 'spawn') start(m);
-  else if (m.op === 'kill') children.get(m.id)?.kill(m.signal);
+  else if (m.op === 'kill') {
+    const child = children.get(m.id);
+    if (child) kill(child, m.signal);
+  }
 });
 
 // The orchestrator is gone: so is this process. Sandboxed workers go with it

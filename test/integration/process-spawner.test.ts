@@ -6,6 +6,7 @@
  * reports with it, and a helper that never keeps the orchestrator alive.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProcessSpawner, type SpawnedProcess } from '../../functions/local/process-spawner.ts';
@@ -16,6 +17,21 @@ function closed(proc: SpawnedProcess) {
   return new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) =>
     proc.once('close', (code, signal, stderr) => resolve({ code, signal, stderr })),
   );
+}
+
+/** The process has ended: no longer there, or a zombie nobody reaped yet. */
+function gone(pid: number): boolean {
+  for (let i = 0; i < 40; i++) {
+    let state: string;
+    try {
+      state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+    } catch {
+      return true;
+    }
+    if (state === 'Z') return true;
+    spawnSync('/bin/sleep', ['0.05']);
+  }
+  return false;
 }
 
 describe('the worker spawner', () => {
@@ -64,6 +80,55 @@ describe('the worker spawner', () => {
     });
     proc.kill('SIGTERM');
     expect(await closed(proc)).toMatchObject({ code: null, signal: 'SIGTERM' });
+  });
+
+  it('takes the processes a worker started with it when it kills the worker with SIGKILL', async () => {
+    // The "worker" starts a long child (as a worker starts claude) and names it on stderr.
+    const proc = make().spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('node:child_process').spawn('/bin/sleep', ['30'], { stdio: 'ignore' });
+         process.stderr.write('child=' + c.pid + '\\n'); setTimeout(() => {}, 60_000);`,
+      ],
+      { PATH: process.env.PATH },
+    );
+    const pid = await new Promise<number>((resolve) => {
+      const poll = setInterval(() => {
+        // The helper keeps stderr until the end; the child's pid is read from /proc instead.
+        if (proc.pid === undefined) return;
+        const kids = spawnSync('pgrep', ['-P', String(proc.pid)], { encoding: 'utf8' }).stdout.trim();
+        if (kids) {
+          clearInterval(poll);
+          resolve(Number(kids.split('\n')[0]));
+        }
+      }, 50);
+    });
+    proc.kill('SIGKILL');
+    const end = await closed(proc);
+    expect(end.signal).toBe('SIGKILL');
+    expect(end.stderr).toContain(`child=${pid}`);
+    expect(gone(pid)).toBe(true);
+  });
+
+  it('reports a worker closed once it exited, even while something it started still holds its stderr', async () => {
+    const t0 = Date.now();
+    // A descendant in a session of its own (out of the worker's group) inherits stderr and outlives it.
+    const proc = make().spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('node:child_process').spawn('/bin/sleep', ['30'], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+         process.stderr.write('held=' + c.pid + '\\n'); c.unref(); process.exit(4);`,
+      ],
+      { PATH: process.env.PATH },
+    );
+    const end = await closed(proc);
+    const held = Number(/held=(\d+)/.exec(end.stderr)?.[1]);
+    if (held > 0) process.kill(held, 'SIGKILL');
+    expect(end.code).toBe(4);
+    expect(held).toBeGreaterThan(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it('reports the process closed when it cannot be started', async () => {

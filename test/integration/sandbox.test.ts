@@ -8,12 +8,16 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../functions/core/config.ts';
+import { formatTaskToken } from '../../functions/core/tokens.ts';
 import { LocalLauncher, workerScratchParent } from '../../functions/local/local-launcher.ts';
 import { checkWorkerContainment, PreflightError } from '../../functions/local/preflight.ts';
+import type { ProcessSpawner } from '../../functions/local/process-spawner.ts';
 import {
   bwrapArgs,
   PACKAGE_ROOT,
@@ -236,6 +240,54 @@ describe("a job's object store", () => {
       await rm(workspaceDir, { recursive: true, force: true });
     }
   });
+});
+
+describe('the local launcher shutting down', () => {
+  it('returns within its grace and a few seconds more, even when no worker end is ever reported', async () => {
+    const workspaceDir = await mkdtemp(join(tmpdir(), 'fleet-shutdown-'));
+    // An API that takes the connection and never answers: the worker waits on it.
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const launcher = new LocalLauncher({
+      apiUrl: `http://127.0.0.1:${port}`,
+      maxConcurrent: 1,
+      claudeCommand: CLAUDE_DOUBLE,
+      workspaceDir,
+    });
+    // The helper that starts workers and reports their ends, frozen: no end will come from it.
+    const helper = (launcher as unknown as { spawner: ProcessSpawner }).spawner;
+    let workerPid: number | undefined;
+    let helperPid: number | undefined;
+    try {
+      const taskToken = formatTaskToken({ jobId: 'j', taskNo: 1, attempt: 1 }, Buffer.alloc(32, 7));
+      await launcher.launch({ jobId: 'j', taskNo: 1, attempt: 1, taskToken, timeoutSec: 60, kind: 'work' });
+      const deadline = Date.now() + 20_000;
+      while (helper.helperPid === undefined || launcher.active === 0) {
+        if (Date.now() > deadline) throw new Error('the worker did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      expect(launcher.active).toBe(1);
+      workerPid = (launcher as unknown as { running: Map<string, { child?: { pid?: number } }> }).running
+        .values()
+        .next().value?.child?.pid;
+      helperPid = helper.helperPid as number;
+      process.kill(helperPid, 'SIGSTOP');
+      const t0 = Date.now();
+      await launcher.shutdown(200);
+      expect(Date.now() - t0).toBeLessThan(8_000);
+      expect(launcher.active).toBe(0);
+    } finally {
+      if (helperPid) process.kill(helperPid, 'SIGCONT');
+      // Its helper gone, the unsandboxed worker outlives it (as in process-spawner.test.ts).
+      if (workerPid) process.kill(workerPid, 'SIGKILL');
+      const closing = new Promise<void>((r) => silent.close(() => r()));
+      silent.closeAllConnections();
+      await closing;
+      await rm(workspaceDir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe('a sandboxed worker stopped', () => {
