@@ -8,6 +8,8 @@
  * worker upload, merge, fetch back), what the git steps add to a job (the
  * same job without a repository is the baseline), and each worker's upload
  * next to the compressed size of the content it changed.
+ * BENCH_REPO_SANDBOX (auto, bwrap or none) sets `orchestrator.sandbox`, to
+ * tell the sandbox's share of the checkout apart.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -32,6 +34,7 @@ const FILES = int(process.env.BENCH_REPO_FILES, 10_000);
 const FILE_BYTES = int(process.env.BENCH_REPO_FILE_BYTES, 10_000);
 const WORKERS = int(process.env.BENCH_REPO_WORKERS, 5);
 const CHANGES = int(process.env.BENCH_REPO_CHANGES, 10);
+const SANDBOX = process.env.BENCH_REPO_SANDBOX ?? 'auto';
 const DIRS = 100;
 
 const path = (i: number) => `src/d${String(i % DIRS).padStart(3, '0')}/file${String(i).padStart(5, '0')}.txt`;
@@ -107,10 +110,12 @@ export async function repoPhase(): Promise<RepoBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-repo-'));
   const root = join(dir, 'repo');
   await mkdir(root);
-  const stack = await startTestStack(`workers: {max_workers: ${WORKERS}}\nlimits: {max_source_mb: 1000}`);
+  const stack = await startTestStack(
+    `workers: {max_workers: ${WORKERS}}\nlimits: {max_source_mb: 1000}\norchestrator: {sandbox: ${SANDBOX}}`,
+  );
   try {
     console.log(
-      `\nRepository phase: ${FILES.toLocaleString('en-US')} files of ${FILE_BYTES.toLocaleString('en-US')} bytes (${Math.round((FILES * FILE_BYTES) / 1e6)} MB), ${WORKERS} workers changing ${CHANGES} files each`,
+      `\nRepository phase: ${FILES.toLocaleString('en-US')} files of ${FILE_BYTES.toLocaleString('en-US')} bytes (${Math.round((FILES * FILE_BYTES) / 1e6)} MB), ${WORKERS} workers changing ${CHANGES} files each, sandbox ${SANDBOX}`,
     );
     await buildRepository(root);
 
