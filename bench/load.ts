@@ -68,6 +68,8 @@ export interface PhaseResult {
   cpuPerTaskS: number;
   violations: string[];
   retries: number;
+  /** Each earlier attempt of a retried task: `<job>/<task> a<n> <state>: <error>`. */
+  retriedBecause: string[];
   submitP50Ms?: number;
   submitP99Ms?: number;
   awsCalls: Record<string, number>;
@@ -110,10 +112,19 @@ async function verify(
   expectedJobs: number,
   expectedTasks: number,
   since: number,
-): Promise<{ violations: string[]; retries: number; claudeRuns: number; leafTasks: number; jobs: number }> {
+): Promise<{
+  violations: string[];
+  retries: number;
+  retriedBecause: string[];
+  claudeRuns: number;
+  leafTasks: number;
+  jobs: number;
+}> {
   const side = sideStores(stack);
   const violations: string[] = [];
   const expected: Expected = { tasks: new Map() };
+  // Why each retried task's earlier attempts ended: a retry is allowed, but the report says why.
+  const retriedBecause: string[] = [];
   let jobs = 0;
   for (const rootId of rootIds) {
     const jobList: JobRecord[] = [
@@ -128,6 +139,10 @@ async function verify(
       tasks.push(...(await side.tasks.listTasks(job.jobId)));
     }
     for (const t of tasks) {
+      for (const a of t.attempts.filter((a) => a.attempt < t.attempt))
+        retriedBecause.push(
+          `${t.jobId}/${t.taskNo} a${a.attempt} ${a.state}: ${(a.error ?? '').slice(0, 160)}`,
+        );
       const leaf = t.childJobId === undefined;
       expected.tasks.set(`${t.jobId}/${t.taskNo}`, { leaf });
       const want = leaf ? 'succeeded' : 'recursive_success';
@@ -186,7 +201,7 @@ async function verify(
     if (!leaf && (w !== 0 || d !== 1)) violations.push(`split task ${k}: ${d} decide runs, ${w} work runs`);
     if (leaf && d > 1) violations.push(`leaf task ${k}: ${d} decide runs`);
   }
-  return { violations, retries, claudeRuns, leafTasks, jobs };
+  return { violations, retries, retriedBecause, claudeRuns, leafTasks, jobs };
 }
 
 async function runPhase(
@@ -246,6 +261,7 @@ async function runPhase(
       cpuPerTaskS: treeCpu / expectedTasks,
       violations: v.violations,
       retries: v.retries,
+      retriedBecause: v.retriedBecause,
       ...(submitMs.length > 1
         ? { submitP50Ms: percentile(submitMs, 50), submitP99Ms: percentile(submitMs, 99) }
         : {}),
@@ -412,6 +428,7 @@ async function main(): Promise<void> {
     console.log(
       `  [${r.phase}] calls per task: ${top.map(([k, n]) => `${k} ${(n / r.tasks).toFixed(1)}`).join(', ')}`,
     );
+    for (const why of r.retriedBecause.slice(0, 10)) console.log(`  retried [${r.phase}] ${why}`);
     for (const v of r.violations.slice(0, 20)) console.log(`  VIOLATION [${r.phase}] ${v}`);
     if (r.violations.length > 20) console.log(`  ... and ${r.violations.length - 20} more`);
   }

@@ -9,8 +9,8 @@
  * From the helper the same start takes about 5 ms, and not on our loop.
  *
  * The helper is started with the launcher and again if it ever exits; a
- * worker whose helper exited is reported closed (its attempt is then lost and
- * retried, as any worker that dies).
+ * worker whose helper exited is killed and reported closed (its attempt is
+ * then lost and retried, as any worker that dies).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -135,7 +135,22 @@ export class ProcessSpawner {
     proc.emit('close', code, signal, stderr);
   }
 
+  /**
+   * Reports every live worker closed, and makes it so: each leads its own
+   * process group (spawn-helper.mjs), killed whole here. Without that an
+   * unsandboxed worker outlives its helper and its claude runs on beside the
+   * retry its report starts (a sandboxed one dies with the helper anyway).
+   */
   private closeAll(why: string): void {
-    for (const proc of [...this.live.values()]) this.finish(proc, null, 'SIGKILL', why);
+    for (const proc of [...this.live.values()]) {
+      if (proc.pid !== undefined) {
+        try {
+          process.kill(-proc.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      this.finish(proc, null, 'SIGKILL', why);
+    }
   }
 }

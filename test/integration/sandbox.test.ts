@@ -242,6 +242,21 @@ describe("a job's object store", () => {
   });
 });
 
+/** The process has ended: gone, or a zombie its (frozen) parent has not reaped. */
+async function ended(pid: number): Promise<boolean> {
+  for (let i = 0; i < 40; i++) {
+    let status: string;
+    try {
+      status = await readFile(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      return true;
+    }
+    if (/^State:\s+Z/m.test(status)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
 describe('the local launcher shutting down', () => {
   it('returns within its grace and a few seconds more, even when no worker end is ever reported', async () => {
     const workspaceDir = await mkdtemp(join(tmpdir(), 'fleet-shutdown-'));
@@ -278,10 +293,11 @@ describe('the local launcher shutting down', () => {
       await launcher.shutdown(200);
       expect(Date.now() - t0).toBeLessThan(8_000);
       expect(launcher.active).toBe(0);
+      // Reported closed, and killed with its group: nothing runs on for a retry to meet.
+      expect(await ended(workerPid as number)).toBe(true);
     } finally {
       if (helperPid) process.kill(helperPid, 'SIGCONT');
-      // Its helper gone, the unsandboxed worker outlives it (as in process-spawner.test.ts).
-      if (workerPid) process.kill(workerPid, 'SIGKILL');
+
       const closing = new Promise<void>((r) => silent.close(() => r()));
       silent.closeAllConnections();
       await closing;
