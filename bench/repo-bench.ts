@@ -17,6 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { deflateSync } from 'node:zlib';
+import { nodeHttpTransport } from '../functions/client/node-transport.ts';
+import { OrchestratorClient } from '../functions/client/orchestrator-client.ts';
 import {
   mergeBundleKey,
   STEP_TASK_NO,
@@ -131,7 +133,9 @@ export async function repoPhase(): Promise<RepoBenchResult> {
     const bundleBytes = (await stat(snapshot.bundleFile)).size;
     t = performance.now();
     const body = await readFile(snapshot.bundleFile);
-    const bundleId = await stack.client.uploadSource(body);
+    // Through node:http, as `orchestrator run` uploads it.
+    const uploader = new OrchestratorClient(stack.apiUrl, stack.apiKey, { transport: nodeHttpTransport });
+    const bundleId = await uploader.uploadSource(body);
     const uploadMs = performance.now() - t;
 
     const repoJob = await runJob(stack, {

@@ -10,6 +10,7 @@ import { join, relative, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { spawnChild } from '../../container/spawn.ts';
 import { EMULATOR_SECRET_ENV } from '../adapters/aws-client-config.ts';
+import { nodeHttpTransport } from '../client/node-transport.ts';
 import { OrchestratorApiError, OrchestratorClient } from '../client/orchestrator-client.ts';
 import { type SubmitBody, submitBodySchema } from '../core/api-schemas.ts';
 import { ConfigError, type OrchestratorConfig, parseConfig } from '../core/config.ts';
@@ -198,7 +199,9 @@ async function runCommand(request: string, options: RunOptions): Promise<number>
   process.on('SIGTERM', onSignal);
   try {
     const key = await stack.createApiKey('local', 'run');
-    const api = new OrchestratorClient(stack.apiUrl, key);
+    // node:http, as the workers: `fetch` copies a buffer body twice before sending it, and the
+    // repository bundle can be large (77 MB: 1.2 s to upload through fetch, 0.65 s this way).
+    const api = new OrchestratorClient(stack.apiUrl, key, { transport: nodeHttpTransport });
     const source = snapshot
       ? { bundle_id: await api.uploadSource(await readFile(snapshot.bundleFile)) }
       : undefined;
