@@ -77,9 +77,22 @@ export class RunSlots {
     await this.giveBack(jobKey(jobId));
   }
 
-  /** Gives the deployment's slot back (never below zero). */
-  async releaseGlobal(): Promise<void> {
-    await this.giveBack(RUNNING_COUNTER_KEY);
+  /**
+   * Gives `count` of the deployment's slots back (never below zero): in one
+   * write when the counter holds them all, else one by one down to zero.
+   */
+  async releaseGlobal(count = 1): Promise<void> {
+    if (count > 1) {
+      const out = await updateItem(this.ddb, this.tableName, {
+        key: RUNNING_COUNTER_KEY,
+        set: ['#r = #r - :count'],
+        conditions: ['#r >= :count'],
+        names: { '#r': 'runningTasks' },
+        values: { ':count': count },
+      });
+      if (out) return;
+    }
+    for (let i = 0; i < count; i++) await this.giveBack(RUNNING_COUNTER_KEY);
   }
 
   /** Sets a job's counter to what is really running, if it still holds the value the caller saw. */

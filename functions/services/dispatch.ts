@@ -78,7 +78,9 @@ export function batchDeploymentSlots(deps: DispatchDeps, count: number): Deploym
     },
     async settle() {
       await batch;
-      for (; left > 0; left -= 1) await deps.slots.releaseGlobal();
+      const unused = left;
+      left = 0;
+      if (unused > 0) await deps.slots.releaseGlobal(unused);
     },
   };
 }

@@ -427,6 +427,18 @@ describe('reconciler, sweep and launch refusals (against the emulators)', () => 
     await deps.slots.releaseGlobal();
   });
 
+  it('gives several deployment slots back at once, and never below zero', async () => {
+    const before = await deps.slots.readGlobal();
+    expect(await deps.slots.acquireGlobal(before + 10, 4)).toBe(true);
+    await deps.slots.releaseGlobal(3);
+    expect(await deps.slots.readGlobal()).toBe(before + 1);
+    // More than the counter holds (a repair lowered it meanwhile): down to zero, not below.
+    await deps.slots.repairGlobal(before + 1, 1);
+    await deps.slots.releaseGlobal(3);
+    expect(await deps.slots.readGlobal()).toBe(0);
+    if (before > 0) await deps.slots.repairGlobal(0, before);
+  });
+
   it('an ECS "task stopped" event for a worker that never reported fails its attempt with why, once', async () => {
     const job = await newJob(1);
     const handle = await launchAndRun(job.jobId, 1);
